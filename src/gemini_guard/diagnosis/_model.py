@@ -1,0 +1,67 @@
+"""The values every policy decides from: `Category`, `QuotaViolation`, `Diagnosis`."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Category", "Diagnosis", "QuotaViolation"]
+
+
+class Category(enum.StrEnum):
+    """What kind of failure this is, by its real cause (not just its HTTP status)."""
+
+    BAD_REQUEST = "bad_request"
+    REQUEST_TOO_LARGE = "request_too_large"
+    INVALID_API_KEY = "invalid_api_key"
+    PRECONDITION = "precondition"
+    PERMISSION_DENIED = "permission_denied"
+    NOT_FOUND = "not_found"
+    PAYMENT_REQUIRED = "payment_required"
+    RATE_LIMITED = "rate_limited"
+    DAILY_QUOTA_EXHAUSTED = "daily_quota_exhausted"
+    NO_QUOTA = "no_quota"
+    SERVER_ERROR = "server_error"
+    OVERLOADED = "overloaded"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    BAD_GATEWAY = "bad_gateway"
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaViolation:
+    """One quota the server says was exceeded (from `google.rpc.QuotaFailure` or the message)."""
+
+    scope: Literal["minute", "day"]
+    unit: Literal["requests", "tokens"]
+    tier: Literal["free", "paid"]
+    limit: int | None
+    model: str | None
+    quota_id: str | None
+    metric: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """A failure, understood: what it is, whether to retry, when, and how to fix it."""
+
+    http_status: int | None
+    grpc_status: str | None
+    reason: str | None
+    message: str
+    category: Category
+    retryable: bool
+    retry_after: float | None = None
+    quota: QuotaViolation | None = None
+
+    def explain(self, lang: Literal["en", "zh"] | str = "en", *, now: float | None = None) -> str:
+        """The cause and the fix for this very case, in English ("en") or Chinese ("zh").
+
+        `now` (wall epoch seconds) dates the per-day reset; the system clock by default.
+        """
+        from gemini_guard.diagnosis._explain import explain
+
+        return explain(self, lang, now=now)

@@ -1,0 +1,146 @@
+"""Errors of gemini-guard: one hierarchy, each error carrying what a caller needs.
+
+    GuardError                      base of everything gemini-guard raises
+    ├── ConfigError                 bad configuration, raised before anything is sent
+    ├── ScenarioError               a malformed emulator scenario (names field and line)
+    ├── StoreError                  a state store (SQLite, Redis) failed
+    └── CallFailed                  a guarded call failed; carries .diagnosis and .attempts
+        ├── RequestRejected         the request is wrong; it was not sent (or not retried)
+        ├── AttemptsExhausted       retries used up on the last model of the chain
+        ├── FallbackExhausted       every model of the chain failed
+        ├── CircuitOpen             every usable model's breaker is open
+        ├── DailyQuotaExhausted     the per-day quota is spent; .reset_at says when it returns
+        ├── QuotaWait               waiting for quota would exceed the allowed wait
+        └── StreamInterrupted       a stream broke after its first chunk; .partial_text
+
+Every `CallFailed` has `.diagnosis` (the final `Diagnosis`) and `.attempts`
+(one `Attempt` per request sent or skipped). Messages never contain an API key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gemini_guard.diagnosis import Category, Diagnosis
+
+__all__ = [
+    "Attempt",
+    "AttemptsExhausted",
+    "CallFailed",
+    "CircuitOpen",
+    "ConfigError",
+    "DailyQuotaExhausted",
+    "FallbackExhausted",
+    "GuardError",
+    "QuotaWait",
+    "RequestRejected",
+    "ScenarioError",
+    "StoreError",
+    "StreamInterrupted",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try of a guarded call: which model, how it ended, and the wait before it."""
+
+    model: str
+    category: Category | None  # None when the attempt succeeded
+    waited: float = 0.0  # seconds slept before this attempt (backoff, server delay, quota)
+    http_status: int | None = None
+    project: str | None = None
+    sent: bool = True  # False: the model was skipped (breaker open, quota parked)
+
+
+class GuardError(Exception):
+    """Base class of every error gemini-guard raises."""
+
+
+class ConfigError(GuardError, ValueError):
+    """Configuration is invalid; the message names the field, the value and what is allowed."""
+
+
+class ScenarioError(GuardError, ValueError):
+    """An emulator scenario file is malformed; the message names the field and line."""
+
+
+class StoreError(GuardError):
+    """A state store (SQLite, Redis) failed; the driver's error is the __cause__."""
+
+
+class CallFailed(GuardError):
+    """A guarded call failed after everything the policies allowed was tried."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        diagnosis: Diagnosis,
+        attempts: tuple[Attempt, ...] | list[Attempt] = (),
+    ) -> None:
+        super().__init__(message)
+        self.diagnosis = diagnosis
+        self.attempts: tuple[Attempt, ...] = tuple(attempts)
+
+
+class RequestRejected(CallFailed):
+    """The request itself is wrong (bad argument, key, permission...): fix it, don't retry."""
+
+
+class AttemptsExhausted(CallFailed):
+    """The retry policy gave up on the last usable model."""
+
+
+class FallbackExhausted(CallFailed):
+    """Every model of the fallback chain was tried and failed."""
+
+
+class CircuitOpen(CallFailed):
+    """Every usable model's circuit breaker is open; no request was sent."""
+
+
+class DailyQuotaExhausted(CallFailed):
+    """The per-day quota is spent; nothing will pass before `reset_at` (epoch seconds)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        diagnosis: Diagnosis,
+        attempts: tuple[Attempt, ...] | list[Attempt] = (),
+        reset_at: float,
+    ) -> None:
+        super().__init__(message, diagnosis=diagnosis, attempts=attempts)
+        self.reset_at = reset_at
+
+
+class QuotaWait(CallFailed):
+    """Waiting for quota would take longer than allowed (`wait` seconds were needed)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        diagnosis: Diagnosis,
+        attempts: tuple[Attempt, ...] | list[Attempt] = (),
+        wait: float,
+    ) -> None:
+        super().__init__(message, diagnosis=diagnosis, attempts=attempts)
+        self.wait = wait
+
+
+class StreamInterrupted(CallFailed):
+    """A stream failed after its first chunk; `partial_text` is what arrived before."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        diagnosis: Diagnosis,
+        attempts: tuple[Attempt, ...] | list[Attempt] = (),
+        partial_text: str,
+    ) -> None:
+        super().__init__(message, diagnosis=diagnosis, attempts=attempts)
+        self.partial_text = partial_text
