@@ -54,7 +54,7 @@ def test(args: list[str]) -> None:
     sources = [p for p in ("src", "tests", "bench", "dev.py") if (ROOT / p).exists()]
     _run(_exe("ruff"), "check", *sources)
     _run(_exe("ruff"), "format", "--check", *sources)
-    _run(_exe("mypy"))
+    _run(_exe("mypy"), *sources)
     _run(_exe("pytest"), *args)
 
 
