@@ -14,7 +14,9 @@ from gemini_guard import __version__
 
 # name -> module that defines it (each module registers its command on `main`).
 _SUBCOMMANDS = {
+    "demo": "gemini_guard.cli.demo",
     "diagnose": "gemini_guard.cli.diagnose",
+    "emulate": "gemini_guard.cli.emulate",
 }
 
 

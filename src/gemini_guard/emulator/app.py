@@ -1,0 +1,1016 @@
+"""`Emulator`: the fake Gemini API as a Starlette ASGI app.
+
+The REST surface the official SDKs use, under /v1, /v1beta and /v1alpha:
+`models/{m}:generateContent`, `:streamGenerateContent` (SSE), `:countTokens`,
+`:batchGenerateContent`, `batches[/{id}[:cancel]]`, `cachedContents[/{id}]`,
+`models[/{m}]`, plus `GET /_emulator/stats` and `GET /_emulator/scenario`.
+
+A request goes through the same gates as on the real service, in this order: key
+(missing, invalid, leaked, region-blocked, out of credit), model, body (JSON, field
+names, ranges), input size, quota (RPM, input TPM, RPD), then the scenario's faults
+and latency, then the deterministic answer. All time comes from the injected clock;
+all randomness from one `random.Random` seeded by the scenario.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import itertools
+import json
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from gemini_guard.clock import Clock, SystemClock
+from gemini_guard.emulator import error_bodies
+from gemini_guard.emulator.batches import BatchStore
+from gemini_guard.emulator.caches import (
+    DEFAULT_TTL,
+    CacheStore,
+    min_cache_tokens,
+    parse_duration,
+    parse_rfc3339,
+)
+from gemini_guard.emulator.error_bodies import ErrorReply
+from gemini_guard.emulator.faults import pick_fault, sample_latency
+from gemini_guard.emulator.generate import (
+    Generation,
+    generate,
+    request_tokens,
+    response_json,
+    split_for_stream,
+)
+from gemini_guard.emulator.quota import QuotaLedger, Violation
+from gemini_guard.emulator.request_body import (
+    camel,
+    field,
+    normalize_count_tokens_request,
+    normalize_generate_request,
+)
+from gemini_guard.emulator.scenario import Fault, Scenario, load_scenario
+from gemini_guard.emulator.stats import RequestRecord, Stats
+from gemini_guard.tiers import Limits, load_models
+
+__all__ = ["API_VERSIONS", "DroppedConnection", "Emulator"]
+
+API_VERSIONS = ("v1", "v1beta", "v1alpha")
+_NO_PROJECT = "-"
+_NO_MODEL = "-"
+
+
+class DroppedConnection(ConnectionResetError):
+    """Raised in-process (no socket to close) where the scenario drops the connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    project: str
+    tier: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    name: str
+    input_token_limit: int
+    output_token_limit: int
+
+
+class _Reject(Exception):
+    """Internal: stop handling a request and answer with `reply`."""
+
+    def __init__(self, reply: ErrorReply) -> None:
+        self.reply = reply
+
+
+def _reply(reply: ErrorReply) -> Response:
+    if isinstance(reply.body, str):
+        return Response(
+            reply.body,
+            status_code=reply.status,
+            media_type=reply.content_type,
+            headers=reply.headers,
+        )
+    return Response(
+        json.dumps(reply.body, indent=2),
+        status_code=reply.status,
+        media_type=reply.content_type,
+        headers=reply.headers,
+    )
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return JSONResponse(body, status_code=status)
+
+
+class Emulator:
+    """A local Gemini API with real quotas, real error bodies and scripted faults.
+
+    `scenario` is a built-in name ("free-tier", "healthy", "overload", ...), a path to
+    a TOML file, a dict or a `Scenario`. `clock` drives quotas, faults' time windows,
+    latency and batches (the system clock by default; a `FakeClock` in tests, a
+    `ScaledClock` to rehearse a day in minutes). `log_path` appends one JSON line per
+    request. Use `app` in-process (e.g. with `httpx.ASGITransport`) or `serve()` it.
+    """
+
+    def __init__(
+        self,
+        scenario: str | Path | Scenario | Mapping[str, Any] = "free-tier",
+        *,
+        clock: Clock | None = None,
+        log_path: str | Path | None = None,
+    ) -> None:
+        self.scenario = load_scenario(scenario)
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self._start = self.clock.monotonic()
+        self._rng = random.Random(self.scenario.seed)
+        self._ids = itertools.count(1)
+        self._ledger = QuotaLedger()
+        self._stats = Stats(log_path=log_path)
+        self._caches = CacheStore(seed=self.scenario.seed)
+        self._batches = BatchStore(seed=self.scenario.seed)
+        self._models = self._catalog()
+        # Filled by `serve()`'s protocol: client address -> its socket transport, so a
+        # "drop" fault can close the very connection a request came on.
+        self.connections: dict[Any, asyncio.Transport] = {}
+        self.app = Starlette(routes=self._routes())
+
+    # -- public helpers ----------------------------------------------------------
+
+    def elapsed(self) -> float:
+        """Emulated seconds since this emulator started (the scenario's time axis)."""
+        return self.clock.monotonic() - self._start
+
+    def stats(self) -> dict[str, Any]:
+        """Per project and model: requests, admitted, rejected by reason, tokens."""
+        snap = self._stats.snapshot()
+        snap["scenario"] = self.scenario.name
+        snap["elapsed"] = round(self.elapsed(), 6)
+        return snap
+
+    def close(self) -> None:
+        """Close the request log (if any)."""
+        self._stats.close()
+
+    def limits(self, model: str, tier: str) -> Limits | None:
+        """The limits in force now for `model` on `tier`; None when unlimited."""
+        if not self.scenario.quotas:
+            return None
+        values: dict[str, int | None] = {"rpm": None, "tpm": None, "rpd": None}
+        shipped = load_models().get(model)
+        if shipped is not None and tier in shipped.tiers:
+            base = shipped.tiers[tier]
+            values = {"rpm": base.rpm, "tpm": base.tpm, "rpd": base.rpd}
+        override = self.scenario.limits.get(model, {}).get(tier)  # type: ignore[call-overload]
+        if override is not None:
+            if override.unlimited:
+                return None
+            for name in values:
+                if getattr(override, name) is not None:
+                    values[name] = getattr(override, name)
+        elapsed = self.elapsed()
+        for change in self.scenario.limit_changes:
+            if change.at > elapsed:
+                break
+            if change.model in ("*", model) and change.tier in ("*", tier):
+                for name in values:
+                    if getattr(change, name) is not None:
+                        values[name] = getattr(change, name)
+        if all(v is None for v in values.values()):
+            return None
+        return Limits(rpm=values["rpm"], tpm=values["tpm"], rpd=values["rpd"])
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _catalog(self) -> dict[str, ModelInfo]:
+        models = {
+            name: ModelInfo(name, spec.input_token_limit, spec.output_token_limit)
+            for name, spec in load_models().items()
+        }
+        for name, entry in self.scenario.models.items():
+            models[name] = ModelInfo(name, entry.input_token_limit, entry.output_token_limit)
+        return models
+
+    def _routes(self) -> list[Route]:
+        return [
+            Route("/_emulator/stats", self._stats_endpoint, methods=["GET"]),
+            Route("/_emulator/scenario", self._scenario_endpoint, methods=["GET"]),
+            Route("/{version}/models", self._models_list, methods=["GET"]),
+            Route("/{version}/models/{rest:path}", self._models_dispatch, methods=["GET", "POST"]),
+            Route("/{version}/batches", self._batches_list, methods=["GET"]),
+            Route(
+                "/{version}/batches/{rest:path}",
+                self._batches_dispatch,
+                methods=["GET", "POST", "DELETE"],
+            ),
+            Route("/{version}/cachedContents", self._caches_root, methods=["GET", "POST"]),
+            Route(
+                "/{version}/cachedContents/{rest:path}",
+                self._caches_item,
+                methods=["GET", "PATCH", "DELETE"],
+            ),
+        ]
+
+    def _record(
+        self,
+        account: Account | None,
+        model: str,
+        method: str,
+        status: int,
+        reason: str | None,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cached_tokens: int = 0,
+    ) -> None:
+        self._stats.record(
+            RequestRecord(
+                wall=self.clock.time(),
+                elapsed=self.elapsed(),
+                project=account.project if account else _NO_PROJECT,
+                model=model,
+                method=method,
+                status=status,
+                reason=reason,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cached_tokens=cached_tokens,
+            )
+        )
+
+    def _response_id(self) -> str:
+        digest = hashlib.sha256(
+            f"response:{self.scenario.seed}:{next(self._ids)}".encode()
+        ).digest()
+        return base64.urlsafe_b64encode(digest[:17]).decode().rstrip("=")
+
+    def _authenticate(self, request: Request) -> Account:
+        key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
+        if not key:
+            raise _Reject(error_bodies.missing_key())
+        spec = self.scenario.keys.get(key)
+        if spec is None:
+            if not self.scenario.accept_unknown_keys:
+                raise _Reject(error_bodies.api_key_invalid())
+            # Its own project, named by a fingerprint: the key itself is never recorded.
+            project = "key-" + hashlib.sha256(key.encode()).hexdigest()[:10]
+            return Account(project, self.scenario.default_tier)
+        account = Account(spec.project, spec.tier)
+        if spec.state == "invalid":
+            raise _Reject(error_bodies.api_key_invalid())
+        if spec.state == "leaked":
+            raise _Reject(error_bodies.key_leaked())
+        if spec.state == "region_blocked":
+            raise _Reject(error_bodies.location_unsupported())
+        if spec.state == "credit_depleted":
+            raise _Reject(error_bodies.credit_depleted())
+        return account
+
+    @staticmethod
+    def _version(request: Request) -> str:
+        version = str(request.path_params["version"])
+        if version not in API_VERSIONS:
+            raise _Reject(error_bodies.not_found(f"API version {version} is not supported."))
+        return version
+
+    def _model(self, name: str, *, version: str, method: str) -> ModelInfo:
+        model = self._models.get(name.removeprefix("models/"))
+        if model is None:
+            raise _Reject(
+                error_bodies.model_not_found(
+                    name.removeprefix("models/"), version=version, method=method
+                )
+            )
+        return model
+
+    @staticmethod
+    async def _body(request: Request) -> Any:
+        raw = await request.body()
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            text = raw.decode("utf-8", "replace")
+            pos = getattr(exc, "pos", 0)
+            line_start = text.rfind("\n", 0, pos) + 1
+            line_end = text.find("\n", pos)
+            line = text[line_start : line_end if line_end >= 0 else len(text)]
+            raise _Reject(
+                error_bodies.invalid_json(f"Unexpected token.\n{line}\n{' ' * (pos - line_start)}^")
+            ) from None
+
+    async def _guarded(
+        self,
+        request: Request,
+        method: str,
+        handler: Callable[[Account | None, list[str]], Awaitable[Response]],
+        model_hint: str = _NO_MODEL,
+    ) -> Response:
+        """Run `handler`, turning a `_Reject` into its error reply (and a stats record)."""
+        account: Account | None = None
+        model_box = [model_hint]
+        try:
+            self._version(request)
+            account = self._authenticate(request)
+            return await handler(account, model_box)
+        except _Reject as rejected:
+            reply = rejected.reply
+            self._record(account, model_box[0], method, reply.status, reply.reason)
+            return _reply(reply)
+
+    # -- /_emulator --------------------------------------------------------------
+
+    async def _stats_endpoint(self, request: Request) -> Response:
+        return _json(self.stats())
+
+    async def _scenario_endpoint(self, request: Request) -> Response:
+        data = self.scenario.model_dump(mode="json")
+        # Never echo keys: only which projects and tiers exist.
+        data["keys"] = sorted(
+            {f"{spec.project} ({spec.tier}, {spec.state})" for spec in self.scenario.keys.values()}
+        )
+        data["elapsed"] = round(self.elapsed(), 6)
+        return _json(data)
+
+    # -- models ------------------------------------------------------------------
+
+    def _model_json(self, model: ModelInfo) -> dict[str, Any]:
+        return {
+            "name": f"models/{model.name}",
+            "version": "001",
+            "displayName": model.name.replace("-", " ").title(),
+            "description": f"{model.name}, served by the gemini-guard emulator.",
+            "inputTokenLimit": model.input_token_limit,
+            "outputTokenLimit": model.output_token_limit,
+            "supportedGenerationMethods": [
+                "generateContent",
+                "countTokens",
+                "createCachedContent",
+                "batchGenerateContent",
+            ],
+            "temperature": 1,
+            "topP": 0.95,
+            "topK": 64,
+            "maxTemperature": 2,
+            "thinking": True,
+        }
+
+    async def _models_list(self, request: Request) -> Response:
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            items = [self._model_json(m) for m in self._models.values()]
+            page, token = _page(items, request)
+            body: dict[str, Any] = {"models": page}
+            if token:
+                body["nextPageToken"] = token
+            self._record(account, _NO_MODEL, "models.list", 200, None)
+            return _json(body)
+
+        return await self._guarded(request, "models.list", handle)
+
+    async def _models_dispatch(self, request: Request) -> Response:
+        rest = str(request.path_params["rest"])
+        name, _, action = rest.partition(":")
+        if request.method == "GET" and not action:
+            return await self._models_get(request, name)
+        if request.method == "POST":
+            if action == "generateContent":
+                return await self._generate(request, name, streaming=False)
+            if action == "streamGenerateContent":
+                return await self._generate(request, name, streaming=True)
+            if action == "countTokens":
+                return await self._count_tokens(request, name)
+            if action == "batchGenerateContent":
+                return await self._batch_create(request, name)
+        return _reply(error_bodies.not_found(f"Method not found: models/{rest}"))
+
+    async def _models_get(self, request: Request, name: str) -> Response:
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            version = self._version(request)
+            model_box[0] = name
+            model = self._models.get(name)
+            if model is None:
+                raise _Reject(
+                    error_bodies.not_found(f"models/{name} is not found for API version {version}.")
+                )
+            self._record(account, name, "models.get", 200, None)
+            return _json(self._model_json(model))
+
+        return await self._guarded(request, "models.get", handle, name)
+
+    # -- generateContent / streamGenerateContent ---------------------------------
+
+    def _resolve_cache(
+        self, request_body: dict[str, Any], account: Account, model: str
+    ) -> tuple[Any, int]:
+        """The cache a request names (if any) and its tokens; rejects misuse."""
+        name = request_body.get("cachedContent")
+        if not name:
+            return None, 0
+        cache = self._caches.get(str(name), project=account.project, now=self.clock.time())
+        if cache is None:
+            raise _Reject(error_bodies.cache_not_found())
+        if cache.model != f"models/{model}":
+            raise _Reject(error_bodies.cached_content_model_mismatch(model, cache.model))
+        if any(request_body.get(k) for k in ("systemInstruction", "tools", "toolConfig")):
+            raise _Reject(
+                error_bodies.invalid_argument(
+                    "CachedContent can not be used with GenerateContent request setting"
+                    " system_instruction, tools or tool_config.\n\nProposed fix: move those"
+                    " values to CachedContent from GenerateContent request."
+                )
+            )
+        return cache, cache.tokens
+
+    def _check_quota(self, account: Account, model: str, tokens: int) -> None:
+        limits = self.limits(model, account.tier)
+        if limits is None:
+            return
+        now, wall = self.clock.monotonic(), self.clock.time()
+        violations = self._ledger.check(
+            account.project, model, limits=limits, tokens=tokens, now=now, wall=wall
+        )
+        if violations:
+            raise _Reject(
+                error_bodies.quota_exceeded(
+                    violations,
+                    tier=account.tier,
+                    model=model,
+                    retry_after=_retry_after(violations, wall),
+                )
+            )
+
+    def _admit(self, account: Account, model: str, tokens: int) -> None:
+        if self.limits(model, account.tier) is None:
+            return
+        self._ledger.admit(
+            account.project,
+            model,
+            tokens=tokens,
+            now=self.clock.monotonic(),
+            wall=self.clock.time(),
+        )
+
+    async def _generate(self, request: Request, name: str, *, streaming: bool) -> Response:
+        method = "streamGenerateContent" if streaming else "generateContent"
+
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            assert account is not None
+            version = self._version(request)
+            model = self._model(name, version=version, method=method)
+            model_box[0] = model.name
+            body = await self._body(request)
+            normal = normalize_generate_request(
+                body, output_token_limit=model.output_token_limit, model=model.name
+            )
+            if isinstance(normal, ErrorReply):
+                raise _Reject(normal)
+            cache, cached_tokens = self._resolve_cache(normal, account, model.name)
+            tokens = (
+                request_tokens(
+                    normal["contents"], normal.get("systemInstruction"), normal.get("tools")
+                )
+                + cached_tokens
+            )
+            if tokens > model.input_token_limit:
+                raise _Reject(error_bodies.input_too_long(tokens, model.input_token_limit))
+            self._check_quota(account, model.name, tokens)
+            fault = pick_fault(
+                self.scenario.faults,
+                model=model.name,
+                elapsed=self.elapsed(),
+                streaming=streaming,
+                rng=self._rng,
+            )
+            if fault is not None and fault.kind == "phantom_429":
+                raise _Reject(error_bodies.phantom_429())
+            if fault is None or self.scenario.faults_consume_quota:
+                self._admit(account, model.name, tokens)
+            latency = sample_latency(self.scenario.latency, model=model.name, rng=self._rng)
+            if latency > 0:
+                await self.clock.asleep(latency)
+            if fault is not None and fault.kind not in ("stream_error", "stream_drop"):
+                return await self._fail(fault, account, model.name, method, tokens)
+            generation = generate(
+                model=model.name,
+                contents=normal["contents"],
+                system=normal.get("systemInstruction"),
+                tools=normal.get("tools"),
+                config=normal.get("generationConfig"),
+                cached=cache.contents if cache else (),
+                cached_system=cache.system_instruction if cache else None,
+                cached_tokens=cached_tokens,
+            )
+            response_id = self._response_id()
+            if not streaming:
+                self._record_generation(account, model.name, method, 200, None, generation)
+                return _json(response_json(generation, model=model.name, response_id=response_id))
+            chunks = list(
+                split_for_stream(
+                    generation,
+                    model=model.name,
+                    response_id=response_id,
+                    chunk_tokens=self.scenario.stream_chunk_tokens,
+                )
+            )
+            if request.query_params.get("alt") != "sse":
+                # Without alt=sse the API answers one JSON array of the chunks.
+                self._record_generation(account, model.name, method, 200, None, generation)
+                return _json(chunks)
+            reason = fault.kind if fault is not None else None
+            self._record_generation(account, model.name, method, 200, reason, generation)
+            return _StreamResponse(self, chunks, fault)
+
+        return await self._guarded(request, method, handle, name.removeprefix("models/"))
+
+    def _record_generation(
+        self,
+        account: Account,
+        model: str,
+        method: str,
+        status: int,
+        reason: str | None,
+        generation: Generation,
+    ) -> None:
+        self._record(
+            account,
+            model,
+            method,
+            status,
+            reason,
+            input_tokens=generation.prompt_tokens,
+            output_tokens=generation.output_tokens,
+            cached_tokens=generation.cached_tokens,
+        )
+
+    async def _fail(
+        self, fault: Fault, account: Account, model: str, method: str, tokens: int
+    ) -> Response:
+        if fault.kind == "drop":
+            self._record(account, model, method, 0, "dropped", input_tokens=tokens)
+            return _DropResponse(self)
+        if fault.kind == "deadline":
+            await self.clock.asleep(fault.delay)
+            reply = error_bodies.deadline_exceeded()
+        elif fault.kind == "overloaded":
+            reply = error_bodies.overloaded()
+        elif fault.kind == "internal":
+            reply = error_bodies.internal()
+        else:  # bad_gateway
+            reply = error_bodies.bad_gateway_html()
+        self._record(account, model, method, reply.status, reply.reason, input_tokens=tokens)
+        return _reply(reply)
+
+    async def drop_connection(self, scope: Scope, receive: Receive) -> None:
+        """Close the client's connection without a response (RST), or raise in-process."""
+        transport = self.connections.get(scope.get("client"))
+        if transport is None:
+            raise DroppedConnection("the emulator dropped the connection (scenario fault)")
+        transport.abort()
+        # Wait for the server to notice, so it does not answer on a dead socket.
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    # -- countTokens -------------------------------------------------------------
+
+    async def _count_tokens(self, request: Request, name: str) -> Response:
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            assert account is not None
+            version = self._version(request)
+            model = self._model(name, version=version, method="countTokens")
+            model_box[0] = model.name
+            normal = normalize_count_tokens_request(await self._body(request))
+            if isinstance(normal, ErrorReply):
+                raise _Reject(normal)
+            cached = 0
+            inner = normal.get("generateContentRequest")
+            if inner is not None:
+                inner_normal = normalize_generate_request(
+                    inner, output_token_limit=model.output_token_limit, model=model.name
+                )
+                if isinstance(inner_normal, ErrorReply):
+                    raise _Reject(inner_normal)
+                _, cached = self._resolve_cache(inner_normal, account, model.name)
+                total = (
+                    request_tokens(
+                        inner_normal["contents"],
+                        inner_normal.get("systemInstruction"),
+                        inner_normal.get("tools"),
+                    )
+                    + cached
+                )
+            else:
+                total = request_tokens(normal.get("contents") or [])
+            body: dict[str, Any] = {
+                "totalTokens": total,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}],
+            }
+            if cached:
+                body["cachedContentTokenCount"] = cached
+            self._record(account, model.name, "countTokens", 200, None)
+            return _json(body)
+
+        return await self._guarded(request, "countTokens", handle, name.removeprefix("models/"))
+
+    # -- batches -----------------------------------------------------------------
+
+    async def _batch_create(self, request: Request, name: str) -> Response:
+        method = "batchGenerateContent"
+
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            assert account is not None
+            version = self._version(request)
+            model = self._model(name, version=version, method=method)
+            model_box[0] = model.name
+            body = await self._body(request)
+            batch = (
+                _strict_object(body, {"batch"}, "")["batch"] if "batch" in (body or {}) else None
+            )
+            if not isinstance(batch, Mapping):
+                raise _Reject(
+                    error_bodies.invalid_argument(
+                        "* BatchGenerateContentRequest.batch: batch is required\n"
+                    )
+                )
+            batch = _strict_object(
+                batch, {"displayName", "inputConfig", "model", "priority"}, "batch"
+            )
+            config = _strict_object(
+                batch.get("inputConfig") or {}, {"requests", "fileName"}, "batch.input_config"
+            )
+            if config.get("fileName"):
+                raise _Reject(
+                    error_bodies.invalid_argument(
+                        "The emulator supports inlined requests only (inputConfig.requests);"
+                        " uploaded files are not available offline."
+                    )
+                )
+            holder = _strict_object(
+                config.get("requests") or {}, {"requests"}, "batch.input_config.requests"
+            )
+            items = holder.get("requests") or []
+            if not isinstance(items, list) or not items:
+                raise _Reject(
+                    error_bodies.invalid_argument(
+                        "* BatchGenerateContentRequest.batch.input_config.requests:"
+                        " requests must not be empty\n"
+                    )
+                )
+            results = []
+            in_tokens = out_tokens = 0
+            for index, item in enumerate(items):
+                entry = _strict_object(
+                    item, {"request", "metadata"}, f"batch.input_config.requests.requests[{index}]"
+                )
+                result: dict[str, Any] = {}
+                if entry.get("metadata") is not None:
+                    result["metadata"] = entry["metadata"]
+                inner = dict(entry.get("request") or {})
+                inner.pop("model", None)
+                normal = normalize_generate_request(
+                    inner, output_token_limit=model.output_token_limit, model=model.name
+                )
+                if isinstance(normal, ErrorReply):
+                    assert isinstance(normal.body, dict)
+                    result["error"] = {"code": 3, "message": normal.body["error"]["message"]}
+                else:
+                    generation = generate(
+                        model=model.name,
+                        contents=normal["contents"],
+                        system=normal.get("systemInstruction"),
+                        tools=normal.get("tools"),
+                        config=normal.get("generationConfig"),
+                    )
+                    in_tokens += generation.prompt_tokens
+                    out_tokens += generation.output_tokens
+                    result["response"] = response_json(
+                        generation, model=model.name, response_id=self._response_id()
+                    )
+                results.append(result)
+            job = self._batches.create(
+                project=account.project,
+                model=f"models/{model.name}",
+                display_name=batch.get("displayName"),
+                results=results,
+                wall=self.clock.time(),
+                now=self.clock.monotonic(),
+                pending_seconds=self.scenario.batch.pending_seconds,
+                seconds_per_request=self.scenario.batch.seconds_per_request,
+            )
+            self._record(
+                account,
+                model.name,
+                method,
+                200,
+                None,
+                input_tokens=in_tokens,
+                output_tokens=out_tokens,
+            )
+            return _json(job.to_operation(now=self.clock.monotonic(), version=version))
+
+        return await self._guarded(request, method, handle, name.removeprefix("models/"))
+
+    async def _batches_list(self, request: Request) -> Response:
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            assert account is not None
+            version = self._version(request)
+            now = self.clock.monotonic()
+            items = [
+                job.to_operation(now=now, version=version)
+                for job in self._batches.list(project=account.project)
+            ]
+            page, token = _page(items, request)
+            body: dict[str, Any] = {"operations": page}
+            if token:
+                body["nextPageToken"] = token
+            self._record(account, _NO_MODEL, "batches.list", 200, None)
+            return _json(body)
+
+        return await self._guarded(request, "batches.list", handle)
+
+    async def _batches_dispatch(self, request: Request) -> Response:
+        rest = str(request.path_params["rest"])
+        batch_id, _, action = rest.partition(":")
+        name = f"batches/{batch_id}"
+        method = {"GET": "batches.get", "DELETE": "batches.delete", "POST": "batches.cancel"}[
+            request.method
+        ]
+
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            assert account is not None
+            version = self._version(request)
+            now, wall = self.clock.monotonic(), self.clock.time()
+            if request.method == "POST" and action != "cancel":
+                raise _Reject(error_bodies.not_found(f"Method not found: {rest}"))
+            if request.method != "POST" and action:
+                raise _Reject(error_bodies.not_found(f"Method not found: {rest}"))
+            if request.method == "DELETE":
+                if not self._batches.delete(name, project=account.project):
+                    raise _Reject(error_bodies.not_found())
+                self._record(account, _NO_MODEL, method, 200, None)
+                return _json({})
+            if request.method == "POST":
+                job = self._batches.cancel(name, project=account.project, now=now, wall=wall)
+                if job is None:
+                    raise _Reject(error_bodies.not_found())
+                self._record(account, _NO_MODEL, method, 200, None)
+                return _json({})
+            job = self._batches.get(name, project=account.project)
+            if job is None:
+                raise _Reject(error_bodies.not_found())
+            self._record(account, _NO_MODEL, method, 200, None)
+            return _json(job.to_operation(now=now, version=version))
+
+        return await self._guarded(request, method, handle)
+
+    # -- cachedContents ----------------------------------------------------------
+
+    async def _caches_root(self, request: Request) -> Response:
+        if request.method == "GET":
+            return await self._caches_list(request)
+        return await self._caches_create(request)
+
+    async def _caches_create(self, request: Request) -> Response:
+        method = "cachedContents.create"
+
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            assert account is not None
+            version = self._version(request)
+            body = _strict_object(
+                await self._body(request),
+                {
+                    "model",
+                    "contents",
+                    "systemInstruction",
+                    "tools",
+                    "toolConfig",
+                    "ttl",
+                    "expireTime",
+                    "displayName",
+                    "name",
+                },
+                "",
+            )
+            model_name = body.get("model")
+            if not model_name:
+                raise _Reject(
+                    error_bodies.invalid_argument("* CachedContent.model: model is required\n")
+                )
+            model = self._model(str(model_name), version=version, method="createCachedContent")
+            model_box[0] = model.name
+            normal = normalize_generate_request(
+                {
+                    "contents": body.get("contents") or [{"role": "user", "parts": [{"text": ""}]}],
+                    **(
+                        {"systemInstruction": body["systemInstruction"]}
+                        if body.get("systemInstruction")
+                        else {}
+                    ),
+                },
+                output_token_limit=model.output_token_limit,
+                model=model.name,
+            )
+            if isinstance(normal, ErrorReply):
+                raise _Reject(normal)
+            contents = tuple(normal["contents"]) if body.get("contents") else ()
+            system = normal.get("systemInstruction")
+            tokens = request_tokens(list(contents), system, body.get("tools"))
+            minimum = min_cache_tokens(model.name, self.scenario.cache_min_tokens)
+            if tokens < minimum:
+                raise _Reject(error_bodies.cache_too_small(tokens, minimum))
+            wall = self.clock.time()
+            expire = _expiry(body, wall)
+            item = self._caches.create(
+                project=account.project,
+                model=f"models/{model.name}",
+                display_name=body.get("displayName"),
+                contents=contents,
+                system_instruction=system,
+                tools=body.get("tools"),
+                tokens=tokens,
+                now=wall,
+                expire_time=expire,
+            )
+            self._record(account, model.name, method, 200, None, input_tokens=tokens)
+            return _json(item.to_json())
+
+        return await self._guarded(request, method, handle)
+
+    async def _caches_list(self, request: Request) -> Response:
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            assert account is not None
+            items = [
+                c.to_json()
+                for c in self._caches.list(project=account.project, now=self.clock.time())
+            ]
+            page, token = _page(items, request)
+            body: dict[str, Any] = {"cachedContents": page}
+            if token:
+                body["nextPageToken"] = token
+            self._record(account, _NO_MODEL, "cachedContents.list", 200, None)
+            return _json(body)
+
+        return await self._guarded(request, "cachedContents.list", handle)
+
+    async def _caches_item(self, request: Request) -> Response:
+        name = "cachedContents/" + str(request.path_params["rest"])
+        method = {
+            "GET": "cachedContents.get",
+            "PATCH": "cachedContents.update",
+            "DELETE": "cachedContents.delete",
+        }[request.method]
+
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            assert account is not None
+            wall = self.clock.time()
+            if request.method == "DELETE":
+                if not self._caches.delete(name, project=account.project, now=wall):
+                    raise _Reject(error_bodies.cache_not_found())
+                self._record(account, _NO_MODEL, method, 200, None)
+                return _json({})
+            if request.method == "PATCH":
+                body = _strict_object(await self._body(request), {"ttl", "expireTime", "name"}, "")
+                item = self._caches.update(
+                    name, project=account.project, now=wall, expire_time=_expiry(body, wall)
+                )
+            else:
+                item = self._caches.get(name, project=account.project, now=wall)
+            if item is None:
+                raise _Reject(error_bodies.cache_not_found())
+            self._record(account, _NO_MODEL, method, 200, None)
+            return _json(item.to_json())
+
+        return await self._guarded(request, method, handle)
+
+
+def _retry_after(violations: Sequence[Violation], wall: float) -> float:
+    """The delay a 429 advertises: exact for per-minute limits; short for per-day ones.
+
+    For a per-day quota the real API also sends a short delay (retrying is wasted
+    until the Pacific midnight, which the body does not say); the emulator sends the
+    time to the next whole minute of wall time.
+    """
+    if any(v.kind == "rpd" for v in violations):
+        return 60.0 - (wall % 60.0)
+    return max(v.retry_after for v in violations)
+
+
+def _strict_object(obj: Any, allowed: set[str], where: str) -> dict[str, Any]:
+    """`obj` with camelCase keys, or the API's "Unknown name" 400."""
+    if not isinstance(obj, Mapping):
+        raise _Reject(
+            error_bodies.invalid_json(
+                f"Invalid value at '{where or 'request'}': expected an object."
+            )
+        )
+    out: dict[str, Any] = {}
+    unknown = []
+    for key, value in obj.items():
+        name = key if key in allowed else camel(key)
+        if name not in allowed:
+            unknown.append((key, where))
+        else:
+            out[name] = value
+    if unknown:
+        raise _Reject(error_bodies.unknown_field(unknown))
+    return out
+
+
+def _expiry(body: Mapping[str, Any], wall: float) -> float:
+    expire_time = field(body, "expireTime")
+    if expire_time:
+        try:
+            return parse_rfc3339(str(expire_time))
+        except ValueError:
+            raise _Reject(
+                error_bodies.invalid_value(
+                    "Invalid value at 'cached_content.expire_time'"
+                    f' (type.googleapis.com/google.protobuf.Timestamp), "{expire_time}"',
+                    field_path="cached_content.expire_time",
+                )
+            ) from None
+    ttl = field(body, "ttl")
+    if ttl is None:
+        return wall + DEFAULT_TTL
+    seconds = parse_duration(str(ttl))
+    if seconds is None:
+        raise _Reject(
+            error_bodies.invalid_value(
+                "Invalid value at 'cached_content.ttl'"
+                f' (type.googleapis.com/google.protobuf.Duration), "{ttl}"',
+                field_path="cached_content.ttl",
+            )
+        )
+    return wall + seconds
+
+
+def _page(items: list[dict[str, Any]], request: Request) -> tuple[list[dict[str, Any]], str | None]:
+    try:
+        size = int(request.query_params.get("pageSize") or 50)
+        start = int(request.query_params.get("pageToken") or 0)
+    except ValueError:
+        raise _Reject(error_bodies.invalid_argument("Invalid pageSize or pageToken.")) from None
+    size = max(1, min(size, 1000))
+    page = items[start : start + size]
+    token = str(start + size) if start + size < len(items) else None
+    return page, token
+
+
+class _DropResponse(Response):
+    """No response at all: the connection is closed under the client."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        super().__init__()
+        self._emulator = emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._emulator.drop_connection(scope, receive)
+
+
+class _StreamResponse(Response):
+    """Server-sent events `data: {json}\\r\\n\\r\\n`, possibly broken by a stream fault."""
+
+    def __init__(
+        self, emulator: Emulator, chunks: list[dict[str, Any]], fault: Fault | None
+    ) -> None:
+        super().__init__()
+        self._emulator = emulator
+        self._chunks = chunks
+        self._fault = fault
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                ],
+            }
+        )
+        # A stream fault strikes before the last chunk, so the stream never completes.
+        break_at = min(self._fault.after_chunks, len(self._chunks) - 1) if self._fault else None
+        for index, chunk in enumerate(self._chunks):
+            if index == break_at and self._fault is not None:
+                if self._fault.kind == "stream_drop":
+                    await self._emulator.drop_connection(scope, receive)
+                    return
+                error = error_bodies.internal().body
+                await send({"type": "http.response.body", "body": _sse(error), "more_body": True})
+                break
+            await send({"type": "http.response.body", "body": _sse(chunk), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\r\n\r\n"

@@ -1,0 +1,48 @@
+"""Which scripted fault (if any) hits a request, and how long it takes: pure choices
+from the scenario, the emulated time and a seeded `random.Random`.
+
+Faults are tried in the order the scenario lists them; each matching fault fires
+with its own probability, and the first that fires wins. So with one fault of
+probability p, a fraction p of matching requests fails.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from gemini_guard.emulator.scenario import Fault, LatencyRule
+
+__all__ = ["pick_fault", "sample_latency"]
+
+
+def pick_fault(
+    faults: Sequence[Fault], *, model: str, elapsed: float, streaming: bool, rng: random.Random
+) -> Fault | None:
+    for fault in faults:
+        if not fault.applies(model, elapsed, streaming=streaming):
+            continue
+        # Always draw, even at probability 1, so adding a sure fault does not shift
+        # the random sequence seen by the faults after it.
+        if rng.random() < fault.probability:
+            return fault
+    return None
+
+
+def sample_latency(rules: Sequence[LatencyRule], *, model: str, rng: random.Random) -> float:
+    """Seconds before the response starts (0 when no rule matches)."""
+    for rule in rules:
+        if rule.models and model not in rule.models:
+            continue
+        if rule.distribution == "fixed":
+            return rule.seconds
+        if rule.distribution == "uniform":
+            return rng.uniform(rule.low, rule.high)
+        if rule.distribution == "exponential":
+            return rng.expovariate(1.0 / rule.seconds) if rule.seconds > 0 else 0.0
+        # lognormal with the given median
+        if rule.seconds <= 0:
+            return 0.0
+        return rng.lognormvariate(math.log(rule.seconds), rule.sigma)
+    return 0.0

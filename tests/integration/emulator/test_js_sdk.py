@@ -1,0 +1,89 @@
+# ruff: noqa: E501  (the embedded JavaScript)
+"""The official JavaScript SDK (@google/genai from npm) against the emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gemini_guard.emulator import EmulatorServer
+from tests.support.binaries import require_binary
+
+ROOT = Path(__file__).resolve().parents[3]
+NODE_CACHE = ROOT / ".venv" / "node-cache"  # installed once, reused across runs
+
+SCRIPT = r"""
+const { GoogleGenAI } = require("@google/genai");
+const [baseUrl] = process.argv.slice(2);
+(async () => {
+  const ai = new GoogleGenAI({ apiKey: "js-key", httpOptions: { baseUrl } });
+  const response = await ai.models.generateContent({ model: "gemini-2.5-flash", contents: "Hello from node" });
+  let streamed = "";
+  for await (const chunk of await ai.models.generateContentStream({ model: "gemini-2.5-flash", contents: "Hello from node" })) {
+    streamed += chunk.text ?? "";
+  }
+  const counted = await ai.models.countTokens({ model: "gemini-2.5-flash", contents: "Hello from node" });
+  let errorStatus = null;
+  try {
+    await ai.models.generateContent({ model: "gemini-0-nothing", contents: "x" });
+  } catch (e) {
+    errorStatus = e.status;
+  }
+  console.log(JSON.stringify({
+    text: response.text, streamed, usage: response.usageMetadata,
+    model: response.modelVersion, tokens: counted.totalTokens, errorStatus,
+  }));
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def _install() -> Path:
+    npm = require_binary("npm", why="to install the official @google/genai SDK")
+    package = NODE_CACHE / "node_modules" / "@google" / "genai" / "package.json"
+    if not package.exists():
+        NODE_CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(NODE_CACHE),
+                "@google/genai",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    return NODE_CACHE
+
+
+@pytest.mark.node
+def test_js_sdk_generates_streams_and_counts(healthy: EmulatorServer) -> None:
+    node = require_binary("node", why="to run the official JavaScript SDK against the emulator")
+    cache = _install()
+    script = cache / "emulator_check.cjs"
+    script.write_text(SCRIPT)
+    result = subprocess.run(
+        [node, str(script), healthy.base_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cache,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["text"]
+    assert out["streamed"] == out["text"]
+    assert out["model"] == "gemini-2.5-flash"
+    assert out["tokens"] == 4  # "Hello from node": 15 characters
+    assert out["usage"]["promptTokenCount"] == 4
+    assert out["errorStatus"] == 404
+    # The JS SDK speaks v1beta; the emulator saw its requests under its own project.
+    totals = healthy.emulator.stats()["totals"]
+    assert totals["admitted"] >= 3
+    assert totals["rejected"] == {"model_not_found": 1}
