@@ -243,7 +243,11 @@ def _check_generation_config(
             continue
         value = config[name]
         path = f"generation_config.{snake(name)}"
-        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+        # Proto JSON takes a whole-number float for an integer field (the SDK sends
+        # top_k as 1.0); only a fractional value is a type error.
+        ok_type = isinstance(value, int) or (
+            isinstance(value, float) and (value.is_integer() or not integer)
+        )
         if isinstance(value, bool) or not ok_type:
             return error_bodies.invalid_value(
                 f"Invalid value at '{path}' ({type_name}), {_json_repr(value)}", field_path=path

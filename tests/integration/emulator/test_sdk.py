@@ -265,3 +265,16 @@ async def test_serve_async_on_the_running_loop() -> None:
             assert response.status_code == 200
         assert json.loads(response.text)["modelVersion"] == "gemini-2.5-flash"
         assert server.emulator.stats()["totals"]["admitted"] == 1
+
+
+def test_every_sampling_parameter_the_sdk_sends_is_accepted(healthy: EmulatorServer) -> None:
+    # The SDK serialises top_k as a float (40.0); the real API takes it, so must we.
+    client = sdk_client(healthy)  # keep a reference: a collected Client closes its transport
+    response = client.models.generate_content(
+        model="gemini-2.5-flash",
+        contents="hi",
+        config=types.GenerateContentConfig(
+            temperature=1.0, top_p=0.9, top_k=40, candidate_count=1, max_output_tokens=128, seed=7
+        ),
+    )
+    assert response.text

@@ -74,6 +74,7 @@ def test_unknown_names_are_reported_at_their_place() -> None:
             {"temperature": "hot"},
             "Invalid value at 'generation_config.temperature' (TYPE_FLOAT), \"hot\"",
         ),
+        ({"topK": 2.5}, "Invalid value at 'generation_config.top_k' (TYPE_INT32), 2.5"),
     ],
 )
 def test_out_of_range_and_mistyped_parameters(config: dict[str, Any], expected: str) -> None:
@@ -83,6 +84,12 @@ def test_out_of_range_and_mistyped_parameters(config: dict[str, Any], expected: 
 def test_edges_of_ranges_are_accepted() -> None:
     for config in ({"temperature": 0}, {"temperature": 2.0}, {"topP": 1}, {"candidateCount": 8}):
         assert isinstance(_normalize({"contents": CONTENTS, "generationConfig": config}), dict)
+
+
+def test_whole_number_floats_are_accepted_for_integer_fields() -> None:
+    # The SDK serialises top_k as 1.0; proto JSON, and so the real API, accepts it.
+    config = {"topK": 1.0, "candidateCount": 2.0, "maxOutputTokens": 64.0}
+    assert isinstance(_normalize({"contents": CONTENTS, "generationConfig": config}), dict)
 
 
 def test_missing_contents_and_empty_parts() -> None:
