@@ -1,0 +1,33 @@
+"""Pace Gemini requests under RPM, input TPM, RPD and TPD, exactly, across processes.
+
+limiter = QuotaLimiter(store="sqlite:///state.db", tier="free", clock=clock)
+permit = limiter.reserve(project="my-project", model="gemini-2.5-flash", tokens=120)
+clock.sleep(permit.wait)
+... send the request ...
+limiter.settle(permit, sent=True, input_tokens=usage.prompt_token_count)
+"""
+
+from __future__ import annotations
+
+from gemini_guard.quota.adaptive import AdaptiveLimits, AdaptivePolicy
+from gemini_guard.quota.events import LimitLearned, LimitRecovered, StoreDegraded, StoreRecovered
+from gemini_guard.quota.ledger import Budget
+from gemini_guard.quota.limiter import QuotaLimiter
+from gemini_guard.quota.limits import LimitPolicy
+from gemini_guard.quota.stores import KeyUsage, QuotaKey, QuotaStore, open_store
+
+__all__ = [
+    "AdaptiveLimits",
+    "AdaptivePolicy",
+    "Budget",
+    "KeyUsage",
+    "LimitLearned",
+    "LimitPolicy",
+    "LimitRecovered",
+    "QuotaKey",
+    "QuotaLimiter",
+    "QuotaStore",
+    "StoreDegraded",
+    "StoreRecovered",
+    "open_store",
+]

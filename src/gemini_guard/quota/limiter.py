@@ -1,0 +1,446 @@
+"""QuotaLimiter: the Guard's quota gate over a ledger store.
+
+`reserve` books the earliest slot that keeps every sliding window under the limits
+and says how long to wait before sending (FIFO: an earlier caller never waits longer
+than a later one). `settle` records how the attempt ended — see `settle` for why the
+slot is recorded at response time — and learns from 429s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from gemini_guard.clock import Clock, SystemClock
+from gemini_guard.diagnosis._model import Category
+from gemini_guard.errors import ConfigError, DailyQuotaExhausted, QuotaWait, RequestRejected
+from gemini_guard.quota import _diagnoses
+from gemini_guard.quota.adaptive import AdaptiveLimits, AdaptivePolicy
+from gemini_guard.quota.events import Metric
+from gemini_guard.quota.ledger import Budget, Granted, Refused, day_index
+from gemini_guard.quota.limits import LimitPolicy, normalize_model
+from gemini_guard.quota.stores import open_store
+from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, QuotaStore, Reservation
+from gemini_guard.quota_gate import Permit
+from gemini_guard.tiers import Limits
+
+if TYPE_CHECKING:
+    from gemini_guard.diagnosis import Diagnosis
+
+__all__ = ["QuotaLimiter", "Ticket"]
+
+_METRICS: tuple[Metric, ...] = ("rpm", "tpm", "rpd", "tpd")
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """The limiter's handle on a permit (`Permit.ticket`)."""
+
+    reservation: Reservation
+    booked_at: float  # monotonic seconds, to tell old 429s from new ones
+
+
+class QuotaLimiter:
+    """Paces requests per (project, model) under RPM, input TPM, RPD and TPD.
+
+    - `store`: a `QuotaStore` or its URL (`memory://`, `sqlite:///path`,
+      `redis://host:port/db`); processes sharing a store share the quotas.
+    - `tier`: "free", "tier1", "tier2", "tier3", or "auto" (pace only by what the
+      server reveals); `project_tiers` sets it per project; `limits` overrides
+      figures per model, e.g. `{"gemini-2.5-pro": {"rpm": 2}}`.
+    - `max_wait`: the longest a caller may be asked to wait (None: no bound);
+      beyond it, `reserve` raises QuotaWait and books nothing.
+    - `latency_allowance`: seconds an in-flight request may take to answer before
+      its slot is assumed over; None learns it from the answers.
+    - `adaptive`: learn the enforced limits from 429s (False: trust the table).
+    - `on_event`: called with LimitLearned, LimitRecovered, StoreDegraded, ...
+    """
+
+    def __init__(
+        self,
+        *,
+        store: QuotaStore | str = "memory://",
+        clock: Clock | None = None,
+        tier: str = "auto",
+        project_tiers: dict[str, str] | None = None,
+        limits: dict[str, Limits | dict[str, object]] | None = None,
+        max_wait: float | dt.timedelta | None = None,
+        latency_allowance: float | dt.timedelta | None = None,
+        adaptive: bool | AdaptivePolicy = True,
+        on_event: Callable[[object], None] | None = None,
+    ) -> None:
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._policy = LimitPolicy.build(tier=tier, project_tiers=project_tiers, overrides=limits)
+        self._on_event = on_event
+        self._store: QuotaStore = (
+            open_store(store, on_event=on_event) if isinstance(store, str) else store
+        )
+        self._max_wait = _seconds(max_wait, "max_wait")
+        self._fixed_allowance = _seconds(latency_allowance, "latency_allowance")
+        # Smoothed answer latency and its mean deviation (as TCP estimates its RTO).
+        self._latency: float | None = None
+        self._latency_dev = 0.0
+        if adaptive is False:
+            self._adaptive: AdaptiveLimits | None = None
+        else:
+            policy = adaptive if isinstance(adaptive, AdaptivePolicy) else AdaptivePolicy()
+            self._adaptive = AdaptiveLimits(policy, on_event=on_event)
+        self._revealed_tier: dict[str, Literal["free"]] = {}
+        self._configured: dict[QuotaKey, Limits] = {}
+        self._budgets: dict[QuotaKey, Budget] = {}
+        self._key_cache: dict[tuple[str, str], QuotaKey] = {}
+        # Slot ids unique across processes and hosts sharing a store.
+        self._id_prefix = secrets.token_hex(6)
+        self._ids = itertools.count()
+
+    @property
+    def store(self) -> QuotaStore:
+        return self._store
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def __repr__(self) -> str:
+        return f"QuotaLimiter(store={self._store.url!r}, tier={self._policy.tier!r})"
+
+    def close(self) -> None:
+        self._store.close()
+
+    async def aclose(self) -> None:
+        await self._store.aclose()
+
+    # -- limits ---------------------------------------------------------------------
+
+    def configured(self, project: str, model: str) -> Limits:
+        """The configured limits (the tier the server revealed, for an "auto" project)."""
+        key = QuotaKey(project, normalize_model(model))
+        return self._configured_of(key)
+
+    def _configured_of(self, key: QuotaKey) -> Limits:
+        limits = self._configured.get(key)
+        if limits is None:
+            limits = self._policy.configured(
+                key.project, key.model, tier=self._revealed_tier.get(key.project)
+            )
+            self._configured[key] = limits
+        return limits
+
+    def budget(self, project: str, model: str) -> Budget:
+        """The limits paced by right now (configured, then learned)."""
+        return self._budget_of(QuotaKey(project, normalize_model(model)))
+
+    def _budget_of(self, key: QuotaKey) -> Budget:
+        budget = self._budgets.get(key)
+        if budget is not None:
+            return budget
+        limits = self._configured_of(key)
+        adaptive = self._adaptive
+        if adaptive is None or not adaptive.has_levels(key):
+            budget = Budget(
+                requests=limits.rpm,
+                tokens=limits.tpm,
+                day_requests=limits.rpd,
+                day_tokens=limits.tpd,
+            )
+            self._budgets[key] = budget  # stable until something is learned
+            return budget
+        now, wall = self._clock.monotonic(), self._clock.time()
+        # Recovering limits change with time: recompute on every call.
+        return Budget(
+            requests=adaptive.effective(key, "rpm", limits.rpm, now=now, wall=wall),
+            tokens=adaptive.effective(key, "tpm", limits.tpm, now=now, wall=wall),
+            day_requests=adaptive.effective(key, "rpd", limits.rpd, now=now, wall=wall),
+            day_tokens=adaptive.effective(key, "tpd", limits.tpd, now=now, wall=wall),
+        )
+
+    def _hard_tpm(self, key: QuotaKey) -> int | None:
+        configured = self._configured_of(key).tpm
+        if self._adaptive is None:
+            return configured
+        return self._adaptive.ceiling(key, "tpm", configured)
+
+    def _tier_word(self, key: QuotaKey) -> Literal["free", "paid"]:
+        tier = self._revealed_tier.get(key.project) or self._policy.tier_of(key.project)
+        return "free" if tier == "free" else "paid"
+
+    # -- reserve --------------------------------------------------------------------
+
+    def _prepare(self, project: str, model: str, tokens: int) -> tuple[QuotaKey, Budget]:
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            raise ConfigError(f"tokens={tokens!r}: pass the request's input tokens, an int >= 0")
+        key = self._key_cache.get((project, model))
+        if key is None:
+            if not isinstance(project, str) or not project:
+                raise ConfigError(f"project={project!r}: name the Google Cloud project")
+            key = QuotaKey(project, normalize_model(model))
+            if len(self._key_cache) < 10_000:  # bounded: a cache, not a registry
+                self._key_cache[(project, model)] = key
+        hard_tpm = self._hard_tpm(key)
+        if hard_tpm is not None and tokens > hard_tpm:
+            raise RequestRejected(
+                f"{tokens} input tokens can never fit in {key.model}'s "
+                f"{hard_tpm} input tokens per minute",
+                diagnosis=_diagnoses.too_large(
+                    model=key.model, tokens=tokens, tpm=hard_tpm, tier=self._tier_word(key)
+                ),
+            )
+        return key, self._budget_of(key)
+
+    def _allowance(self) -> float:
+        if self._fixed_allowance is not None:
+            return self._fixed_allowance
+        if self._latency is None:
+            return 0.0
+        return self._latency + 4.0 * self._latency_dev
+
+    def _next_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids):x}"
+
+    def _permit(
+        self, key: QuotaKey, budget: Budget, tokens: int, now: float, result: Granted | Refused
+    ) -> Permit:
+        if isinstance(result, Refused):
+            if result.why == "day":
+                raise DailyQuotaExhausted(
+                    f"the per-day quota of {key.model} in project {key.project} is spent "
+                    f"({result.detail}); it resets at midnight Pacific time",
+                    diagnosis=_diagnoses.day_spent(
+                        model=key.model,
+                        project=key.project,
+                        detail=result.detail,
+                        limit=budget.day_requests,
+                        tier=self._tier_word(key),
+                    ),
+                    reset_at=result.until,
+                )
+            wait = result.until - now
+            max_wait = self._max_wait if self._max_wait is not None else 0.0
+            raise QuotaWait(
+                f"{key.model} in project {key.project} has no quota for {wait:.1f}s, "
+                f"longer than max_wait={max_wait:g}s",
+                diagnosis=_diagnoses.wait_too_long(
+                    model=key.model, project=key.project, wait=wait, max_wait=max_wait
+                ),
+                wait=wait,
+            )
+        reservation = Reservation(
+            key=key,
+            slot_id=result.slot_id,
+            start=result.start,
+            end=result.start + self._allowance(),
+            tokens=tokens,
+            day=result.day,
+            origin=result.origin,
+        )
+        return Permit(
+            project=key.project,
+            model=key.model,
+            tokens=tokens,
+            wait=max(0.0, result.start - now),
+            ticket=Ticket(reservation=reservation, booked_at=self._clock.monotonic()),
+        )
+
+    def reserve(self, *, project: str, model: str, tokens: int) -> Permit:
+        """Book the earliest slot for one request of `tokens` input tokens.
+
+        Returns a Permit whose `wait` is how long to wait before sending. Raises
+        RequestRejected (tokens over the per-minute token limit: it can never fit),
+        DailyQuotaExhausted (the Pacific day's quota is spent; `.reset_at`) or
+        QuotaWait (the wait would exceed `max_wait`; nothing is booked).
+        """
+        key, budget = self._prepare(project, model, tokens)
+        now = self._clock.time()
+        result = self._store.acquire(
+            key,
+            slot_id=self._next_id(),
+            budget=budget,
+            tokens=tokens,
+            now=now,
+            allowance=self._allowance(),
+            deadline=None if self._max_wait is None else now + self._max_wait,
+        )
+        return self._permit(key, budget, tokens, now, result)
+
+    async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
+        """`reserve` for asyncio callers."""
+        key, budget = self._prepare(project, model, tokens)
+        now = self._clock.time()
+        result = await self._store.aacquire(
+            key,
+            slot_id=self._next_id(),
+            budget=budget,
+            tokens=tokens,
+            now=now,
+            allowance=self._allowance(),
+            deadline=None if self._max_wait is None else now + self._max_wait,
+        )
+        return self._permit(key, budget, tokens, now, result)
+
+    # -- settle ---------------------------------------------------------------------
+
+    def settle(
+        self,
+        permit: Permit,
+        *,
+        sent: bool,
+        input_tokens: int | None = None,
+        diagnosis: Diagnosis | None = None,
+    ) -> None:
+        """The attempt of `permit` ended; record how.
+
+        Why the slot is recorded at response time: the server counts a request when
+        it arrives, an instant the client cannot see — only that it lies between
+        sending and the answer. Recording the slot at the answer makes it occupy the
+        window until `answer + period`, which covers every instant the server may
+        have counted it; recording the send time would let the next request go out
+        while the server still counts this one in its window (under a ScaledClock(60)
+        emulator, 1 ms of latency is 60 ms of quota time: a few 429s per window).
+
+        `sent=False` releases the slot (the request never left). `input_tokens` (the
+        server's usageMetadata.promptTokenCount) replaces the estimate. A 429
+        `diagnosis` teaches the limiter the enforced limit.
+        """
+        ticket = _ticket_of(permit)
+        wall = self._clock.time()
+        tokens = self._settled_tokens(ticket, sent, input_tokens)
+        self._store.settle(ticket.reservation, sent=sent, end=wall, tokens=tokens)
+        self._observe(ticket, sent, wall)
+        if diagnosis is not None:
+            day = self._learn(ticket, diagnosis, wall)
+            if day is not None:
+                self._store.mark_day_spent(ticket.reservation.key, day=day)
+
+    async def asettle(
+        self,
+        permit: Permit,
+        *,
+        sent: bool,
+        input_tokens: int | None = None,
+        diagnosis: Diagnosis | None = None,
+    ) -> None:
+        """`settle` for asyncio callers."""
+        ticket = _ticket_of(permit)
+        wall = self._clock.time()
+        tokens = self._settled_tokens(ticket, sent, input_tokens)
+        await self._store.asettle(ticket.reservation, sent=sent, end=wall, tokens=tokens)
+        self._observe(ticket, sent, wall)
+        if diagnosis is not None:
+            day = self._learn(ticket, diagnosis, wall)
+            if day is not None:
+                await self._store.amark_day_spent(ticket.reservation.key, day=day)
+
+    @staticmethod
+    def _settled_tokens(ticket: Ticket, sent: bool, input_tokens: int | None) -> int:
+        if not sent or input_tokens is None:
+            return ticket.reservation.tokens
+        if input_tokens < 0:
+            raise ConfigError(f"input_tokens={input_tokens!r} must be >= 0 (usageMetadata)")
+        return input_tokens
+
+    def _observe(self, ticket: Ticket, sent: bool, wall: float) -> None:
+        """Track how long answers take: in-flight slots are booked with that allowance."""
+        if not sent:
+            return
+        latency = wall - ticket.reservation.start
+        if latency < 0:
+            return  # sent before its start (the caller did not wait): says nothing
+        # Jacobson's estimator: the allowance (mean + 4 deviations) covers nearly
+        # every answer without letting one slow outlier hold slots for minutes.
+        if self._latency is None:
+            self._latency, self._latency_dev = latency, latency / 2
+        else:
+            error = latency - self._latency
+            self._latency += error / 8
+            self._latency_dev += (abs(error) - self._latency_dev) / 4
+
+    def _learn(self, ticket: Ticket, diagnosis: Diagnosis, wall: float) -> int | None:
+        """Learn from a failed attempt; returns the Pacific day to mark spent, if any."""
+        key = ticket.reservation.key
+        quota = diagnosis.quota
+        category = diagnosis.category
+        per_day = category is Category.DAILY_QUOTA_EXHAUSTED or (
+            category is Category.RATE_LIMITED and quota is not None and quota.scope == "day"
+        )
+        if category is not Category.RATE_LIMITED and not per_day:
+            return None
+        if (
+            quota is not None
+            and quota.tier == "free"
+            and self._policy.tier_of(key.project) == "auto"
+            and key.project not in self._revealed_tier
+        ):
+            # The quota id says FreeTier: the free-tier table applies to this project.
+            self._revealed_tier[key.project] = "free"
+            self._forget_limits(project=key.project)
+        if self._adaptive is not None:
+            metric: Metric
+            if quota is None:
+                metric = "rpm"
+            elif quota.scope == "day":
+                metric = "rpd" if quota.unit == "requests" else "tpd"
+            else:
+                metric = "rpm" if quota.unit == "requests" else "tpm"
+            configured = getattr(self._configured_of(key), metric)
+            now = self._clock.monotonic()
+            if quota is not None and quota.limit is not None and quota.limit > 0:
+                self._adaptive.learn_stated(
+                    key, metric, quota.limit, configured, now=now, wall=wall
+                )
+            elif not per_day:
+                self._adaptive.cut(
+                    key, metric, configured, now=now, wall=wall, booked_at=ticket.booked_at
+                )
+            self._budgets.pop(key, None)
+        if per_day:
+            return day_index(wall)[0]
+        return None
+
+    def _forget_limits(self, *, project: str) -> None:
+        for cache in (self._configured, self._budgets):
+            for key in [k for k in cache if k.project == project]:
+                del cache[key]
+
+    # -- reading --------------------------------------------------------------------
+
+    def usage(self, project: str, model: str) -> KeyUsage:
+        """What the ledger of (project, model) holds now."""
+        key = QuotaKey(project, normalize_model(model))
+        return self._store.usage(key, now=self._clock.time())
+
+    def earliest_start(self, project: str, model: str, *, tokens: int = 0) -> float | None:
+        """Seconds until a request could start, without booking; None if the day is spent."""
+        key = QuotaKey(project, normalize_model(model))
+        budget = self._budget_of(key)
+        now = self._clock.time()
+        usage = self._store.usage(key, now=now, period=budget.period)
+        if usage.day_spent or (
+            budget.day_requests is not None and usage.day_requests >= budget.day_requests
+        ):
+            return None
+        if budget.requests is not None and usage.requests >= budget.requests:
+            assert usage.next_free is not None
+            return max(0.0, usage.next_free - now)
+        return 0.0
+
+
+def _ticket_of(permit: Permit) -> Ticket:
+    ticket = permit.ticket
+    if not isinstance(ticket, Ticket):
+        raise TypeError(
+            f"settle() needs a Permit returned by this limiter's reserve(), got ticket={ticket!r}"
+        )
+    return ticket
+
+
+def _seconds(value: float | dt.timedelta | None, name: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+    if not seconds >= 0:
+        raise ConfigError(f"{name}={value!r} must be a duration >= 0 seconds (or None)")
+    return seconds

@@ -1,0 +1,133 @@
+"""Which limits apply to a (project, model): the shipped tier table, then overrides.
+
+`tier="auto"` (the default) knows no limits up front: a paid project must never be
+slowed to free-tier rates by a guess. The limiter paces such a project once the
+server has revealed its limits in a 429 (see `adaptive`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Literal, get_args
+
+from gemini_guard.errors import ConfigError
+from gemini_guard.tiers import Limits, model_spec
+
+__all__ = ["LimitPolicy", "TierChoice", "normalize_model", "parse_limits", "parse_tier"]
+
+TierChoice = Literal["free", "tier1", "tier2", "tier3", "auto"]
+_TIER_CHOICES: tuple[str, ...] = get_args(TierChoice)
+_LIMIT_FIELDS = tuple(f.name for f in fields(Limits))
+
+
+def normalize_model(model: str) -> str:
+    """`models/gemini-2.5-flash` and `gemini-2.5-flash` name the same quota."""
+    name = model.removeprefix("models/")
+    if not name or any(ch in name for ch in "{}:/ \t\n"):
+        raise ConfigError(
+            f"model name {model!r} is not a Gemini model id; use a name such as "
+            "'gemini-2.5-flash' (optionally prefixed with 'models/')"
+        )
+    return name
+
+
+def parse_tier(value: object, *, field_name: str = "tier") -> TierChoice:
+    """Validate a tier name, with an error that lists the allowed ones."""
+    if isinstance(value, str) and value in _TIER_CHOICES:
+        return value  # type: ignore[return-value]  # checked against the Literal above
+    raise ConfigError(
+        f"{field_name}={value!r} is not a tier; use one of {', '.join(_TIER_CHOICES)}"
+    )
+
+
+def parse_limits(value: Limits | Mapping[str, object], *, field_name: str) -> Limits:
+    """Limits from a `Limits` or a mapping such as `{"rpm": 5, "rpd": 100}`."""
+    if isinstance(value, Limits):
+        raw: Mapping[str, object] = {name: getattr(value, name) for name in _LIMIT_FIELDS}
+    elif isinstance(value, Mapping):
+        raw = value
+    else:
+        raise ConfigError(f"{field_name} must be a mapping like {{'rpm': 5}}, got {value!r}")
+    unknown = sorted(set(raw) - set(_LIMIT_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"{field_name} has unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(_LIMIT_FIELDS)}"
+        )
+    checked: dict[str, int | None] = {}
+    for name, number in raw.items():
+        if number is None:
+            checked[name] = None
+        elif isinstance(number, int) and not isinstance(number, bool) and number > 0:
+            checked[name] = number
+        else:
+            raise ConfigError(
+                f"{field_name}.{name}={number!r} is not a limit; use a positive integer, "
+                "or leave it out for no limit"
+            )
+    return Limits(**checked)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitPolicy:
+    """Configured limits: a default tier, per-project tiers, per-model overrides.
+
+    An override replaces only the figures it names: `{"gemini-2.5-pro": {"rpm": 2}}`
+    keeps the tier's TPM and RPD for that model.
+    """
+
+    tier: TierChoice = "auto"
+    project_tiers: Mapping[str, TierChoice] = field(default_factory=dict)
+    overrides: Mapping[str, Limits] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        tier: str = "auto",
+        project_tiers: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Limits | Mapping[str, object]] | None = None,
+    ) -> LimitPolicy:
+        """Validate configuration into a policy; errors name the offending field."""
+        tiers = {
+            project: parse_tier(value, field_name=f"projects.{project}.tier")
+            for project, value in (project_tiers or {}).items()
+        }
+        models = {
+            normalize_model(model): parse_limits(value, field_name=f"limits.{model}")
+            for model, value in (overrides or {}).items()
+        }
+        return cls(
+            tier=parse_tier(tier),
+            project_tiers=MappingProxyType(tiers),
+            overrides=MappingProxyType(models),
+        )
+
+    def tier_of(self, project: str) -> TierChoice:
+        return self.project_tiers.get(project, self.tier)
+
+    def configured(self, project: str, model: str, *, tier: str | None = None) -> Limits:
+        """The configured limits of `model` in `project` (all None: not known).
+
+        `tier` replaces the project's tier (the limiter passes the tier the server
+        revealed for an "auto" project).
+        """
+        chosen = tier if tier is not None else self.tier_of(project)
+        base = Limits()
+        if chosen != "auto":
+            spec = model_spec(model)
+            if spec is not None and chosen in spec.tiers:
+                base = spec.tiers[chosen]
+        override = self.overrides.get(model)
+        if override is None:
+            return base
+        return Limits(
+            **{
+                name: getattr(override, name)
+                if getattr(override, name) is not None
+                else getattr(base, name)
+                for name in _LIMIT_FIELDS
+            }
+        )

@@ -1,0 +1,141 @@
+"""What every quota store offers: book a slot atomically, settle it, report usage.
+
+A store keeps the ledger of each (project, model) — the slots of the sliding
+window and the per-day counts — and applies `ledger`'s rules to it in one atomic
+step: a lock (memory), a transaction (SQLite) or a Lua script (Redis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from gemini_guard.quota.ledger import Budget, Granted, Refused
+
+__all__ = ["KeyUsage", "QuotaKey", "QuotaStore", "Reservation"]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class QuotaKey:
+    """One quota ledger: a model's limits within one project (shared by its keys)."""
+
+    project: str
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A booked slot, as the store needs it back at settle time."""
+
+    key: QuotaKey
+    slot_id: str
+    start: float  # wall seconds the request may be sent
+    end: float  # the end the slot was booked with (start + latency allowance)
+    tokens: int
+    day: int  # Pacific day ordinal it was counted in
+    origin: str = "primary"  # which backend booked it ("primary" or "fallback")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """A ledger's state at `now`: what the window and the day hold."""
+
+    key: QuotaKey
+    requests: int  # slots sharing a window with a request sent now (in flight included)
+    tokens: int
+    ahead: int  # slots still in flight or booked to start later (end after now)
+    next_free: float | None  # wall time the oldest of those slots leaves the window
+    day_requests: int
+    day_tokens: int
+    day_spent: bool  # the server said the day's quota is spent
+
+
+class QuotaStore(Protocol):
+    """A ledger store. Every method is atomic; driver failures raise StoreError."""
+
+    @property
+    def url(self) -> str:
+        """Where the state lives, without credentials (for messages and events)."""
+        ...
+
+    def acquire(
+        self,
+        key: QuotaKey,
+        *,
+        slot_id: str,
+        budget: Budget,
+        tokens: int,
+        now: float,
+        allowance: float,
+        deadline: float | None,
+    ) -> Granted | Refused:
+        """Book the earliest slot that fits (see `ledger.SlotBook.book`)."""
+        ...
+
+    async def aacquire(
+        self,
+        key: QuotaKey,
+        *,
+        slot_id: str,
+        budget: Budget,
+        tokens: int,
+        now: float,
+        allowance: float,
+        deadline: float | None,
+    ) -> Granted | Refused: ...
+
+    def settle(self, reservation: Reservation, *, sent: bool, end: float, tokens: int) -> None:
+        """Release the slot (`sent=False`) or record its true end and tokens."""
+        ...
+
+    async def asettle(
+        self, reservation: Reservation, *, sent: bool, end: float, tokens: int
+    ) -> None: ...
+
+    def mark_day_spent(self, key: QuotaKey, *, day: int) -> None:
+        """The server says the Pacific day `day` is spent for this key."""
+        ...
+
+    async def amark_day_spent(self, key: QuotaKey, *, day: int) -> None: ...
+
+    def usage(self, key: QuotaKey, *, now: float, period: float = 60.0) -> KeyUsage:
+        """What the ledger of `key` holds at `now`."""
+        ...
+
+    def ledgers(self) -> list[QuotaKey]:
+        """Every (project, model) with a ledger, sorted."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store must not be used afterwards."""
+        ...
+
+    async def aclose(self) -> None:
+        """`close`, also closing the connections asyncio callers opened on this loop."""
+        ...
+
+
+def usage_of_book(
+    key: QuotaKey,
+    ends: list[float],
+    tokens_of: list[int],
+    day_counts: list[int] | None,
+    *,
+    now: float,
+    period: float,
+) -> KeyUsage:
+    """KeyUsage from a ledger's slots (ascending ends) and today's counts."""
+    live = [
+        (end, tokens) for end, tokens in zip(ends, tokens_of, strict=True) if end + period > now
+    ]
+    requests, used, spent = day_counts if day_counts is not None else [0, 0, 0]
+    return KeyUsage(
+        key=key,
+        requests=len(live),
+        tokens=sum(tokens for _, tokens in live),
+        ahead=sum(1 for end, _ in live if end > now),
+        next_free=(live[0][0] + period) if live else None,
+        day_requests=requests,
+        day_tokens=used,
+        day_spent=bool(spent),
+    )

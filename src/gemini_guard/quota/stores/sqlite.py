@@ -1,0 +1,350 @@
+"""`sqlite:///path`: the ledger in a SQLite file, shared by the processes of one host.
+
+Each operation is one `BEGIN IMMEDIATE` transaction: it takes the database's write
+lock before reading, so two processes can never both read the same window and both
+book its last slot. WAL mode lets readers (the CLI) look while writers work, and
+the busy timeout makes writers queue for the lock instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gemini_guard.errors import ConfigError, StoreError
+from gemini_guard.quota.ledger import MAX_FLIGHT, Budget, Granted, Refused, SlotBook, day_index
+from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, Reservation, usage_of_book
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quota_slots (
+    project TEXT NOT NULL,
+    model TEXT NOT NULL,
+    slot_id TEXT NOT NULL,
+    end_at REAL NOT NULL,
+    tokens INTEGER NOT NULL,
+    hold_until REAL NOT NULL,  -- unanswered: the slot ends no earlier than now, until then
+    PRIMARY KEY (project, model, slot_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS quota_slots_by_end ON quota_slots (project, model, end_at);
+CREATE TABLE IF NOT EXISTS quota_ledgers (
+    project TEXT NOT NULL,
+    model TEXT NOT NULL,
+    last_start REAL NOT NULL,
+    PRIMARY KEY (project, model)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quota_days (
+    project TEXT NOT NULL,
+    model TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    requests INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    spent INTEGER NOT NULL,
+    PRIMARY KEY (project, model, day)
+) WITHOUT ROWID;
+"""
+
+# Rows are deleted a little after they leave the window; the exact rule is applied
+# in Python, so float rounding in SQL can never drop a slot that still counts.
+_DELETE_SLACK = 1.0
+
+
+class SQLiteStore:
+    """Ledgers in one SQLite file; one connection per thread."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
+        self._path = Path(path).expanduser()
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the directory of {self._path}: {exc}") from exc
+        try:
+            self._connection()  # fail now, with a clear error, if the file is unusable
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite store {self._path}: {exc}") from exc
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
+        rest = url.split("://", 1)[1]
+        path, _, query = rest.partition("?")
+        if query:
+            raise ConfigError(f"store={url!r}: a sqlite URL takes no options ('?{query}')")
+        if not path.startswith("/") or path in {"/", "/:memory:"} or path.endswith("/"):
+            raise ConfigError(
+                f"store={url!r} names no database file; use sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db (for one process only, memory:// is faster)"
+            )
+        return cls(path[1:])
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self._path}"
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self._path)!r})"
+
+    # -- connections ----------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None:
+            return db
+        if self._closed:
+            raise StoreError(f"the SQLite store {self._path} is closed")
+        db = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout,
+            isolation_level=None,  # we issue BEGIN IMMEDIATE ourselves
+            check_same_thread=False,  # closed from the owning store's close()
+        )
+        db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent; fsync at checkpoints
+        db.executescript(_SCHEMA)
+        self._local.db = db
+        with self._lock:
+            self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        try:
+            db = self._connection()
+            db.execute(f"BEGIN {mode}")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self._path} failed: {exc}") from exc
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for db in connections:
+            db.close()
+        self._local = threading.local()
+
+    # -- ledger ---------------------------------------------------------------------
+
+    def _load(self, db: sqlite3.Connection, key: QuotaKey, now: float, period: float) -> SlotBook:
+        book = SlotBook()
+        # An unanswered request may still be on its way: its slot ends no earlier than now.
+        db.execute(
+            "UPDATE quota_slots SET end_at = ? "
+            "WHERE project = ? AND model = ? AND end_at < ? AND hold_until > ?",
+            (now, key.project, key.model, now, now),
+        )
+        db.execute(
+            "DELETE FROM quota_slots WHERE project = ? AND model = ? AND end_at < ?",
+            (key.project, key.model, now - period - _DELETE_SLACK),
+        )
+        for slot_id, end, tokens in db.execute(
+            "SELECT slot_id, end_at, tokens FROM quota_slots "
+            "WHERE project = ? AND model = ? ORDER BY end_at",
+            (key.project, key.model),
+        ):
+            book.ends.append(end)
+            book.ids.append(slot_id)
+            book.tokens.append(tokens)
+            book.total_tokens += tokens
+        row = db.execute(
+            "SELECT last_start FROM quota_ledgers WHERE project = ? AND model = ?",
+            (key.project, key.model),
+        ).fetchone()
+        if row is not None:
+            book.last_start = row[0]
+        today = day_index(now)[0]
+        for day, requests, tokens, spent in db.execute(
+            "SELECT day, requests, tokens, spent FROM quota_days "
+            "WHERE project = ? AND model = ? AND day >= ?",
+            (key.project, key.model, today),
+        ):
+            book.days.days[day] = [requests, tokens, spent]
+        return book
+
+    def _save_day(self, db: sqlite3.Connection, key: QuotaKey, book: SlotBook, day: int) -> None:
+        counts = book.days.days.get(day)
+        if counts is None:
+            return
+        db.execute(
+            "INSERT OR REPLACE INTO quota_days (project, model, day, requests, tokens, spent) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (key.project, key.model, day, *counts),
+        )
+
+    def acquire(
+        self,
+        key: QuotaKey,
+        *,
+        slot_id: str,
+        budget: Budget,
+        tokens: int,
+        now: float,
+        allowance: float,
+        deadline: float | None,
+    ) -> Granted | Refused:
+        with self._transaction() as db:
+            book = self._load(db, key, now, budget.period)
+            result = book.book(
+                slot_id=slot_id,
+                now=now,
+                budget=budget,
+                tokens=tokens,
+                allowance=allowance,
+                deadline=deadline,
+            )
+            if isinstance(result, Granted):
+                db.execute(
+                    "INSERT INTO quota_slots (project, model, slot_id, end_at, tokens, hold_until) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        key.project,
+                        key.model,
+                        slot_id,
+                        result.start + allowance,
+                        tokens,
+                        result.start + allowance + MAX_FLIGHT,
+                    ),
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO quota_ledgers (project, model, last_start) "
+                    "VALUES (?, ?, ?)",
+                    (key.project, key.model, result.start),
+                )
+                self._save_day(db, key, book, result.day)
+                db.execute(
+                    "DELETE FROM quota_days WHERE project = ? AND model = ? AND day < ?",
+                    (key.project, key.model, day_index(now)[0]),
+                )
+            return result
+
+    async def aacquire(
+        self,
+        key: QuotaKey,
+        *,
+        slot_id: str,
+        budget: Budget,
+        tokens: int,
+        now: float,
+        allowance: float,
+        deadline: float | None,
+    ) -> Granted | Refused:
+        # The write lock may be held by another process: wait for it off the loop.
+        return await asyncio.to_thread(
+            self.acquire,
+            key,
+            slot_id=slot_id,
+            budget=budget,
+            tokens=tokens,
+            now=now,
+            allowance=allowance,
+            deadline=deadline,
+        )
+
+    def settle(self, reservation: Reservation, *, sent: bool, end: float, tokens: int) -> None:
+        key = reservation.key
+        pk = (key.project, key.model, reservation.slot_id)
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT tokens FROM quota_slots WHERE project = ? AND model = ? AND slot_id = ?",
+                pk,
+            ).fetchone()
+            old_tokens: int | None = None if row is None else row[0]
+            if not sent:
+                db.execute(
+                    "DELETE FROM quota_slots WHERE project = ? AND model = ? AND slot_id = ?", pk
+                )
+                if old_tokens is not None:
+                    self._add_day(db, reservation, requests=-1, tokens=-old_tokens)
+                return
+            db.execute(
+                "INSERT OR REPLACE INTO quota_slots "
+                "(project, model, slot_id, end_at, tokens, hold_until) VALUES (?, ?, ?, ?, ?, 0)",
+                (*pk, end, tokens),
+            )
+            if old_tokens is not None and old_tokens != tokens:
+                self._add_day(db, reservation, requests=0, tokens=tokens - old_tokens)
+
+    @staticmethod
+    def _add_day(
+        db: sqlite3.Connection, reservation: Reservation, *, requests: int, tokens: int
+    ) -> None:
+        db.execute(
+            "UPDATE quota_days SET requests = MAX(requests + ?, 0), tokens = MAX(tokens + ?, 0) "
+            "WHERE project = ? AND model = ? AND day = ?",
+            (
+                requests,
+                tokens,
+                reservation.key.project,
+                reservation.key.model,
+                reservation.day,
+            ),
+        )
+
+    async def asettle(
+        self, reservation: Reservation, *, sent: bool, end: float, tokens: int
+    ) -> None:
+        await asyncio.to_thread(self.settle, reservation, sent=sent, end=end, tokens=tokens)
+
+    def mark_day_spent(self, key: QuotaKey, *, day: int) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO quota_days (project, model, day, requests, tokens, spent) "
+                "VALUES (?, ?, ?, 0, 0, 1) "
+                "ON CONFLICT (project, model, day) DO UPDATE SET spent = 1",
+                (key.project, key.model, day),
+            )
+
+    async def amark_day_spent(self, key: QuotaKey, *, day: int) -> None:
+        await asyncio.to_thread(self.mark_day_spent, key, day=day)
+
+    def usage(self, key: QuotaKey, *, now: float, period: float = 60.0) -> KeyUsage:
+        with self._transaction("DEFERRED") as db:
+            rows = db.execute(
+                "SELECT end_at, tokens FROM quota_slots "
+                "WHERE project = ? AND model = ? ORDER BY end_at",
+                (key.project, key.model),
+            ).fetchall()
+            day = db.execute(
+                "SELECT requests, tokens, spent FROM quota_days "
+                "WHERE project = ? AND model = ? AND day = ?",
+                (key.project, key.model, day_index(now)[0]),
+            ).fetchone()
+        return usage_of_book(
+            key,
+            [row[0] for row in rows],
+            [row[1] for row in rows],
+            list(day) if day is not None else None,
+            now=now,
+            period=period,
+        )
+
+    def ledgers(self) -> list[QuotaKey]:
+        with self._transaction("DEFERRED") as db:
+            rows = db.execute(
+                "SELECT project, model FROM quota_ledgers "
+                "UNION SELECT project, model FROM quota_days"
+            ).fetchall()
+        return sorted(QuotaKey(project, model) for project, model in rows)

@@ -1,0 +1,94 @@
+"""The seam between the Guard's call path and the quota limiter.
+
+The Guard asks the gate for a permit before every attempt and settles it when the
+attempt ends; the limiter (gemini_guard.quota) implements the gate. Keeping the
+protocol here, owned by neither side, keeps the request path one-directional: the
+pipeline knows only this protocol, the limiter knows nothing of the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from gemini_guard.diagnosis import Diagnosis
+
+__all__ = ["NoQuota", "Permit", "QuotaGate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    """Leave to send one request: wait `wait` seconds first, then send, then settle."""
+
+    project: str
+    model: str
+    tokens: int  # input tokens reserved (an estimate until settled)
+    wait: float  # seconds to wait before sending; 0.0 means now
+    ticket: object = None  # the limiter's handle on the reservation
+
+
+class QuotaGate(Protocol):
+    def reserve(self, *, project: str, model: str, tokens: int) -> Permit:
+        """Reserve a slot. Raises DailyQuotaExhausted when the day's quota is spent,
+        QuotaWait when the wait would exceed the allowed maximum, RequestRejected when
+        the request can never fit (tokens over the per-minute token limit)."""
+        ...
+
+    async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
+        """`reserve` for asyncio callers (a store may do I/O)."""
+        ...
+
+    def settle(
+        self,
+        permit: Permit,
+        *,
+        sent: bool,
+        input_tokens: int | None = None,
+        diagnosis: Diagnosis | None = None,
+    ) -> None:
+        """The attempt ended. `sent=False`: it never left (release the slot).
+        `input_tokens`: the server's count (usageMetadata), to correct the ledger.
+        `diagnosis`: the failure, if any; a 429 teaches the limiter the enforced limit."""
+        ...
+
+    async def asettle(
+        self,
+        permit: Permit,
+        *,
+        sent: bool,
+        input_tokens: int | None = None,
+        diagnosis: Diagnosis | None = None,
+    ) -> None:
+        """`settle` for asyncio callers."""
+        ...
+
+
+class NoQuota:
+    """A gate that never waits: the Guard's behaviour when pacing is off."""
+
+    def reserve(self, *, project: str, model: str, tokens: int) -> Permit:
+        return Permit(project=project, model=model, tokens=tokens, wait=0.0)
+
+    async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
+        return self.reserve(project=project, model=model, tokens=tokens)
+
+    def settle(
+        self,
+        permit: Permit,
+        *,
+        sent: bool,
+        input_tokens: int | None = None,
+        diagnosis: Diagnosis | None = None,
+    ) -> None:
+        return None
+
+    async def asettle(
+        self,
+        permit: Permit,
+        *,
+        sent: bool,
+        input_tokens: int | None = None,
+        diagnosis: Diagnosis | None = None,
+    ) -> None:
+        return None

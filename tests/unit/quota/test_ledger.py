@@ -1,0 +1,129 @@
+"""The pure window math: earliest starts, the slot book, Pacific days."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from gemini_guard.quota.ledger import Budget, DayBook, Granted, Refused, SlotBook, earliest_start
+
+UTC = dt.UTC
+
+
+@pytest.mark.parametrize(
+    ("ends", "tokens_of", "budget", "tokens", "not_before", "expected"),
+    [
+        # Room left: start at once.
+        ([0.0, 10.0], [0, 0], Budget(requests=3), 0, 20.0, 20.0),
+        # Full: the oldest leaves at 0 + 60.
+        ([0.0, 10.0, 15.0], [0, 0, 0], Budget(requests=3), 0, 20.0, 60.0),
+        # Two over (queued): the second oldest must leave too.
+        ([0.0, 10.0, 15.0, 60.0], [0, 0, 0, 0], Budget(requests=3), 0, 20.0, 70.0),
+        # Expired slots at the front do not count.
+        ([-100.0, 0.0, 10.0], [0, 0, 0], Budget(requests=2), 0, 20.0, 60.0),
+        # Tokens: 700 + 400 > 1000, so wait for the 700 to leave.
+        ([5.0, 9.0], [700, 200], Budget(tokens=1000), 400, 10.0, 65.0),
+        # Tokens fit exactly.
+        ([5.0, 9.0], [700, 200], Budget(tokens=1000), 100, 10.0, 10.0),
+        # Bigger than the whole budget: waits for an empty window.
+        ([5.0, 9.0], [1, 1], Budget(tokens=10), 50, 10.0, 69.0),
+        # Requests and tokens: the later of the two.
+        ([0.0, 30.0], [900, 10], Budget(requests=2, tokens=1000), 200, 40.0, 60.0),
+        ([0.0, 30.0], [10, 900], Budget(requests=5, tokens=1000), 200, 40.0, 90.0),
+        # A custom period.
+        ([0.0], [0], Budget(requests=1, period=1.0), 0, 0.5, 1.0),
+    ],
+)
+def test_earliest_start(
+    ends: list[float],
+    tokens_of: list[int],
+    budget: Budget,
+    tokens: int,
+    not_before: float,
+    expected: float,
+) -> None:
+    start = earliest_start(
+        ends,
+        tokens_of,
+        total_tokens=sum(tokens_of),
+        not_before=not_before,
+        budget=budget,
+        tokens=tokens,
+    )
+    assert start == expected
+
+
+def _book(book: SlotBook, now: float, budget: Budget, tokens: int = 0, **kw: object) -> Granted:
+    result = book.book(
+        slot_id=f"s{len(book)}-{now}",
+        now=now,
+        budget=budget,
+        tokens=tokens,
+        allowance=0.0,
+        deadline=kw.get("deadline"),  # type: ignore[arg-type]
+    )
+    assert isinstance(result, Granted)
+    return result
+
+
+def test_book_is_fifo_and_memory_is_bounded() -> None:
+    book = SlotBook()
+    budget = Budget(requests=2)
+    starts = [_book(book, 0.0, budget).start for _ in range(6)]
+    assert starts == [0.0, 0.0, 60.0, 60.0, 120.0, 120.0]
+    _book(book, 10_000.0, budget)
+    # Never answered, they were held MAX_FLIGHT, then left the window and the book.
+    assert len(book) == 1
+    assert len(book.in_flight) == 1
+
+
+def test_book_refuses_past_the_deadline_without_booking() -> None:
+    book = SlotBook()
+    budget = Budget(requests=1)
+    _book(book, 0.0, budget)
+    refused = book.book(slot_id="x", now=0.0, budget=budget, tokens=0, allowance=0.0, deadline=59.0)
+    assert refused == Refused("wait", 60.0)
+    assert len(book) == 1
+
+
+def test_settle_moves_the_end_and_corrects_tokens() -> None:
+    book = SlotBook()
+    budget = Budget(tokens=100)
+    granted = _book(book, 0.0, budget, tokens=80)
+    book.settle(
+        slot_id=granted.slot_id, end_hint=0.0, day=granted.day, sent=True, end=4.0, tokens=30
+    )
+    assert (book.ends, book.tokens, book.total_tokens) == ([4.0], [30], 30)
+    assert book.days.days[granted.day][:2] == [1, 30]
+    book.settle(
+        slot_id=granted.slot_id, end_hint=4.0, day=granted.day, sent=False, end=5.0, tokens=30
+    )
+    assert (len(book), book.total_tokens) == (0, 0)
+    assert book.days.days[granted.day][:2] == [0, 0]
+
+
+def test_day_of_caches_the_whole_pacific_day_including_dst() -> None:
+    days = DayBook()
+    spring = dt.datetime(2026, 3, 8, 8, 0, tzinfo=UTC).timestamp()  # 00:00 PST
+    ordinal, end = days.day_of(spring + 3600)
+    assert end == dt.datetime(2026, 3, 9, 7, 0, tzinfo=UTC).timestamp()  # 23 h later
+    assert days.day_of(spring) == (ordinal, end)
+    assert days.day_of(end - 0.001) == (ordinal, end)
+    assert days.day_of(end)[0] == ordinal + 1
+
+
+def test_day_book_refuses_with_the_reset_time() -> None:
+    days = DayBook()
+    days.add(10, 3, 50)
+    assert days.check(10, 123.0, Budget(day_requests=4), 0) is None
+    assert days.check(10, 123.0, Budget(day_requests=3), 0) == Refused(
+        "day", 123.0, "3 of 3 requests used"
+    )
+    assert days.check(10, 123.0, Budget(day_tokens=60), 11) == Refused(
+        "day", 123.0, "50 of 60 tokens used"
+    )
+    days.mark_spent(10)
+    refused = days.check(10, 123.0, Budget(), 0)
+    assert refused is not None
+    assert refused.why == "day"
