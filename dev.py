@@ -60,8 +60,7 @@ def test(args: list[str]) -> None:
 
 def demo(args: list[str]) -> None:
     ensure_venv()
-    # Until the Guard's own demo lands, the main job is diagnosing sample errors.
-    _run(_exe("gemini-guard"), "diagnose", "--samples", *args)
+    _run(_exe("gemini-guard"), "demo", *args)
 
 
 def bench(args: list[str]) -> None:

@@ -16,6 +16,7 @@ from gemini_guard import __version__
 _SUBCOMMANDS = {
     "demo": "gemini_guard.cli.demo",
     "diagnose": "gemini_guard.cli.diagnose",
+    "doctor": "gemini_guard.cli.doctor",
     "emulate": "gemini_guard.cli.emulate",
 }
 

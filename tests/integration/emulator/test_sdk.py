@@ -64,11 +64,6 @@ def test_generate_stream_and_count_tokens(healthy: EmulatorServer, version: str 
     assert counted.total_tokens == 6  # 24 characters at ~4 per token
 
 
-# google-genai's async transport subclasses aiohttp.ClientSession, which aiohttp warns about.
-AIOHTTP_SUBCLASS = "ignore:Inheritance class AiohttpClientSession:DeprecationWarning"
-
-
-@pytest.mark.filterwarnings(AIOHTTP_SUBCLASS)
 @pytest.mark.parametrize("version", VERSIONS)
 async def test_async_generate_and_stream(healthy: EmulatorServer, version: str | None) -> None:
     client = sdk_client(healthy, api_version=version).aio

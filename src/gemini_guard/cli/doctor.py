@@ -1,0 +1,183 @@
+"""`gemini-guard doctor`: check key, SDK, network, models, tier, store and status page."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from gemini_guard.cli import main
+from gemini_guard.clock import SystemClock
+from gemini_guard.doctor import (
+    DEFAULT_BASE_URL,
+    DEFAULT_STATUS_URL,
+    ISOLATION_MODEL,
+    CheckResult,
+    DoctorOptions,
+    failures,
+    run_doctor,
+)
+from gemini_guard.errors import ConfigError
+
+__all__ = ["doctor_command", "render"]
+
+# Exit codes above 125 mean "killed by a signal" to shells; the count is capped there.
+_MAX_EXIT = 125
+_MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", "dim")}
+
+
+def render(results: list[CheckResult], lang: str, console: Console) -> None:
+    """The checklist: one line per check, and the fix under every line that needs one."""
+    width = max(len(r.title.in_(lang)) for r in results)
+    for result in results:
+        mark, colour = _MARKS[result.status]
+        title = result.title.in_(lang).ljust(width)
+        console.print(
+            f"[{colour}]{mark}[/] [bold]{escape(title)}[/]  {escape(result.detail.in_(lang))}",
+            soft_wrap=True,
+        )
+        if result.fix is not None and result.status in ("fail", "warn"):
+            arrow = "修复" if lang == "zh" else "fix"
+            console.print(
+                f"  {' ' * width}  [{colour}]→ {arrow}:[/] {escape(result.fix.in_(lang))}",
+                soft_wrap=True,
+            )
+    failed = failures(results)
+    warned = sum(1 for r in results if r.status == "warn")
+    if lang == "zh":
+        summary = f"{failed} 项失败，{warned} 项警告"
+    else:
+        summary = f"{failed} failed, {warned} warning{'s' if warned != 1 else ''}"
+    console.print(f"\n[{'red' if failed else 'green'}]{summary}[/]", soft_wrap=True)
+
+
+def _configuration(path: Path | None) -> dict[str, Any]:
+    """What the doctor checks from the app's configuration (the same loader as the Guard).
+
+    Read when --config is given, GEMINI_GUARD_CONFIG names a file, ./gemini-guard.toml
+    exists, or a GEMINI_GUARD_* variable is set; otherwise nothing is assumed.
+    """
+    from gemini_guard.config import load_config
+
+    from_env = any(name.upper().startswith("GEMINI_GUARD_") for name in os.environ)
+    if path is None and not from_env and not Path("gemini-guard.toml").is_file():
+        return {}
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from None
+    project = config.projects[0]
+    return {
+        "models": config.models,
+        "store": config.store,
+        "tier": project.tier or config.tier,
+        "base_url": config.base_url,
+        "key_env": project.api_key_env,
+    }
+
+
+@main.command("doctor")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="M",
+    help="A model your app uses (repeatable); checked against the models list and probed.",
+)
+@click.option(
+    "--base-url",
+    metavar="URL",
+    help=f"API base URL (default: GOOGLE_GEMINI_BASE_URL, else {DEFAULT_BASE_URL}).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="F",
+    help="gemini-guard.toml (default: GEMINI_GUARD_CONFIG or ./gemini-guard.toml): "
+    "its models, store, tier, base_url and key variable are checked.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option(
+    "--lang",
+    type=click.Choice(["en", "zh"]),
+    default=None,
+    help="Language of the report (default: from LC_ALL / LANG).",
+)
+@click.option(
+    "--status-url",
+    metavar="URL",
+    default=DEFAULT_STATUS_URL,
+    show_default=True,
+    help="The service status page to check.",
+)
+@click.option("--store", metavar="URL", help="State store: memory://, sqlite:///path, redis://…")
+@click.option(
+    "--tier",
+    type=click.Choice(["free", "tier1", "tier2", "tier3"]),
+    help="The tier your configuration assumes; compared with the quota ids the API reports.",
+)
+@click.option(
+    "--isolation-model",
+    default=ISOLATION_MODEL,
+    show_default=True,
+    help="The stable model the isolation test calls.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.05),
+    default=5.0,
+    show_default=True,
+    help="Seconds allowed for each network step.",
+)
+@click.option("--no-probe", is_flag=True, help="Do not send a request to each configured model.")
+def doctor_command(
+    models: tuple[str, ...],
+    base_url: str | None,
+    config_path: Path | None,
+    as_json: bool,
+    lang: str | None,
+    status_url: str,
+    store: str | None,
+    tier: str | None,
+    isolation_model: str,
+    timeout: float,
+    no_probe: bool,
+) -> None:
+    """Check that this machine, key and project can call Gemini, and say how to fix what can't.
+
+    Exit code: the number of failed checks (0 = healthy). Warnings do not count.
+    """
+    from gemini_guard.cli.diagnose import lang_from_env
+
+    language = lang or lang_from_env()
+    configured = _configuration(config_path)
+    options = DoctorOptions(
+        base_url=base_url
+        or configured.get("base_url")
+        or os.environ.get("GOOGLE_GEMINI_BASE_URL")
+        or DEFAULT_BASE_URL,
+        models=tuple(dict.fromkeys(models or configured.get("models", ()))),
+        isolation_model=isolation_model,
+        status_url=status_url,
+        store=store or configured.get("store"),
+        tier=tier or configured.get("tier"),
+        timeout=timeout,
+        probe_models=not no_probe,
+        key_env=configured.get("key_env"),
+    )
+    results = run_doctor(options, env=os.environ, clock=SystemClock())
+    if as_json:
+        payload = {
+            "failed": failures(results),
+            "checks": [r.to_dict(language) for r in results],
+        }
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        render(results, language, Console(highlight=False))
+    raise SystemExit(min(failures(results), _MAX_EXIT))

@@ -1,0 +1,320 @@
+"""One validated configuration for everything a Guard takes.
+
+Read from `gemini-guard.toml` (or a path given with `--config`), then overridden by
+environment variables, then validated; a wrong field is a `ConfigError` naming the
+field, the value, what is allowed and where it came from, before anything is sent.
+
+    tier = "free"                                   # free | tier1 | tier2 | tier3
+    models = ["gemini-2.5-pro", "gemini-2.5-flash"] # the fallback chain
+    store = "memory://"                             # breaker (and later quota) state
+    cache = ""                                      # response cache URL ("" = none)
+    base_url = ""                                   # e.g. an emulator or gateway
+
+    [[projects]]                                    # keys by env var name, never the key
+    name = "main"
+    api_key_env = "GEMINI_API_KEY"
+
+    [retry]                                         # a preset plus any overrides
+    preset = "interactive"                          # default | interactive | batch
+    max_retries = 4
+
+    [breaker]
+    failure_threshold = 5
+    cooldown = 30
+
+    [telemetry]
+    log = true
+    jsonl = "~/.cache/gemini-guard/events.jsonl"
+
+Environment overrides, `GEMINI_GUARD_<FIELD>` for a top-level field and
+`GEMINI_GUARD_<SECTION>__<FIELD>` inside a section (case-insensitive; lists are
+comma-separated):
+    GEMINI_GUARD_TIER=tier1   GEMINI_GUARD_MODELS=gemini-2.5-flash,gemini-2.5-flash-lite
+    GEMINI_GUARD_STORE=...    GEMINI_GUARD_CACHE=...   GEMINI_GUARD_BASE_URL=...
+    GEMINI_GUARD_RETRY__PRESET=batch   GEMINI_GUARD_BREAKER__COOLDOWN=60
+    GEMINI_GUARD_TELEMETRY__JSONL=/var/log/gemini-guard.jsonl
+    GEMINI_GUARD_CONFIG=path/to/gemini-guard.toml   (the file itself)
+
+Extending: a later feature adds its own section as one more field of `GuardConfig`
+(a `Section` subclass); loading, env overrides and error messages come for free.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from gemini_guard.errors import ConfigError
+from gemini_guard.policies import BreakerPolicy, RetryPolicy
+
+if TYPE_CHECKING:
+    from gemini_guard.guard import Guard
+
+__all__ = [
+    "DEFAULT_FILE",
+    "ENV_PREFIX",
+    "BreakerSection",
+    "GuardConfig",
+    "ProjectSection",
+    "RetrySection",
+    "Section",
+    "TelemetrySection",
+    "load_config",
+]
+
+DEFAULT_FILE = "gemini-guard.toml"
+ENV_PREFIX = "GEMINI_GUARD_"
+_LIST_FIELDS = {("models",)}
+
+TierName = Literal["free", "tier1", "tier2", "tier3"]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown fields are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectSection(Section):
+    """A Google Cloud project: its quota is shared by all of its keys."""
+
+    name: str = Field(default="default", min_length=1)
+    api_key_env: str = Field(default="GEMINI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    tier: TierName | None = None  # None: the top-level tier
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and ("api_key" in data or "key" in data):
+            raise ValueError(
+                "never put an API key in the configuration; name the environment "
+                'variable that holds it instead: api_key_env = "GEMINI_API_KEY"'
+            )
+        return data
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None
+
+
+class RetrySection(Section):
+    """A retry preset plus field overrides (see `RetryPolicy`)."""
+
+    preset: Literal["default", "interactive", "batch"] = "default"
+    max_retries: int | None = Field(default=None, ge=0)
+    base: float | None = Field(default=None, ge=0)
+    cap: float | None = Field(default=None, ge=0)
+    multiplier: float | None = Field(default=None, ge=1)
+    jitter: Literal["additive", "full", "none"] | None = None
+    max_retry_after: float | None = Field(default=None, ge=0)
+    fallback_after: int | None = Field(default=None, ge=1)
+    attempt_timeout: float | None = Field(default=None, gt=0)
+    deadline: float | None = Field(default=None, gt=0)
+    shrink_on_deadline: bool | None = None
+
+    def policy(self) -> RetryPolicy:
+        base = {
+            "default": RetryPolicy.DEFAULT,
+            "interactive": RetryPolicy.INTERACTIVE,
+            "batch": RetryPolicy.BATCH,
+        }[self.preset]
+        changes = {k: v for k, v in self.model_dump(exclude={"preset"}).items() if v is not None}
+        return base.with_options(**changes) if changes else base
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RetrySection:
+        self.policy()  # RetryPolicy's own checks (cap >= base...) as config errors
+        return self
+
+
+class BreakerSection(Section):
+    """Circuit breaker overrides (see `BreakerPolicy`)."""
+
+    failure_threshold: int | None = Field(default=None, ge=1)
+    failure_ratio: float | None = Field(default=None, gt=0, le=1)
+    window: float | None = Field(default=None, gt=0)
+    min_calls: int | None = Field(default=None, ge=1)
+    cooldown: float | None = Field(default=None, ge=0)
+    max_cooldown: float | None = Field(default=None, ge=0)
+    storm_failures: int | None = Field(default=None, ge=1)
+    storm_window: float | None = Field(default=None, gt=0)
+    storm_cooldown: float | None = Field(default=None, ge=0)
+    half_open_probes: int | None = Field(default=None, ge=1)
+
+    def policy(self) -> BreakerPolicy:
+        changes = {k: v for k, v in self.model_dump().items() if v is not None}
+        return BreakerPolicy().with_options(**changes)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BreakerSection:
+        self.policy()
+        return self
+
+
+class TelemetrySection(Section):
+    """Where events go besides code hooks."""
+
+    log: bool = True  # the "gemini_guard" logger
+    jsonl: str | None = None  # a JSONL file path; None or "" for none
+
+
+class GuardConfig(Section):
+    """Everything a Guard takes, validated. Build one with `load_config`."""
+
+    tier: TierName = "free"
+    models: tuple[str, ...] = ()
+    projects: tuple[ProjectSection, ...] = (ProjectSection(),)
+    store: str = Field(default="memory://", pattern=r"^(memory|sqlite|redis)://")
+    cache: str | None = None
+    base_url: str | None = None
+    retry: RetrySection = RetrySection()
+    breaker: BreakerSection = BreakerSection()
+    telemetry: TelemetrySection = TelemetrySection()
+    source: str | None = Field(default=None, exclude=True)  # where it was read from
+
+    @model_validator(mode="after")
+    def _unique_projects(self) -> GuardConfig:
+        names = [p.name for p in self.projects]
+        if len(set(names)) != len(names):
+            raise ValueError(f"project names must be unique, got {names}")
+        if not self.projects:
+            raise ValueError("at least one [[projects]] entry is needed")
+        return self
+
+    def build_guard(self, **overrides: Any) -> Guard:
+        """A `Guard` from this configuration; keyword arguments override it
+        (e.g. `client=`, `clock=`, `hooks=`)."""
+        from gemini_guard.guard import Guard
+        from gemini_guard.telemetry import JsonlSink
+
+        project = self.projects[0]
+        options: dict[str, Any] = {
+            "models": self.models,
+            "tier": project.tier or self.tier,
+            "retry": self.retry.policy(),
+            "breaker": self.breaker.policy(),
+            "store": self.store,
+            "project": project.name,
+            "log": self.telemetry.log,
+        }
+        hooks = list(overrides.pop("hooks", ()))
+        if self.telemetry.jsonl:
+            hooks.append(JsonlSink(self.telemetry.jsonl))
+        options["hooks"] = hooks
+        if "client" not in overrides:
+            key = project.api_key()
+            if key is None:
+                raise ConfigError(
+                    f"projects[0].api_key_env: environment variable {project.api_key_env} "
+                    f"is not set (config: {self.source or 'defaults'}); export it, or pass "
+                    "client= to build_guard"
+                )
+            from google import genai
+            from google.genai import types
+
+            http = types.HttpOptions(base_url=self.base_url) if self.base_url else None
+            options["client"] = genai.Client(api_key=key, http_options=http)
+            options["api_key"] = key
+        options.update(overrides)
+        return Guard(**options)
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    raw: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for name, value in env.items():
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper == f"{ENV_PREFIX}CONFIG":
+            continue
+        path = tuple(part.lower() for part in upper[len(ENV_PREFIX) :].split("__"))
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            parsed: Any = value
+            if path in _LIST_FIELDS:
+                parsed = [v.strip() for v in value.split(",") if v.strip()]
+            node[path[-1]] = parsed
+            origin[path] = name
+    return raw, origin
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(exc: ValidationError, source: str, origin: dict[tuple[str, ...], str]) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        field = (
+            ".".join(f"[{p}]" if p.isdigit() else p for p in loc).replace(".[", "[")
+            or "(top level)"
+        )
+        where = f"environment variable {origin[loc]}" if loc in origin else source
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            section = GuardConfig
+            allowed = ", ".join(sorted(n for n in section.model_fields if n != "source"))
+            if len(loc) > 1:
+                field_info = GuardConfig.model_fields.get(loc[0])
+                sub = getattr(field_info, "annotation", None)
+                if isinstance(sub, type) and issubclass(sub, Section):
+                    allowed = ", ".join(sorted(sub.model_fields))
+            msg = f"unknown field; allowed here: {allowed}"
+        value = ""
+        if (
+            err["type"] != "extra_forbidden"
+            and "input" in err
+            and not isinstance(err["input"], dict)
+        ):
+            value = f" (got {err['input']!r})"
+        problems.append(f"{field}{value}: {msg} [{where}]")
+    return "invalid gemini-guard configuration: " + "; ".join(problems)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None
+) -> GuardConfig:
+    """Read `path` (default: $GEMINI_GUARD_CONFIG, else ./gemini-guard.toml if present),
+    apply GEMINI_GUARD_* environment overrides, and validate."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    chosen = path if path is not None else env.get(f"{ENV_PREFIX}CONFIG")
+    source = "defaults"
+    if chosen is not None or Path(DEFAULT_FILE).is_file():
+        file = Path(chosen if chosen is not None else DEFAULT_FILE).expanduser()
+        source = str(file)
+        try:
+            raw = tomllib.loads(file.read_text("utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"configuration file {file} does not exist; create it or drop --config"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        raw.pop("source", None)
+    overrides, origin = _env_overrides(env)
+    raw = _merge(raw, overrides)
+    for key in ("cache", "base_url"):
+        if raw.get(key) == "":
+            raw[key] = None
+    if isinstance(raw.get("telemetry"), dict) and raw["telemetry"].get("jsonl") == "":
+        raw["telemetry"]["jsonl"] = None
+    try:
+        config = GuardConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, origin)) from None
+    return config.model_copy(update={"source": source})

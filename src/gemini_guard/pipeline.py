@@ -1,0 +1,753 @@
+"""The call path, written once: breaker → quota gate → retry loop → transport, per model.
+
+`Engine.steps(...)` is a generator that holds the whole logic of one guarded call. It
+never sleeps, sends or touches the quota gate itself: it *yields* what it needs done
+(`Wait`, `Reserve`, `Settle`, `Send`) and is resumed with the outcome. Two thin
+drivers carry the effects out, `run_sync` with `Clock.sleep` and plain calls,
+`run_async` with `Clock.asleep` and awaits, so sync and async callers get exactly the
+same decisions.
+
+    for model in chain:
+        parked (per-day quota)?  skip until the Pacific midnight
+        breaker admits?          else skip (CircuitOpen when nothing is left)
+        quota gate reserve       wait permit.wait on the clock
+        send                     success: settle, breaker/budget success, return
+        failure                  diagnose, settle, breaker/budget failure,
+                                 decide_after_failure: Retry / FallBack / Fail
+
+Time. The call's deadline and every wait go through the injected `Clock`. The
+per-attempt timeout is handed to the transport in `AttemptPlan.timeout` (clock
+seconds); the Guard passes it to the SDK as `HttpOptions(timeout=ms)`, converting
+clock seconds to real ones with the clock's `factor` (a `ScaledClock`). We do not
+race the request against `Clock.asleep` or use `asyncio.timeout`: the first would
+fire at once on a `FakeClock` (time jumps whenever every task is parked, and a task
+waiting on a socket counts as parked), the second reads the loop's real clock and
+knows nothing of a scaled one. Letting the HTTP client enforce the timeout behaves
+the same in sync and async code and on every clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from gemini_guard.clock import Clock
+from gemini_guard.diagnosis import Category, Diagnosis, diagnose
+from gemini_guard.errors import (
+    Attempt,
+    AttemptsExhausted,
+    CallFailed,
+    CircuitOpen,
+    DailyQuotaExhausted,
+    FallbackExhausted,
+    QuotaWait,
+    RequestRejected,
+)
+from gemini_guard.policies import (
+    Breaker,
+    BreakerPolicy,
+    BreakerStore,
+    BreakerTransition,
+    Fail,
+    FallBack,
+    ModelProgress,
+    ParkingLot,
+    Retry,
+    RetryBudget,
+    RetryPolicy,
+    RetrySlots,
+    decide_after_failure,
+    retry_spacing,
+)
+from gemini_guard.quota_gate import NoQuota, Permit, QuotaGate
+from gemini_guard.telemetry import (
+    AttemptFailed,
+    AttemptStarted,
+    BreakerStateChanged,
+    CallFailedEvent,
+    CallSucceeded,
+    FallbackTaken,
+    ModelSkipped,
+    QuotaWaited,
+    RetryScheduled,
+    Telemetry,
+)
+
+__all__ = [
+    "AttemptPlan",
+    "CallInfo",
+    "Engine",
+    "Outcome",
+    "Reserve",
+    "Send",
+    "Settle",
+    "Wait",
+    "run_async",
+    "run_sync",
+]
+
+T = TypeVar("T")
+
+_log = logging.getLogger("gemini_guard")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptPlan:
+    """What the transport must send: which model, within what time, shrunk or not."""
+
+    model: str
+    attempt: int  # 1-based across the call
+    timeout: float | None  # clock seconds; None: no limit
+    shrink: bool = False  # smaller thinking budget / output cap (after a 504)
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """How a guarded call went: the model that answered and every attempt made."""
+
+    call_id: str
+    model: str | None  # None when the call failed
+    attempts: tuple[Attempt, ...]
+    elapsed: float  # clock seconds, waits included
+
+    @property
+    def attempt_count(self) -> int:
+        """Requests actually sent (skipped models not counted)."""
+        return sum(1 for a in self.attempts if a.sent)
+
+
+# Effects the call logic asks its driver to perform.
+@dataclass(frozen=True, slots=True)
+class Wait:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    project: str
+    model: str
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    permit: Permit
+    sent: bool
+    input_tokens: int | None = None
+    diagnosis: Diagnosis | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    plan: AttemptPlan
+
+
+Effect = Wait | Reserve | Settle | Send
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What a `Reserve` or `Send` came to: a value, or the exception it raised."""
+
+    value: T | None = None
+    error: Exception | None = None
+
+
+Steps = Generator[Effect, Outcome[Any] | None, tuple[T, CallInfo]]
+
+
+def _synthetic(category: Category, message: str, retry_after: float | None = None) -> Diagnosis:
+    """A diagnosis for a call that failed without any request (breaker open, parked)."""
+    return Diagnosis(
+        http_status=None,
+        grpc_status=None,
+        reason=None,
+        message=message,
+        category=category,
+        retryable=category is not Category.DAILY_QUOTA_EXHAUSTED,
+        retry_after=retry_after,
+    )
+
+
+class _CallState:
+    """Book-keeping of one call (mutable, private to `Engine.steps`)."""
+
+    __slots__ = (
+        "attempts",
+        "breaker_until",
+        "call_id",
+        "final",
+        "last",
+        "last_error",
+        "last_model",
+        "parked",
+        "sent_models",
+        "started",
+    )
+
+    def __init__(self, call_id: str, started: float) -> None:
+        self.call_id = call_id
+        self.started = started
+        self.attempts: list[Attempt] = []
+        self.sent_models: list[str] = []
+        self.breaker_until: list[float] = []
+        self.parked: list[float] = []
+        self.final: Fail | None = None
+        self.last: Diagnosis | None = None
+        self.last_error: BaseException | None = None
+        self.last_model: str | None = None
+
+
+class Engine:
+    """The shared state of one Guard's calls and the logic of one call.
+
+    `breakers` are per project and model ("project/model" keys in `breaker_store`);
+    `budget` and `parking` are shared by every call made through this engine.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        retry: RetryPolicy,
+        breaker: BreakerPolicy,
+        breaker_store: BreakerStore,
+        telemetry: Telemetry,
+        quota: QuotaGate | None = None,
+        project: str = "default",
+        budget: RetryBudget | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.clock = clock
+        self.retry = retry
+        self.breaker_policy = breaker
+        self.breaker_store = breaker_store
+        self.telemetry = telemetry
+        self.quota: QuotaGate = quota if quota is not None else NoQuota()
+        self.project = project
+        self.budget = budget if budget is not None else RetryBudget()
+        self.parking = ParkingLot()
+        self.retry_slots = RetrySlots()
+        self.rng = rng if rng is not None else random.Random()
+
+    def breaker(self, model: str) -> Breaker:
+        return Breaker(
+            f"{self.project}/{model}", policy=self.breaker_policy, store=self.breaker_store
+        )
+
+    def _key(self, model: str) -> str:
+        return f"{self.project}/{model}"
+
+    def _usable(self, model: str) -> bool:
+        now = self.clock.time()
+        if self.parking.parked_until(self._key(model), now) is not None:
+            return False
+        return self.breaker(model).peek(now).allowed
+
+    def _next_usable(self, chain: tuple[str, ...], index: int) -> str | None:
+        return next((m for m in chain[index + 1 :] if self._usable(m)), None)
+
+    def _emit_move(self, state: _CallState, model: str, move: BreakerTransition | None) -> None:
+        if move is None:
+            return
+        self.telemetry.emit(
+            BreakerStateChanged(
+                timestamp=self.clock.time(),
+                call_id=state.call_id,
+                model=model,
+                old=move.old,
+                new=move.new,
+                reason=move.reason,
+                open_until=move.open_until,
+            )
+        )
+        level = logging.WARNING if move.new == "open" else logging.INFO
+        _log.log(
+            level, "circuit breaker of %s: %s -> %s (%s)", model, move.old, move.new, move.reason
+        )
+
+    def _fallback_event(
+        self,
+        state: _CallState,
+        model: str,
+        diagnosis: Diagnosis,
+        reason: str,
+        to_model: str | None,
+        *,
+        warning: str | None = None,
+        park_until: float | None = None,
+    ) -> None:
+        self.telemetry.emit(
+            FallbackTaken(
+                timestamp=self.clock.time(),
+                call_id=state.call_id,
+                model=model,
+                http_status=diagnosis.http_status,
+                grpc_status=diagnosis.grpc_status,
+                category=str(diagnosis.category),
+                message=diagnosis.message,
+                reason=reason,
+                to_model=to_model,
+                warning=warning,
+                park_until=park_until,
+            )
+        )
+
+    def steps(
+        self,
+        chain: tuple[str, ...],
+        *,
+        tokens: int,
+        input_tokens_of: Callable[[T], int | None],
+        use_quota: bool = True,
+    ) -> Steps[T]:
+        """The logic of one call over `chain`, as a generator of effects (see module doc)."""
+        if not chain:
+            raise ValueError("a guarded call needs at least one model")
+        clock = self.clock
+        state = _CallState(uuid.uuid4().hex[:16], clock.monotonic())
+        deadline_at = None if self.retry.deadline is None else state.started + self.retry.deadline
+
+        for index, model in enumerate(chain):
+            key = self._key(model)
+            parked = self.parking.parked_until(key, clock.time())
+            if parked is not None:
+                state.parked.append(parked)
+                state.attempts.append(
+                    Attempt(model, Category.DAILY_QUOTA_EXHAUSTED, project=self.project, sent=False)
+                )
+                self.telemetry.emit(
+                    ModelSkipped(
+                        timestamp=clock.time(),
+                        call_id=state.call_id,
+                        model=model,
+                        reason="parked",
+                        until=parked,
+                    )
+                )
+                continue
+            breaker = self.breaker(model)
+            failures = 0
+            shrunk = False
+            shrink_next = False
+            waited = 0.0
+            while True:
+                if deadline_at is not None and clock.monotonic() >= deadline_at:
+                    state.final = Fail("exhausted", "the call's deadline has passed")
+                    break
+                admission, move = breaker.admit(clock.time())
+                self._emit_move(state, model, move)
+                if not admission.allowed:
+                    state.breaker_until.append(admission.retry_at or clock.time())
+                    state.attempts.append(Attempt(model, None, project=self.project, sent=False))
+                    self.telemetry.emit(
+                        ModelSkipped(
+                            timestamp=clock.time(),
+                            call_id=state.call_id,
+                            model=model,
+                            reason="breaker_open",
+                            until=admission.retry_at,
+                        )
+                    )
+                    break
+
+                if failures == 0:
+                    # Others are waiting for this model's quota to reopen: join the
+                    # line rather than draw a 429 and push them back.
+                    line = self.retry_slots.join(key, now=clock.monotonic())
+                    if line > 0 and (deadline_at is None or clock.monotonic() + line < deadline_at):
+                        self.telemetry.emit(
+                            QuotaWaited(
+                                timestamp=clock.time(),
+                                call_id=state.call_id,
+                                model=model,
+                                project=self.project,
+                                wait=line,
+                            )
+                        )
+                        yield Wait(line)
+                        waited += line
+
+                permit: Permit | None = None
+                if use_quota:
+                    reserved = yield Reserve(self.project, model, tokens)
+                    assert reserved is not None
+                    if reserved.error is not None:
+                        error = reserved.error
+                        if isinstance(error, DailyQuotaExhausted):
+                            self.parking.park(key, error.reset_at)
+                            state.parked.append(error.reset_at)
+                            state.last, state.last_model = error.diagnosis, model
+                            state.attempts.append(
+                                Attempt(
+                                    model,
+                                    Category.DAILY_QUOTA_EXHAUSTED,
+                                    project=self.project,
+                                    sent=False,
+                                )
+                            )
+                            self.telemetry.emit(
+                                ModelSkipped(
+                                    timestamp=clock.time(),
+                                    call_id=state.call_id,
+                                    model=model,
+                                    reason="quota",
+                                    until=error.reset_at,
+                                )
+                            )
+                            break
+                        if isinstance(error, QuotaWait):
+                            nxt = self._next_usable(chain, index)
+                            state.last, state.last_model = error.diagnosis, model
+                            if nxt is not None:
+                                self._fallback_event(
+                                    state, model, error.diagnosis, "quota wait too long", nxt
+                                )
+                                break
+                            state.final = Fail("quota_wait", str(error), wait=error.wait)
+                            break
+                        raise error
+                    permit = reserved.value
+                    assert isinstance(permit, Permit)
+                    if permit.wait > 0:
+                        if (
+                            deadline_at is not None
+                            and clock.monotonic() + permit.wait >= deadline_at
+                        ):
+                            yield Settle(permit, sent=False)
+                            state.final = Fail(
+                                "quota_wait",
+                                "the quota wait would overrun the deadline",
+                                wait=permit.wait,
+                            )
+                            break
+                        self.telemetry.emit(
+                            QuotaWaited(
+                                timestamp=clock.time(),
+                                call_id=state.call_id,
+                                model=model,
+                                project=self.project,
+                                wait=permit.wait,
+                            )
+                        )
+                        yield Wait(permit.wait)
+                        waited += permit.wait
+
+                attempt_no = sum(1 for a in state.attempts if a.sent) + 1
+                timeout = self.retry.attempt_timeout
+                if deadline_at is not None:
+                    left = max(0.001, deadline_at - clock.monotonic())
+                    timeout = left if timeout is None else min(timeout, left)
+                self.telemetry.emit(
+                    AttemptStarted(
+                        timestamp=clock.time(),
+                        call_id=state.call_id,
+                        model=model,
+                        attempt=attempt_no,
+                        attempt_on_model=failures + 1,
+                        probe=admission.probe,
+                        shrunk=shrink_next,
+                    )
+                )
+                if model not in state.sent_models:
+                    state.sent_models.append(model)
+                began = clock.monotonic()
+                sent = yield Send(AttemptPlan(model, attempt_no, timeout, shrink_next))
+                assert sent is not None
+                shrink_next = False
+
+                if sent.error is None:
+                    value: T = sent.value  # type: ignore[assignment]
+                    if permit is not None:
+                        yield Settle(permit, sent=True, input_tokens=input_tokens_of(value))
+                    self._emit_move(
+                        state, model, breaker.record(clock.time(), None, probe=admission.probe)
+                    )
+                    self.budget.record_success()
+                    state.attempts.append(Attempt(model, None, waited, 200, self.project))
+                    info = CallInfo(
+                        state.call_id,
+                        model,
+                        tuple(state.attempts),
+                        clock.monotonic() - state.started,
+                    )
+                    self.telemetry.emit(
+                        CallSucceeded(
+                            timestamp=clock.time(),
+                            call_id=state.call_id,
+                            model=model,
+                            attempts=info.attempt_count,
+                            elapsed=info.elapsed,
+                            input_tokens=input_tokens_of(value),
+                        )
+                    )
+                    return value, info
+
+                diagnosis = diagnose(sent.error, now=clock.time())
+                state.last_error = sent.error
+                if permit is not None:
+                    yield Settle(permit, sent=True, diagnosis=diagnosis)
+                self._emit_move(
+                    state, model, breaker.record(clock.time(), diagnosis, probe=admission.probe)
+                )
+                self.budget.record_failure(diagnosis)
+                failures += 1
+                state.last, state.last_model = diagnosis, model
+                state.attempts.append(
+                    Attempt(model, diagnosis.category, waited, diagnosis.http_status, self.project)
+                )
+                waited = 0.0
+                self.telemetry.emit(
+                    AttemptFailed(
+                        timestamp=clock.time(),
+                        call_id=state.call_id,
+                        model=model,
+                        http_status=diagnosis.http_status,
+                        grpc_status=diagnosis.grpc_status,
+                        category=str(diagnosis.category),
+                        message=diagnosis.message,
+                        attempt=attempt_no,
+                        elapsed=clock.monotonic() - began,
+                    )
+                )
+                nxt = self._next_usable(chain, index)
+                decision = decide_after_failure(
+                    diagnosis,
+                    progress=ModelProgress(failures=failures, shrunk=shrunk),
+                    policy=self.retry,
+                    has_next=nxt is not None,
+                    budget_allows=self.budget.allows_retry(),
+                    now=clock.monotonic(),
+                    now_wall=clock.time(),
+                    deadline_at=deadline_at,
+                    rng=self.rng,
+                )
+                if isinstance(decision, Retry):
+                    delay = self.retry_slots.schedule(
+                        key,
+                        now=clock.monotonic(),
+                        delay=decision.delay,
+                        spacing=retry_spacing(diagnosis),
+                    )
+                    if delay != decision.delay:
+                        if deadline_at is not None and clock.monotonic() + delay >= deadline_at:
+                            delay = decision.delay  # keep the deadline rather than the line
+                        decision = Retry(delay, decision.reason, decision.shrink)
+                    self.telemetry.emit(
+                        RetryScheduled(
+                            timestamp=clock.time(),
+                            call_id=state.call_id,
+                            model=model,
+                            http_status=diagnosis.http_status,
+                            grpc_status=diagnosis.grpc_status,
+                            category=str(diagnosis.category),
+                            message=diagnosis.message,
+                            attempt=attempt_no,
+                            reason=decision.reason,
+                            delay=decision.delay,
+                            shrink=decision.shrink,
+                        )
+                    )
+                    yield Wait(decision.delay)
+                    waited = decision.delay
+                    shrink_next = decision.shrink
+                    shrunk = shrunk or decision.shrink
+                    continue
+                if isinstance(decision, FallBack):
+                    if decision.park_until is not None:
+                        self.parking.park(key, decision.park_until)
+                        state.parked.append(decision.park_until)
+                    if decision.warning is not None:
+                        _log.warning("%s: %s", model, decision.warning)
+                    self._fallback_event(
+                        state,
+                        model,
+                        diagnosis,
+                        decision.reason,
+                        nxt,
+                        warning=decision.warning,
+                        park_until=decision.park_until,
+                    )
+                    break
+                if decision.reset_at is not None:
+                    self.parking.park(key, decision.reset_at)
+                state.final = decision
+                break
+            if state.final is not None:
+                break
+
+        raise self._failure(state, chain) from state.last_error
+
+    def _failure(self, state: _CallState, chain: tuple[str, ...]) -> CallFailed:
+        clock = self.clock
+        final = state.final
+        attempts = tuple(state.attempts)
+        diagnosis = state.last
+        error: CallFailed
+        if final is not None and final.kind == "rejected":
+            assert diagnosis is not None
+            error = RequestRejected(
+                f"request rejected ({final.reason})", diagnosis=diagnosis, attempts=attempts
+            )
+        elif final is not None and final.kind == "daily_quota":
+            assert diagnosis is not None
+            assert final.reset_at is not None
+            error = DailyQuotaExhausted(
+                f"daily quota exhausted on {state.last_model}; it resets at the Pacific midnight",
+                diagnosis=diagnosis,
+                attempts=attempts,
+                reset_at=final.reset_at,
+            )
+        elif final is not None and final.kind == "quota_wait":
+            wait = final.wait or 0.0
+            diagnosis = diagnosis or _synthetic(
+                Category.RATE_LIMITED, "the quota wait is too long", retry_after=wait
+            )
+            error = QuotaWait(
+                f"quota wait of {wait:.1f}s is more than allowed ({final.reason})",
+                diagnosis=diagnosis,
+                attempts=attempts,
+                wait=wait,
+            )
+        elif not state.sent_models and state.breaker_until:
+            retry_at = min(state.breaker_until)
+            wait = max(0.0, retry_at - clock.time())
+            diagnosis = _synthetic(
+                Category.OVERLOADED,
+                f"circuit breaker open for {', '.join(chain)}; next probe in {wait:.0f}s",
+                retry_after=wait,
+            )
+            error = CircuitOpen(
+                f"circuit open for every usable model; next probe in {wait:.0f}s",
+                diagnosis=diagnosis,
+                attempts=attempts,
+            )
+        elif not state.sent_models and state.parked:
+            reset_at = min(state.parked)
+            diagnosis = diagnosis or _synthetic(
+                Category.DAILY_QUOTA_EXHAUSTED,
+                "every model of the chain has spent its daily quota",
+                retry_after=max(0.0, reset_at - clock.time()),
+            )
+            error = DailyQuotaExhausted(
+                "every model of the chain has spent its daily quota",
+                diagnosis=diagnosis,
+                attempts=attempts,
+                reset_at=reset_at,
+            )
+        else:
+            if diagnosis is None:
+                diagnosis = _synthetic(Category.UNKNOWN, "no model of the chain could be tried")
+            reason = final.reason if final is not None else "no usable model left in the chain"
+            cls: type[CallFailed] = (
+                FallbackExhausted if len(state.sent_models) > 1 else AttemptsExhausted
+            )
+            error = cls(
+                f"{reason}; last failure on {state.last_model}: {diagnosis.category}"
+                f" ({diagnosis.http_status or '-'} {diagnosis.grpc_status or ''})".rstrip(),
+                diagnosis=diagnosis,
+                attempts=attempts,
+            )
+        sent = sum(1 for a in attempts if a.sent)
+        self.telemetry.emit(
+            CallFailedEvent(
+                timestamp=clock.time(),
+                call_id=state.call_id,
+                model=state.last_model or chain[0],
+                http_status=error.diagnosis.http_status,
+                grpc_status=error.diagnosis.grpc_status,
+                category=str(error.diagnosis.category),
+                message=error.diagnosis.message,
+                error=type(error).__name__,
+                reason=str(error),
+                attempts=sent,
+                elapsed=clock.monotonic() - state.started,
+            )
+        )
+        return error
+
+
+def run_sync(
+    steps: Steps[T], *, clock: Clock, quota: QuotaGate, send: Callable[[AttemptPlan], T]
+) -> tuple[T, CallInfo]:
+    """Carry out a call's effects in the calling thread."""
+    reply: Outcome[Any] | None = None
+    while True:
+        try:
+            effect = steps.send(reply)
+        except StopIteration as stop:
+            result: tuple[T, CallInfo] = stop.value
+            return result
+        reply = None
+        if isinstance(effect, Wait):
+            clock.sleep(effect.seconds)
+        elif isinstance(effect, Reserve):
+            try:
+                permit = quota.reserve(
+                    project=effect.project, model=effect.model, tokens=effect.tokens
+                )
+                reply = Outcome(value=permit)
+            except Exception as exc:
+                reply = Outcome(error=exc)
+        elif isinstance(effect, Settle):
+            try:
+                quota.settle(
+                    effect.permit,
+                    sent=effect.sent,
+                    input_tokens=effect.input_tokens,
+                    diagnosis=effect.diagnosis,
+                )
+            except Exception:
+                _log.exception("quota gate failed to settle a permit")
+        else:
+            try:
+                reply = Outcome(value=send(effect.plan))
+            except Exception as exc:
+                reply = Outcome(error=exc)
+
+
+async def run_async(
+    steps: Steps[T],
+    *,
+    clock: Clock,
+    quota: QuotaGate,
+    send: Callable[[AttemptPlan], Awaitable[T]],
+) -> tuple[T, CallInfo]:
+    """Carry out a call's effects as an asyncio task."""
+    reply: Outcome[Any] | None = None
+    while True:
+        try:
+            effect = steps.send(reply)
+        except StopIteration as stop:
+            result: tuple[T, CallInfo] = stop.value
+            return result
+        reply = None
+        if isinstance(effect, Wait):
+            await clock.asleep(effect.seconds)
+        elif isinstance(effect, Reserve):
+            try:
+                permit = await quota.areserve(
+                    project=effect.project, model=effect.model, tokens=effect.tokens
+                )
+                reply = Outcome(value=permit)
+            except Exception as exc:
+                reply = Outcome(error=exc)
+        elif isinstance(effect, Settle):
+            try:
+                await quota.asettle(
+                    effect.permit,
+                    sent=effect.sent,
+                    input_tokens=effect.input_tokens,
+                    diagnosis=effect.diagnosis,
+                )
+            except Exception:
+                _log.exception("quota gate failed to settle a permit")
+        else:
+            try:
+                reply = Outcome(value=await send(effect.plan))
+            except Exception as exc:
+                reply = Outcome(error=exc)

@@ -1,0 +1,56 @@
+"""Pure decisions of the call path: retry, circuit breaker, fallback.
+
+Each policy takes state, a `Diagnosis` and clock readings and returns a decision;
+the drivers in `gemini_guard.pipeline` do the waiting and the sending.
+"""
+
+from gemini_guard.policies.breaker import (
+    Admission,
+    Breaker,
+    BreakerPolicy,
+    BreakerSnapshot,
+    BreakerStore,
+    BreakerTransition,
+    MemoryBreakerStore,
+)
+from gemini_guard.policies.decisions import Decision, Fail, FallBack, Retry
+from gemini_guard.policies.fallback import (
+    REQUEST_ERRORS,
+    ModelProgress,
+    ParkingLot,
+    decide_after_failure,
+)
+from gemini_guard.policies.retry import (
+    UPSTREAM_FAILURES,
+    RetryBudget,
+    RetryPolicy,
+    RetrySlots,
+    compute_backoff,
+    retry_delay,
+    retry_spacing,
+)
+
+__all__ = [
+    "REQUEST_ERRORS",
+    "UPSTREAM_FAILURES",
+    "Admission",
+    "Breaker",
+    "BreakerPolicy",
+    "BreakerSnapshot",
+    "BreakerStore",
+    "BreakerTransition",
+    "Decision",
+    "Fail",
+    "FallBack",
+    "MemoryBreakerStore",
+    "ModelProgress",
+    "ParkingLot",
+    "Retry",
+    "RetryBudget",
+    "RetryPolicy",
+    "RetrySlots",
+    "compute_backoff",
+    "decide_after_failure",
+    "retry_delay",
+    "retry_spacing",
+]

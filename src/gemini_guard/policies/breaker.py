@@ -1,0 +1,318 @@
+"""Circuit breaker per model (and per project): stop sending to an upstream that is down.
+
+    closed ──(N consecutive upstream failures, or failure ratio over a window)──► open
+    open ──(cooldown elapsed)──► half-open: up to `half_open_probes` requests go through
+    half-open ──(a probe succeeds)──► closed        ──(a probe fails)──► open, longer
+
+The cooldown doubles with each open that follows without a successful close (up to
+`max_cooldown`), and when more than `storm_failures` failures fell within
+`storm_window` (the guide: more than 10 failures over several minutes) the breaker
+pauses for `storm_cooldown` at least: time to check the status page, not to hammer.
+
+The transitions are pure functions of a `BreakerSnapshot` (a frozen value), the
+policy and the wall clock (`Clock.time()`, so processes sharing a store agree).
+`Breaker` applies them through a `BreakerStore`, a two-method protocol that a
+SQLite or Redis store implements by making `update` one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from gemini_guard.diagnosis._model import Diagnosis
+from gemini_guard.policies.retry import UPSTREAM_FAILURES, seconds
+
+__all__ = [
+    "Admission",
+    "Breaker",
+    "BreakerPolicy",
+    "BreakerSnapshot",
+    "BreakerStore",
+    "BreakerTransition",
+    "MemoryBreakerStore",
+    "State",
+    "admit",
+    "counts_as_failure",
+    "peek",
+    "record",
+]
+
+State = Literal["closed", "open", "half_open"]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When a model's breaker opens, for how long, and how it tests the water again."""
+
+    failure_threshold: int = 5  # consecutive upstream failures that open it
+    failure_ratio: float = 0.5  # ...or this share of failures over `window`
+    window: float = 60.0  # seconds
+    min_calls: int = 10  # the ratio counts only with at least this many calls in the window
+    cooldown: float = 30.0  # first open
+    max_cooldown: float = 300.0  # the doubling stops here
+    storm_failures: int = 10  # more than this many failures within `storm_window`...
+    storm_window: float = 300.0
+    storm_cooldown: float = 600.0  # ...pause at least this long
+    half_open_probes: int = 1  # requests let through at once while half-open
+    probe_lease: float = 120.0  # a probe not reported by then is presumed lost
+
+    def __post_init__(self) -> None:
+        for name in ("failure_threshold", "min_calls", "storm_failures", "half_open_probes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0 < self.failure_ratio <= 1:
+            raise ValueError(f"failure_ratio must be in (0, 1], got {self.failure_ratio!r}")
+        durations = (
+            "window",
+            "cooldown",
+            "max_cooldown",
+            "storm_window",
+            "storm_cooldown",
+            "probe_lease",
+        )
+        for name in durations:
+            object.__setattr__(self, name, seconds(getattr(self, name), name=name))
+        if self.max_cooldown < self.cooldown:
+            raise ValueError(
+                f"max_cooldown ({self.max_cooldown}) must be >= cooldown ({self.cooldown})"
+            )
+
+    def with_options(self, **changes: Any) -> BreakerPolicy:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSnapshot:
+    """Everything a breaker remembers; small, and plain data for any store."""
+
+    state: State = "closed"
+    consecutive_failures: int = 0
+    open_until: float = 0.0  # wall seconds; meaningful while open
+    opens: int = 0  # opens since the last successful close (drives the doubling)
+    outcomes: tuple[tuple[float, bool], ...] = ()  # (wall time, failed) within the window
+    failures: tuple[float, ...] = ()  # failure times within the storm window
+    probes: tuple[float, ...] = ()  # start times of probes in flight (half-open)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "consecutive_failures": self.consecutive_failures,
+            "open_until": self.open_until,
+            "opens": self.opens,
+            "outcomes": [[t, failed] for t, failed in self.outcomes],
+            "failures": list(self.failures),
+            "probes": list(self.probes),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BreakerSnapshot:
+        state = raw["state"]
+        if state not in ("closed", "open", "half_open"):
+            raise ValueError(f"unknown breaker state {state!r}")
+        return cls(
+            state=state,
+            consecutive_failures=int(raw["consecutive_failures"]),
+            open_until=float(raw["open_until"]),
+            opens=int(raw["opens"]),
+            outcomes=tuple((float(t), bool(f)) for t, f in raw["outcomes"]),
+            failures=tuple(float(t) for t in raw["failures"]),
+            probes=tuple(float(t) for t in raw["probes"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """May a request go to this model now? `probe`: it is a half-open probe."""
+
+    allowed: bool
+    state: State
+    probe: bool = False
+    retry_at: float | None = None  # wall seconds when an open breaker half-opens
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTransition:
+    """The breaker moved from `old` to `new` (for telemetry)."""
+
+    old: State
+    new: State
+    open_until: float | None = None
+    reason: str = ""
+
+
+def counts_as_failure(diagnosis: Diagnosis) -> bool:
+    """Only upstream failures trip a breaker: a quota 429 or a bad request says
+    nothing about the model's health."""
+    return diagnosis.category in UPSTREAM_FAILURES
+
+
+def _cooldown(policy: BreakerPolicy, opens: int, failures: tuple[float, ...]) -> float:
+    growth: float = 2.0 ** min(opens - 1, 32)
+    cooldown = min(policy.max_cooldown, policy.cooldown * growth)
+    if len(failures) > policy.storm_failures:
+        cooldown = max(cooldown, policy.storm_cooldown)
+    return cooldown
+
+
+def _open(
+    snap: BreakerSnapshot, policy: BreakerPolicy, now: float, reason: str
+) -> tuple[BreakerSnapshot, BreakerTransition]:
+    opens = snap.opens + 1
+    until = now + _cooldown(policy, opens, snap.failures)
+    new = dataclasses.replace(snap, state="open", open_until=until, opens=opens, probes=())
+    return new, BreakerTransition(snap.state, "open", until, reason)
+
+
+def peek(snap: BreakerSnapshot | None, now: float) -> Admission:
+    """Would a request be admitted at `now`? Takes no probe slot (used to decide
+    whether a later model of the chain is worth falling back to)."""
+    if snap is None or snap.state == "closed":
+        return Admission(True, "closed")
+    if snap.state == "open" and now < snap.open_until:
+        return Admission(False, "open", retry_at=snap.open_until)
+    return Admission(True, "half_open", probe=True)
+
+
+def admit(
+    snap: BreakerSnapshot | None, policy: BreakerPolicy, now: float
+) -> tuple[BreakerSnapshot, Admission, BreakerTransition | None]:
+    """Ask to send one request at `now` (wall seconds); takes a probe slot if half-open."""
+    snap = snap or BreakerSnapshot()
+    if snap.state == "closed":
+        return snap, Admission(True, "closed"), None
+    transition = None
+    if snap.state == "open":
+        if now < snap.open_until:
+            return snap, Admission(False, "open", retry_at=snap.open_until), None
+        snap = dataclasses.replace(snap, state="half_open", probes=())
+        transition = BreakerTransition("open", "half_open", None, "cooldown elapsed")
+    live = tuple(t for t in snap.probes if now - t < policy.probe_lease)
+    if len(live) >= policy.half_open_probes:
+        snap = dataclasses.replace(snap, probes=live)
+        return snap, Admission(False, "half_open"), transition
+    snap = dataclasses.replace(snap, probes=(*live, now))
+    return snap, Admission(True, "half_open", probe=True), transition
+
+
+def record(
+    snap: BreakerSnapshot | None,
+    policy: BreakerPolicy,
+    now: float,
+    *,
+    failed: bool,
+    probe: bool = False,
+) -> tuple[BreakerSnapshot, BreakerTransition | None]:
+    """Record how a request ended (`failed`: an upstream failure)."""
+    snap = snap or BreakerSnapshot()
+    outcomes = tuple(o for o in snap.outcomes if now - o[0] < policy.window)
+    outcomes = (*outcomes, (now, failed))[-max(policy.min_calls, 64) :]
+    failures = tuple(t for t in snap.failures if now - t < policy.storm_window)
+    if failed:
+        failures = (*failures, now)[-(policy.storm_failures + 1) :]
+    probes = snap.probes[1:] if probe else snap.probes
+    snap = dataclasses.replace(snap, outcomes=outcomes, failures=failures, probes=probes)
+
+    if not failed:
+        if snap.state == "half_open" and probe:
+            closed = BreakerSnapshot(outcomes=outcomes, failures=failures)
+            return closed, BreakerTransition("half_open", "closed", None, "probe succeeded")
+        return dataclasses.replace(snap, consecutive_failures=0), None
+
+    snap = dataclasses.replace(snap, consecutive_failures=snap.consecutive_failures + 1)
+    if snap.state == "half_open":
+        if probe:
+            return _open(snap, policy, now, "probe failed")
+        return snap, None
+    if snap.state == "open":
+        # A request admitted before the breaker opened ended late: already open.
+        return snap, None
+    if snap.consecutive_failures >= policy.failure_threshold:
+        return _open(snap, policy, now, f"{snap.consecutive_failures} consecutive failures")
+    if len(outcomes) >= policy.min_calls:
+        ratio = sum(1 for _, f in outcomes if f) / len(outcomes)
+        if ratio >= policy.failure_ratio:
+            return _open(snap, policy, now, f"{ratio:.0%} of {len(outcomes)} calls failed")
+    return snap, None
+
+
+class BreakerStore(Protocol):
+    """Where breaker snapshots live. `update` must be atomic for its key (a SQL
+    transaction, a Redis WATCH/MULTI or script), so processes agree."""
+
+    def load(self, key: str) -> BreakerSnapshot | None: ...
+
+    def update(
+        self,
+        key: str,
+        change: Callable[[BreakerSnapshot | None], BreakerSnapshot],
+    ) -> BreakerSnapshot: ...
+
+
+@dataclass(slots=True)
+class MemoryBreakerStore:
+    """Breaker snapshots of one process (`store="memory://"`)."""
+
+    _snapshots: dict[str, BreakerSnapshot] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def load(self, key: str) -> BreakerSnapshot | None:
+        return self._snapshots.get(key)
+
+    def update(
+        self,
+        key: str,
+        change: Callable[[BreakerSnapshot | None], BreakerSnapshot],
+    ) -> BreakerSnapshot:
+        with self._lock:
+            new = change(self._snapshots.get(key))
+            self._snapshots[key] = new
+            return new
+
+
+class Breaker:
+    """One breaker (a model of a project) applied through a store."""
+
+    __slots__ = ("key", "policy", "store")
+
+    def __init__(self, key: str, *, policy: BreakerPolicy, store: BreakerStore) -> None:
+        self.key = key
+        self.policy = policy
+        self.store = store
+
+    def peek(self, now: float) -> Admission:
+        return peek(self.store.load(self.key), now)
+
+    def admit(self, now: float) -> tuple[Admission, BreakerTransition | None]:
+        result: list[tuple[Admission, BreakerTransition | None]] = []
+
+        def change(snap: BreakerSnapshot | None) -> BreakerSnapshot:
+            new, admission, transition = admit(snap, self.policy, now)
+            result.append((admission, transition))
+            return new
+
+        self.store.update(self.key, change)
+        return result[-1]
+
+    def record(
+        self, now: float, diagnosis: Diagnosis | None, *, probe: bool = False
+    ) -> BreakerTransition | None:
+        """Record an attempt's end: `diagnosis` None for a success."""
+        failed = diagnosis is not None and counts_as_failure(diagnosis)
+        if diagnosis is not None and not failed and not probe:
+            return None  # a quota or request error: no news about the model's health
+        result: list[BreakerTransition | None] = []
+
+        def change(snap: BreakerSnapshot | None) -> BreakerSnapshot:
+            new, transition = record(snap, self.policy, now, failed=failed, probe=probe)
+            result.append(transition)
+            return new
+
+        self.store.update(self.key, change)
+        return result[-1]
+
+    def state(self, now: float) -> State:
+        return self.peek(now).state

@@ -1,0 +1,36 @@
+"""Telemetry: events at every step of a guarded call, and the sinks that receive them."""
+
+from gemini_guard.telemetry.events import (
+    AttemptFailed,
+    AttemptStarted,
+    BreakerStateChanged,
+    CallFailedEvent,
+    CallSucceeded,
+    Event,
+    FailureEvent,
+    FallbackTaken,
+    ModelSkipped,
+    PreflightProblems,
+    QuotaWaited,
+    RetryScheduled,
+)
+from gemini_guard.telemetry.sinks import JsonlSink, LoggingSink, Sink, Telemetry
+
+__all__ = [
+    "AttemptFailed",
+    "AttemptStarted",
+    "BreakerStateChanged",
+    "CallFailedEvent",
+    "CallSucceeded",
+    "Event",
+    "FailureEvent",
+    "FallbackTaken",
+    "JsonlSink",
+    "LoggingSink",
+    "ModelSkipped",
+    "PreflightProblems",
+    "QuotaWaited",
+    "RetryScheduled",
+    "Sink",
+    "Telemetry",
+]

@@ -1,0 +1,160 @@
+"""What happened during a guarded call, as immutable values.
+
+Every event has `timestamp` (wall epoch seconds from the Guard's clock), `call_id`
+(one per guarded call) and `model`. Failure events also carry what the
+troubleshooting guide says to record of every error: the HTTP status, the gRPC status,
+the category and the full (redacted) message. No event ever holds an API key.
+
+    Event
+    ├── PreflightProblems     local checks found problems in a request (before sending)
+    ├── AttemptStarted        a request is about to be sent
+    ├── QuotaWaited           the quota gate asked to wait before sending
+    ├── ModelSkipped          a chain model was not tried (breaker open, parked)
+    ├── BreakerStateChanged   a model's breaker moved (closed/open/half_open)
+    ├── CallSucceeded         the call returned a response
+    └── FailureEvent          (carries http_status, grpc_status, category, message)
+        ├── AttemptFailed     one request failed
+        ├── RetryScheduled    ... and will be sent again after `delay`
+        ├── FallbackTaken     ... and the call moves to the next model
+        └── CallFailedEvent   the call failed; `error` names the GuardError raised
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "AttemptFailed",
+    "AttemptStarted",
+    "BreakerStateChanged",
+    "CallFailedEvent",
+    "CallSucceeded",
+    "Event",
+    "FailureEvent",
+    "FallbackTaken",
+    "ModelSkipped",
+    "PreflightProblems",
+    "QuotaWaited",
+    "RetryScheduled",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    kind: ClassVar[str] = "event"
+
+    timestamp: float
+    call_id: str
+    model: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data, its kind first under "event"."""
+        data: dict[str, Any] = {"event": self.kind}
+        for f in dataclasses.fields(self):
+            data[f.name] = getattr(self, f.name)
+        return data
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreflightProblems(Event):
+    """The request failed local checks. `rejected`: it was not sent (validation="strict")."""
+
+    kind: ClassVar[str] = "preflight_problems"
+
+    problems: tuple[str, ...]  # one readable line per problem: "path: what is wrong"
+    rejected: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptStarted(Event):
+    kind: ClassVar[str] = "attempt_started"
+
+    attempt: int  # 1-based, across the whole call
+    attempt_on_model: int  # 1-based, on this model
+    probe: bool = False  # a half-open breaker probe
+    shrunk: bool = False  # sent with a smaller thinking budget / output cap
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuotaWaited(Event):
+    kind: ClassVar[str] = "quota_waited"
+
+    project: str
+    wait: float  # seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelSkipped(Event):
+    kind: ClassVar[str] = "model_skipped"
+
+    reason: str  # "breaker_open", "parked", "quota"
+    until: float | None = None  # wall seconds when it may be used again
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerStateChanged(Event):
+    kind: ClassVar[str] = "breaker_state_changed"
+
+    old: str
+    new: str
+    reason: str
+    open_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallSucceeded(Event):
+    kind: ClassVar[str] = "call_succeeded"
+
+    attempts: int
+    elapsed: float  # clock seconds, waits included
+    input_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailureEvent(Event):
+    kind: ClassVar[str] = "failure"
+
+    http_status: int | None
+    grpc_status: str | None
+    category: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptFailed(FailureEvent):
+    kind: ClassVar[str] = "attempt_failed"
+
+    attempt: int
+    elapsed: float  # clock seconds this attempt took
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryScheduled(FailureEvent):
+    kind: ClassVar[str] = "retry_scheduled"
+
+    attempt: int  # the attempt that failed
+    reason: str
+    delay: float
+    shrink: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FallbackTaken(FailureEvent):
+    kind: ClassVar[str] = "fallback_taken"
+
+    reason: str
+    to_model: str | None  # None when no later model is usable
+    warning: str | None = None
+    park_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallFailedEvent(FailureEvent):
+    kind: ClassVar[str] = "call_failed"
+
+    error: str  # the GuardError subclass raised, e.g. "FallbackExhausted"
+    reason: str
+    attempts: int
+    elapsed: float

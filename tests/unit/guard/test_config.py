@@ -1,0 +1,133 @@
+"""gemini-guard.toml + GEMINI_GUARD_* env: one validated configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gemini_guard.clock import FakeClock
+from gemini_guard.config import load_config
+from gemini_guard.errors import ConfigError
+from gemini_guard.policies import RetryPolicy
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gemini-guard.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(env={})
+    assert config.tier == "free"
+    assert config.retry.policy() == RetryPolicy.DEFAULT
+    assert config.source == "defaults"
+
+
+def test_file_with_preset_and_overrides(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+tier = "tier1"
+models = ["gemini-2.5-pro", "gemini-2.5-flash"]
+[retry]
+preset = "interactive"
+max_retries = 2
+[breaker]
+cooldown = 45
+[[projects]]
+name = "main"
+api_key_env = "MY_GEMINI_KEY"
+""",
+    )
+    config = load_config(path, env={})
+    assert config.models == ("gemini-2.5-pro", "gemini-2.5-flash")
+    policy = config.retry.policy()
+    assert policy == RetryPolicy.INTERACTIVE.with_options(max_retries=2)
+    assert config.breaker.policy().cooldown == 45.0
+    assert config.projects[0].api_key_env == "MY_GEMINI_KEY"
+    assert config.source == str(path)
+
+
+def test_env_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, 'tier = "free"\n[retry]\npreset = "batch"\n')
+    env = {
+        "GEMINI_GUARD_TIER": "tier2",
+        "GEMINI_GUARD_MODELS": "gemini-2.5-flash, gemini-2.5-flash-lite",
+        "GEMINI_GUARD_RETRY__MAX_RETRIES": "7",
+        "GEMINI_GUARD_TELEMETRY__JSONL": str(tmp_path / "e.jsonl"),
+        "UNRELATED": "x",
+    }
+    config = load_config(path, env=env)
+    assert config.tier == "tier2"
+    assert config.models == ("gemini-2.5-flash", "gemini-2.5-flash-lite")
+    assert config.retry.policy() == RetryPolicy.BATCH.with_options(max_retries=7)
+    assert config.telemetry.jsonl == str(tmp_path / "e.jsonl")
+
+
+def test_config_path_from_env(tmp_path: Path) -> None:
+    path = write(tmp_path, 'tier = "tier3"\n')
+    assert load_config(env={"GEMINI_GUARD_CONFIG": str(path)}).tier == "tier3"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('tier = "gold"', ["tier", "'gold'", "'free', 'tier1', 'tier2' or 'tier3'"]),
+        ("[retry]\nmax_retrys = 3", ["retry.max_retrys", "unknown field", "max_retries"]),
+        ("[retry]\nbase = 10\ncap = 5", ["retry", "cap (5.0) must be >= base (10.0)"]),
+        ("[breaker]\nfailure_ratio = 2", ["breaker.failure_ratio", "2"]),
+        ('store = "postgres://x"', ["store", "postgres://x"]),
+        ("colour = 1", ["colour", "unknown field", "models"]),
+    ],
+)
+def test_a_wrong_field_names_field_value_allowed_and_file(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    message = str(caught.value)
+    for part in [*expected, str(path)]:
+        assert part in message
+
+
+def test_a_wrong_env_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="GEMINI_GUARD_RETRY__MAX_RETRIES") as caught:
+        load_config(env={"GEMINI_GUARD_RETRY__MAX_RETRIES": "lots"})
+    assert "'lots'" in str(caught.value)
+
+
+def test_a_literal_key_in_the_file_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    key = "AIzaSyTHISISNOTAKEYBUTLOOKSLIKEONE12345"
+    path = write(tmp_path, f'[[projects]]\nname = "p"\napi_key = "{key}"\n')
+    with pytest.raises(ConfigError, match="api_key_env") as caught:
+        load_config(path, env={})
+    assert key not in str(caught.value)
+
+
+def test_missing_file_and_bad_toml_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", env={})
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "tier = "), env={})
+
+
+def test_build_guard_reads_the_key_from_the_named_env_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        '[[projects]]\nname = "main"\napi_key_env = "GG_TEST_KEY"\n[retry]\npreset = "batch"\n',
+    )
+    config = load_config(path, env={})
+    monkeypatch.delenv("GG_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="GG_TEST_KEY"):
+        config.build_guard()
+    monkeypatch.setenv("GG_TEST_KEY", "AIzaSyFAKEFAKEFAKEFAKEFAKEFAKEFAKE1234567")
+    guard = config.build_guard(clock=FakeClock())
+    assert guard.retry == RetryPolicy.BATCH
+    assert guard.engine.project == "main"
+    guard.client.close()

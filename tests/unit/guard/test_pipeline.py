@@ -1,0 +1,344 @@
+"""The call path on a FakeClock: every decision, carried out by the sync and async drivers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gemini_guard.diagnosis import Category
+from gemini_guard.errors import (
+    AttemptsExhausted,
+    CircuitOpen,
+    DailyQuotaExhausted,
+    FallbackExhausted,
+    QuotaWait,
+    RequestRejected,
+)
+from gemini_guard.pacific import next_reset
+from gemini_guard.policies import BreakerPolicy, RetryBudget, RetryPolicy
+from gemini_guard.telemetry import (
+    AttemptFailed,
+    BreakerStateChanged,
+    CallFailedEvent,
+    CallSucceeded,
+    FallbackTaken,
+    ModelSkipped,
+    QuotaWaited,
+    RetryScheduled,
+)
+from tests.unit.guard._script import (
+    RecordingGate,
+    Script,
+    bad_request,
+    deadline,
+    internal,
+    not_found,
+    ok,
+    overloaded,
+    quota,
+    rig,
+)
+
+PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
+LA = ZoneInfo("America/Los_Angeles")
+
+
+def test_success_first_time_sends_once_and_settles_with_server_tokens() -> None:
+    r = rig()
+    response, info = r.run(Script({PRO: [ok(PRO, prompt_tokens=42)]}), [PRO, FLASH])
+    assert response.model_version == PRO
+    assert (info.model, info.attempt_count) == (PRO, 1)
+    assert r.gate.settled == [(PRO, True, 42, None)]
+    assert r.kinds() == ["attempt_started", "call_succeeded"]
+    assert r.clock.sleeps == []
+
+
+def test_transient_error_backs_off_on_the_clock_then_succeeds() -> None:
+    r = rig()
+    script = Script({FLASH: [internal(), internal(), ok(FLASH)]})
+    _, info = r.run(script, [FLASH])
+    assert script.sent_at == [0.0, 1.0, 3.0]  # backoff 1 s, then 2 s
+    assert [a.category for a in info.attempts] == [
+        Category.SERVER_ERROR,
+        Category.SERVER_ERROR,
+        None,
+    ]
+    assert [a.waited for a in info.attempts] == [0.0, 1.0, 2.0]
+    retries = [e for e in r.events if isinstance(e, RetryScheduled)]
+    assert [(e.reason, e.delay, e.http_status, e.grpc_status) for e in retries] == [
+        ("server_error", 1.0, 500, "INTERNAL"),
+        ("server_error", 2.0, 500, "INTERNAL"),
+    ]
+    assert retries[0].message == "An internal error."
+
+
+def test_rate_limit_waits_the_server_delay() -> None:
+    r = rig()
+    script = Script({FLASH: [quota(delay="37s"), ok(FLASH)]})
+    r.run(script, [FLASH])
+    assert script.sent_at == [0.0, 37.0]
+    # the 429 reached the quota gate so the limiter can learn from it
+    assert r.gate.settled[0][3] is not None
+    assert r.gate.settled[0][3].category is Category.RATE_LIMITED
+
+
+def test_overloaded_falls_back_at_once_to_the_next_model() -> None:
+    r = rig()
+    script = Script({PRO: [overloaded()]})
+    response, info = r.run(script, [PRO, FLASH])
+    assert response.model_version == FLASH
+    assert script.models == [PRO, FLASH]
+    assert r.clock.sleeps == []
+    fallback = next(e for e in r.events if isinstance(e, FallbackTaken))
+    assert (fallback.model, fallback.to_model, fallback.http_status) == (PRO, FLASH, 503)
+    assert info.model == FLASH
+
+
+def test_three_consecutive_failures_fall_back() -> None:
+    r = rig()
+    script = Script({PRO: [internal(), internal(), internal()]})
+    response, _ = r.run(script, [PRO, FLASH])
+    assert script.models == [PRO, PRO, PRO, FLASH]
+    assert response.model_version == FLASH
+
+
+def test_request_error_fails_at_once_without_fallback() -> None:
+    r = rig()
+    script = Script({PRO: [bad_request()]})
+    with pytest.raises(RequestRejected) as caught:
+        r.run(script, [PRO, FLASH])
+    assert script.models == [PRO]
+    assert caught.value.diagnosis.category is Category.BAD_REQUEST
+    assert [a.model for a in caught.value.attempts] == [PRO]
+    failed = [e for e in r.events if isinstance(e, CallFailedEvent)]
+    assert failed[0].error == "RequestRejected"
+    assert "candidate_count" in failed[0].message
+
+
+def test_not_found_falls_back_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    r = rig()
+    script = Script({"gemini-1.0-pro": [not_found("gemini-1.0-pro")]})
+    response, _ = r.run(script, ["gemini-1.0-pro", FLASH])
+    assert response.model_version == FLASH
+    fallback = next(e for e in r.events if isinstance(e, FallbackTaken))
+    assert fallback.warning is not None
+    assert "deprecated" in fallback.warning
+    assert any("deprecated" in rec.getMessage() for rec in caplog.records)
+
+
+def test_last_model_exhausts_retries_then_raises_attempts_exhausted() -> None:
+    r = rig(budget=RetryBudget(max_tokens=100), breaker=BreakerPolicy(failure_threshold=50))
+    script = Script({FLASH: [internal()] * 10})
+    with pytest.raises(AttemptsExhausted) as caught:
+        r.run(script, [FLASH])
+    assert len(script.plans) == 6  # 1 + max_retries
+    assert r.clock.sleeps == [1.0, 2.0, 4.0, 8.0, 16.0]
+    assert len(caught.value.attempts) == 6
+
+
+def test_every_model_failing_raises_fallback_exhausted() -> None:
+    r = rig(budget=RetryBudget(max_tokens=100), breaker=BreakerPolicy(failure_threshold=50))
+    script = Script({PRO: [overloaded()], FLASH: [internal()] * 10})
+    with pytest.raises(FallbackExhausted) as caught:
+        r.run(script, [PRO, FLASH])
+    assert script.models == [PRO] + [FLASH] * 6
+    assert caught.value.diagnosis.category is Category.SERVER_ERROR
+
+
+def test_daily_quota_parks_the_model_for_later_calls_until_pacific_midnight() -> None:
+    r = rig()
+    r.clock.set_time(dt.datetime(2026, 3, 7, 22, 0, tzinfo=LA).timestamp())
+    script = Script({FLASH: [quota(per="Day", delay="20s")]})
+    response, _ = r.run(script, [FLASH, LITE])
+    assert response.model_version == LITE
+    # The next call does not even try flash...
+    script2 = Script({})
+    r.run(script2, [FLASH, LITE])
+    assert script2.models == [LITE]
+    skipped = [e for e in r.events if isinstance(e, ModelSkipped)]
+    assert skipped[-1].reason == "parked"
+    midnight = dt.datetime(2026, 3, 8, 0, 0, tzinfo=LA).timestamp()
+    assert skipped[-1].until == midnight
+    # ...until the Pacific midnight (the spring-forward day starts at 08:00 UTC).
+    r.clock.set_time(midnight - 1)
+    script3 = Script({})
+    r.run(script3, [FLASH, LITE])
+    assert script3.models == [LITE]
+    r.clock.set_time(midnight)
+    script4 = Script({})
+    r.run(script4, [FLASH, LITE])
+    assert script4.models == [FLASH]
+
+
+def test_daily_quota_on_the_only_model_raises_with_reset_time() -> None:
+    r = rig()
+    with pytest.raises(DailyQuotaExhausted) as caught:
+        r.run(Script({FLASH: [quota(per="Day", delay="20s")]}), [FLASH])
+    assert caught.value.reset_at == next_reset(r.clock.time())
+    assert r.clock.sleeps == []  # the 20 s retryDelay was not obeyed: it is useless
+    # A second call sends nothing at all.
+    script = Script({})
+    with pytest.raises(DailyQuotaExhausted):
+        r.run(script, [FLASH])
+    assert script.plans == []
+
+
+def test_server_delay_over_the_cap_fails_with_quota_wait() -> None:
+    r = rig(retry=RetryPolicy(max_retry_after=30.0, jitter="none"))
+    with pytest.raises(QuotaWait) as caught:
+        r.run(Script({FLASH: [quota(delay="45s")]}), [FLASH])
+    assert caught.value.wait == 45.0
+    assert r.clock.sleeps == []
+
+
+def test_open_breaker_skips_the_model_and_all_open_raises_circuit_open() -> None:
+    r = rig(breaker=BreakerPolicy(failure_threshold=2, cooldown=30.0))
+    policy_fail = Script({FLASH: [internal()] * 6})
+    with pytest.raises(AttemptsExhausted):
+        r.run(policy_fail, [FLASH])
+    moves = [e for e in r.events if isinstance(e, BreakerStateChanged)]
+    assert [(m.old, m.new) for m in moves] == [("closed", "open")]
+    # The breaker opened after the second failure: the retries stopped there.
+    assert len(policy_fail.plans) == 2
+    r.events.clear()
+    nothing = Script({})
+    with pytest.raises(CircuitOpen) as caught:
+        r.run(nothing, [FLASH])
+    assert nothing.plans == []
+    assert caught.value.diagnosis.retry_after is not None
+    assert r.kinds() == ["model_skipped", "call_failed"]
+
+
+def test_half_open_probe_after_cooldown_closes_the_breaker_on_success() -> None:
+    r = rig(breaker=BreakerPolicy(failure_threshold=1, cooldown=30.0))
+    with pytest.raises(AttemptsExhausted):
+        r.run(Script({FLASH: [internal()]}), [FLASH])
+    r.clock.advance(30)
+    r.events.clear()
+    r.run(Script({}), [FLASH])
+    moves = [(e.old, e.new) for e in r.events if isinstance(e, BreakerStateChanged)]
+    assert moves == [("open", "half_open"), ("half_open", "closed")]
+
+
+def test_open_breaker_on_first_model_sends_straight_to_the_next() -> None:
+    r = rig(breaker=BreakerPolicy(failure_threshold=1, cooldown=60.0))
+    r.run(Script({PRO: [internal()]}), [PRO, FLASH])
+    script = Script({})
+    r.run(script, [PRO, FLASH])
+    assert script.models == [FLASH]
+
+
+def test_spent_budget_stops_retries() -> None:
+    budget = RetryBudget(max_tokens=4, token_ratio=0.1)
+    r = rig(budget=budget)
+    script = Script({FLASH: [internal()] * 10})
+    with pytest.raises(AttemptsExhausted) as caught:
+        r.run(script, [FLASH])
+    # tokens 4 -> 3 (retry allowed), -> 2 (not above half: stop)
+    assert len(script.plans) == 2
+    assert "budget" in str(caught.value)
+
+
+def test_deadline_exceeded_retries_once_shrunk_then_falls_back() -> None:
+    r = rig()
+    script = Script({PRO: [deadline(), deadline()]})
+    response, _ = r.run(script, [PRO, FLASH])
+    assert [(p.model, p.shrink) for p in script.plans] == [
+        (PRO, False),
+        (PRO, True),
+        (FLASH, False),
+    ]
+    assert response.model_version == FLASH
+
+
+def test_breaker_opening_mid_call_stops_the_retries() -> None:
+    r = rig(budget=RetryBudget(max_tokens=100), breaker=BreakerPolicy(failure_threshold=3))
+    script = Script({FLASH: [internal()] * 10})
+    with pytest.raises(AttemptsExhausted) as caught:
+        r.run(script, [FLASH])
+    assert len(script.plans) == 3
+    assert [a.sent for a in caught.value.attempts] == [True, True, True, False]
+
+
+def test_the_call_deadline_bounds_waits_and_attempt_timeouts() -> None:
+    r = rig(retry=RetryPolicy(jitter="none", deadline=10.0, attempt_timeout=60.0))
+    script = Script({FLASH: [internal()] * 10})
+    with pytest.raises(AttemptsExhausted) as caught:
+        r.run(script, [FLASH])
+    # waits 1, 2, 4 fit in 10 s (t=7); the next (8 s) would end past the deadline.
+    assert r.clock.sleeps == [1.0, 2.0, 4.0]
+    assert "deadline" in str(caught.value)
+    # each attempt's timeout is what is left of the call's deadline
+    assert [p.timeout for p in script.plans] == [10.0, 9.0, 7.0, 3.0]
+
+
+def test_quota_gate_wait_is_slept_and_reported() -> None:
+    r = rig(gate=RecordingGate(wait=12.5))
+    script = Script({})
+    _, info = r.run(script, [FLASH])
+    assert r.clock.sleeps == [12.5]
+    assert script.sent_at == [12.5]
+    waited = [e for e in r.events if isinstance(e, QuotaWaited)]
+    assert [w.wait for w in waited] == [12.5]
+    assert info.attempts[0].waited == 12.5
+
+
+def test_quota_gate_daily_exhaustion_parks_and_falls_back_without_sending() -> None:
+    from tests.unit.policies._diagnoses import diag
+
+    gate = RecordingGate()
+    reset = next_reset(rig().clock.time())
+    gate.raise_on[PRO] = DailyQuotaExhausted(
+        "spent", diagnosis=diag(Category.DAILY_QUOTA_EXHAUSTED), reset_at=reset
+    )
+    r = rig(gate=gate)
+    script = Script({})
+    response, info = r.run(script, [PRO, FLASH])
+    assert script.models == [FLASH]
+    assert response.model_version == FLASH
+    assert [(a.model, a.sent) for a in info.attempts] == [(PRO, False), (FLASH, True)]
+
+
+def test_attempt_failed_events_carry_what_the_guide_says_to_record() -> None:
+    r = rig()
+    r.run(Script({PRO: [overloaded()]}), [PRO, FLASH])
+    failed = next(e for e in r.events if isinstance(e, AttemptFailed))
+    assert failed.to_dict() | {"timestamp": 0} == {
+        "event": "attempt_failed",
+        "timestamp": 0,
+        "call_id": failed.call_id,
+        "model": PRO,
+        "http_status": 503,
+        "grpc_status": "UNAVAILABLE",
+        "category": "overloaded",
+        "message": "The model is overloaded.",
+        "attempt": 1,
+        "elapsed": 0.0,
+    }
+    assert failed.timestamp == r.clock.time()
+    done = next(e for e in r.events if isinstance(e, CallSucceeded))
+    assert (done.model, done.attempts) == (FLASH, 2)
+
+
+async def test_async_driver_makes_the_same_decisions() -> None:
+    r = rig()
+    script = Script({PRO: [overloaded()], FLASH: [internal(), ok(FLASH)]})
+    response, info = await r.arun(script, [PRO, FLASH])
+    assert response.model_version == FLASH
+    assert script.models == [PRO, FLASH, FLASH]
+    assert r.clock.sleeps == [1.0]
+    assert info.attempt_count == 3
+
+
+async def test_async_driver_raises_the_same_errors() -> None:
+    r = rig()
+    with pytest.raises(RequestRejected):
+        await r.arun(Script({PRO: [bad_request()]}), [PRO, FLASH])
+
+
+def test_a_chain_needs_a_model() -> None:
+    r = rig()
+    with pytest.raises(ValueError, match="at least one model"):
+        r.run(Script({}), [])

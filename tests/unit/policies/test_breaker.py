@@ -1,0 +1,239 @@
+"""Circuit breaker: transitions, half-open probes, growing cooldowns, the store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gemini_guard.clock import FakeClock
+from gemini_guard.diagnosis import Category
+from gemini_guard.policies import (
+    Breaker,
+    BreakerPolicy,
+    BreakerSnapshot,
+    BreakerTransition,
+    MemoryBreakerStore,
+)
+from tests.unit.policies._diagnoses import diag
+
+FAIL = diag(Category.SERVER_ERROR)
+
+
+def make(policy: BreakerPolicy | None = None) -> tuple[Breaker, FakeClock]:
+    clock = FakeClock()
+    breaker = Breaker(
+        "default/gemini-2.5-pro",
+        policy=policy or BreakerPolicy(failure_threshold=3, cooldown=30.0),
+        store=MemoryBreakerStore(),
+    )
+    return breaker, clock
+
+
+def fail_n(breaker: Breaker, clock: FakeClock, n: int) -> list[BreakerTransition]:
+    moves = []
+    for _ in range(n):
+        admission, _ = breaker.admit(clock.time())
+        assert admission.allowed
+        move = breaker.record(clock.time(), FAIL, probe=admission.probe)
+        if move is not None:
+            moves.append(move)
+    return moves
+
+
+def test_opens_after_n_consecutive_failures() -> None:
+    breaker, clock = make()
+    assert fail_n(breaker, clock, 2) == []
+    assert breaker.state(clock.time()) == "closed"
+    moves = fail_n(breaker, clock, 1)
+    assert [(m.old, m.new) for m in moves] == [("closed", "open")]
+    assert moves[0].open_until == clock.time() + 30.0
+    admission, _ = breaker.admit(clock.time())
+    assert not admission.allowed
+    assert admission.retry_at == clock.time() + 30.0
+
+
+def test_a_success_resets_the_consecutive_count() -> None:
+    breaker, clock = make()
+    fail_n(breaker, clock, 2)
+    breaker.record(clock.time(), None)
+    fail_n(breaker, clock, 2)
+    assert breaker.state(clock.time()) == "closed"
+
+
+def test_quota_and_request_errors_do_not_trip_it() -> None:
+    breaker, clock = make()
+    for category in (Category.RATE_LIMITED, Category.BAD_REQUEST, Category.DAILY_QUOTA_EXHAUSTED):
+        for _ in range(5):
+            breaker.admit(clock.time())
+            breaker.record(clock.time(), diag(category))
+    assert breaker.state(clock.time()) == "closed"
+
+
+def test_opens_on_failure_ratio_over_the_window() -> None:
+    policy = BreakerPolicy(failure_threshold=100, failure_ratio=0.5, window=60, min_calls=10)
+    breaker, clock = make(policy)
+    moves: list[BreakerTransition | None] = []
+    for i in range(10):  # alternate: never 2 failures in a row, but 50% fail
+        clock.advance(1)
+        moves.append(breaker.record(clock.time(), FAIL if i % 2 else None))
+    opened = [m for m in moves if m is not None]
+    assert [(m.old, m.new) for m in opened] == [("closed", "open")]
+    assert "50%" in opened[0].reason
+
+
+def test_ratio_forgets_outcomes_older_than_the_window() -> None:
+    policy = BreakerPolicy(failure_threshold=100, failure_ratio=0.5, window=60, min_calls=10)
+    breaker, clock = make(policy)
+    for _ in range(5):
+        breaker.record(clock.time(), FAIL)
+    clock.advance(61)  # those failures leave the window
+    for i in range(9):
+        breaker.record(clock.time(), FAIL if i == 0 else None)
+    assert breaker.state(clock.time()) == "closed"
+
+
+def test_half_open_after_cooldown_lets_a_limited_number_of_probes_through() -> None:
+    policy = BreakerPolicy(failure_threshold=1, cooldown=10.0, half_open_probes=2)
+    breaker, clock = make(policy)
+    fail_n(breaker, clock, 1)
+    clock.advance(9.9)
+    assert not breaker.admit(clock.time())[0].allowed
+    clock.advance(0.1)
+    first, move = breaker.admit(clock.time())
+    assert (first.allowed, first.probe, first.state) == (True, True, "half_open")
+    assert move is not None
+    assert (move.old, move.new) == ("open", "half_open")
+    second, _ = breaker.admit(clock.time())
+    assert second.allowed
+    assert second.probe
+    third, _ = breaker.admit(clock.time())
+    assert not third.allowed  # the probe limit
+
+
+def test_a_successful_probe_closes_it() -> None:
+    policy = BreakerPolicy(failure_threshold=1, cooldown=10.0)
+    breaker, clock = make(policy)
+    fail_n(breaker, clock, 1)
+    clock.advance(10)
+    probe, _ = breaker.admit(clock.time())
+    move = breaker.record(clock.time(), None, probe=probe.probe)
+    assert move is not None
+    assert (move.old, move.new) == ("half_open", "closed")
+    assert breaker.admit(clock.time())[0].allowed
+    assert breaker.store.load(breaker.key) == BreakerSnapshot(
+        outcomes=((clock.time() - 10, True), (clock.time(), False)),
+        failures=(clock.time() - 10,),
+    )
+
+
+def test_failed_probes_reopen_with_a_doubling_cooldown_up_to_the_max() -> None:
+    policy = BreakerPolicy(
+        failure_threshold=1, cooldown=10.0, max_cooldown=35.0, storm_failures=100
+    )
+    breaker, clock = make(policy)
+    cooldowns = []
+    for _ in range(4):
+        moves = fail_n(breaker, clock, 1)
+        opened = [m for m in moves if m.new == "open"]
+        assert opened
+        assert opened[-1].open_until is not None
+        cooldowns.append(opened[-1].open_until - clock.time())
+        clock.advance(cooldowns[-1])
+    assert cooldowns == [10.0, 20.0, 35.0, 35.0]
+
+
+def test_cooldown_starts_over_after_a_successful_close() -> None:
+    policy = BreakerPolicy(failure_threshold=1, cooldown=10.0, storm_failures=100)
+    breaker, clock = make(policy)
+    fail_n(breaker, clock, 1)
+    clock.advance(10)
+    fail_n(breaker, clock, 1)  # probe fails: 20 s
+    clock.advance(20)
+    probe, _ = breaker.admit(clock.time())
+    breaker.record(clock.time(), None, probe=probe.probe)
+    moves = fail_n(breaker, clock, 1)
+    assert moves[-1].open_until == clock.time() + 10.0
+
+
+def test_more_than_ten_failures_over_minutes_means_a_long_pause() -> None:
+    policy = BreakerPolicy(
+        failure_threshold=100,
+        failure_ratio=1.0,
+        min_calls=100,
+        storm_failures=10,
+        storm_window=300,
+        storm_cooldown=600,
+        cooldown=30,
+    )
+    breaker, clock = make(policy)
+    # 11 failures spread over 4 minutes, each followed by a success: never
+    # consecutive, never a majority; but a storm.
+    for _ in range(11):
+        breaker.record(clock.time(), None)
+        clock.advance(20)
+        breaker.record(clock.time(), FAIL)
+    assert breaker.state(clock.time()) == "closed"
+    snap = breaker.store.load(breaker.key)
+    assert snap is not None
+    assert len(snap.failures) == 11
+    # Any open now lasts the storm cooldown: drive one with consecutive failures.
+    strict = Breaker(
+        breaker.key, policy=policy.with_options(failure_threshold=1), store=breaker.store
+    )
+    move = strict.record(clock.time(), FAIL)
+    assert move is not None
+    assert move.new == "open"
+    assert move.open_until == clock.time() + 600
+
+
+def test_a_lost_probe_frees_its_slot_after_the_lease() -> None:
+    policy = BreakerPolicy(failure_threshold=1, cooldown=10.0, probe_lease=60.0)
+    breaker, clock = make(policy)
+    fail_n(breaker, clock, 1)
+    clock.advance(10)
+    assert breaker.admit(clock.time())[0].allowed  # taken, never reported
+    assert not breaker.admit(clock.time())[0].allowed
+    clock.advance(60)
+    assert breaker.admit(clock.time())[0].allowed
+
+
+def test_peek_takes_no_probe_slot() -> None:
+    policy = BreakerPolicy(failure_threshold=1, cooldown=10.0)
+    breaker, clock = make(policy)
+    fail_n(breaker, clock, 1)
+    assert not breaker.peek(clock.time()).allowed
+    clock.advance(10)
+    assert breaker.peek(clock.time()).allowed
+    assert breaker.peek(clock.time()).allowed
+    assert breaker.admit(clock.time())[0].allowed
+
+
+def test_snapshot_round_trips_through_json_for_persistent_stores() -> None:
+    breaker, clock = make()
+    fail_n(breaker, clock, 3)
+    snap = breaker.store.load(breaker.key)
+    assert snap is not None
+    assert snap.state == "open"
+    assert BreakerSnapshot.from_dict(json.loads(json.dumps(snap.to_dict()))) == snap
+
+
+def test_breakers_of_different_keys_are_independent() -> None:
+    store = MemoryBreakerStore()
+    policy = BreakerPolicy(failure_threshold=1)
+    pro = Breaker("p/pro", policy=policy, store=store)
+    flash = Breaker("p/flash", policy=policy, store=store)
+    pro.record(0.0, FAIL)
+    assert pro.state(0.0) == "open"
+    assert flash.state(0.0) == "closed"
+
+
+def test_policy_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="failure_ratio"):
+        BreakerPolicy(failure_ratio=0)
+    with pytest.raises(ValueError, match="half_open_probes"):
+        BreakerPolicy(half_open_probes=0)
+    with pytest.raises(ValueError, match="max_cooldown"):
+        BreakerPolicy(cooldown=100, max_cooldown=10)
+    with pytest.raises(ValueError, match="unknown breaker state"):
+        BreakerSnapshot.from_dict({**BreakerSnapshot().to_dict(), "state": "ajar"})
