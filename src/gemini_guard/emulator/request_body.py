@@ -214,12 +214,75 @@ def normalize_generate_request(
             return error_bodies.invalid_argument(
                 f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty.\n"
             )
+        if content.get("role") not in (None, "", "user", "model", "function", "tool"):
+            return error_bodies.invalid_argument("Please use a valid role: user, model.")
+        for j, part in enumerate(content["parts"]):
+            if not any(v not in (None, "") for v in part.values()):
+                # An empty text part has no data at all, as far as the proto is concerned.
+                return error_bodies.invalid_argument(
+                    f"* GenerateContentRequest.contents[{i}].parts[{j}].data: required oneof "
+                    "field 'data' must have one initialized field\n"
+                )
+    problem = _check_safety_settings(request.get("safetySettings"))
+    if problem is not None:
+        return problem
     problem = _check_generation_config(
         request.get("generationConfig") or {}, output_token_limit=output_token_limit, model=model
     )
     if problem is not None:
         return problem
     return request
+
+
+# The API's enums (google.ai.generativelanguage HarmCategory / HarmBlockThreshold).
+_HARM_CATEGORIES = frozenset(
+    {
+        "HARM_CATEGORY_UNSPECIFIED",
+        "HARM_CATEGORY_DEROGATORY",
+        "HARM_CATEGORY_TOXICITY",
+        "HARM_CATEGORY_VIOLENCE",
+        "HARM_CATEGORY_SEXUAL",
+        "HARM_CATEGORY_MEDICAL",
+        "HARM_CATEGORY_DANGEROUS",
+        "HARM_CATEGORY_HARASSMENT",
+        "HARM_CATEGORY_HATE_SPEECH",
+        "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+        "HARM_CATEGORY_DANGEROUS_CONTENT",
+        "HARM_CATEGORY_CIVIC_INTEGRITY",
+    }
+)
+_HARM_THRESHOLDS = frozenset(
+    {
+        "HARM_BLOCK_THRESHOLD_UNSPECIFIED",
+        "BLOCK_LOW_AND_ABOVE",
+        "BLOCK_MEDIUM_AND_ABOVE",
+        "BLOCK_ONLY_HIGH",
+        "BLOCK_NONE",
+        "OFF",
+    }
+)
+
+
+def _check_safety_settings(settings: Any) -> ErrorReply | None:
+    if not isinstance(settings, list):
+        return None
+    for i, setting in enumerate(settings):
+        if not isinstance(setting, Mapping):
+            continue
+        for name, enum, allowed in (
+            ("category", "HarmCategory", _HARM_CATEGORIES),
+            ("threshold", "HarmBlockThreshold", _HARM_THRESHOLDS),
+        ):
+            value = setting.get(name)
+            if value is not None and value not in allowed:
+                path = f"safety_settings[{i}].{name}"
+                return error_bodies.invalid_value(
+                    f"Invalid value at '{path}' "
+                    f"(type.googleapis.com/google.ai.generativelanguage.v1beta.{enum}), "
+                    f"{_json_repr(value)}",
+                    field_path=path,
+                )
+    return None
 
 
 def normalize_count_tokens_request(body: Any) -> dict[str, Any] | ErrorReply:

@@ -92,6 +92,21 @@ def test_whole_number_floats_are_accepted_for_integer_fields() -> None:
     assert isinstance(_normalize({"contents": CONTENTS, "generationConfig": config}), dict)
 
 
+def test_roles_empty_parts_and_safety_enums_are_checked_like_the_api() -> None:
+    bad_role = [{"role": "assistant", "parts": [{"text": "hi"}]}]
+    assert _message(_normalize({"contents": bad_role})) == "Please use a valid role: user, model."
+    empty_text = [{"role": "user", "parts": [{"text": ""}]}]
+    assert "parts[0].data: required oneof field 'data'" in _message(
+        _normalize({"contents": empty_text})
+    )
+    threshold = {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_MEDIUM"}
+    message = _message(_normalize({"contents": CONTENTS, "safetySettings": [threshold]}))
+    assert message.startswith("Invalid value at 'safety_settings[0].threshold'")
+    assert '"BLOCK_MEDIUM"' in message
+    good = {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}
+    assert isinstance(_normalize({"contents": CONTENTS, "safety_settings": [good]}), dict)
+
+
 def test_missing_contents_and_empty_parts() -> None:
     assert "contents is not specified" in _message(_normalize({}))
     assert "parts must not be empty" in _message(
