@@ -19,7 +19,7 @@ __all__ = ["NoQuota", "Permit", "QuotaGate"]
 
 @dataclass(frozen=True, slots=True)
 class Permit:
-    """Leave to send one request: wait `wait` seconds first, then send, then settle."""
+    """Leave to send one request: wait `wait` seconds, confirm, send, then settle."""
 
     project: str
     model: str
@@ -37,6 +37,17 @@ class QuotaGate(Protocol):
 
     async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
         """`reserve` for asyncio callers (a store may do I/O)."""
+        ...
+
+    def confirm(self, permit: Permit) -> float:
+        """Call after waiting `permit.wait`, just before sending: the seconds still to
+        wait (0.0: send now). A permit is a plan; requests planned earlier may have
+        been sent late, so the slot is checked again against what was really sent.
+        On a positive answer, wait that long and confirm again, until 0.0."""
+        ...
+
+    async def aconfirm(self, permit: Permit) -> float:
+        """`confirm` for asyncio callers."""
         ...
 
     def settle(
@@ -72,6 +83,12 @@ class NoQuota:
 
     async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
         return self.reserve(project=project, model=model, tokens=tokens)
+
+    def confirm(self, permit: Permit) -> float:
+        return 0.0
+
+    async def aconfirm(self, permit: Permit) -> float:
+        return 0.0
 
     def settle(
         self,

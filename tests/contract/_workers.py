@@ -19,7 +19,7 @@ def reserve_many(url: str, start: float, count: int, rpm: int) -> list[float]:
         starts = []
         for _ in range(count):
             permit = gate.reserve(project="shared", model="gemini-2.5-flash", tokens=1)
-            starts.append(permit.ticket.reservation.start)  # type: ignore[attr-defined]
+            starts.append(permit.ticket.start)  # type: ignore[attr-defined]
         return starts
     finally:
         gate.close()

@@ -41,7 +41,7 @@ def reserve(gate: QuotaLimiter, tokens: int = 0, *, project: str = PROJECT) -> P
 
 
 def start_of(permit: Permit) -> float:
-    return permit.ticket.reservation.start  # type: ignore[attr-defined,no-any-return]
+    return permit.ticket.start  # type: ignore[attr-defined,no-any-return]
 
 
 def rate_limited(*, limit: int | None = None, tier: str = "free") -> Diagnosis:

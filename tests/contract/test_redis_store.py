@@ -94,7 +94,7 @@ def test_dead_redis_degrades_to_local_pacing_and_recovers(redis_server: RedisSer
         clock.advance(5.0)
         gate.settle(first, sent=True)  # Redis answers again
         assert [type(e) for e in events] == [StoreDegraded, StoreRecovered]
-        assert gate.reserve(project="p", model=MODEL, tokens=1).ticket.reservation.origin == (  # type: ignore[attr-defined]
+        assert gate.reserve(project="p", model=MODEL, tokens=1).ticket.origin == (  # type: ignore[attr-defined]
             "primary"
         )
     finally:
@@ -117,3 +117,20 @@ def test_url_credentials_never_show(redis_server: RedisServer) -> None:
     assert "s3cret" not in store.url
     assert "s3cret" not in repr(store)
     store.close()
+
+
+def test_window_keys_outlive_an_unanswered_slot(redis_server: RedisServer) -> None:
+    """TTLs are refreshed sparingly; a key recreated by settle must not keep a short one."""
+    clock = FakeClock()
+    gate = _gate(redis_server.url, clock)
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        gate.settle(gate.reserve(project="p1", model=MODEL, tokens=3), sent=True)
+        assert client.pttl("gg:{p1:gemini-2.5-flash}:slots") <= 61_000  # recreated by settle
+        clock.advance(1.0)
+        gate.reserve(project="p1", model=MODEL, tokens=3)  # unanswered: held up to MAX_FLIGHT
+        for suffix in ("slots", "meta", "flight"):
+            assert client.pttl(f"gg:{{p1:gemini-2.5-flash}}:{suffix}") >= MAX_FLIGHT * 1000
+    finally:
+        client.close()
+        gate.close()

@@ -77,9 +77,23 @@ class AdaptiveLimits:
         self.policy = policy or AdaptivePolicy()
         self._on_event = on_event
         self._levels: dict[tuple[QuotaKey, Metric], _Level] = {}
+        # How many metrics of each key have a level: `has_levels` runs per request.
+        self._counts: dict[QuotaKey, int] = {}
 
     def has_levels(self, key: QuotaKey) -> bool:
-        return any(level_key[0] == key for level_key in self._levels)
+        return key in self._counts
+
+    def _add(self, key: QuotaKey, metric: Metric, level: _Level) -> None:
+        self._levels[(key, metric)] = level
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def _drop(self, key: QuotaKey, metric: Metric) -> None:
+        del self._levels[(key, metric)]
+        left = self._counts[key] - 1
+        if left:
+            self._counts[key] = left
+        else:
+            del self._counts[key]
 
     def ceiling(self, key: QuotaKey, metric: Metric, configured: int | None) -> int | None:
         """The hard limit: configured, or the server's stated value if lower."""
@@ -116,7 +130,7 @@ class AdaptiveLimits:
                 )
             )
             if level.effective >= ceiling and level.stated is None:
-                del self._levels[(key, metric)]
+                self._drop(key, metric)
         return level.effective
 
     def learn_stated(
@@ -133,7 +147,7 @@ class AdaptiveLimits:
         level = self._levels.get((key, metric))
         previous = self.effective(key, metric, configured, now=now, wall=wall)
         if level is None:
-            self._levels[(key, metric)] = _Level(effective=stated, stated=stated, at=now)
+            self._add(key, metric, _Level(effective=stated, stated=stated, at=now))
         else:
             level.stated = stated
             level.effective = min(level.effective, stated)
@@ -176,7 +190,7 @@ class AdaptiveLimits:
             return None
         lowered = max(1, math.floor(current * self.policy.decrease))
         if level is None:
-            self._levels[(key, metric)] = _Level(effective=lowered, stated=None, at=now)
+            self._add(key, metric, _Level(effective=lowered, stated=None, at=now))
         else:
             level.effective = lowered
             level.last_change = level.last_cut = now

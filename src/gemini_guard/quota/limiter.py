@@ -12,7 +12,6 @@ import datetime as dt
 import itertools
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from gemini_guard.clock import Clock, SystemClock
@@ -31,17 +30,25 @@ from gemini_guard.tiers import Limits
 if TYPE_CHECKING:
     from gemini_guard.diagnosis import Diagnosis
 
-__all__ = ["QuotaLimiter", "Ticket"]
+__all__ = ["QuotaLimiter"]
 
 _METRICS: tuple[Metric, ...] = ("rpm", "tpm", "rpd", "tpd")
+_CACHE_SIZE = 10_000  # bounded: a cache, not a registry
+_new_tuple = tuple.__new__
 
 
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """The limiter's handle on a permit (`Permit.ticket`)."""
+class _Lane:
+    """What `reserve` needs of one (project, model) as the caller spells it, worked
+    out once: the ledger key, the hard token limit and, while nothing has been
+    learned about the key, its (then constant) budget. Dropped whenever the limits
+    change (something learned, a tier revealed)."""
 
-    reservation: Reservation
-    booked_at: float  # monotonic seconds, to tell old 429s from new ones
+    __slots__ = ("budget", "hard_tpm", "key")
+
+    def __init__(self, key: QuotaKey, hard_tpm: int | None, budget: Budget | None) -> None:
+        self.key = key
+        self.hard_tpm = hard_tpm
+        self.budget = budget  # None: adaptive levels apply, recompute on every call
 
 
 class QuotaLimiter:
@@ -92,7 +99,9 @@ class QuotaLimiter:
         self._revealed_tier: dict[str, Literal["free"]] = {}
         self._configured: dict[QuotaKey, Limits] = {}
         self._budgets: dict[QuotaKey, Budget] = {}
-        self._key_cache: dict[tuple[str, str], QuotaKey] = {}
+        self._lanes: dict[tuple[str, str], _Lane] = {}
+        # When each in-flight slot was confirmed (really sent), for the latency estimate.
+        self._sent_at: dict[str, float] = {}
         # Slot ids unique across processes and hosts sharing a store.
         self._id_prefix = secrets.token_hex(6)
         self._ids = itertools.count()
@@ -170,17 +179,29 @@ class QuotaLimiter:
 
     # -- reserve --------------------------------------------------------------------
 
-    def _prepare(self, project: str, model: str, tokens: int) -> tuple[QuotaKey, Budget]:
-        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+    def _lane(self, project: str, model: str) -> _Lane:
+        if not isinstance(project, str) or not project:
+            raise ConfigError(f"project={project!r}: name the Google Cloud project")
+        key = QuotaKey(project, normalize_model(model))
+        adaptive = self._adaptive
+        static = adaptive is None or not adaptive.has_levels(key)
+        lane = _Lane(key, self._hard_tpm(key), self._budget_of(key) if static else None)
+        if len(self._lanes) >= _CACHE_SIZE:
+            self._lanes.clear()
+        self._lanes[(project, model)] = lane
+        return lane
+
+    def _check(self, project: str, model: str, tokens: int) -> tuple[QuotaKey, Budget]:
+        """Validate one request and return its ledger and the budget to pace it by."""
+        if type(tokens) is not int and (not isinstance(tokens, int) or isinstance(tokens, bool)):
             raise ConfigError(f"tokens={tokens!r}: pass the request's input tokens, an int >= 0")
-        key = self._key_cache.get((project, model))
-        if key is None:
-            if not isinstance(project, str) or not project:
-                raise ConfigError(f"project={project!r}: name the Google Cloud project")
-            key = QuotaKey(project, normalize_model(model))
-            if len(self._key_cache) < 10_000:  # bounded: a cache, not a registry
-                self._key_cache[(project, model)] = key
-        hard_tpm = self._hard_tpm(key)
+        if tokens < 0:
+            raise ConfigError(f"tokens={tokens!r}: pass the request's input tokens, an int >= 0")
+        lane = self._lanes.get((project, model))
+        if lane is None:
+            lane = self._lane(project, model)
+        key = lane.key
+        hard_tpm = lane.hard_tpm
         if hard_tpm is not None and tokens > hard_tpm:
             raise RequestRejected(
                 f"{tokens} input tokens can never fit in {key.model}'s "
@@ -189,7 +210,13 @@ class QuotaLimiter:
                     model=key.model, tokens=tokens, tpm=hard_tpm, tier=self._tier_word(key)
                 ),
             )
-        return key, self._budget_of(key)
+        budget = lane.budget
+        if budget is None:
+            budget = self._budget_of(key)
+            adaptive = self._adaptive
+            if adaptive is None or not adaptive.has_levels(key):
+                lane.budget = budget  # recovered fully: constant again
+        return key, budget
 
     def _allowance(self) -> float:
         if self._fixed_allowance is not None:
@@ -198,88 +225,154 @@ class QuotaLimiter:
             return 0.0
         return self._latency + 4.0 * self._latency_dev
 
-    def _next_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids):x}"
+    def _refuse(self, key: QuotaKey, budget: Budget, now: float, result: Refused) -> Exception:
+        if result.why == "day":
+            return DailyQuotaExhausted(
+                f"the per-day quota of {key.model} in project {key.project} is spent "
+                f"({result.detail}); it resets at midnight Pacific time",
+                diagnosis=_diagnoses.day_spent(
+                    model=key.model,
+                    project=key.project,
+                    detail=result.detail,
+                    limit=budget.day_requests,
+                    tier=self._tier_word(key),
+                ),
+                reset_at=result.until,
+            )
+        wait = result.until - now
+        max_wait = self._max_wait if self._max_wait is not None else 0.0
+        return QuotaWait(
+            f"{key.model} in project {key.project} has no quota for {wait:.1f}s, "
+            f"longer than max_wait={max_wait:g}s",
+            diagnosis=_diagnoses.wait_too_long(
+                model=key.model, project=key.project, wait=wait, max_wait=max_wait
+            ),
+            wait=wait,
+        )
 
     def _permit(
-        self, key: QuotaKey, budget: Budget, tokens: int, now: float, result: Granted | Refused
+        self,
+        key: QuotaKey,
+        budget: Budget,
+        tokens: int,
+        now: float,
+        allowance: float,
+        result: Granted | Refused,
     ) -> Permit:
-        if isinstance(result, Refused):
-            if result.why == "day":
-                raise DailyQuotaExhausted(
-                    f"the per-day quota of {key.model} in project {key.project} is spent "
-                    f"({result.detail}); it resets at midnight Pacific time",
-                    diagnosis=_diagnoses.day_spent(
-                        model=key.model,
-                        project=key.project,
-                        detail=result.detail,
-                        limit=budget.day_requests,
-                        tier=self._tier_word(key),
-                    ),
-                    reset_at=result.until,
-                )
-            wait = result.until - now
-            max_wait = self._max_wait if self._max_wait is not None else 0.0
-            raise QuotaWait(
-                f"{key.model} in project {key.project} has no quota for {wait:.1f}s, "
-                f"longer than max_wait={max_wait:g}s",
-                diagnosis=_diagnoses.wait_too_long(
-                    model=key.model, project=key.project, wait=wait, max_wait=max_wait
-                ),
-                wait=wait,
-            )
-        reservation = Reservation(
-            key=key,
-            slot_id=result.slot_id,
-            start=result.start,
-            end=result.start + self._allowance(),
-            tokens=tokens,
-            day=result.day,
-            origin=result.origin,
+        if not isinstance(result, Granted):
+            raise self._refuse(key, budget, now, result)
+        start = result.start
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (same value).
+        reservation = _new_tuple(
+            Reservation,
+            (
+                key,
+                result.slot_id,
+                start,
+                start + allowance,
+                tokens,
+                result.day,
+                result.origin,
+                self._clock.monotonic(),
+            ),
         )
-        return Permit(
-            project=key.project,
-            model=key.model,
-            tokens=tokens,
-            wait=max(0.0, result.start - now),
-            ticket=Ticket(reservation=reservation, booked_at=self._clock.monotonic()),
-        )
+        wait = start - now
+        # Positional: the hot path; Permit(project, model, tokens, wait, ticket).
+        return Permit(key.project, key.model, tokens, wait if wait > 0.0 else 0.0, reservation)
 
     def reserve(self, *, project: str, model: str, tokens: int) -> Permit:
         """Book the earliest slot for one request of `tokens` input tokens.
 
-        Returns a Permit whose `wait` is how long to wait before sending. Raises
-        RequestRejected (tokens over the per-minute token limit: it can never fit),
-        DailyQuotaExhausted (the Pacific day's quota is spent; `.reset_at`) or
-        QuotaWait (the wait would exceed `max_wait`; nothing is booked).
+        Returns a Permit whose `wait` is how long to wait before sending; then call
+        `confirm` just before sending. Raises RequestRejected (tokens over the
+        per-minute token limit: it can never fit), DailyQuotaExhausted (the Pacific
+        day's quota is spent; `.reset_at`) or QuotaWait (the wait would exceed
+        `max_wait`; nothing is booked).
         """
-        key, budget = self._prepare(project, model, tokens)
+        lane = self._lanes.get((project, model))
+        if (
+            lane is None
+            or lane.budget is None
+            or type(tokens) is not int
+            or tokens < 0
+            or (lane.hard_tpm is not None and tokens > lane.hard_tpm)
+        ):
+            key, budget = self._check(project, model, tokens)  # validates, raises
+        else:  # the hot path: a known ledger, a plain token count that fits
+            key, budget = lane.key, lane.budget
         now = self._clock.time()
+        fixed = self._fixed_allowance
+        allowance = fixed if fixed is not None else self._allowance()
+        max_wait = self._max_wait
         result = self._store.acquire(
             key,
-            slot_id=self._next_id(),
+            slot_id=f"{self._id_prefix}-{next(self._ids):x}",
             budget=budget,
             tokens=tokens,
             now=now,
-            allowance=self._allowance(),
-            deadline=None if self._max_wait is None else now + self._max_wait,
+            allowance=allowance,
+            deadline=None if max_wait is None else now + max_wait,
         )
-        return self._permit(key, budget, tokens, now, result)
+        return self._permit(key, budget, tokens, now, allowance, result)
 
     async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
         """`reserve` for asyncio callers."""
-        key, budget = self._prepare(project, model, tokens)
+        key, budget = self._check(project, model, tokens)
         now = self._clock.time()
+        allowance = self._allowance()
+        max_wait = self._max_wait
         result = await self._store.aacquire(
             key,
-            slot_id=self._next_id(),
+            slot_id=f"{self._id_prefix}-{next(self._ids):x}",
             budget=budget,
             tokens=tokens,
             now=now,
-            allowance=self._allowance(),
-            deadline=None if self._max_wait is None else now + self._max_wait,
+            allowance=allowance,
+            deadline=None if max_wait is None else now + max_wait,
         )
-        return self._permit(key, budget, tokens, now, result)
+        return self._permit(key, budget, tokens, now, allowance, result)
+
+    # -- confirm --------------------------------------------------------------------
+
+    def confirm(self, permit: Permit) -> float:
+        """Just before sending: seconds still to wait (0.0: send now).
+
+        A permit is a plan. If requests planned before this one were sent late (a
+        starved thread, a paused process), the server counts them later than the
+        plan assumed, and sending this one on time could overfill a window. The
+        store checks the slot again, atomically, against what was really sent; a
+        positive answer re-plans the slot that much later: sleep it, then confirm
+        again, until 0.0.
+        """
+        reservation = _ticket_of(permit)
+        now = self._clock.time()
+        wait = self._store.confirm(
+            reservation,
+            now=now,
+            budget=self._budget_of(reservation.key),
+            allowance=self._allowance(),
+        )
+        return self._confirmed(reservation, now, wait)
+
+    async def aconfirm(self, permit: Permit) -> float:
+        """`confirm` for asyncio callers."""
+        reservation = _ticket_of(permit)
+        now = self._clock.time()
+        wait = await self._store.aconfirm(
+            reservation,
+            now=now,
+            budget=self._budget_of(reservation.key),
+            allowance=self._allowance(),
+        )
+        return self._confirmed(reservation, now, wait)
+
+    def _confirmed(self, reservation: Reservation, now: float, wait: float) -> float:
+        if wait > 0.0:
+            return wait
+        if len(self._sent_at) >= _CACHE_SIZE:
+            self._sent_at.clear()  # permits never settled: forget, do not grow
+        self._sent_at[reservation.slot_id] = now
+        return 0.0
 
     # -- settle ---------------------------------------------------------------------
 
@@ -308,12 +401,12 @@ class QuotaLimiter:
         ticket = _ticket_of(permit)
         wall = self._clock.time()
         tokens = self._settled_tokens(ticket, sent, input_tokens)
-        self._store.settle(ticket.reservation, sent=sent, end=wall, tokens=tokens)
+        self._store.settle(ticket, sent=sent, end=wall, tokens=tokens)
         self._observe(ticket, sent, wall)
         if diagnosis is not None:
             day = self._learn(ticket, diagnosis, wall)
             if day is not None:
-                self._store.mark_day_spent(ticket.reservation.key, day=day)
+                self._store.mark_day_spent(ticket.key, day=day)
 
     async def asettle(
         self,
@@ -327,26 +420,27 @@ class QuotaLimiter:
         ticket = _ticket_of(permit)
         wall = self._clock.time()
         tokens = self._settled_tokens(ticket, sent, input_tokens)
-        await self._store.asettle(ticket.reservation, sent=sent, end=wall, tokens=tokens)
+        await self._store.asettle(ticket, sent=sent, end=wall, tokens=tokens)
         self._observe(ticket, sent, wall)
         if diagnosis is not None:
             day = self._learn(ticket, diagnosis, wall)
             if day is not None:
-                await self._store.amark_day_spent(ticket.reservation.key, day=day)
+                await self._store.amark_day_spent(ticket.key, day=day)
 
     @staticmethod
-    def _settled_tokens(ticket: Ticket, sent: bool, input_tokens: int | None) -> int:
+    def _settled_tokens(ticket: Reservation, sent: bool, input_tokens: int | None) -> int:
         if not sent or input_tokens is None:
-            return ticket.reservation.tokens
+            return ticket.tokens
         if input_tokens < 0:
             raise ConfigError(f"input_tokens={input_tokens!r} must be >= 0 (usageMetadata)")
         return input_tokens
 
-    def _observe(self, ticket: Ticket, sent: bool, wall: float) -> None:
+    def _observe(self, ticket: Reservation, sent: bool, wall: float) -> None:
         """Track how long answers take: in-flight slots are booked with that allowance."""
+        sent_at = self._sent_at.pop(ticket.slot_id, ticket.start)
         if not sent:
             return
-        latency = wall - ticket.reservation.start
+        latency = wall - sent_at
         if latency < 0:
             return  # sent before its start (the caller did not wait): says nothing
         # Jacobson's estimator: the allowance (mean + 4 deviations) covers nearly
@@ -358,9 +452,9 @@ class QuotaLimiter:
             self._latency += error / 8
             self._latency_dev += (abs(error) - self._latency_dev) / 4
 
-    def _learn(self, ticket: Ticket, diagnosis: Diagnosis, wall: float) -> int | None:
+    def _learn(self, ticket: Reservation, diagnosis: Diagnosis, wall: float) -> int | None:
         """Learn from a failed attempt; returns the Pacific day to mark spent, if any."""
-        key = ticket.reservation.key
+        key = ticket.key
         quota = diagnosis.quota
         category = diagnosis.category
         per_day = category is Category.DAILY_QUOTA_EXHAUSTED or (
@@ -396,6 +490,7 @@ class QuotaLimiter:
                     key, metric, configured, now=now, wall=wall, booked_at=ticket.booked_at
                 )
             self._budgets.pop(key, None)
+            self._lanes.clear()  # the budgets and hard limits they hold may be stale
         if per_day:
             return day_index(wall)[0]
         return None
@@ -404,6 +499,7 @@ class QuotaLimiter:
         for cache in (self._configured, self._budgets):
             for key in [k for k in cache if k.project == project]:
                 del cache[key]
+        self._lanes.clear()
 
     # -- reading --------------------------------------------------------------------
 
@@ -428,11 +524,12 @@ class QuotaLimiter:
         return 0.0
 
 
-def _ticket_of(permit: Permit) -> Ticket:
+def _ticket_of(permit: Permit) -> Reservation:
     ticket = permit.ticket
-    if not isinstance(ticket, Ticket):
+    if not isinstance(ticket, Reservation):
         raise TypeError(
-            f"settle() needs a Permit returned by this limiter's reserve(), got ticket={ticket!r}"
+            "confirm() and settle() need a Permit returned by a QuotaLimiter's reserve(), "
+            f"got ticket={ticket!r}"
         )
     return ticket
 

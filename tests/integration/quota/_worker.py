@@ -30,30 +30,40 @@ def main(
     model: str,
     threads: int,
 ) -> None:
-    """A process: get ready, wait for the common start, run, report the counts."""
-    ready.wait()  # imported and connected
-    ready.wait()  # the parent has set the start time
-    begin = begin_at.value
-    results.put(
-        run(
-            store=store,
-            base_url=base_url,
-            epoch=epoch,
-            factor=factor,
-            begin=begin,
-            end=begin + minutes * 60.0,
-            model=model,
-            threads=threads,
-        )
-    )
+    """A process: get ready, wait for the common start, run, report the counts.
+
+    Everything slow (imports, connections to the store and the emulator) happens
+    before the start: at ScaledClock(60) a second of warming up is a lost minute.
+    """
+    clock = ScaledClock(factor, epoch=epoch)
+    gate = QuotaLimiter(store=store, clock=clock, tier="free")
+    try:
+        gate.usage("shared", model)  # connects to the store (and creates its tables)
+        estimate_tokens(PROMPT)
+        with httpx.Client(base_url=base_url, headers={"x-goog-api-key": "shared-key"}) as http:
+            http.get("/v1beta/models")  # connects to the emulator
+            ready.wait()  # imported and connected
+            ready.wait()  # the parent has set the start time
+            begin = begin_at.value
+            counts = run(
+                gate,
+                http,
+                clock=clock,
+                begin=begin,
+                end=begin + minutes * 60.0,
+                model=model,
+                threads=threads,
+            )
+    finally:
+        gate.close()
+    results.put(counts)
 
 
 def run(
+    gate: QuotaLimiter,
+    http: httpx.Client,
     *,
-    store: str,
-    base_url: str,
-    epoch: float,
-    factor: float,
+    clock: ScaledClock,
     begin: float,
     end: float,
     model: str,
@@ -61,22 +71,24 @@ def run(
 ) -> dict[str, int]:
     """Send requests from `begin` to `end` (scaled wall seconds) on `threads` loops
     sharing one limiter; count the outcomes."""
-    clock = ScaledClock(factor, epoch=epoch)
-    gate = QuotaLimiter(store=store, clock=clock, tier="free")
     counts: Counter[str] = Counter()
     lock = threading.Lock()
     body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
     url = f"/v1beta/models/{model}:generateContent"
+    tokens = estimate_tokens(PROMPT)
 
-    def loop(http: httpx.Client) -> None:
+    def loop() -> None:
         mine: Counter[str] = Counter()
         clock.sleep(begin - clock.time())
         while True:
-            permit = gate.reserve(project="shared", model=model, tokens=estimate_tokens(PROMPT))
+            permit = gate.reserve(project="shared", model=model, tokens=tokens)
             if permit.wait + clock.time() >= end:
                 gate.settle(permit, sent=False)
                 break
             clock.sleep(permit.wait)
+            # Just before sending, check the plan against what was really sent.
+            while (extra := gate.confirm(permit)) > 0:
+                clock.sleep(extra)
             response = http.post(url, json=body)
             if response.status_code == 200:
                 used = response.json()["usageMetadata"]["promptTokenCount"]
@@ -88,14 +100,9 @@ def run(
         with lock:
             counts.update(mine)
 
-    try:
-        with httpx.Client(base_url=base_url, headers={"x-goog-api-key": "shared-key"}) as http:
-            http.get("/v1beta/models")  # connect before the race starts
-            loops = [threading.Thread(target=loop, args=(http,)) for _ in range(threads)]
-            for thread in loops:
-                thread.start()
-            for thread in loops:
-                thread.join()
-    finally:
-        gate.close()
+    loops = [threading.Thread(target=loop) for _ in range(threads)]
+    for thread in loops:
+        thread.start()
+    for thread in loops:
+        thread.join()
     return {"ok": counts["ok"], "rate_limited": counts["rate_limited"], "other": counts["other"]}

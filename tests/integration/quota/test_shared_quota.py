@@ -3,7 +3,8 @@
 The emulator enforces the free tier (gemini-2.5-flash-lite: 15 requests per sliding
 minute) on a ScaledClock(60): a minute passes in a second, so 1 ms of latency is
 60 ms of quota time. Every process is given the same clock epoch. Paced by the
-shared ledger, no request may be refused, and the quota must be used fully.
+shared ledger, and confirming each permit just before sending, no request may be
+refused, and the quota must be used fully.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.slow
 
-FACTOR = 30.0
+FACTOR = 60.0
 MODEL = "gemini-2.5-flash-lite"
 RPM = 15
 MINUTES = 5

@@ -52,6 +52,26 @@ class MemoryStore:
                 deadline=deadline,
             )
 
+    def confirm(
+        self, reservation: Reservation, *, now: float, budget: Budget, allowance: float
+    ) -> float:
+        with self._lock:
+            book = self._books.get(reservation.key)
+            if book is None:
+                return 0.0
+            return book.confirm(
+                slot_id=reservation.slot_id,
+                end_hint=reservation.end,
+                now=now,
+                budget=budget,
+                allowance=allowance,
+            )
+
+    async def aconfirm(
+        self, reservation: Reservation, *, now: float, budget: Budget, allowance: float
+    ) -> float:
+        return self.confirm(reservation, now=now, budget=budget, allowance=allowance)
+
     async def aacquire(
         self,
         key: QuotaKey,

@@ -16,7 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gemini_guard.errors import ConfigError, StoreError
-from gemini_guard.quota.ledger import MAX_FLIGHT, Budget, Granted, Refused, SlotBook, day_index
+from gemini_guard.quota.ledger import (
+    MAX_FLIGHT,
+    Budget,
+    DayBook,
+    Granted,
+    Refused,
+    SlotBook,
+    day_index,
+)
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, Reservation, usage_of_book
 
 __all__ = ["SQLiteStore"]
@@ -29,9 +37,14 @@ CREATE TABLE IF NOT EXISTS quota_slots (
     end_at REAL NOT NULL,
     tokens INTEGER NOT NULL,
     hold_until REAL NOT NULL,  -- unanswered: the slot ends no earlier than now, until then
+    start_at REAL NOT NULL DEFAULT 0,  -- planned start (read by confirm)
     PRIMARY KEY (project, model, slot_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS quota_slots_by_end ON quota_slots (project, model, end_at);
+-- Only unanswered slots (hold_until > 0): the per-acquire "hold late slots" update
+-- looks at these few, not at the whole window.
+CREATE INDEX IF NOT EXISTS quota_slots_in_flight ON quota_slots (project, model, end_at)
+    WHERE hold_until > 0;
 CREATE TABLE IF NOT EXISTS quota_ledgers (
     project TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -64,6 +77,7 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._day_of = DayBook()  # caches the Pacific day's bounds (day_of)
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -76,6 +90,11 @@ class SQLiteStore:
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
+        return cls(cls.from_url_path(url))
+
+    @staticmethod
+    def from_url_path(url: str) -> Path:
+        """The database file a sqlite:// URL names (nothing is opened or created)."""
         rest = url.split("://", 1)[1]
         path, _, query = rest.partition("?")
         if query:
@@ -85,7 +104,7 @@ class SQLiteStore:
                 f"store={url!r} names no database file; use sqlite:///relative/path.db or "
                 "sqlite:////absolute/path.db (for one process only, memory:// is faster)"
             )
-        return cls(path[1:])
+        return Path(path[1:]).expanduser()
 
     @property
     def url(self) -> str:
@@ -115,7 +134,20 @@ class SQLiteStore:
         db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent; fsync at checkpoints
-        db.executescript(_SCHEMA)
+        # One write transaction for the schema: processes opening a new file at the
+        # same time queue on the write lock (busy timeout) instead of failing.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(quota_slots)")}
+            if "start_at" not in columns:  # a file written before confirm existed
+                db.execute("ALTER TABLE quota_slots ADD COLUMN start_at REAL NOT NULL DEFAULT 0")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         self._local.db = db
         with self._lock:
             self._connections.append(db)
@@ -148,20 +180,28 @@ class SQLiteStore:
 
     # -- ledger ---------------------------------------------------------------------
 
-    def _load(self, db: sqlite3.Connection, key: QuotaKey, now: float, period: float) -> SlotBook:
-        book = SlotBook()
-        # An unanswered request may still be on its way: its slot ends no earlier than now.
+    @staticmethod
+    def _hold_late_and_trim(
+        db: sqlite3.Connection, key: QuotaKey, now: float, period: float
+    ) -> None:
+        # An unanswered request may still be on its way: its slot ends no earlier than
+        # now (the partial index holds only unanswered rows, so this reads few).
         db.execute(
-            "UPDATE quota_slots SET end_at = ? "
-            "WHERE project = ? AND model = ? AND end_at < ? AND hold_until > ?",
+            "UPDATE quota_slots SET end_at = ? WHERE project = ? AND model = ? "
+            "AND hold_until > 0 AND end_at < ? AND hold_until > ?",
             (now, key.project, key.model, now, now),
         )
         db.execute(
             "DELETE FROM quota_slots WHERE project = ? AND model = ? AND end_at < ?",
             (key.project, key.model, now - period - _DELETE_SLACK),
         )
-        for slot_id, end, tokens in db.execute(
-            "SELECT slot_id, end_at, tokens FROM quota_slots "
+
+    def _load(self, db: sqlite3.Connection, key: QuotaKey, now: float, period: float) -> SlotBook:
+        book = SlotBook()
+        self._hold_late_and_trim(db, key, now, period)
+        in_flight = book.in_flight
+        for slot_id, end, tokens, hold_until, start_at in db.execute(
+            "SELECT slot_id, end_at, tokens, hold_until, start_at FROM quota_slots "
             "WHERE project = ? AND model = ? ORDER BY end_at",
             (key.project, key.model),
         ):
@@ -169,6 +209,8 @@ class SQLiteStore:
             book.ids.append(slot_id)
             book.tokens.append(tokens)
             book.total_tokens += tokens
+            if hold_until > now:
+                in_flight[slot_id] = (hold_until, start_at)
         row = db.execute(
             "SELECT last_start FROM quota_ledgers WHERE project = ? AND model = ?",
             (key.project, key.model),
@@ -184,16 +226,6 @@ class SQLiteStore:
             book.days.days[day] = [requests, tokens, spent]
         return book
 
-    def _save_day(self, db: sqlite3.Connection, key: QuotaKey, book: SlotBook, day: int) -> None:
-        counts = book.days.days.get(day)
-        if counts is None:
-            return
-        db.execute(
-            "INSERT OR REPLACE INTO quota_days (project, model, day, requests, tokens, spent) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (key.project, key.model, day, *counts),
-        )
-
     def acquire(
         self,
         key: QuotaKey,
@@ -205,40 +237,116 @@ class SQLiteStore:
         allowance: float,
         deadline: float | None,
     ) -> Granted | Refused:
+        # The rule of `ledger.SlotBook.book`, asked of the index instead of loading
+        # the window: one ranked row for the request limit, and only the oldest
+        # rows for the token limit, so the cost barely grows with the limit.
+        project, model = key
+        period = budget.period
         with self._transaction() as db:
-            book = self._load(db, key, now, budget.period)
-            result = book.book(
-                slot_id=slot_id,
-                now=now,
-                budget=budget,
-                tokens=tokens,
-                allowance=allowance,
-                deadline=deadline,
+            self._hold_late_and_trim(db, key, now, period)
+            row = db.execute(
+                "SELECT last_start FROM quota_ledgers WHERE project = ? AND model = ?",
+                (project, model),
+            ).fetchone()
+            start = now if row is None or row[0] < now else row[0]
+            count, total = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(tokens), 0) FROM quota_slots "
+                "WHERE project = ? AND model = ?",
+                (project, model),
+            ).fetchone()
+            # Rows just past the window (kept by the delete's slack) are at the front:
+            # they never move `start`, and they keep the ranks right.
+            requests = budget.requests
+            if requests is not None and count >= max(requests, 1):
+                (oldest_end,) = db.execute(
+                    "SELECT end_at FROM quota_slots WHERE project = ? AND model = ? "
+                    "ORDER BY end_at LIMIT 1 OFFSET ?",
+                    (project, model, count - max(requests, 1)),
+                ).fetchone()
+                start = max(start, oldest_end + period)
+            if budget.tokens is not None:
+                room = max(budget.tokens, tokens) - tokens
+                if total > room:
+                    remaining = total
+                    for end_at, slot_tokens in db.execute(
+                        "SELECT end_at, tokens FROM quota_slots WHERE project = ? AND model = ? "
+                        "ORDER BY end_at",
+                        (project, model),
+                    ):
+                        if remaining <= room:
+                            break
+                        start = max(start, end_at + period)
+                        remaining -= slot_tokens
+            day, day_end = self._day_of.day_of(start)
+            today = self._day_of.day_of(now)[0]
+            days = DayBook()
+            for counted_day, day_requests, day_tokens, spent in db.execute(
+                "SELECT day, requests, tokens, spent FROM quota_days "
+                "WHERE project = ? AND model = ? AND day >= ?",
+                (project, model, today),
+            ):
+                days.days[counted_day] = [day_requests, day_tokens, spent]
+            refused = days.check(day, day_end, budget, tokens)
+            if refused is not None:
+                return refused
+            if deadline is not None and start > deadline:
+                return Refused("wait", start)
+            end = start + allowance
+            db.execute(
+                "INSERT INTO quota_slots "
+                "(project, model, slot_id, end_at, tokens, hold_until, start_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (project, model, slot_id, end, tokens, end + MAX_FLIGHT, start),
             )
-            if isinstance(result, Granted):
-                db.execute(
-                    "INSERT INTO quota_slots (project, model, slot_id, end_at, tokens, hold_until) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        key.project,
-                        key.model,
-                        slot_id,
-                        result.start + allowance,
-                        tokens,
-                        result.start + allowance + MAX_FLIGHT,
-                    ),
-                )
-                db.execute(
-                    "INSERT OR REPLACE INTO quota_ledgers (project, model, last_start) "
-                    "VALUES (?, ?, ?)",
-                    (key.project, key.model, result.start),
-                )
-                self._save_day(db, key, book, result.day)
+            db.execute(
+                "INSERT OR REPLACE INTO quota_ledgers (project, model, last_start) "
+                "VALUES (?, ?, ?)",
+                (project, model, start),
+            )
+            db.execute(
+                "INSERT INTO quota_days (project, model, day, requests, tokens, spent) "
+                "VALUES (?, ?, ?, 1, ?, 0) ON CONFLICT (project, model, day) "
+                "DO UPDATE SET requests = requests + 1, tokens = tokens + excluded.tokens",
+                (project, model, day, tokens),
+            )
+            if day not in days.days:
+                # The day's first booking: yesterday's counts are no longer needed.
                 db.execute(
                     "DELETE FROM quota_days WHERE project = ? AND model = ? AND day < ?",
-                    (key.project, key.model, day_index(now)[0]),
+                    (project, model, today),
                 )
-            return result
+            return Granted(start, slot_id, day)
+
+    def confirm(
+        self, reservation: Reservation, *, now: float, budget: Budget, allowance: float
+    ) -> float:
+        key = reservation.key
+        slot_id = reservation.slot_id
+        with self._transaction() as db:
+            book = self._load(db, key, now, budget.period)
+            wait = book.confirm(
+                slot_id=slot_id,
+                end_hint=reservation.end,
+                now=now,
+                budget=budget,
+                allowance=allowance,
+            )
+            held = book.in_flight.get(slot_id)
+            if held is not None:  # still booked: store where it now ends
+                end = book.ends[book.ids.index(slot_id)]
+                db.execute(
+                    "UPDATE quota_slots SET end_at = ?, hold_until = ?, start_at = ? "
+                    "WHERE project = ? AND model = ? AND slot_id = ?",
+                    (end, held[0], held[1], key.project, key.model, slot_id),
+                )
+            return wait
+
+    async def aconfirm(
+        self, reservation: Reservation, *, now: float, budget: Budget, allowance: float
+    ) -> float:
+        return await asyncio.to_thread(
+            self.confirm, reservation, now=now, budget=budget, allowance=allowance
+        )
 
     async def aacquire(
         self,
@@ -281,7 +389,8 @@ class SQLiteStore:
                 return
             db.execute(
                 "INSERT OR REPLACE INTO quota_slots "
-                "(project, model, slot_id, end_at, tokens, hold_until) VALUES (?, ?, ?, ?, ?, 0)",
+                "(project, model, slot_id, end_at, tokens, hold_until, start_at) "
+                "VALUES (?, ?, ?, ?, ?, 0, 0)",
                 (*pk, end, tokens),
             )
             if old_tokens is not None and old_tokens != tokens:

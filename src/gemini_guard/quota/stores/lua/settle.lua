@@ -24,6 +24,10 @@ end
 
 local removed = redis.call('ZREM', KEYS[1], booked)
 redis.call('ZREM', KEYS[4], booked)
+redis.call('HDEL', KEYS[2], 'f:' .. booked)
+if removed == 1 and booked_tokens ~= 0 then  -- (-0 would not be an integer)
+  redis.call('HINCRBY', KEYS[2], 'tok', 0 - booked_tokens)
+end
 if not sent then
   if removed == 1 then
     add_day(day .. ':r', -1)
@@ -32,7 +36,14 @@ if not sent then
   return removed
 end
 
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1] .. '|' .. ARGV[5])
+local fresh = redis.call('EXISTS', KEYS[1]) == 0  -- its last member was just removed
+if redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1] .. '|' .. ARGV[5]) == 1 and counted_tokens ~= 0 then
+  redis.call('HINCRBY', KEYS[2], 'tok', counted_tokens)
+end
+if fresh then
+  -- A new key has no TTL: make the next acquire give it the window's TTL again.
+  redis.call('HDEL', KEYS[2], 'exp')
+end
 if removed == 1 then
   add_day(day .. ':t', counted_tokens - booked_tokens)
 end

@@ -1,0 +1,101 @@
+"""`gemini-guard quota` end to end: the console script reads a store a limiter filled."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gemini_guard.clock import FakeClock
+from gemini_guard.pacific import next_reset
+from gemini_guard.quota import QuotaLimiter
+
+SCRIPT = Path(sys.executable).with_name("gemini-guard")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), "quota", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"COLUMNS": "200", "PATH": str(SCRIPT.parent)},
+    )
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> tuple[str, float]:
+    """A SQLite store where two projects used flash and one used pro, just now."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    started = time.time()  # the CLI reads the real clock: fill the store at real "now"
+    clock = FakeClock(start=started - 30.0)
+    gate = QuotaLimiter(store=url, clock=clock, tier="free", latency_allowance=0.0)
+    for tokens in (100, 200, 300):
+        permit = gate.reserve(project="team-a", model="gemini-2.5-flash", tokens=tokens)
+        gate.settle(permit, sent=True, input_tokens=tokens + 1)
+        clock.advance(5.0)
+    permit = gate.reserve(project="team-b", model="models/gemini-2.5-pro", tokens=50)
+    gate.settle(permit, sent=True)
+    gate.close()
+    return url, started - 30.0
+
+
+def test_json_shows_usage_limits_and_resets(filled: tuple[str, float]) -> None:
+    url, first_sent = filled
+    result = run("--store", url, "--tier", "free", "--json")
+    assert result.returncode == 0, result.stderr
+    ledgers: list[dict[str, Any]] = json.loads(result.stdout)
+    by_key = {(entry["project"], entry["model"]): entry for entry in ledgers}
+    assert set(by_key) == {("team-a", "gemini-2.5-flash"), ("team-b", "gemini-2.5-pro")}
+    flash = by_key[("team-a", "gemini-2.5-flash")]
+    assert flash["minute"]["requests"] == 3
+    assert flash["minute"]["requests_limit"] == 10  # free tier
+    assert flash["minute"]["tokens"] == 101 + 201 + 301  # corrected from usageMetadata
+    assert flash["day"]["requests"] == 3
+    assert flash["day"]["requests_limit"] == 250
+    # The oldest slot (answered at first_sent) leaves the minute at first_sent + 60.
+    frees_in = flash["minute"]["frees_in_s"]
+    assert 0.0 < frees_in <= 30.0 + 0.5
+    assert frees_in == pytest.approx(first_sent + 60.0 - time.time(), abs=5.0)
+    assert flash["day"]["resets_at"] == next_reset(time.time())
+    assert 0.0 < flash["day"]["resets_in_s"] <= 25 * 3600
+    pro = by_key[("team-b", "gemini-2.5-pro")]
+    assert (pro["minute"]["requests"], pro["minute"]["requests_limit"]) == (1, 5)
+    assert pro["day"]["requests_limit"] == 100
+
+
+def test_table_without_a_tier_shows_usage_only(filled: tuple[str, float]) -> None:
+    url, _ = filled
+    result = run("--store", url)
+    assert result.returncode == 0, result.stderr
+    assert "team-a" in result.stdout
+    assert "gemini-2.5-flash" in result.stdout
+    assert "3 / 10" not in result.stdout  # auto: no limit is known up front
+    tiered = run("--store", url, "--tier", "free")
+    assert "3 / 10" in tiered.stdout
+    assert "3 / 250" in tiered.stdout
+    reset = dt.timedelta(seconds=next_reset(time.time()) - time.time())
+    assert f"{reset.seconds // 3600}h" in tiered.stdout
+
+
+def test_a_missing_store_is_reported_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "none" / "state.db"
+    result = run("--store", f"sqlite:///{path}")
+    assert result.returncode == 0, result.stderr
+    assert "does not exist yet" in result.stdout
+    assert not path.exists()
+    assert json.loads(run("--store", f"sqlite:///{path}", "--json").stdout) == []
+
+
+def test_a_bad_store_url_is_a_clear_error() -> None:
+    result = run("--store", "mysql://db/quota")
+    assert result.returncode == 1
+    assert "unknown scheme 'mysql'" in result.stderr
+    assert "sqlite:///path/to/state.db" in result.stderr
