@@ -4,9 +4,9 @@ Read from `gemini-guard.toml` (or a path given with `--config`), then overridden
 environment variables, then validated; a wrong field is a `ConfigError` naming the
 field, the value, what is allowed and where it came from, before anything is sent.
 
-    tier = "free"                                   # free | tier1 | tier2 | tier3
+    tier = "auto"                                   # auto | free | tier1 | tier2 | tier3
     models = ["gemini-2.5-pro", "gemini-2.5-flash"] # the fallback chain
-    store = "memory://"                             # breaker (and later quota) state
+    store = "memory://"                             # quota ledgers and breaker state
     cache = ""                                      # response cache URL ("" = none)
     base_url = ""                                   # e.g. an emulator or gateway
 
@@ -22,6 +22,12 @@ field, the value, what is allowed and where it came from, before anything is sen
     failure_threshold = 5
     cooldown = 30
 
+    [quota]                                         # pacing under RPM, TPM, RPD
+    enabled = true                                  # false: no pacing
+    max_wait = 120                                  # seconds; longer waits: QuotaWait
+    [quota.limits."gemini-2.5-pro"]                 # override the tier table per model
+    rpm = 2
+
     [telemetry]
     log = true
     jsonl = "~/.cache/gemini-guard/events.jsonl"
@@ -32,6 +38,7 @@ comma-separated):
     GEMINI_GUARD_TIER=tier1   GEMINI_GUARD_MODELS=gemini-2.5-flash,gemini-2.5-flash-lite
     GEMINI_GUARD_STORE=...    GEMINI_GUARD_CACHE=...   GEMINI_GUARD_BASE_URL=...
     GEMINI_GUARD_RETRY__PRESET=batch   GEMINI_GUARD_BREAKER__COOLDOWN=60
+    GEMINI_GUARD_QUOTA__ENABLED=false  GEMINI_GUARD_QUOTA__MAX_WAIT=30
     GEMINI_GUARD_TELEMETRY__JSONL=/var/log/gemini-guard.jsonl
     GEMINI_GUARD_CONFIG=path/to/gemini-guard.toml   (the file itself)
 
@@ -43,7 +50,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -59,6 +66,7 @@ __all__ = [
     "DEFAULT_FILE",
     "ENV_PREFIX",
     "BreakerSection",
+    "CacheConfig",
     "GuardConfig",
     "ProjectSection",
     "RetrySection",
@@ -71,7 +79,8 @@ DEFAULT_FILE = "gemini-guard.toml"
 ENV_PREFIX = "GEMINI_GUARD_"
 _LIST_FIELDS = {("models",)}
 
-TierName = Literal["free", "tier1", "tier2", "tier3"]
+# "auto": pace only by what the server reveals (a 429's quota id and quotaValue).
+TierName = Literal["auto", "free", "tier1", "tier2", "tier3"]
 
 
 class Section(BaseModel):
@@ -155,6 +164,25 @@ class BreakerSection(Section):
         return self
 
 
+class QuotaSection(Section):
+    """Quota pacing (see `gemini_guard.quota.QuotaLimiter`); the ledger lives in `store`."""
+
+    enabled: bool = True
+    max_wait: float | None = Field(default=None, ge=0)  # None: wait as long as needed
+    # per model, e.g. {"gemini-2.5-pro": {"rpm": 2}}: replaces only the figures named
+    limits: dict[str, dict[Literal["rpm", "tpm", "rpd", "tpd"], int]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _positive(self) -> QuotaSection:
+        for model, figures in self.limits.items():
+            for name, value in figures.items():
+                if value < 1:
+                    raise ValueError(
+                        f"limits.{model}.{name} must be a positive integer, got {value}"
+                    )
+        return self
+
+
 class TelemetrySection(Section):
     """Where events go besides code hooks."""
 
@@ -162,17 +190,40 @@ class TelemetrySection(Section):
     jsonl: str | None = None  # a JSONL file path; None or "" for none
 
 
+class CacheConfig(Section):
+    """The response cache (see `gemini_guard.cache`). In TOML either a URL,
+    `cache = "sqlite:///cache.db"`, or a `[cache]` table with these fields."""
+
+    url: str = Field(default="memory://", pattern=r"^(memory|sqlite|redis|rediss|unix)://")
+    ttl: float = Field(default=3600.0, gt=0)  # seconds an answer is kept
+    max_entries: int = Field(default=10_000, ge=1)  # beyond: least recently used dropped
+    policy: Literal["deterministic", "marked", "all", "off"] = "deterministic"
+    coalesce: bool = True  # concurrent identical calls share one upstream call
+    streams: bool = True  # cache completed streams, replayed as streams
+    context: bool = False  # context caching (cachedContents) of long repeated prefixes
+    context_min_tokens: int | None = Field(default=None, ge=1)  # None: the model's minimum
+    context_min_repeats: int = Field(default=2, ge=1)  # times a prefix is seen first
+    context_ttl: float = Field(default=3600.0, gt=0)
+    context_refresh: float = Field(default=300.0, ge=0)  # refresh when less remains
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_url(cls, data: Any) -> Any:
+        return {"url": data} if isinstance(data, str) else data
+
+
 class GuardConfig(Section):
     """Everything a Guard takes, validated. Build one with `load_config`."""
 
-    tier: TierName = "free"
+    tier: TierName = "auto"
     models: tuple[str, ...] = ()
     projects: tuple[ProjectSection, ...] = (ProjectSection(),)
     store: str = Field(default="memory://", pattern=r"^(memory|sqlite|redis)://")
-    cache: str | None = None
+    cache: CacheConfig | None = None
     base_url: str | None = None
     retry: RetrySection = RetrySection()
     breaker: BreakerSection = BreakerSection()
+    quota: QuotaSection = QuotaSection()
     telemetry: TelemetrySection = TelemetrySection()
     source: str | None = Field(default=None, exclude=True)  # where it was read from
 
@@ -201,6 +252,8 @@ class GuardConfig(Section):
             "project": project.name,
             "log": self.telemetry.log,
         }
+        if self.cache is not None:
+            options["cache"] = self.cache
         hooks = list(overrides.pop("hooks", ()))
         if self.telemetry.jsonl:
             hooks.append(JsonlSink(self.telemetry.jsonl))
@@ -219,8 +272,65 @@ class GuardConfig(Section):
             http = types.HttpOptions(base_url=self.base_url) if self.base_url else None
             options["client"] = genai.Client(api_key=key, http_options=http)
             options["api_key"] = key
+        quota = self.quota
+        relay: _Relay | None = None
+        if "quota" in overrides:
+            pass  # the caller's gate (or False) wins
+        elif not quota.enabled:
+            options["quota"] = False
+        elif len(self.projects) > 1:
+            # Several projects: a pool picks the project of each attempt.
+            from gemini_guard.quota.pool import Project, ProjectPool
+
+            members = []
+            for index, member in enumerate(self.projects):
+                key = member.api_key()
+                if key is None:
+                    raise ConfigError(
+                        f"projects[{index}].api_key_env: environment variable "
+                        f"{member.api_key_env} is not set (config: {self.source or 'defaults'})"
+                    )
+                members.append(Project(member.name, keys=(key,), tier=member.tier or self.tier))
+            relay = _Relay()
+            options["quota"] = ProjectPool(
+                members,
+                store=overrides.get("store", self.store),
+                clock=overrides.get("clock"),
+                tier=self.tier,
+                limits={m: {str(k): v for k, v in f.items()} for m, f in quota.limits.items()},
+                max_wait=quota.max_wait,
+                on_event=relay,
+            )
+            options["project"] = "*"
+        elif quota.max_wait is not None or quota.limits:
+            # Options the Guard does not take itself: build its limiter here.
+            from gemini_guard.quota import QuotaLimiter
+
+            relay = _Relay()
+            options["quota"] = QuotaLimiter(
+                store=overrides.get("store", self.store),
+                clock=overrides.get("clock"),
+                tier=options["tier"],
+                limits={m: {str(k): v for k, v in f.items()} for m, f in quota.limits.items()},
+                max_wait=quota.max_wait,
+                on_event=relay,
+            )
         options.update(overrides)
-        return Guard(**options)
+        guard = Guard(**options)
+        if relay is not None:
+            guard._adopt(options["quota"], on_event=relay)
+        return guard
+
+
+class _Relay:
+    """The limiter's `on_event` until the Guard it feeds exists."""
+
+    def __init__(self) -> None:
+        self.target: Callable[[object], None] | None = None
+
+    def __call__(self, event: object) -> None:
+        if self.target is not None:
+            self.target(event)
 
 
 def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:

@@ -677,6 +677,8 @@ TITLE_TIER = Text("Tier", "层级")
 
 def check_tier(diagnoses: Iterable[Diagnosis], configured: str | None) -> CheckResult:
     """The tier the API's quota ids reveal (…-FreeTier / paid), against the configured one."""
+    if configured == "auto":  # the Guard's default: it learns the tier, it claims none
+        configured = None
     seen = [d.quota for d in diagnoses if d.quota is not None]
     if not seen:
         claim = f" (configured: {configured})" if configured else ""

@@ -21,6 +21,7 @@ them would survive by accident, not by contract, so the Guard does not.
 from __future__ import annotations
 
 import contextvars
+import logging
 import math
 import re
 import threading
@@ -41,13 +42,15 @@ from gemini_guard.policies import (
     RetryBudget,
     RetryPolicy,
 )
-from gemini_guard.quota_gate import QuotaGate
+from gemini_guard.policies.breaker_stores import open_breaker_store
+from gemini_guard.quota_gate import NoQuota, QuotaGate
 from gemini_guard.telemetry import (
     CallFailedEvent,
     LoggingSink,
     PreflightProblems,
     Sink,
     Telemetry,
+    quota_notice,
 )
 from gemini_guard.tiers import TIERS
 from gemini_guard.tokens import estimate_tokens
@@ -55,6 +58,10 @@ from gemini_guard.validation import ModelSource, Problem, ValidationMode, prefli
 
 if TYPE_CHECKING:
     from google import genai
+
+    from gemini_guard.cache import ResponseCache
+    from gemini_guard.config import CacheConfig
+    from gemini_guard.quota.pool import ProjectPool
 
 __all__ = ["Guard", "guard_info", "last_call", "wrap"]
 
@@ -65,7 +72,9 @@ Validator = Callable[[str, Any, Any], None]
 _last_call: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar(
     "gemini_guard_last_call", default=None
 )
-_infos: dict[int, CallInfo] = {}
+# id(response) -> (a weak reference to it, its CallInfo). The reference's callback
+# drops the entry when the response is collected (cheaper than weakref.finalize).
+_infos: dict[int, tuple[weakref.ref[Any], CallInfo]] = {}
 _infos_lock = threading.Lock()
 
 
@@ -80,22 +89,28 @@ def guard_info(response: object) -> CallInfo | None:
     For a stream, every chunk of it maps to the call's info.
     """
     with _infos_lock:
-        return _infos.get(id(response))
+        entry = _infos.get(id(response))
+    # The id may have been reused by another object since: check it is the same one.
+    if entry is None or entry[0]() is not response:
+        return None
+    return entry[1]
 
 
 def _remember(response: object, info: CallInfo) -> None:
     key = id(response)
-    with _infos_lock:
-        _infos[key] = info
     try:
-        weakref.finalize(response, _forget, key)
+        ref = weakref.ref(response, lambda _, key=key: _forget(key, _))  # type: ignore[misc]
     except TypeError:  # not weak-referenceable: keep only last_call()
-        _forget(key)
-
-
-def _forget(key: int) -> None:
+        return
     with _infos_lock:
-        _infos.pop(key, None)
+        _infos[key] = (ref, info)
+
+
+def _forget(key: int, ref: weakref.ref[Any]) -> None:
+    with _infos_lock:
+        entry = _infos.get(key)
+        if entry is not None and entry[0] is ref:  # not a newer object's entry
+            del _infos[key]
 
 
 def _failed_info(error: CallFailed) -> CallInfo:
@@ -132,6 +147,9 @@ def _chunk_text(chunk: types.GenerateContentResponse) -> str:
     return "".join(parts)
 
 
+_TIER_CHOICES: tuple[str, ...] = ("auto", *TIERS)
+_log = logging.getLogger("gemini_guard")
+
 _THINKING_2_5 = re.compile(r"gemini-2\.5")
 _THINKING_LEVELS = re.compile(r"gemini-[3-9]")
 
@@ -141,13 +159,21 @@ class Guard:
 
     - `client`: a `google.genai.Client` (made from `api_key` or the environment if None).
     - `models`: the fallback chain; a call's `model=` is tried first, then these in order.
-    - `tier`: the project's tier ("free", "tier1", "tier2", "tier3"), for the quota gate.
+    - `tier`: the project's tier, for quota pacing: "auto" (default: pace only once a
+      429 has revealed the limits, so a paid project is never slowed to free-tier
+      rates by a guess), or "free", "tier1", "tier2", "tier3" (pace by that table).
     - `retry`, `breaker`: the policies (`RetryPolicy.INTERACTIVE`, `.BATCH` are presets).
     - `clock`: where time comes from (`FakeClock` in tests, `ScaledClock` in demos).
     - `hooks`: callables receiving every telemetry event (`gemini_guard.telemetry`).
-    - `store`: where breaker state lives: "memory://" or a `BreakerStore`.
-    - `quota`: a `QuotaGate` to pace requests (None: no pacing).
-    - `project`: the name breakers and quota are kept under.
+    - `store`: where quota ledgers and breaker state live, by URL: "memory://" (this
+      process), "sqlite:///path.db" (processes of one host), "redis://host:port/db"
+      (many hosts); or a `BreakerStore` (breakers there, quotas in memory).
+    - `quota`: None (default) paces every attempt with a `QuotaLimiter` over `store`
+      for `tier`; False turns pacing off; or any `QuotaGate` of your own.
+    - `project`: the name breakers and quota are kept under. With a
+      `gemini_guard.quota.ProjectPool` as `quota`, the pool picks the project of
+      each attempt (the one with the most headroom for the model) and the Guard
+      sends with one of that project's keys.
     - `validation`: local checks of each request before it is sent (field names, ranges,
       model names, token limits; see `gemini_guard.validation`). "strict" (default)
       raises `RequestRejected` and sends nothing when the API would reject it; "warn"
@@ -157,6 +183,8 @@ class Guard:
       without one, unknown model names are left to the server.
     - `log`: also send events to the "gemini_guard" logger (DEBUG, failures at INFO).
     - `seed`: seeds the backoff jitter (reproducible runs).
+    - `cache`: a response cache in front of every call ("memory://", "sqlite:///…",
+      "redis://…", a `CacheConfig` or a `ResponseCache`; see `gemini_guard.cache`).
     """
 
     def __init__(
@@ -165,27 +193,28 @@ class Guard:
         client: genai.Client | None = None,
         api_key: str | None = None,
         models: Sequence[str] = (),
-        tier: str = "free",
+        tier: str = "auto",
         retry: RetryPolicy = RetryPolicy.DEFAULT,
         breaker: BreakerPolicy | None = None,
         clock: Clock | None = None,
         hooks: Sequence[Sink] = (),
         store: str | BreakerStore = "memory://",
-        quota: QuotaGate | None = None,
+        quota: QuotaGate | bool | None = None,
         project: str = "default",
         validation: ValidationMode | Validator = "strict",
         catalog: ModelSource | None = None,
         log: bool = True,
         seed: int | None = None,
         budget: RetryBudget | None = None,
+        cache: str | CacheConfig | ResponseCache | None = None,
     ) -> None:
         if isinstance(models, str):
             raise ConfigError(
                 f"models must be a list of model names, got the string {models!r}; "
                 f"write models=[{models!r}]"
             )
-        if tier not in TIERS:
-            raise ConfigError(f"tier {tier!r} is not one of: {', '.join(TIERS)}")
+        if tier not in _TIER_CHOICES:
+            raise ConfigError(f"tier {tier!r} is not one of: {', '.join(_TIER_CHOICES)}")
         if client is None:
             from google import genai
 
@@ -214,19 +243,107 @@ class Guard:
         )
         import random
 
+        # What the Guard opened itself, it closes (`close()`); a gate or store passed
+        # in belongs to the caller.
+        self._owned: list[Any] = []
+        breaker_store = self._breaker_store(store)
+        gate = self._quota_gate(quota, store=store, tier=tier)
+        # Clients of the pool's other projects, by API key (made on first use).
+        self._pool_clients: dict[str, genai.Client] = {}
+        self._pool = _pool_of(gate)
+        if self._pool is not None:
+            if project == "default":
+                project = "*"  # let the pool choose
+            for member in self._pool.projects:
+                for key in member.keys:
+                    self.telemetry.add_secret(key)
         self.engine = Engine(
             clock=self.clock,
             retry=retry,
             breaker=breaker if breaker is not None else BreakerPolicy(),
-            breaker_store=_breaker_store(store),
+            breaker_store=breaker_store,
             telemetry=self.telemetry,
-            quota=quota,
+            quota=gate,
             project=project,
             budget=budget,
             rng=random.Random(seed),
         )
         self.models = GuardedModels(self)
         self.aio = GuardedAio(self)
+        # Response cache (gemini_guard.cache): wraps self.models and self.aio.models.
+        self.cache: ResponseCache | None = None
+        if cache is not None:
+            from gemini_guard.cache.guarded import attach
+
+            self.cache = attach(self, cache)
+
+    def _breaker_store(self, store: str | BreakerStore) -> BreakerStore:
+        if not isinstance(store, str):
+            return store
+        opened = open_breaker_store(store, clock=self.clock)
+        if not isinstance(opened, MemoryBreakerStore):
+            self._owned.append(opened)
+        return opened
+
+    def _quota_gate(
+        self, quota: QuotaGate | bool | None, *, store: str | BreakerStore, tier: str
+    ) -> QuotaGate:
+        if quota is False:
+            return NoQuota()
+        if quota is None or quota is True:
+            from gemini_guard.quota import QuotaLimiter
+
+            limiter = QuotaLimiter(
+                store=store if isinstance(store, str) else "memory://",
+                clock=self.clock,
+                tier=tier,
+                on_event=self._quota_event,
+            )
+            self._owned.append(limiter)
+            return limiter
+        return quota
+
+    def _adopt(self, gate: Any, *, on_event: Any) -> None:
+        """Take a limiter built for this Guard (from a configuration) as its own:
+        close it with the Guard, and send its events to the Guard's telemetry
+        (`on_event` is the relay the limiter was given)."""
+        self._owned.append(gate)
+        on_event.target = self._quota_event
+
+    def _quota_event(self, event: object) -> None:
+        """The limiter's news (a limit learned, the store down) as telemetry."""
+        notice = quota_notice(event)
+        if notice is None:
+            return
+        if notice.notice in ("limit_learned", "store_degraded"):
+            # Google changed the limits, or processes no longer share a ledger: loud.
+            _log.warning("%s", notice.message)
+        self.telemetry.emit(notice)
+
+    @property
+    def quota(self) -> QuotaGate:
+        """The gate pacing the attempts (`NoQuota` when pacing is off)."""
+        return self.engine.quota
+
+    def close(self) -> None:
+        """Close what the Guard opened itself (its quota limiter, its breaker store,
+        the clients of a project pool's keys)."""
+        while self._owned:
+            self._owned.pop().close()
+        while self._pool_clients:
+            self._pool_clients.popitem()[1].close()
+
+    async def aclose(self) -> None:
+        """`close`, also closing the pool clients' asyncio sessions."""
+        for client in self._pool_clients.values():
+            await client.aio.aclose()
+        self.close()
+
+    def __enter__(self) -> Guard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def retry(self) -> RetryPolicy:
@@ -244,6 +361,24 @@ class Guard:
         guard: Guard = load_config(path).build_guard(**overrides)
         return guard
 
+    # -- batch (gemini_guard.batch) -----------------------------------------------
+
+    def batch(self, requests: Any, **options: Any) -> Any:
+        """Run many requests, yielding one `BatchResult` each as they complete:
+        `for r in guard.batch([{"id": "q1", "prompt": "hi"}], concurrency=4): ...`
+        (see `gemini_guard.batch.run_batch` for the options)."""
+        from gemini_guard.batch import run_batch
+
+        return run_batch(self, requests, **options)
+
+    def abatch(self, requests: Any, **options: Any) -> Any:
+        """`batch` for asyncio: `async for r in guard.abatch(requests): ...`."""
+        from gemini_guard.batch import arun_batch
+
+        return arun_batch(self, requests, **options)
+
+    # -- end of batch -----------------------------------------------------------------
+
     # -- request plumbing ---------------------------------------------------------
 
     def _chain(self, model: str) -> tuple[str, ...]:
@@ -260,6 +395,25 @@ class Guard:
                 rejected=self._validation_mode == "strict" and any(p.is_error for p in problems),
             )
         )
+
+    def _client_for(self, plan: AttemptPlan) -> genai.Client:
+        """The client to send `plan` with: the Guard's own, or, when a project pool
+        chose the project, a client with one of that project's keys (taking turns)."""
+        pool = self._pool
+        if pool is None or plan.project is None:
+            return self.client
+        key = pool.api_key(plan.project)
+        client = self._pool_clients.get(key)
+        if client is None:
+            from google import genai
+
+            client = genai.Client(api_key=key, http_options=_http_options_of(self.client))
+            self._pool_clients[key] = client
+        return client
+
+    def _tokens(self, contents: Any) -> int:
+        """The input tokens to reserve: estimated only when a gate paces."""
+        return estimate_tokens(contents) if self.engine.pacing else 0
 
     def _preflight(self, model: str, contents: Any, config: Any) -> None:
         if self.validate is not None:
@@ -352,15 +506,24 @@ class Guard:
         )
 
 
-def _breaker_store(store: str | BreakerStore) -> BreakerStore:
-    if not isinstance(store, str):
-        return store
-    if store == "memory://":
-        return MemoryBreakerStore()
-    raise ConfigError(
-        f"store {store!r} is not available for breaker state yet; allowed: 'memory://' "
-        "or a BreakerStore object"
-    )
+# Headers the SDK sets itself from the client's key and version: a client made for
+# another key must not inherit them (the key header would win over its own key).
+_SDK_HEADERS = frozenset({"x-goog-api-key", "user-agent", "x-goog-api-client", "content-type"})
+
+
+def _http_options_of(client: genai.Client) -> types.HttpOptions | None:
+    """The HTTP options `client` was made with (base URL, timeout, ...), minus its key."""
+    http = getattr(getattr(client, "_api_client", None), "_http_options", None)
+    if not isinstance(http, types.HttpOptions):
+        return None
+    headers = {k: v for k, v in (http.headers or {}).items() if k.lower() not in _SDK_HEADERS}
+    return http.model_copy(update={"headers": headers or None})
+
+
+def _pool_of(gate: QuotaGate) -> ProjectPool | None:
+    from gemini_guard.quota.pool import ProjectPool
+
+    return gate if isinstance(gate, ProjectPool) else None
 
 
 class GuardedModels:
@@ -381,14 +544,14 @@ class GuardedModels:
         engine = g.engine
 
         def send(plan: AttemptPlan) -> types.GenerateContentResponse:
-            return g.client.models.generate_content(
+            return g._client_for(plan).models.generate_content(
                 model=plan.model,
                 contents=contents,
                 config=g._config(config, plan, types.GenerateContentConfig),
             )
 
         steps: Steps[types.GenerateContentResponse] = engine.steps(
-            g._chain(model), tokens=estimate_tokens(contents), input_tokens_of=_input_tokens
+            g._chain(model), tokens=g._tokens(contents), input_tokens_of=_input_tokens
         )
         try:
             response, info = run_sync(steps, clock=g.clock, quota=engine.quota, send=send)
@@ -412,7 +575,7 @@ class GuardedModels:
 
         def send(plan: AttemptPlan) -> Pair:
             stream = iter(
-                g.client.models.generate_content_stream(
+                g._client_for(plan).models.generate_content_stream(
                     model=plan.model,
                     contents=contents,
                     config=g._config(config, plan, types.GenerateContentConfig),
@@ -423,7 +586,7 @@ class GuardedModels:
 
         steps: Steps[Pair] = engine.steps(
             g._chain(model),
-            tokens=estimate_tokens(contents),
+            tokens=g._tokens(contents),
             input_tokens_of=_stream_input_tokens,
         )
         try:
@@ -501,14 +664,14 @@ class AsyncGuardedModels:
         engine = g.engine
 
         async def send(plan: AttemptPlan) -> types.GenerateContentResponse:
-            return await g.client.aio.models.generate_content(
+            return await g._client_for(plan).aio.models.generate_content(
                 model=plan.model,
                 contents=contents,
                 config=g._config(config, plan, types.GenerateContentConfig),
             )
 
         steps: Steps[types.GenerateContentResponse] = engine.steps(
-            g._chain(model), tokens=estimate_tokens(contents), input_tokens_of=_input_tokens
+            g._chain(model), tokens=g._tokens(contents), input_tokens_of=_input_tokens
         )
         try:
             response, info = await run_async(steps, clock=g.clock, quota=engine.quota, send=send)
@@ -533,7 +696,7 @@ class AsyncGuardedModels:
         ]
 
         async def send(plan: AttemptPlan) -> Pair:
-            stream = await g.client.aio.models.generate_content_stream(
+            stream = await g._client_for(plan).aio.models.generate_content_stream(
                 model=plan.model,
                 contents=contents,
                 config=g._config(config, plan, types.GenerateContentConfig),
@@ -546,7 +709,7 @@ class AsyncGuardedModels:
 
         steps: Steps[Pair] = engine.steps(
             g._chain(model),
-            tokens=estimate_tokens(contents),
+            tokens=g._tokens(contents),
             input_tokens_of=_stream_input_tokens,
         )
         try:

@@ -2,7 +2,7 @@
 
 `Engine.steps(...)` is a generator that holds the whole logic of one guarded call. It
 never sleeps, sends or touches the quota gate itself: it *yields* what it needs done
-(`Wait`, `Reserve`, `Settle`, `Send`) and is resumed with the outcome. Two thin
+(`Wait`, `Reserve`, `Confirm`, `Settle`, `Send`) and is resumed with the outcome. Two thin
 drivers carry the effects out, `run_sync` with `Clock.sleep` and plain calls,
 `run_async` with `Clock.asleep` and awaits, so sync and async callers get exactly the
 same decisions.
@@ -10,7 +10,8 @@ same decisions.
     for model in chain:
         parked (per-day quota)?  skip until the Pacific midnight
         breaker admits?          else skip (CircuitOpen when nothing is left)
-        quota gate reserve       wait permit.wait on the clock
+        quota gate reserve       wait permit.wait on the clock, then confirm the
+                                 permit (wait again while it asks for more)
         send                     success: settle, breaker/budget success, return
         failure                  diagnose, settle, breaker/budget failure,
                                  decide_after_failure: Retry / FallBack / Fail
@@ -28,9 +29,10 @@ the same in sync and async code and on every clock.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -80,6 +82,7 @@ from gemini_guard.telemetry import (
 __all__ = [
     "AttemptPlan",
     "CallInfo",
+    "Confirm",
     "Engine",
     "Outcome",
     "Reserve",
@@ -103,6 +106,7 @@ class AttemptPlan:
     attempt: int  # 1-based across the call
     timeout: float | None  # clock seconds; None: no limit
     shrink: bool = False  # smaller thinking budget / output cap (after a 504)
+    project: str | None = None  # the project the quota gate chose (a pool); None: the Guard's
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +146,19 @@ class Settle:
 
 
 @dataclass(frozen=True, slots=True)
+class Confirm:
+    """Just before sending: ask the gate whether the permit still holds (it answers
+    the extra seconds to wait; 0.0 means send now)."""
+
+    permit: Permit
+
+
+@dataclass(frozen=True, slots=True)
 class Send:
     plan: AttemptPlan
 
 
-Effect = Wait | Reserve | Settle | Send
+Effect = Wait | Reserve | Confirm | Settle | Send
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +182,13 @@ def _synthetic(category: Category, message: str, retry_after: float | None = Non
         category=category,
         retryable=category is not Category.DAILY_QUOTA_EXHAUSTED,
         retry_after=retry_after,
+    )
+
+
+def _per_day(diagnosis: Diagnosis) -> bool:
+    quota = diagnosis.quota
+    return diagnosis.category is Category.DAILY_QUOTA_EXHAUSTED or (
+        diagnosis.category is Category.RATE_LIMITED and quota is not None and quota.scope == "day"
     )
 
 
@@ -228,11 +247,19 @@ class Engine:
         self.breaker_store = breaker_store
         self.telemetry = telemetry
         self.quota: QuotaGate = quota if quota is not None else NoQuota()
+        # A real gate paces every attempt and keeps the FIFO line of waiting calls
+        # itself; then the Guard's own `RetrySlots` line steps aside (see `steps`).
+        self.pacing = not isinstance(self.quota, NoQuota)
         self.project = project
+        # A pool of projects ("*"): the gate picks the project of each attempt.
+        self.pooled = project == "*"
         self.budget = budget if budget is not None else RetryBudget()
         self.parking = ParkingLot()
         self.retry_slots = RetrySlots()
         self.rng = rng if rng is not None else random.Random()
+        # Call ids: unique per engine and across processes, cheaper than uuid4.
+        self._id_prefix = secrets.token_hex(4)
+        self._ids = itertools.count()
 
     def breaker(self, model: str) -> Breaker:
         return Breaker(
@@ -250,6 +277,21 @@ class Engine:
 
     def _next_usable(self, chain: tuple[str, ...], index: int) -> str | None:
         return next((m for m in chain[index + 1 :] if self._usable(m)), None)
+
+    def _skip_parked(self, state: _CallState, model: str, parked: float) -> None:
+        state.parked.append(parked)
+        state.attempts.append(
+            Attempt(model, Category.DAILY_QUOTA_EXHAUSTED, project=self.project, sent=False)
+        )
+        self.telemetry.emit(
+            ModelSkipped(
+                timestamp=self.clock.time(),
+                call_id=state.call_id,
+                model=model,
+                reason="parked",
+                until=parked,
+            )
+        )
 
     def _emit_move(self, state: _CallState, model: str, move: BreakerTransition | None) -> None:
         if move is None:
@@ -308,27 +350,24 @@ class Engine:
         """The logic of one call over `chain`, as a generator of effects (see module doc)."""
         if not chain:
             raise ValueError("a guarded call needs at least one model")
+        # No gate, nothing to reserve: skip the round trips through the driver.
+        use_quota = use_quota and self.pacing
+        # Who keeps the line of calls waiting on a model's per-minute quota: the
+        # quota gate when one paces (its FIFO booking), else `RetrySlots`, which
+        # remembers the server's "retry in d" and spaces the waiters. Never both:
+        # they would each add their own spacing and every caller would wait twice.
+        line_up = not self.pacing
         clock = self.clock
-        state = _CallState(uuid.uuid4().hex[:16], clock.monotonic())
+        # Build the events of the successful path only when a sink wants them.
+        listening = self.telemetry.listening()
+        state = _CallState(f"{self._id_prefix}{next(self._ids):08x}", clock.monotonic())
         deadline_at = None if self.retry.deadline is None else state.started + self.retry.deadline
 
         for index, model in enumerate(chain):
             key = self._key(model)
             parked = self.parking.parked_until(key, clock.time())
             if parked is not None:
-                state.parked.append(parked)
-                state.attempts.append(
-                    Attempt(model, Category.DAILY_QUOTA_EXHAUSTED, project=self.project, sent=False)
-                )
-                self.telemetry.emit(
-                    ModelSkipped(
-                        timestamp=clock.time(),
-                        call_id=state.call_id,
-                        model=model,
-                        reason="parked",
-                        until=parked,
-                    )
-                )
+                self._skip_parked(state, model, parked)
                 continue
             breaker = self.breaker(model)
             failures = 0
@@ -355,7 +394,7 @@ class Engine:
                     )
                     break
 
-                if failures == 0:
+                if failures == 0 and line_up:
                     # Others are waiting for this model's quota to reopen: join the
                     # line rather than draw a 429 and push them back.
                     line = self.retry_slots.join(key, now=clock.monotonic())
@@ -436,55 +475,102 @@ class Engine:
                         )
                         yield Wait(permit.wait)
                         waited += permit.wait
+                    # The permit is a plan: confirm it just before sending, and
+                    # wait again as long as the gate re-plans it later.
+                    while True:
+                        confirmed = yield Confirm(permit)
+                        assert confirmed is not None
+                        if confirmed.error is not None:
+                            yield Settle(permit, sent=False)
+                            raise confirmed.error
+                        extra = float(confirmed.value or 0.0)
+                        if not extra > 0.0:
+                            break
+                        if deadline_at is not None and clock.monotonic() + extra >= deadline_at:
+                            yield Settle(permit, sent=False)
+                            state.final = Fail(
+                                "quota_wait",
+                                "the quota wait would overrun the deadline",
+                                wait=extra,
+                            )
+                            break
+                        self.telemetry.emit(
+                            QuotaWaited(
+                                timestamp=clock.time(),
+                                call_id=state.call_id,
+                                model=model,
+                                project=self.project,
+                                wait=extra,
+                            )
+                        )
+                        yield Wait(extra)
+                        waited += extra
+                    if state.final is not None:
+                        break
+
+                # While this call waited (backoff, quota), another one may have
+                # learned that the model's day is spent: do not send into that.
+                parked = self.parking.parked_until(key, clock.time())
+                if parked is not None:
+                    if permit is not None:
+                        yield Settle(permit, sent=False)
+                    if admission.probe:  # hand the probe back: it was never sent
+                        breaker.release_probe()
+                    self._skip_parked(state, model, parked)
+                    break
 
                 attempt_no = sum(1 for a in state.attempts if a.sent) + 1
                 timeout = self.retry.attempt_timeout
                 if deadline_at is not None:
                     left = max(0.001, deadline_at - clock.monotonic())
                     timeout = left if timeout is None else min(timeout, left)
-                self.telemetry.emit(
-                    AttemptStarted(
-                        timestamp=clock.time(),
-                        call_id=state.call_id,
-                        model=model,
-                        attempt=attempt_no,
-                        attempt_on_model=failures + 1,
-                        probe=admission.probe,
-                        shrunk=shrink_next,
+                if listening:
+                    self.telemetry.emit(
+                        AttemptStarted(
+                            timestamp=clock.time(),
+                            call_id=state.call_id,
+                            model=model,
+                            attempt=attempt_no,
+                            attempt_on_model=failures + 1,
+                            probe=admission.probe,
+                            shrunk=shrink_next,
+                        )
                     )
-                )
                 if model not in state.sent_models:
                     state.sent_models.append(model)
                 began = clock.monotonic()
-                sent = yield Send(AttemptPlan(model, attempt_no, timeout, shrink_next))
+                project = permit.project if permit is not None else self.project
+                sent = yield Send(AttemptPlan(model, attempt_no, timeout, shrink_next, project))
                 assert sent is not None
                 shrink_next = False
 
                 if sent.error is None:
                     value: T = sent.value  # type: ignore[assignment]
+                    used = input_tokens_of(value)
                     if permit is not None:
-                        yield Settle(permit, sent=True, input_tokens=input_tokens_of(value))
+                        yield Settle(permit, sent=True, input_tokens=used)
                     self._emit_move(
                         state, model, breaker.record(clock.time(), None, probe=admission.probe)
                     )
                     self.budget.record_success()
-                    state.attempts.append(Attempt(model, None, waited, 200, self.project))
+                    state.attempts.append(Attempt(model, None, waited, 200, project))
                     info = CallInfo(
                         state.call_id,
                         model,
                         tuple(state.attempts),
                         clock.monotonic() - state.started,
                     )
-                    self.telemetry.emit(
-                        CallSucceeded(
-                            timestamp=clock.time(),
-                            call_id=state.call_id,
-                            model=model,
-                            attempts=info.attempt_count,
-                            elapsed=info.elapsed,
-                            input_tokens=input_tokens_of(value),
+                    if listening:
+                        self.telemetry.emit(
+                            CallSucceeded(
+                                timestamp=clock.time(),
+                                call_id=state.call_id,
+                                model=model,
+                                attempts=info.attempt_count,
+                                elapsed=info.elapsed,
+                                input_tokens=used,
+                            )
                         )
-                    )
                     return value, info
 
                 diagnosis = diagnose(sent.error, now=clock.time())
@@ -498,7 +584,7 @@ class Engine:
                 failures += 1
                 state.last, state.last_model = diagnosis, model
                 state.attempts.append(
-                    Attempt(model, diagnosis.category, waited, diagnosis.http_status, self.project)
+                    Attempt(model, diagnosis.category, waited, diagnosis.http_status, project)
                 )
                 waited = 0.0
                 self.telemetry.emit(
@@ -526,13 +612,20 @@ class Engine:
                     deadline_at=deadline_at,
                     rng=self.rng,
                 )
+                if self.pooled and _per_day(diagnosis) and not isinstance(decision, Retry):
+                    # One project's day is spent, not the model's: the settle above told
+                    # the pool, whose next reserve picks another project (or raises
+                    # DailyQuotaExhausted when every project is spent: then park).
+                    decision = Retry(0.0, "another project of the pool")
                 if isinstance(decision, Retry):
-                    delay = self.retry_slots.schedule(
-                        key,
-                        now=clock.monotonic(),
-                        delay=decision.delay,
-                        spacing=retry_spacing(diagnosis),
-                    )
+                    delay = decision.delay
+                    if line_up:
+                        delay = self.retry_slots.schedule(
+                            key,
+                            now=clock.monotonic(),
+                            delay=decision.delay,
+                            spacing=retry_spacing(diagnosis),
+                        )
                     if delay != decision.delay:
                         if deadline_at is not None and clock.monotonic() + delay >= deadline_at:
                             delay = decision.delay  # keep the deadline rather than the line
@@ -693,6 +786,11 @@ def run_sync(
                 reply = Outcome(value=permit)
             except Exception as exc:
                 reply = Outcome(error=exc)
+        elif isinstance(effect, Confirm):
+            try:
+                reply = Outcome(value=quota.confirm(effect.permit))
+            except Exception as exc:
+                reply = Outcome(error=exc)
         elif isinstance(effect, Settle):
             try:
                 quota.settle(
@@ -734,6 +832,11 @@ async def run_async(
                     project=effect.project, model=effect.model, tokens=effect.tokens
                 )
                 reply = Outcome(value=permit)
+            except Exception as exc:
+                reply = Outcome(error=exc)
+        elif isinstance(effect, Confirm):
+            try:
+                reply = Outcome(value=await quota.aconfirm(effect.permit))
             except Exception as exc:
                 reply = Outcome(error=exc)
         elif isinstance(effect, Settle):

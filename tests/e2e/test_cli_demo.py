@@ -38,3 +38,44 @@ def test_demo_shows_the_guard_losing_nothing_where_the_guide_loses() -> None:
     assert int(guide[2]) + int(guide[1].split("/")[0]) == 24
     # The Guard honours the server's delays: fewer 429s than the guide's blind loop.
     assert int(guard[4]) < int(guide[4])
+
+
+def test_demo_builds_its_guard_from_config_and_rejects_a_bad_one(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("gemini-guard")
+    env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
+    env.pop("GEMINI_API_KEY", None)
+    good = tmp_path / "gemini-guard.toml"
+    good.write_text(
+        'models = ["gemini-2.5-flash-lite"]\ntier = "free"\n[retry]\npreset = "batch"\n',
+        encoding="utf-8",
+    )
+    args = [str(exe), "demo", "--prompts", "12", "--concurrency", "4", "--speed", "600"]
+    done = subprocess.run(
+        [*args, "--config", str(good)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    guard = _row(done.stdout, "Guard")
+    assert guard[1:3] == ["12/12", "0"]
+    # flash-lite alone, paced by the free table until the first 429s reveal the cut:
+    # only requests already in flight then (at most the 4 workers) draw one
+    assert int(guard[4]) <= 4
+    assert f"built from {good}" in done.stdout.replace("\n", "")
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('tier = "gold"\n', encoding="utf-8")
+    refused = subprocess.run(
+        [*args, "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "tier" in refused.stderr
+    assert "'gold'" in refused.stderr

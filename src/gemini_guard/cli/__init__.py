@@ -14,10 +14,13 @@ from gemini_guard import __version__
 
 # name -> module that defines it (each module registers its command on `main`).
 _SUBCOMMANDS = {
+    "batch": "gemini_guard.cli.batch",
     "demo": "gemini_guard.cli.demo",
     "diagnose": "gemini_guard.cli.diagnose",
     "doctor": "gemini_guard.cli.doctor",
     "emulate": "gemini_guard.cli.emulate",
+    "plan": "gemini_guard.cli.plan",
+    "quota": "gemini_guard.cli.quota",
 }
 
 

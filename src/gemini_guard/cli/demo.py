@@ -9,7 +9,9 @@ of an hour of quota passes in seconds. The same prompts go through:
   at most 5 attempts, on 429 and 503 only, ignoring the delay the server names; one
   model (gemini-2.5-flash), as the guide's snippet has it;
 - a `Guard` over the chain pro → flash → flash-lite with the `batch` retry preset
-  (a 200-prompt job has no per-call deadline to keep; everything else default).
+  (a 200-prompt job has no per-call deadline to keep) and quota pacing for the free
+  tier (`tier="free"`: the limiter paces by the published table and learns the cut
+  limits from the first 429s); `--config` builds it from a gemini-guard.toml instead.
 
 No key, no network: the emulator listens on loopback only.
 """
@@ -22,6 +24,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 from google import genai
@@ -29,8 +32,9 @@ from google.genai import errors, types
 
 from gemini_guard.cli import main
 from gemini_guard.clock import Clock, ScaledClock
+from gemini_guard.config import GuardConfig
 from gemini_guard.emulator import EmulatorServer, Scenario, load_scenario, serve
-from gemini_guard.errors import CallFailed
+from gemini_guard.errors import CallFailed, ConfigError
 from gemini_guard.policies import RetryPolicy
 from gemini_guard.telemetry import AttemptFailed, AttemptStarted, Event
 
@@ -126,6 +130,7 @@ class RunResult:
     got_5xx: int
     elapsed: float  # clock seconds
     minimum: float  # clock seconds, theoretical
+    span: float = 0.0  # clock seconds from the first success to the last
 
     @property
     def lost(self) -> int:
@@ -133,8 +138,21 @@ class RunResult:
 
 
 class _Tally:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self.sent = self.got_429 = self.got_5xx = self.succeeded = 0
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def success(self) -> None:
+        self.succeeded += 1
+        now = self.clock.monotonic()
+        self.first = now if self.first is None else self.first
+        self.last = now
+
+    @property
+    def span(self) -> float:
+        return 0.0 if self.first is None or self.last is None else self.last - self.first
 
     def status(self, code: int | None) -> None:
         self.sent += 1
@@ -175,7 +193,7 @@ async def run_guide(
     name: str = "guide's loop",
 ) -> RunResult:
     client = _client(server)
-    tally = _Tally()
+    tally = _Tally(clock)
     rng = random.Random(1)
     started = clock.monotonic()
 
@@ -184,7 +202,7 @@ async def run_guide(
             await call_gemini_with_retry(
                 client, prompt, clock=clock, rng=rng, on_attempt=tally.status
             )
-            tally.succeeded += 1
+            tally.success()
         except errors.APIError:
             pass
         progress()
@@ -203,6 +221,7 @@ async def run_guide(
         tally.got_5xx,
         clock.monotonic() - started,
         minimum,
+        tally.span,
     )
 
 
@@ -221,13 +240,13 @@ async def run_sdk_retry(
     factor = float(getattr(clock, "factor", 1.0))
     retry = types.HttpRetryOptions(initial_delay=1.0 / factor, max_delay=60.0 / factor)
     client = _client(server, retry_options=retry)
-    tally = _Tally()
+    tally = _Tally(clock)
     started = clock.monotonic()
 
     async def one(prompt: str) -> None:
         try:
             await client.aio.models.generate_content(model=FLASH, contents=prompt)
-            tally.succeeded += 1
+            tally.success()
         except errors.APIError:
             pass
         progress()
@@ -249,6 +268,7 @@ async def run_sdk_retry(
         got_5xx,
         clock.monotonic() - started,
         minimum,
+        tally.span,
     )
 
 
@@ -280,12 +300,19 @@ async def run_guard(
     minimum: float,
     models: tuple[str, ...] = CHAIN,
     retry: RetryPolicy = RetryPolicy.BATCH,
+    tier: str = "free",
+    pacing: bool = True,
     progress: Callable[[], None] = lambda: None,
+    name: str = "Guard",
+    config: GuardConfig | None = None,
 ) -> RunResult:
+    """The workload through a Guard; `pacing=False` turns its quota limiter off.
+    With `config`, the Guard is built from it (its chain, tier, policies, store and
+    quota section), only pointed at the emulator and the demo's clock."""
     from gemini_guard.guard import Guard
 
     client = _client(server)
-    tally = _Tally()
+    tally = _Tally(clock)
 
     def hook(event: Event) -> None:
         if isinstance(event, AttemptStarted):
@@ -296,21 +323,28 @@ async def run_guard(
             elif event.http_status is not None and event.http_status >= 500:
                 tally.got_5xx += 1
 
-    guard = Guard(
-        client=client,
-        models=models,
-        clock=clock,
-        retry=retry,
-        hooks=[hook],
-        log=False,
-        seed=1,
-    )
+    if config is not None:
+        guard = config.build_guard(
+            client=client, clock=clock, hooks=[hook], log=False, seed=1, models=models
+        )
+    else:
+        guard = Guard(
+            client=client,
+            models=models,
+            clock=clock,
+            retry=retry,
+            hooks=[hook],
+            log=False,
+            seed=1,
+            tier=tier,
+            quota=None if pacing else False,
+        )
     started = clock.monotonic()
 
     async def one(prompt: str) -> None:
         try:
             await guard.aio.models.generate_content(model=models[0], contents=prompt)
-            tally.succeeded += 1
+            tally.success()
         except CallFailed:
             pass
         progress()
@@ -320,8 +354,9 @@ async def run_guard(
     finally:
         await client.aio.aclose()
         client.close()
+        guard.close()
     return RunResult(
-        "Guard",
+        name,
         len(prompts),
         tally.succeeded,
         tally.sent,
@@ -329,6 +364,7 @@ async def run_guard(
         tally.got_5xx,
         clock.monotonic() - started,
         minimum,
+        tally.span,
     )
 
 
@@ -356,7 +392,9 @@ def results_table(results: list[RunResult], *, title: str) -> object:
     return table
 
 
-async def _demo(prompts: int, concurrency: int, speed: float) -> list[RunResult]:
+async def _demo(
+    prompts: int, concurrency: int, speed: float, config: GuardConfig | None = None
+) -> list[RunResult]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
     scenario = bad_day_scenario()
@@ -382,14 +420,17 @@ async def _demo(prompts: int, concurrency: int, speed: float) -> list[RunResult]
                         progress=tick,
                     )
                 else:
-                    minimum = theoretical_minimum(scenario, CHAIN, prompts)
+                    chain = (config.models if config is not None else ()) or CHAIN
+                    minimum = theoretical_minimum(scenario, chain, prompts)
                     result = await run_guard(
                         server,
                         texts,
                         clock=clock,
                         concurrency=concurrency,
                         minimum=minimum,
+                        models=chain,
                         progress=tick,
+                        config=config,
                     )
             results.append(result)
     return results
@@ -404,12 +445,27 @@ async def _demo(prompts: int, concurrency: int, speed: float) -> list[RunResult]
     show_default=True,
     help="Clock speed-up: emulated seconds per real second.",
 )
-def demo(prompts: int, concurrency: int, speed: float) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Build the Guard from this gemini-guard.toml (chain, tier, policies, store, "
+    "quota); it still talks to the emulator, with no key.",
+)
+def demo(prompts: int, concurrency: int, speed: float, config_path: Path | None) -> None:
     """Replay a bad day of Gemini offline: the guide's retry loop against the Guard."""
     from rich.console import Console
 
+    from gemini_guard.config import load_config
+
     if prompts < 1 or concurrency < 1 or speed <= 0:
         raise click.BadParameter("--prompts and --concurrency must be >= 1, --speed > 0")
+    config = None
+    if config_path is not None:
+        try:
+            config = load_config(config_path)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param_hint="--config") from None
     console = Console()
     # The Guard logs breaker changes as warnings; here the table tells the story, and
     # log lines would tear the live progress display.
@@ -420,12 +476,16 @@ def demo(prompts: int, concurrency: int, speed: float) -> None:
         f"{prompts} prompts, {concurrency} at a time, clock x{speed:g}.\n"
     )
     started = time.perf_counter()
-    results = asyncio.run(_demo(prompts, concurrency, speed))
+    results = asyncio.run(_demo(prompts, concurrency, speed, config))
     console.print(results_table(results, title="Same workload, same emulated day"))
     console.print(
         "guide: flash only (its snippet names one model); "
-        "Guard: pro → flash → flash-lite, batch preset.\n"
-        "sent: requests sent; time: emulated; minimum: every model used at its full\n"
+        + (
+            f"Guard: built from {config.source}.\n"
+            if config is not None
+            else "Guard: pro → flash → flash-lite, batch preset, paced for the free tier.\n"
+        )
+        + "sent: requests sent; time: emulated; minimum: every model used at its full\n"
         "per-minute limit until its per-day limit is spent, faults aside.\n"
         f"done in {time.perf_counter() - started:.0f} s real time."
     )

@@ -13,6 +13,11 @@ from gemini_guard.policies.breaker import (
     BreakerTransition,
     MemoryBreakerStore,
 )
+from gemini_guard.policies.breaker_stores import (
+    RedisBreakerStore,
+    SQLiteBreakerStore,
+    open_breaker_store,
+)
 from gemini_guard.policies.decisions import Decision, Fail, FallBack, Retry
 from gemini_guard.policies.fallback import (
     REQUEST_ERRORS,
@@ -45,12 +50,15 @@ __all__ = [
     "MemoryBreakerStore",
     "ModelProgress",
     "ParkingLot",
+    "RedisBreakerStore",
     "Retry",
     "RetryBudget",
     "RetryPolicy",
     "RetrySlots",
+    "SQLiteBreakerStore",
     "compute_backoff",
     "decide_after_failure",
+    "open_breaker_store",
     "retry_delay",
     "retry_spacing",
 ]

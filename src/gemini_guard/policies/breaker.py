@@ -39,6 +39,7 @@ __all__ = [
     "counts_as_failure",
     "peek",
     "record",
+    "release",
 ]
 
 State = Literal["closed", "open", "half_open"]
@@ -144,6 +145,20 @@ class BreakerTransition:
     reason: str = ""
 
 
+_CLOSED = BreakerSnapshot()
+_ADMITTED = Admission(True, "closed")
+
+
+def _within(
+    outcomes: tuple[tuple[float, bool], ...], since: float
+) -> tuple[tuple[float, bool], ...]:
+    """The outcomes after `since`. They are appended in time order, so when the
+    oldest is recent enough all are (the common case costs one comparison)."""
+    if not outcomes or outcomes[0][0] > since:
+        return outcomes
+    return tuple(o for o in outcomes if o[0] > since)
+
+
 def counts_as_failure(diagnosis: Diagnosis) -> bool:
     """Only upstream failures trip a breaker: a quota 429 or a bad request says
     nothing about the model's health."""
@@ -171,7 +186,7 @@ def peek(snap: BreakerSnapshot | None, now: float) -> Admission:
     """Would a request be admitted at `now`? Takes no probe slot (used to decide
     whether a later model of the chain is worth falling back to)."""
     if snap is None or snap.state == "closed":
-        return Admission(True, "closed")
+        return _ADMITTED
     if snap.state == "open" and now < snap.open_until:
         return Admission(False, "open", retry_at=snap.open_until)
     return Admission(True, "half_open", probe=True)
@@ -181,9 +196,9 @@ def admit(
     snap: BreakerSnapshot | None, policy: BreakerPolicy, now: float
 ) -> tuple[BreakerSnapshot, Admission, BreakerTransition | None]:
     """Ask to send one request at `now` (wall seconds); takes a probe slot if half-open."""
-    snap = snap or BreakerSnapshot()
+    snap = snap or _CLOSED
     if snap.state == "closed":
-        return snap, Admission(True, "closed"), None
+        return snap, _ADMITTED, None
     transition = None
     if snap.state == "open":
         if now < snap.open_until:
@@ -207,20 +222,35 @@ def record(
     probe: bool = False,
 ) -> tuple[BreakerSnapshot, BreakerTransition | None]:
     """Record how a request ended (`failed`: an upstream failure)."""
-    snap = snap or BreakerSnapshot()
-    outcomes = tuple(o for o in snap.outcomes if now - o[0] < policy.window)
+    snap = snap or _CLOSED
+    outcomes = _within(snap.outcomes, now - policy.window)
     outcomes = (*outcomes, (now, failed))[-max(policy.min_calls, 64) :]
-    failures = tuple(t for t in snap.failures if now - t < policy.storm_window)
+    failures = snap.failures
+    if failures and failures[0] <= now - policy.storm_window:
+        failures = tuple(t for t in failures if now - t < policy.storm_window)
     if failed:
         failures = (*failures, now)[-(policy.storm_failures + 1) :]
     probes = snap.probes[1:] if probe else snap.probes
-    snap = dataclasses.replace(snap, outcomes=outcomes, failures=failures, probes=probes)
 
     if not failed:
         if snap.state == "half_open" and probe:
             closed = BreakerSnapshot(outcomes=outcomes, failures=failures)
             return closed, BreakerTransition("half_open", "closed", None, "probe succeeded")
-        return dataclasses.replace(snap, consecutive_failures=0), None
+        # The hot path of every successful call: build the value directly
+        # (dataclasses.replace costs several times more).
+        return BreakerSnapshot(
+            snap.state, 0, snap.open_until, snap.opens, outcomes, failures, probes
+        ), None
+
+    snap = BreakerSnapshot(
+        snap.state,
+        snap.consecutive_failures,
+        snap.open_until,
+        snap.opens,
+        outcomes,
+        failures,
+        probes,
+    )
 
     snap = dataclasses.replace(snap, consecutive_failures=snap.consecutive_failures + 1)
     if snap.state == "half_open":
@@ -237,6 +267,15 @@ def record(
         if ratio >= policy.failure_ratio:
             return _open(snap, policy, now, f"{ratio:.0%} of {len(outcomes)} calls failed")
     return snap, None
+
+
+def release(snap: BreakerSnapshot | None) -> BreakerSnapshot:
+    """Give back a half-open probe that was admitted but never sent (its slot frees
+    at once instead of at the end of its lease)."""
+    snap = snap or _CLOSED
+    if not snap.probes:
+        return snap
+    return dataclasses.replace(snap, probes=snap.probes[1:])
 
 
 class BreakerStore(Protocol):
@@ -287,6 +326,12 @@ class Breaker:
         return peek(self.store.load(self.key), now)
 
     def admit(self, now: float) -> tuple[Admission, BreakerTransition | None]:
+        # A closed breaker admits without changing: a plain read, no transaction.
+        # (Racing a process that opens it now is the same as being admitted just
+        # before it opened.)
+        snap = self.store.load(self.key)
+        if snap is None or snap.state == "closed":
+            return _ADMITTED, None
         result: list[tuple[Admission, BreakerTransition | None]] = []
 
         def change(snap: BreakerSnapshot | None) -> BreakerSnapshot:
@@ -313,6 +358,10 @@ class Breaker:
 
         self.store.update(self.key, change)
         return result[-1]
+
+    def release_probe(self) -> None:
+        """A probe admitted by `admit` was not sent after all (see `release`)."""
+        self.store.update(self.key, release)
 
     def state(self, now: float) -> State:
         return self.peek(now).state

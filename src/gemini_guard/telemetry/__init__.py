@@ -11,9 +11,11 @@ from gemini_guard.telemetry.events import (
     FallbackTaken,
     ModelSkipped,
     PreflightProblems,
+    QuotaNotice,
     QuotaWaited,
     RetryScheduled,
 )
+from gemini_guard.telemetry.quota import quota_notice
 from gemini_guard.telemetry.sinks import JsonlSink, LoggingSink, Sink, Telemetry
 
 __all__ = [
@@ -29,8 +31,10 @@ __all__ = [
     "LoggingSink",
     "ModelSkipped",
     "PreflightProblems",
+    "QuotaNotice",
     "QuotaWaited",
     "RetryScheduled",
     "Sink",
     "Telemetry",
+    "quota_notice",
 ]

@@ -9,6 +9,7 @@ the category and the full (redacted) message. No event ever holds an API key.
     ├── PreflightProblems     local checks found problems in a request (before sending)
     ├── AttemptStarted        a request is about to be sent
     ├── QuotaWaited           the quota gate asked to wait before sending
+    ├── QuotaNotice           the limiter learned a limit, or its shared store failed
     ├── ModelSkipped          a chain model was not tried (breaker open, parked)
     ├── BreakerStateChanged   a model's breaker moved (closed/open/half_open)
     ├── CallSucceeded         the call returned a response
@@ -36,6 +37,7 @@ __all__ = [
     "FallbackTaken",
     "ModelSkipped",
     "PreflightProblems",
+    "QuotaNotice",
     "QuotaWaited",
     "RetryScheduled",
 ]
@@ -83,6 +85,25 @@ class QuotaWaited(Event):
 
     project: str
     wait: float  # seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuotaNotice(Event):
+    """News from the quota limiter, outside any one call (`call_id` is "").
+
+    `notice`: "limit_learned" (the server enforces less than configured: the
+    December 2025 cut, detected), "limit_recovered", "store_degraded" (the shared
+    store is down: pacing is local to this process) or "store_recovered".
+    `model` is "" for store notices.
+    """
+
+    kind: ClassVar[str] = "quota_notice"
+
+    notice: str
+    message: str
+    project: str | None = None
+    metric: str | None = None  # "rpm", "tpm", "rpd", "tpd"
+    limit: int | None = None  # the limit now paced by
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,6 +58,15 @@ class LoggingSink:
         self.level = level
         self.failure_level = failure_level
 
+    def enabled_for(self, event: Event) -> bool:
+        """Would `event` be logged? (Cheap: the logging module caches the answer.)"""
+        level = self.failure_level if isinstance(event, FailureEvent) else self.level
+        return self.logger.isEnabledFor(level)
+
+    def enabled(self) -> bool:
+        """Would any event be logged?"""
+        return self.logger.isEnabledFor(min(self.level, self.failure_level))
+
     def __call__(self, event: Event) -> None:
         level = self.failure_level if isinstance(event, FailureEvent) else self.level
         if not self.logger.isEnabledFor(level):
@@ -126,11 +135,21 @@ class Telemetry:
                     changes[f.name] = clean
         return dataclasses.replace(event, **changes) if changes else event
 
+    def listening(self) -> bool:
+        """Does any sink want events now? When not, callers need not build them.
+        A `LoggingSink` whose logger is off for its levels does not count."""
+        return any(not isinstance(s, LoggingSink) or s.enabled() for s in self.sinks)
+
     def emit(self, event: Event) -> None:
         if not self.sinks:
             return
+        # Scrubbing costs more than most sinks: skip it when only disabled
+        # loggers would receive the event.
+        sinks = [s for s in self.sinks if not isinstance(s, LoggingSink) or s.enabled_for(event)]
+        if not sinks:
+            return
         event = self.scrub(event)
-        for sink in self.sinks:
+        for sink in sinks:
             try:
                 sink(event)
             except Exception:

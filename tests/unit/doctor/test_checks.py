@@ -321,6 +321,8 @@ def quota_diagnosis(tier: str) -> Diagnosis:
         (["free"], "tier1", "warn"),
         (["paid"], "free", "warn"),
         (["paid"], "tier2", "ok"),
+        (["free"], "auto", "ok"),  # "auto" learns the tier: it is no claim to contradict
+        (["paid"], "auto", "ok"),
     ],
 )
 def test_tier_guess(seen: list[str], configured: str | None, status: str) -> None:

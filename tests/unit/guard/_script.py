@@ -154,6 +154,12 @@ class RecordingGate:
     async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
         return self.reserve(project=project, model=model, tokens=tokens)
 
+    def confirm(self, permit: Permit) -> float:
+        return 0.0
+
+    async def aconfirm(self, permit: Permit) -> float:
+        return self.confirm(permit)
+
     def settle(
         self,
         permit: Permit,
@@ -173,6 +179,22 @@ class RecordingGate:
         diagnosis: Diagnosis | None = None,
     ) -> None:
         self.settle(permit, sent=sent, input_tokens=input_tokens, diagnosis=diagnosis)
+
+
+@dataclass
+class ConfirmingGate(RecordingGate):
+    """A gate that, like QuotaLimiter, re-checks each permit just before sending:
+    `answers` are the extra waits its successive confirms return (then 0.0)."""
+
+    answers: list[float] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)
+
+    def confirm(self, permit: Permit) -> float:
+        self.confirmed.append(permit.model)
+        return self.answers.pop(0) if self.answers else 0.0
+
+    async def aconfirm(self, permit: Permit) -> float:
+        return self.confirm(permit)
 
 
 @dataclass
@@ -212,7 +234,9 @@ def rig(
     budget: RetryBudget | None = None,
     gate: RecordingGate | None = None,
     clock: FakeClock | None = None,
+    pacing: bool = True,
 ) -> Rig:
+    """`pacing=False`: the engine has no quota gate (the Guard's `quota=False`)."""
     clock = clock or FakeClock()
     events: list[Event] = []
     gate = gate or RecordingGate()
@@ -222,7 +246,7 @@ def rig(
         breaker=breaker or BreakerPolicy(),
         breaker_store=MemoryBreakerStore(),
         telemetry=Telemetry([events.append]),
-        quota=gate,
+        quota=gate if pacing else None,
         budget=budget,
         rng=random.Random(7),
     )

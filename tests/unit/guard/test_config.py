@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     config = load_config(env={})
-    assert config.tier == "free"
+    assert config.tier == "auto"  # pace only by what the server reveals
     assert config.retry.policy() == RetryPolicy.DEFAULT
     assert config.source == "defaults"
 
@@ -75,7 +75,13 @@ def test_config_path_from_env(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('tier = "gold"', ["tier", "'gold'", "'free', 'tier1', 'tier2' or 'tier3'"]),
+        ('tier = "gold"', ["tier", "'gold'", "'auto', 'free', 'tier1', 'tier2' or 'tier3'"]),
+        ("[quota]\nmax_wiat = 3", ["quota.max_wiat", "unknown field", "max_wait"]),
+        ('[quota.limits."gemini-2.5-pro"]\nrpn = 2', ["quota.limits.gemini-2.5-pro.rpn", "'rpm'"]),
+        (
+            '[quota.limits."gemini-2.5-pro"]\nrpm = 0',
+            ["quota", "limits.gemini-2.5-pro.rpm must be a positive integer"],
+        ),
         ("[retry]\nmax_retrys = 3", ["retry.max_retrys", "unknown field", "max_retries"]),
         ("[retry]\nbase = 10\ncap = 5", ["retry", "cap (5.0) must be >= base (10.0)"]),
         ("[breaker]\nfailure_ratio = 2", ["breaker.failure_ratio", "2"]),
@@ -131,3 +137,81 @@ def test_build_guard_reads_the_key_from_the_named_env_var(
     assert guard.retry == RetryPolicy.BATCH
     assert guard.engine.project == "main"
     guard.client.close()
+
+
+def test_build_guard_paces_by_the_configured_tier_store_and_quota_section(
+    tmp_path: Path,
+) -> None:
+    from google import genai
+
+    from gemini_guard.policies import SQLiteBreakerStore
+    from gemini_guard.quota import QuotaLimiter
+    from gemini_guard.quota_gate import NoQuota
+    from gemini_guard.telemetry import Event, QuotaNotice
+
+    db = tmp_path / "state.db"
+    path = write(
+        tmp_path,
+        f'tier = "free"\nstore = "sqlite:///{db}"\n'
+        '[quota]\nmax_wait = 30\n[quota.limits."gemini-2.5-pro"]\nrpm = 2\n',
+    )
+    client = genai.Client(api_key="AIzaSyFAKEFAKEFAKEFAKEFAKEFAKEFAKE1234567")
+    events: list[Event] = []
+    try:
+        guard = load_config(path, env={}).build_guard(
+            client=client, clock=FakeClock(), hooks=[events.append]
+        )
+        limiter = guard.quota
+        assert isinstance(limiter, QuotaLimiter)
+        assert limiter.store.url == f"sqlite:///{db}"
+        assert isinstance(guard.engine.breaker_store, SQLiteBreakerStore)
+        assert limiter.budget("default", "gemini-2.5-pro").requests == 2  # the override
+        assert limiter.budget("default", "gemini-2.5-flash").requests == 10  # the free table
+        # the limiter built for the Guard reports through the Guard's sinks
+        from gemini_guard.quota import LimitLearned
+
+        limiter._on_event(  # type: ignore[misc]
+            LimitLearned("default", "gemini-2.5-pro", "rpm", 1, 2, 2, "quota_value", 0.0)
+        )
+        assert [e.notice for e in events if isinstance(e, QuotaNotice)] == ["limit_learned"]
+        guard.close()
+
+        off = write(tmp_path, "[quota]\nenabled = false\n")
+        unpaced = load_config(off, env={}).build_guard(client=client)
+        assert isinstance(unpaced.quota, NoQuota)
+        env = {"GEMINI_GUARD_QUOTA__ENABLED": "false"}
+        assert isinstance(load_config(env=env).build_guard(client=client).quota, NoQuota)
+    finally:
+        client.close()
+
+
+def test_several_projects_build_a_pool_that_picks_the_project_per_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gemini_guard.quota.pool import ProjectPool
+
+    path = write(
+        tmp_path,
+        '[[projects]]\nname = "team-a"\napi_key_env = "GG_KEY_A"\ntier = "free"\n'
+        '[[projects]]\nname = "team-b"\napi_key_env = "GG_KEY_B"\ntier = "tier1"\n',
+    )
+    config = load_config(path, env={})
+    monkeypatch.setenv("GG_KEY_A", "AIzaSyTEAMAFAKEFAKEFAKEFAKEFAKE12345678")
+    monkeypatch.delenv("GG_KEY_B", raising=False)
+    with pytest.raises(ConfigError, match=r"projects\[1\].api_key_env: .*GG_KEY_B"):
+        config.build_guard()
+    monkeypatch.setenv("GG_KEY_B", "AIzaSyTEAMBFAKEFAKEFAKEFAKEFAKE12345678")
+    guard = config.build_guard(clock=FakeClock())
+    try:
+        pool = guard.quota
+        assert isinstance(pool, ProjectPool)
+        assert [(p.name, p.tier) for p in pool.projects] == [
+            ("team-a", "free"),
+            ("team-b", "tier1"),
+        ]
+        assert guard.engine.project == "*"  # the pool chooses
+        assert pool.limiter.budget("team-a", "gemini-2.5-flash").requests == 10
+        assert pool.limiter.budget("team-b", "gemini-2.5-flash").requests == 2000
+    finally:
+        guard.close()
+        guard.client.close()

@@ -73,8 +73,12 @@ def test_bad_options_are_config_errors(client: genai.Client) -> None:
         Guard(client=client, tier="gold")
     with pytest.raises(ConfigError, match=r"models=\['gemini-2.5-flash'\]"):
         Guard(client=client, models="gemini-2.5-flash")
-    with pytest.raises(ConfigError, match="memory://"):
-        Guard(client=client, store="redis://localhost:6379/0")
+    with pytest.raises(ConfigError, match=r"unknown scheme 'mysql'.*memory://"):
+        Guard(client=client, store="mysql://localhost/state")
+    with pytest.raises(ConfigError, match="names no database file"):
+        Guard(client=client, store="sqlite:///")
+    with pytest.raises(ConfigError, match="tier 'paid' is not one of: auto, free"):
+        Guard(client=client, tier="paid")
 
 
 def test_wrap_keeps_the_client(client: genai.Client) -> None:

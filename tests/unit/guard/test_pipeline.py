@@ -6,6 +6,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from google.genai import types
 
 from gemini_guard.diagnosis import Category
 from gemini_guard.errors import (
@@ -17,6 +18,17 @@ from gemini_guard.errors import (
     RequestRejected,
 )
 from gemini_guard.pacific import next_reset
+from gemini_guard.pipeline import (
+    AttemptPlan,
+    Confirm,
+    Outcome,
+    Reserve,
+    Send,
+    Settle,
+    Steps,
+    Wait,
+    run_sync,
+)
 from gemini_guard.policies import BreakerPolicy, RetryBudget, RetryPolicy
 from gemini_guard.telemetry import (
     AttemptFailed,
@@ -29,6 +41,7 @@ from gemini_guard.telemetry import (
     RetryScheduled,
 )
 from tests.unit.guard._script import (
+    ConfirmingGate,
     RecordingGate,
     Script,
     bad_request,
@@ -342,3 +355,126 @@ def test_a_chain_needs_a_model() -> None:
     r = rig()
     with pytest.raises(ValueError, match="at least one model"):
         r.run(Script({}), [])
+
+
+def test_a_confirmed_permit_is_sent_after_the_extra_waits_the_gate_asks_for() -> None:
+    gate = ConfirmingGate(wait=6.0, answers=[2.5, 0.5])
+    r = rig(gate=gate)
+    script = Script({})
+    _, info = r.run(script, [FLASH])
+    # the permit's wait, then each re-plan, then one request
+    assert r.clock.sleeps == [6.0, 2.5, 0.5]
+    assert gate.confirmed == [FLASH, FLASH, FLASH]
+    assert script.sent_at == [9.0]
+    assert [e.wait for e in r.events if isinstance(e, QuotaWaited)] == [6.0, 2.5, 0.5]
+    assert info.attempts[0].waited == 9.0
+    assert gate.settled == [(FLASH, True, 7, None)]
+
+
+async def test_the_async_driver_confirms_with_aconfirm() -> None:
+    gate = ConfirmingGate(answers=[4.0])
+    r = rig(gate=gate)
+    await r.arun(Script({}), [FLASH])
+    assert r.clock.sleeps == [4.0]
+    assert gate.confirmed == [FLASH, FLASH]
+
+
+def test_a_re_plan_past_the_deadline_releases_the_slot_and_sends_nothing() -> None:
+    gate = ConfirmingGate(answers=[50.0])
+    r = rig(gate=gate, retry=RetryPolicy(deadline=30.0))
+    script = Script({})
+    with pytest.raises(QuotaWait) as caught:
+        r.run(script, [FLASH])
+    assert script.plans == []
+    assert gate.settled == [(FLASH, False, None, None)]
+    assert caught.value.wait == 50.0
+
+
+def test_without_a_gate_nothing_is_reserved_or_settled() -> None:
+    r = rig(pacing=False)
+    steps: Steps[types.GenerateContentResponse] = r.engine.steps(
+        (FLASH,), tokens=5, input_tokens_of=_five
+    )
+    assert isinstance(next(steps), Send)  # no Reserve, no Confirm first
+    with pytest.raises(StopIteration) as done:  # ...and no Settle after
+        steps.send(Outcome(value=ok(FLASH)))
+    assert done.value.value[1].model == FLASH
+    assert r.gate.reserved == []
+
+
+def _five(response: object) -> int:
+    return 5
+
+
+def _until_wait(steps: Steps[types.GenerateContentResponse]) -> Wait:
+    """Drive a call through a 429 (quota naming 10 RPM, retry in 37 s) to its wait."""
+    effect = steps.send(None)
+    while not isinstance(effect, Wait):
+        if isinstance(effect, Send):
+            effect = steps.send(Outcome(error=quota(delay="37s")))
+        elif isinstance(effect, Reserve):
+            permit = RecordingGate().reserve(project="p", model=FLASH, tokens=0)
+            effect = steps.send(Outcome(value=permit))
+        elif isinstance(effect, Confirm):
+            effect = steps.send(Outcome(value=0.0))
+        else:
+            assert isinstance(effect, Settle)
+            effect = steps.send(None)
+    return effect
+
+
+def test_without_pacing_a_fresh_call_joins_the_line_of_429_waiters() -> None:
+    r = rig(pacing=False)
+    first: Steps[types.GenerateContentResponse] = r.engine.steps(
+        (FLASH,), tokens=5, input_tokens_of=_five
+    )
+    assert _until_wait(first).seconds == 37.0
+    # A call arriving while the first waits on the model's quota lines up behind it,
+    # 60/10 = 6 s later, instead of drawing a 429 of its own.
+    second: Steps[types.GenerateContentResponse] = r.engine.steps(
+        (FLASH,), tokens=5, input_tokens_of=_five
+    )
+    assert second.send(None) == Wait(43.0)
+
+
+def test_with_pacing_the_gate_keeps_the_line_and_retry_slots_step_aside() -> None:
+    r = rig()
+    first: Steps[types.GenerateContentResponse] = r.engine.steps(
+        (FLASH,), tokens=5, input_tokens_of=_five
+    )
+    assert _until_wait(first).seconds == 37.0
+    # The gate's FIFO booking is the line: the fresh call goes straight to it, and
+    # no second spacing is added on top of the one the gate will give.
+    second: Steps[types.GenerateContentResponse] = r.engine.steps(
+        (FLASH,), tokens=5, input_tokens_of=_five
+    )
+    assert isinstance(second.send(None), Reserve)
+
+
+def test_a_model_parked_while_a_call_waited_on_it_is_not_sent_to_again() -> None:
+    # Call A fails on flash and waits to retry; meanwhile another call learns that
+    # flash's day is spent and parks it. A must not send into it: it falls back.
+    r = rig()
+    script = Script({FLASH: [internal()]})
+    until = next_reset(r.clock.time())
+
+    def send(plan: AttemptPlan) -> types.GenerateContentResponse:
+        if not script.plans:  # while the first attempt is on the wire
+            r.engine.parking.park(f"default/{FLASH}", until)  # "another call" did it
+        return script.send(plan)
+
+    steps: Steps[types.GenerateContentResponse] = r.engine.steps(
+        (FLASH, LITE), tokens=5, input_tokens_of=_five
+    )
+    response, info = run_sync(steps, clock=r.clock, quota=r.gate, send=send)
+    assert script.models == [FLASH, LITE]
+    assert response.model_version == LITE
+    assert [(a.model, a.sent) for a in info.attempts] == [
+        (FLASH, True),
+        (FLASH, False),
+        (LITE, True),
+    ]
+    # the slot booked for the retry on flash was given back unsent
+    assert (FLASH, False, None, None) in r.gate.settled
+    skipped = [e for e in r.events if isinstance(e, ModelSkipped)]
+    assert [(e.model, e.reason, e.until) for e in skipped] == [(FLASH, "parked", until)]

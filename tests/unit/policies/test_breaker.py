@@ -237,3 +237,30 @@ def test_policy_rejects_nonsense() -> None:
         BreakerPolicy(cooldown=100, max_cooldown=10)
     with pytest.raises(ValueError, match="unknown breaker state"):
         BreakerSnapshot.from_dict({**BreakerSnapshot().to_dict(), "state": "ajar"})
+
+
+def test_a_probe_given_back_unsent_frees_its_slot_at_once() -> None:
+    breaker, clock = make(BreakerPolicy(failure_threshold=1, cooldown=30.0))
+    fail_n(breaker, clock, 1)
+    clock.advance(31)
+    first, _ = breaker.admit(clock.time())
+    assert first.probe
+    assert not breaker.admit(clock.time())[0].allowed  # the one probe slot is taken
+    breaker.release_probe()  # e.g. the model turned out parked before sending
+    again, _ = breaker.admit(clock.time())
+    assert again.allowed
+    assert again.probe
+    assert breaker.state(clock.time()) == "half_open"  # released, not recorded
+
+
+def test_a_success_keeps_the_window_of_outcomes_in_order_and_bounded() -> None:
+    breaker, clock = make(BreakerPolicy(failure_threshold=3, window=60.0, min_calls=10))
+    for _ in range(100):
+        breaker.record(clock.time(), None)
+        clock.advance(1.0)
+    snap = breaker.store.load(breaker.key)
+    assert snap is not None
+    times = [t for t, _ in snap.outcomes]
+    assert times == sorted(times)
+    assert len(times) == 60  # only the last minute: older outcomes left the window
+    assert snap.consecutive_failures == 0

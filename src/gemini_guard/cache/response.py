@@ -1,0 +1,246 @@
+"""`ResponseCache`: the store, the policy, the counters and the events, in one place.
+
+The Guard calls it around each request (see `gemini_guard.cache.guarded`):
+`plan` decides whether a call is cached and under which key, `lookup` answers a hit,
+`store` keeps a completed answer. A failing store never fails a call: its error is
+logged, counted (`store_errors`) and the call goes on as a miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from google.genai import types
+
+from gemini_guard.cache import codec
+from gemini_guard.cache.coalescing import AsyncCoalescer, Coalescer
+from gemini_guard.cache.context import ContextCaching, ContextPlanner
+from gemini_guard.cache.events import CacheHit, CacheStored
+from gemini_guard.cache.keys import request_key
+from gemini_guard.cache.policy import decide, split_label
+from gemini_guard.cache.stats import CacheStats, Counters, savings_of
+from gemini_guard.cache.stores import CacheStore, open_cache_store
+from gemini_guard.clock import Clock, SystemClock
+from gemini_guard.config import CacheConfig
+from gemini_guard.errors import StoreError
+from gemini_guard.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from google import genai
+
+__all__ = ["Plan", "ResponseCache"]
+
+_log = logging.getLogger("gemini_guard.cache")
+
+Response = types.GenerateContentResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How one call meets the cache: its config (label removed), key and TTL.
+    `key` is None when the call is not cached."""
+
+    config: Any
+    key: str | None
+    ttl: float
+
+
+def storable(response: Response) -> bool:
+    """An answer worth keeping: it has candidates and the prompt was not blocked."""
+    feedback = response.prompt_feedback
+    if feedback is not None and feedback.block_reason is not None:
+        return False
+    return bool(response.candidates)
+
+
+class ResponseCache:
+    """Answers repeated requests from a store; see `gemini_guard.cache`."""
+
+    def __init__(
+        self,
+        config: CacheConfig | str = "memory://",
+        *,
+        project: str = "default",
+        clock: Clock | None = None,
+        telemetry: Telemetry | None = None,
+        store: CacheStore | None = None,
+        client: genai.Client | None = None,
+    ) -> None:
+        self.config = config if isinstance(config, CacheConfig) else CacheConfig(url=config)
+        self.project = project
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
+        self.store: CacheStore = (
+            store
+            if store is not None
+            else open_cache_store(self.config.url, max_entries=self.config.max_entries)
+        )
+        self.counters = Counters()
+        self.coalescer = Coalescer()
+        self.async_coalescer = AsyncCoalescer()
+        self.context: ContextCaching | None = None
+        if self.config.context and client is not None:
+            self.context = ContextCaching(
+                client,
+                planner=ContextPlanner(
+                    min_tokens=self.config.context_min_tokens,
+                    min_repeats=self.config.context_min_repeats,
+                    ttl=self.config.context_ttl,
+                    refresh=self.config.context_refresh,
+                ),
+                project=project,
+                clock=self.clock,
+                telemetry=self.telemetry,
+                counters=self.counters,
+            )
+
+    def __repr__(self) -> str:
+        return f"ResponseCache({self.store!r}, project={self.project!r})"
+
+    def stats(self) -> CacheStats:
+        """hits, misses, coalesced calls, tokens and dollars saved so far."""
+        return self.counters.snapshot()
+
+    # -- decisions -----------------------------------------------------------------
+
+    def plan(self, model: str, contents: Any, config: Any, *, stream: bool = False) -> Plan:
+        config, label = split_label(config)
+        ttl = decide(config, label, policy=self.config.policy, default_ttl=self.config.ttl)
+        if ttl is None or (stream and not self.config.streams):
+            self.counters.add(skipped=1)
+            return Plan(config, None, 0.0)
+        key = request_key(project=self.project, model=model, contents=contents, config=config)
+        if key is None:
+            self.counters.add(skipped=1)
+        return Plan(config, key, ttl)
+
+    # -- the store, never failing a call -------------------------------------------
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            return self.store.get(key, now=self.clock.time())
+        except StoreError as exc:
+            self.counters.add(store_errors=1)
+            _log.warning("response cache lookup failed, treated as a miss: %s", exc)
+            return None
+
+    def _put(self, key: str, value: bytes, ttl: float) -> bool:
+        try:
+            self.store.put(key, value, now=self.clock.time(), ttl=ttl)
+        except StoreError as exc:
+            self.counters.add(store_errors=1)
+            _log.warning("response cache store failed; the answer is not kept: %s", exc)
+            return False
+        return True
+
+    async def _aget(self, key: str) -> bytes | None:
+        if self.store.local:
+            return self._get(key)
+        return await asyncio.to_thread(self._get, key)
+
+    async def _aput(self, key: str, value: bytes, ttl: float) -> bool:
+        if self.store.local:
+            return self._put(key, value, ttl)
+        return await asyncio.to_thread(self._put, key, value, ttl)
+
+    # -- hits and stores -----------------------------------------------------------
+
+    def answer(self, key: str, value: bytes, *, coalesced: bool) -> tuple[str, list[Response]]:
+        """Decode a stored (or shared) value, counting it as a hit."""
+        model, stream, responses = codec.decode(value)
+        tokens, dollars = 0, 0.0
+        for response in responses:
+            saved = savings_of(model, response.usage_metadata)
+            tokens, dollars = tokens + saved.tokens, dollars + saved.dollars
+        if coalesced:
+            self.counters.add(coalesced=1, tokens_saved=tokens, dollars_saved=dollars)
+        else:
+            self.counters.add(hits=1, tokens_saved=tokens, dollars_saved=dollars)
+        if self.telemetry.sinks:
+            self.telemetry.emit(
+                CacheHit(
+                    timestamp=self.clock.time(),
+                    call_id="",
+                    model=model,
+                    key=key.rpartition("/")[2][:16],
+                    coalesced=coalesced,
+                    stream=stream,
+                    tokens_saved=tokens,
+                    dollars_saved=dollars,
+                )
+            )
+        return model, responses
+
+    def lookup(self, key: str) -> tuple[str, list[Response]] | None:
+        value = self._get(key)
+        return None if value is None else self.answer(key, value, coalesced=False)
+
+    async def alookup(self, key: str) -> tuple[str, list[Response]] | None:
+        value = await self._aget(key)
+        return None if value is None else self.answer(key, value, coalesced=False)
+
+    def encode(self, model: str, responses: list[Response], *, stream: bool) -> bytes | None:
+        """The entry for a completed answer, or None when it is not to be kept."""
+        if not responses or not any(storable(r) for r in responses):
+            return None
+        if any(r.prompt_feedback and r.prompt_feedback.block_reason for r in responses):
+            return None
+        return codec.encode(model=model, responses=responses, stream=stream)
+
+    def _stored(self, key: str, value: bytes, ttl: float, stream: bool) -> None:
+        self.counters.add(stored=1)
+        if self.telemetry.sinks:
+            self.telemetry.emit(
+                CacheStored(
+                    timestamp=self.clock.time(),
+                    call_id="",
+                    model=codec.model_of(value),
+                    key=key.rpartition("/")[2][:16],
+                    stream=stream,
+                    ttl=ttl,
+                    size=len(value),
+                )
+            )
+
+    def keep(self, key: str, value: bytes, ttl: float, *, stream: bool) -> None:
+        if self._put(key, value, ttl):
+            self._stored(key, value, ttl, stream)
+
+    async def akeep(self, key: str, value: bytes, ttl: float, *, stream: bool) -> None:
+        if await self._aput(key, value, ttl):
+            self._stored(key, value, ttl, stream)
+
+    def miss(self) -> None:
+        self.counters.add(misses=1)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def clear(self) -> int:
+        """Drop this project's entries; how many."""
+        return self.store.clear(f"{self.project}/")
+
+    def close(self) -> None:
+        """Delete the context caches created here and close the store."""
+        if self.context is not None:
+            self.context.close()
+        self.store.close()
+
+    async def aclose(self) -> None:
+        if self.context is not None:
+            await self.context.aclose()
+        self.store.close()
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> ResponseCache:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

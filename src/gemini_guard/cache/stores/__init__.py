@@ -1,0 +1,39 @@
+"""Response-cache stores, chosen by URL; each backend is imported only when asked for.
+
+- `memory://`            one process (an LRU dict)
+- `sqlite:///rel/path`   processes on one host (`sqlite:////abs/path`, `~` expanded)
+- `redis://host:port/db` many hosts; needs `gemini-guard[redis]`
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from gemini_guard.cache.stores.base import CacheStore
+from gemini_guard.errors import ConfigError
+
+__all__ = ["CacheStore", "open_cache_store"]
+
+_EXAMPLES = "memory://, sqlite:///path/to/cache.db, redis://localhost:6379/0"
+
+
+def open_cache_store(url: str, *, max_entries: int = 10_000) -> CacheStore:
+    """The cache store at `url`, holding at most `max_entries` (LRU beyond)."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(f"cache={url!r} is not a cache URL; use one of {_EXAMPLES}")
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "memory":
+        if url.rstrip("/") != "memory:":
+            raise ConfigError(f"cache={url!r}: a memory cache takes no path; use 'memory://'")
+        from gemini_guard.cache.stores.memory import MemoryCacheStore
+
+        return MemoryCacheStore(max_entries=max_entries)
+    if scheme == "sqlite":
+        from gemini_guard.cache.stores.sqlite import SQLiteCacheStore
+
+        return SQLiteCacheStore.from_url(url, max_entries=max_entries)
+    if scheme in {"redis", "rediss", "unix"}:
+        from gemini_guard.cache.stores.redis import RedisCacheStore
+
+        return RedisCacheStore.from_url(url, max_entries=max_entries)
+    raise ConfigError(f"cache={url!r}: unknown scheme {scheme!r}; use one of {_EXAMPLES}")

@@ -1,0 +1,62 @@
+"""`memory://`: an LRU dict with expiry, for one process (threads and tasks)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from gemini_guard.errors import ConfigError
+
+__all__ = ["MemoryCacheStore"]
+
+
+class MemoryCacheStore:
+    """Entries in an `OrderedDict` (oldest use first) under one lock."""
+
+    local = True
+
+    def __init__(self, *, max_entries: int = 10_000) -> None:
+        if max_entries < 1:
+            raise ConfigError(f"max_entries must be at least 1, got {max_entries}")
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, *, now: float) -> bytes | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if item[0] <= now:
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return item[1]
+
+    def put(self, key: str, value: bytes, *, now: float, ttl: float) -> None:
+        with self._lock:
+            self._items[key] = (now + ttl, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            return self._items.pop(key, None) is not None
+
+    def clear(self, prefix: str = "") -> int:
+        with self._lock:
+            doomed = [k for k in self._items if k.startswith(prefix)]
+            for key in doomed:
+                del self._items[key]
+            return len(doomed)
+
+    def count(self) -> int:
+        return len(self._items)
+
+    def close(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __repr__(self) -> str:
+        return f"MemoryCacheStore(max_entries={self.max_entries})"

@@ -1,0 +1,148 @@
+"""`redis://host:port/db`: cached responses in Redis, shared by many hosts.
+
+Keys (prefix `gg` by default, `?prefix=` to change it):
+- `<prefix>:cache:e:<key>`  a hash: `v` the value, `x` the expiry (wall seconds);
+- `<prefix>:cache:lru`      a sorted set of entry keys scored by last use;
+- `<prefix>:cache:seq`      the counter that orders uses.
+`get` and `put` are Lua scripts (package resources), so the touch of a hit and the
+count-then-evict of a put are atomic. Expiry is read against the caller's clock;
+each entry also gets a Redis PEXPIRE of its TTL, so entries never asked for again
+do not stay in memory. A failure of Redis is a `StoreError` (the response cache
+treats it as a miss and carries on).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from gemini_guard.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["RedisCacheStore"]
+
+
+def _script(name: str) -> tuple[str, str]:
+    source = (
+        resources.files("gemini_guard.cache.stores").joinpath(f"lua/{name}.lua").read_text("utf-8")
+    )
+    return source, hashlib.sha1(source.encode()).hexdigest()
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+    except ImportError as exc:
+        raise ConfigError(
+            "a redis:// cache needs the redis client: pip install 'gemini-guard[redis]'"
+        ) from exc
+    return redis
+
+
+class RedisCacheStore:
+    """Entries in Redis; see the module docstring for keys and scripts."""
+
+    local = False
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        max_entries: int = 10_000,
+        prefix: str = "gg",
+        socket_timeout: float = 2.0,
+    ) -> None:
+        if max_entries < 1:
+            raise ConfigError(f"max_entries must be at least 1, got {max_entries}")
+        self._redis = _import_redis()
+        self.max_entries = max_entries
+        self.url = url
+        self._prefix = f"{prefix}:cache"
+        self._client: redis.Redis = self._redis.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+        )
+        self._get = _script("get")
+        self._put = _script("put")
+
+    @classmethod
+    def from_url(cls, url: str, *, max_entries: int = 10_000) -> RedisCacheStore:
+        """`redis://[user:password@]host:port/db[?prefix=gg&socket_timeout=2]`."""
+        parts = urlsplit(url)
+        options = dict(parse_qsl(parts.query))
+        ours: dict[str, Any] = {}
+        if "prefix" in options:
+            ours["prefix"] = options.pop("prefix")
+        if "socket_timeout" in options:
+            try:
+                ours["socket_timeout"] = float(options.pop("socket_timeout"))
+            except ValueError:
+                raise ConfigError(f"cache={url!r}: socket_timeout must be a number") from None
+        rest = urlunsplit(parts._replace(query=urlencode(options)))
+        return cls(rest, max_entries=max_entries, **ours)
+
+    def __repr__(self) -> str:
+        host = urlsplit(self.url).hostname  # never the password
+        return f"RedisCacheStore(host={host!r}, max_entries={self.max_entries})"
+
+    def _keys(self, key: str) -> list[str]:
+        return [f"{self._prefix}:e:{key}", f"{self._prefix}:lru", f"{self._prefix}:seq"]
+
+    def _run(self, script: tuple[str, str], keys: list[str], args: list[Any]) -> Any:
+        source, sha = script
+        errors = self._redis.exceptions
+        try:
+            try:
+                return self._client.evalsha(sha, len(keys), *keys, *args)
+            except errors.NoScriptError:
+                return self._client.eval(source, len(keys), *keys, *args)
+        except errors.RedisError as exc:
+            raise StoreError(f"the Redis cache failed: {exc}") from exc
+
+    def get(self, key: str, *, now: float) -> bytes | None:
+        value = self._run(self._get, self._keys(key), [repr(now)])
+        return bytes(value) if value is not None else None
+
+    def put(self, key: str, value: bytes, *, now: float, ttl: float) -> None:
+        ttl_ms = max(1, math.ceil(ttl * 1000))
+        self._run(self._put, self._keys(key), [value, repr(now + ttl), self.max_entries, ttl_ms])
+
+    def delete(self, key: str) -> bool:
+        entry, lru, _ = self._keys(key)
+        try:
+            pipe = self._client.pipeline()
+            pipe.delete(entry)
+            pipe.zrem(lru, entry)
+            deleted, _ = pipe.execute()
+        except self._redis.exceptions.RedisError as exc:
+            raise StoreError(f"the Redis cache failed: {exc}") from exc
+        return bool(deleted)
+
+    def clear(self, prefix: str = "") -> int:
+        lru = f"{self._prefix}:lru"
+        start = f"{self._prefix}:e:{prefix}"
+        try:
+            doomed = [
+                k
+                for k in (m.decode() for m in self._client.zrange(lru, 0, -1))  # type: ignore[union-attr]
+                if k.startswith(start)
+            ]
+            if doomed:
+                self._client.delete(*doomed)
+                self._client.zrem(lru, *doomed)
+        except self._redis.exceptions.RedisError as exc:
+            raise StoreError(f"the Redis cache failed: {exc}") from exc
+        return len(doomed)
+
+    def count(self) -> int:
+        try:
+            return int(self._client.zcard(f"{self._prefix}:lru"))
+        except self._redis.exceptions.RedisError as exc:
+            raise StoreError(f"the Redis cache failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()

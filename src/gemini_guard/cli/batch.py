@@ -1,0 +1,424 @@
+"""`gemini-guard batch INPUT.jsonl -o OUTPUT.jsonl`: a resumable run paced to the quota.
+
+The key and base URL come from the environment the SDK reads (GEMINI_API_KEY or
+GOOGLE_API_KEY, GOOGLE_GEMINI_BASE_URL), or from `--config`. `--emulate SCENARIO`
+runs against the embedded emulator instead (no key, no network): a rehearsal.
+Running the same command again resumes; Ctrl-C stops gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from gemini_guard.cli import main
+
+if TYPE_CHECKING:
+    from gemini_guard.batch.job import JobSummary
+    from gemini_guard.clock import Clock
+
+__all__ = ["batch"]
+
+EMULATOR_KEY = "emulator-key-not-a-secret"
+_TIER_CHOICES = ("auto", "free", "tier1", "tier2", "tier3")
+
+
+def _chain(model: str | None, configured: tuple[str, ...]) -> tuple[str, ...]:
+    from gemini_guard.batch.runner import DEFAULT_MODEL
+
+    if model:
+        chain = tuple(m.strip() for m in model.split(",") if m.strip())
+        if not chain:
+            raise click.BadParameter("give a model name, e.g. --model gemini-2.5-flash")
+        return chain
+    return configured or (DEFAULT_MODEL,)
+
+
+def _concurrency(value: str, limits: Any) -> int:
+    from gemini_guard.batch.planner import auto_concurrency
+
+    if value == "auto":
+        return auto_concurrency(limits)
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise click.BadParameter(
+            f"{value!r}: use 'auto' or a whole number >= 1", param_hint="--concurrency"
+        )
+    return number
+
+
+def _scenario(name: str) -> Any:
+    if name == "bad-day":
+        from gemini_guard.cli.demo import bad_day_scenario
+
+        return bad_day_scenario()
+    return name
+
+
+def _client(base_url: str | None, key: str | None) -> Any:
+    from google import genai
+    from google.genai import types
+
+    if key is None:
+        key = os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
+    if not key:
+        raise click.UsageError(
+            "no API key: export GEMINI_API_KEY (or GOOGLE_API_KEY), or rehearse offline "
+            "with --emulate bad-day"
+        )
+    http = types.HttpOptions(base_url=base_url) if base_url else None
+    return genai.Client(api_key=key, http_options=http)
+
+
+def _print_summary(summary: JobSummary, *, err: bool = False) -> None:
+    from gemini_guard.batch.job import JobSummary  # noqa: F401  (type only)
+
+    files = summary.files
+    lines = [
+        "",
+        f"{summary.done} done, {summary.failed} failed, {summary.remaining} left "
+        f"of {summary.total} requests"
+        + (f" ({summary.skipped} already final before this run)" if summary.skipped else ""),
+    ]
+    if summary.models:
+        served = ", ".join(f"{m} {n}" for m, n in sorted(summary.models.items()))
+        lines.append(f"served by: {served}")
+    if summary.categories:
+        why = ", ".join(f"{c} {n}" for c, n in sorted(summary.categories.items()))
+        lines.append(f'failures: {why} (details in the output\'s "error" field)')
+    if summary.problems:
+        lines.append(f"{summary.problems} input line(s) rejected: see {files.errors}")
+    if summary.repair.changed:
+        r = summary.repair
+        lines.append(
+            f"output repaired from the journal: {r.appended} line(s) restored, "
+            f"{r.torn_bytes} torn byte(s) cut, {r.dropped} dropped, {r.adopted} adopted"
+        )
+    lines.append(f"output: {files.output}   journal: {files.journal}")
+    for line in lines:
+        click.echo(line, err=err)
+
+
+def _resume_hint() -> str:
+    return shlex.join(["gemini-guard", *sys.argv[1:]])
+
+
+@main.command()
+@click.argument(
+    "input_path", metavar="INPUT.jsonl", type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output JSONL (its journal and errors file go next to it).",
+)
+@click.option("--config", "config_path", default=None, help="A gemini-guard.toml.")
+@click.option(
+    "--model", default=None, help="Model for requests that name none; a,b,c for a fallback chain."
+)
+@click.option(
+    "--tier",
+    type=click.Choice(_TIER_CHOICES),
+    default=None,
+    help="Quota tier to pace to (default: the config's; auto learns it from 429s).",
+)
+@click.option(
+    "--concurrency",
+    default="auto",
+    show_default=True,
+    help="Requests in flight: auto (from the tier's RPM) or N.",
+)
+@click.option("--retry-failed", is_flag=True, help="Run again the requests that failed before.")
+@click.option(
+    "--mode",
+    type=click.Choice(["guard", "batch-api"]),
+    default="guard",
+    show_default=True,
+    help="guard: paced requests; batch-api: the Gemini Batch API (50% cheaper, slower).",
+)
+@click.option(
+    "--emulate",
+    "scenario",
+    default=None,
+    metavar="SCENARIO",
+    help="Run against the embedded emulator (bad-day, free-tier, overload, ...).",
+)
+@click.option(
+    "--time-scale",
+    type=float,
+    default=None,
+    help="Clock speed-up (emulated seconds per real second); default 60 with --emulate.",
+)
+def batch(
+    input_path: Path,
+    output: Path,
+    config_path: str | None,
+    model: str | None,
+    tier: str | None,
+    concurrency: str,
+    retry_failed: bool,
+    mode: str,
+    scenario: str | None,
+    time_scale: float | None,
+) -> None:
+    """Run every request of INPUT.jsonl, paced to the quota; resumable and crash-safe.
+
+    Each input line: {"id": ..., "prompt": "..."} or {"id": ..., "contents": [...],
+    "config": {...}, "model": "..."}. Each output line: id, ok, text, usage, model,
+    attempts, and for a failure its error (category, http_status, message).
+    """
+    from gemini_guard.clock import ScaledClock, SystemClock
+    from gemini_guard.config import load_config
+    from gemini_guard.errors import ConfigError
+
+    if time_scale is not None and time_scale <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--time-scale")
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    chain = _chain(model, config.models)
+    tier_name = tier or config.tier
+    clock: Clock = SystemClock()
+    if scenario is not None or time_scale is not None:
+        clock = ScaledClock(time_scale or 60.0)
+    # The Guard logs retries and breaker changes; the progress display tells the story.
+    logging.getLogger("gemini_guard").setLevel(logging.ERROR)
+    with ExitStack() as stack:
+        base_url, key = config.base_url, None
+        if scenario is not None:
+            from gemini_guard.emulator import serve
+            from gemini_guard.errors import ScenarioError
+
+            try:
+                server = stack.enter_context(serve(_scenario(scenario), clock=clock))
+            except (ScenarioError, FileNotFoundError, KeyError, ValueError) as exc:
+                raise click.BadParameter(str(exc), param_hint="--emulate") from None
+            base_url, key = server.base_url, EMULATOR_KEY
+            click.echo(
+                f"emulator: {scenario} on {server.base_url}, clock x{clock_factor(clock):g}",
+                err=True,
+            )
+        client = _client(base_url, key)
+        if mode == "batch-api":
+            code = _run_batch_api(client, clock, input_path, output, chain[0], retry_failed)
+        else:
+            code = _run_guard(
+                config,
+                client,
+                clock,
+                input_path,
+                output,
+                chain,
+                tier_name,
+                concurrency,
+                retry_failed,
+            )
+    sys.exit(code)
+
+
+def _limits(model: str, tier: str) -> Any:
+    from gemini_guard.tiers import Limits, model_spec
+
+    spec = model_spec(model)
+    if spec is not None and tier in spec.tiers:
+        return spec.limits(tier)
+    return Limits()
+
+
+def clock_factor(clock: Clock) -> float:
+    return float(getattr(clock, "factor", 1.0))
+
+
+def _run_guard(
+    config: Any,
+    client: Any,
+    clock: Clock,
+    input_path: Path,
+    output: Path,
+    chain: tuple[str, ...],
+    tier_name: str,
+    concurrency_option: str,
+    retry_failed: bool,
+) -> int:
+    from gemini_guard.batch.job import JobFiles, prepare
+    from gemini_guard.batch.journal import Journal
+    from gemini_guard.batch.progress import BatchProgress
+    from gemini_guard.config import RetrySection
+    from gemini_guard.policies import RetryPolicy
+    from gemini_guard.quota import QuotaLimiter
+    from gemini_guard.tiers import Limits
+    from gemini_guard.tokens import estimate_tokens
+
+    limits = _limits(chain[0], tier_name)
+    # Concurrency covers the whole chain: a fallback model's RPM is usable too.
+    chain_limits = Limits(rpm=sum(_limits(m, tier_name).rpm or 0 for m in chain) or None)
+    workers = _concurrency(concurrency_option, chain_limits)
+    files = JobFiles.of(input_path, output)
+    with Journal(files.journal) as journal:
+        try:
+            prepared = prepare(files, journal, retry_failed=retry_failed)
+        except (FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        if prepared.problems:
+            click.echo(
+                f"{len(prepared.problems)} input line(s) rejected (first: line "
+                f"{prepared.problems[0].line}: {prepared.problems[0].message}); "
+                f"listed in {files.errors}",
+                err=True,
+            )
+        tokens = [estimate_tokens(r.contents) for r in prepared.pending[:1000]]
+        live = sys.stderr.isatty()
+        progress = BatchProgress(
+            total=prepared.total,
+            clock=clock,
+            limits=limits,
+            tokens_per_request=sum(tokens) / len(tokens) if tokens else 0.0,
+            done=prepared.already_done,
+            failed=prepared.already_failed,
+            live=live,
+            stream=None if live else sys.stderr,
+        )
+        limiter = QuotaLimiter(store="memory://", clock=clock, tier=tier_name)
+        overrides: dict[str, Any] = {}
+        if config.retry == RetrySection():
+            overrides["retry"] = RetryPolicy.BATCH  # no caller waits on one item
+        guard = config.build_guard(
+            client=client,
+            clock=clock,
+            quota=limiter,
+            hooks=[progress],
+            models=chain,
+            tier=tier_name if tier_name != "auto" else "free",
+            log=False,
+            **overrides,
+        )
+        click.echo(
+            f"batch: {len(prepared.pending)} to run of {prepared.total} "
+            f"({prepared.already_done} done, {prepared.already_failed} failed before); "
+            f"model {' -> '.join(chain)}, tier {tier_name}, concurrency {workers}",
+            err=True,
+        )
+        summary = asyncio.run(_drive(guard, prepared, journal, chain[0], workers, progress))
+    _print_summary(summary, err=True)
+    if summary.interrupted or summary.remaining:
+        click.echo(f"stopped; resume with the same command:\n  {_resume_hint()}", err=True)
+        return 130
+    if summary.failed:
+        click.echo("some requests failed; run again with --retry-failed to retry them", err=True)
+        return 1
+    return 0
+
+
+async def _drive(
+    guard: Any, prepared: Any, journal: Any, model: str, workers: int, progress: Any
+) -> JobSummary:
+    from gemini_guard.batch.job import run_job
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    task = asyncio.current_task()
+    presses = 0
+
+    def interrupted() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            stop.set()
+            click.echo(
+                "\nstopping: no new requests; finishing those in flight "
+                "(Ctrl-C again to abandon them; they will run on resume)",
+                err=True,
+            )
+        elif task is not None:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupted)
+    progress.start()
+    job = asyncio.ensure_future(
+        run_job(
+            guard, prepared, journal, model=model, concurrency=workers, observer=progress, stop=stop
+        )
+    )
+    try:
+        return await asyncio.shield(job)
+    except asyncio.CancelledError:
+        # Second Ctrl-C: abandon what is in flight; everything final is journaled.
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job
+        stop.set()
+        return _after_abandon(prepared, journal)
+    finally:
+        progress.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _after_abandon(prepared: Any, journal: Any) -> JobSummary:
+    from gemini_guard.batch.job import JobSummary
+
+    states = journal.states()
+    ids = {r.id for r in prepared.pending} | set()
+    done = prepared.already_done + sum(1 for i in ids if states.get(i) == "done")
+    failed = prepared.already_failed + sum(1 for i in ids if states.get(i) == "failed")
+    return JobSummary(
+        files=prepared.files,
+        total=prepared.total,
+        done=done,
+        failed=failed,
+        skipped=prepared.already_done + prepared.already_failed,
+        problems=len(prepared.problems),
+        interrupted=True,
+        repair=prepared.repair,
+    )
+
+
+def _run_batch_api(
+    client: Any, clock: Clock, input_path: Path, output: Path, model: str, retry_failed: bool
+) -> int:
+    from gemini_guard.batch.batch_api import run_batch_api
+    from gemini_guard.batch.job import JobFiles, prepare
+    from gemini_guard.batch.journal import Journal
+
+    files = JobFiles.of(input_path, output)
+    with Journal(files.journal) as journal:
+        try:
+            prepared = prepare(files, journal, retry_failed=retry_failed)
+        except (FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            summary = run_batch_api(
+                client,
+                prepared,
+                journal,
+                model=model,
+                clock=clock,
+                say=lambda text: click.echo(text, err=True),
+            )
+        except KeyboardInterrupt:
+            click.echo(
+                f"\nstopped; the Batch API job keeps running. Resume with:\n  {_resume_hint()}",
+                err=True,
+            )
+            return 130
+    _print_summary(summary, err=True)
+    if summary.failed:
+        return 1
+    return 0

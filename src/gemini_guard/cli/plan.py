@@ -1,0 +1,102 @@
+"""`gemini-guard plan INPUT.jsonl`: tokens, time and cost of a batch before running it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from gemini_guard.cli import main
+
+__all__ = ["describe_time", "plan"]
+
+
+def describe_time(seconds: float, binding: str, days: int) -> str:
+    """`12.5 minutes (rpm binds)`, `10 quota days (rpd binds)`."""
+    if seconds == math.inf:
+        return f"never ({binding} is 0)"
+    if binding == "rpd":
+        return f"{days + 1} quota days (rpd binds; the day resets at midnight Pacific)"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours ({binding} binds)"
+    return f"{seconds / 60:.1f} minutes ({binding} binds)"
+
+
+@main.command()
+@click.argument(
+    "input_path", metavar="INPUT.jsonl", type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--tier",
+    type=click.Choice(["free", "tier1", "tier2", "tier3"]),
+    default="free",
+    show_default=True,
+)
+@click.option("--model", default="gemini-2.5-flash", show_default=True)
+@click.option(
+    "--output-tokens",
+    type=click.IntRange(min=0),
+    default=500,
+    show_default=True,
+    help="Output tokens assumed per request (thinking included), for the cost.",
+)
+def plan(input_path: Path, tier: str, model: str, output_tokens: int) -> None:
+    """Estimate tokens, time to finish under the tier's limits, and cost in USD."""
+    from gemini_guard.batch.planner import make_plan
+    from gemini_guard.batch.reader import read_requests
+    from gemini_guard.clock import SystemClock
+
+    if not input_path.is_file():
+        raise click.ClickException(f"input file {input_path} does not exist")
+    read = read_requests(input_path)
+    try:
+        figures = make_plan(
+            read.requests,
+            model=model,
+            tier=tier,
+            output_tokens_per_request=output_tokens,
+            start=SystemClock().time(),
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    chosen = figures.chosen
+    echo = click.echo
+    echo(f"{figures.requests} requests on {model}, tier {tier}")
+    if read.problems:
+        echo(
+            f"({len(read.problems)} input line(s) rejected, not counted; first: line "
+            f"{read.problems[0].line}: {read.problems[0].message})"
+        )
+    echo(
+        f"tokens: {figures.input_tokens:,} input (estimated at ~4 characters per token), "
+        f"{figures.output_tokens:,} output (assumed {output_tokens} per request)"
+    )
+    echo(
+        "time:   "
+        + describe_time(chosen.finish.seconds, chosen.finish.binding, chosen.finish.days)
+        + f" at {_limits(chosen.limits)}"
+    )
+    echo(
+        f"cost:   ${figures.standard_cost:,.4f} at standard prices, "
+        f"${figures.batch_api_cost:,.4f} through the Batch API (50% less)"
+        f"  [input ${figures.price.input}/1M, output ${figures.price.output}/1M]"
+    )
+    smallest = figures.smallest_tier_within_a_day
+    if smallest is None:
+        echo("no tier finishes within a day; split the work or use the Batch API")
+    else:
+        best = next(p for p in figures.tiers if p.tier == smallest)
+        echo(
+            f"smallest tier that finishes within a day: {smallest} ("
+            + describe_time(best.finish.seconds, best.finish.binding, best.finish.days)
+            + ")"
+        )
+
+
+def _limits(limits: object) -> str:
+    parts = []
+    for name in ("rpm", "tpm", "rpd"):
+        value = getattr(limits, name, None)
+        parts.append(f"{name.upper()} {value:,}" if value is not None else f"no {name.upper()}")
+    return ", ".join(parts)
