@@ -1,7 +1,7 @@
 """The Guard against the guide's retry loop and the SDK's own retry, and its overhead.
 
     python -m bench guard_vs_peers [--requests 60] [--workers 4] [--speed 60] [--calls 300]
-                                   [--in-process]
+                                   [--in-process] [--overhead-only]
 
 1. Quota wall: the free-tier emulator (gemini-2.5-flash: 10 RPM), `--workers` workers
    sending `--requests` prompts, on a ScaledClock, once per contender, each against a
@@ -156,12 +156,22 @@ def main(argv: list[str]) -> None:
         action="store_true",
         help="overhead: run the emulator in a thread of this process (GIL shared)",
     )
+    parser.add_argument(
+        "--overhead-only",
+        action="store_true",
+        help="skip the quota wall; measure only the overhead on the healthy emulator",
+    )
     args = parser.parse_args(argv)
+    if not args.overhead_only:
+        _print_quota_wall(args.requests, args.workers, args.speed)
+    _print_overhead(args.calls, in_process=args.in_process)
 
-    results = asyncio.run(quota_wall(args.requests, args.workers, args.speed))
+
+def _print_quota_wall(requests: int, workers: int, speed: float) -> None:
+    results = asyncio.run(quota_wall(requests, workers, speed))
     print(
-        f"Quota wall: free tier, {FLASH} at 10 RPM, {args.requests} requests, "
-        f"{args.workers} workers, clock x{args.speed:g}\n"
+        f"Quota wall: free tier, {FLASH} at 10 RPM, {requests} requests, "
+        f"{workers} workers, clock x{speed:g}\n"
     )
     print(
         "| contender | success % | lost | 429s per success | requests sent "
@@ -176,9 +186,11 @@ def main(argv: list[str]) -> None:
             f"| {r.minimum / 60:.2f} min | {r.span / r.minimum:.2f}x |"
         )
 
-    times = overhead(args.calls, in_process=args.in_process)
-    where = "in this process" if args.in_process else "in its own process"
-    print(f"\nOverhead: {args.calls} sequential calls each, healthy emulator {where}, loopback\n")
+
+def _print_overhead(calls: int, *, in_process: bool) -> None:
+    times = overhead(calls, in_process=in_process)
+    where = "in this process" if in_process else "in its own process"
+    print(f"\nOverhead: {calls} sequential calls each, healthy emulator {where}, loopback\n")
     print("| path | p50 ms | p90 ms | overhead p50 |")
     print("|---|---|---|---|")
     b50 = _p(times["bare SDK"], 50)

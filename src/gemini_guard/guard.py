@@ -53,7 +53,7 @@ from gemini_guard.telemetry import (
     quota_notice,
 )
 from gemini_guard.tiers import TIERS
-from gemini_guard.tokens import estimate_tokens
+from gemini_guard.tokens import estimate_text_tokens, estimate_tokens
 from gemini_guard.validation import ModelSource, Problem, ValidationMode, preflight
 
 if TYPE_CHECKING:
@@ -413,7 +413,12 @@ class Guard:
 
     def _tokens(self, contents: Any) -> int:
         """The input tokens to reserve: estimated only when a gate paces."""
-        return estimate_tokens(contents) if self.engine.pacing else 0
+        if not self.engine.pacing:
+            return 0
+        # A one-string prompt, the common call: the same figure without the walk.
+        return (
+            estimate_text_tokens(contents) if type(contents) is str else estimate_tokens(contents)
+        )
 
     def _preflight(self, model: str, contents: Any, config: Any) -> None:
         if self.validate is not None:

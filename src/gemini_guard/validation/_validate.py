@@ -23,7 +23,7 @@ from google.genai import types as genai_types
 from gemini_guard.diagnosis._model import Category
 from gemini_guard.diagnosis._redact import redact
 from gemini_guard.tiers import load_models, model_spec
-from gemini_guard.tokens import estimate_tokens
+from gemini_guard.tokens import estimate_text_tokens, estimate_tokens
 from gemini_guard.validation._catalog import ModelCatalog, ModelInfo
 from gemini_guard.validation._fields import (
     FOREIGN_NAMES,
@@ -701,4 +701,48 @@ def _check_input_tokens(
         "（按约 4 个字符 1 个 token 估算；countTokens 可得准确数）",
         allowed=f"≤ {info.input_token_limit:,} tokens",
         category=Category.REQUEST_TOO_LARGE,
+    )
+
+
+# --- the model-and-config part of a request, for the Guard's per-shape cache ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeVerdict:
+    """What the checks of a request's model and config came to, contents aside.
+
+    `clean`: no problem with the model or the config. Then a request of that shape
+    whose contents are one non-empty string is clean too unless it is too large,
+    which `fits` tells from the string's length alone.
+    """
+
+    clean: bool
+    input_token_limit: int | None
+    system_tokens: int
+
+    def fits(self, text: str) -> bool:
+        """True when `text` as the whole contents passes every contents check."""
+        if not text:
+            return False  # empty_contents
+        limit = self.input_token_limit
+        return limit is None or estimate_text_tokens(text) + self.system_tokens <= limit
+
+
+def shape_verdict(model: Any, config: Any, *, catalog: ModelSource | None) -> ShapeVerdict:
+    """The model and config checks of `validate` for an SDK-shape call (same rules)."""
+    out = _Problems()
+    info = _check_model(model, catalog, out=out)
+    generation = _Fields.of(
+        config, path="config", schema=schema_of(genai_types.GenerateContentConfig), out=out
+    )
+    system = None
+    if generation is not None:
+        system = generation.get("system_instruction")
+        _check_generation(generation, info, out=out)
+        _check_safety(generation, rest=False, out=out)
+    limit = info.input_token_limit if info is not None else None
+    return ShapeVerdict(
+        clean=not out.items,
+        input_token_limit=limit or None,
+        system_tokens=estimate_tokens(system),
     )
