@@ -3,8 +3,8 @@
     python -m bench cache_hit [--record]
 
 1. Hit path: `guard.models.generate_content` answered from a `memory://` cache (key,
-   lookup, rebuild of the SDK response, stats), p50/p99 over 20,000 calls, next to the
-   cost of computing the key alone.
+   lookup, a fresh copy of the stored SDK response, stats), p50/p99 over 20,000 calls,
+   next to the cost of computing the key alone.
 2. Workload: 1,000 temperature-0 requests drawn (seeded) from 200 distinct prompts
    with Zipf-like weights 1/rank, through a Guard with and without the cache, against
    the emulator on loopback. Reported: requests that reached the emulator, calls and
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import random
 import statistics
@@ -55,6 +56,11 @@ def _workload(n: int, distinct: int, seed: int) -> list[str]:
     return rng.choices(prompts, weights=weights, k=n)
 
 
+def _machine() -> str:
+    cpus = os.cpu_count() or 0
+    return f"{platform.machine()}, {cpus} CPUs, Python {platform.python_version()}"
+
+
 def main(argv: list[str]) -> None:
     record = "--record" in argv
     clock = FakeClock()
@@ -79,11 +85,13 @@ def main(argv: list[str]) -> None:
 
             hit_p50, hit_p99 = _time(hit, 20_000)
             key_p50, key_p99 = _time(key, 20_000)
+            stamp = dt.date.today().isoformat()
             lines += [
-                "| operation | p50 µs | p99 µs |",
-                "|---|---:|---:|",
-                f"| cache hit (`generate_content`, memory://) | {hit_p50:.1f} | {hit_p99:.1f} |",
-                f"| request key alone | {key_p50:.1f} | {key_p99:.1f} |",
+                "| date | operation | p50 µs | p99 µs | machine |",
+                "|---|---|---:|---:|---|",
+                f"| {stamp} | cache hit (`generate_content`, memory://) "
+                f"| {hit_p50:.1f} | {hit_p99:.1f} | {_machine()} |",
+                f"| {stamp} | request key alone | {key_p50:.1f} | {key_p99:.1f} | {_machine()} |",
                 "",
             ]
 

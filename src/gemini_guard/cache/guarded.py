@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from google.genai import types
 
 from gemini_guard.cache.context import Prefix
+from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.response import Plan, ResponseCache
 from gemini_guard.config import CacheConfig
 from gemini_guard.errors import RequestRejected
@@ -107,24 +108,24 @@ class CachedModels:
             self._guard._finish(response, _hit_info(served))
             return response
 
-        def call() -> tuple[Response, bytes | None]:
+        def call() -> tuple[Response, Entry | None]:
             cache.miss()
             response = self._send(model, contents, plan.config)
-            value = None
+            entry = None
             if _served_by_asked(self._guard, model):
-                value = cache.encode(model, [response], stream=False)
-                if value is not None:
-                    cache.keep(key, value, plan.ttl, stream=False)
-            return response, value
+                entry = cache.encode(model, [response], stream=False)
+                if entry is not None:
+                    cache.keep(key, entry, plan.ttl, stream=False)
+            return response, entry
 
         if not cache.config.coalesce:
             return call()[0]
-        (response, value), shared = cache.coalescer.run(key, call)
+        (response, entry), shared = cache.coalescer.run(key, call)
         if not shared:
             return response
-        if value is None:  # the leader's answer is not storable: share the object
+        if entry is None:  # the leader's answer is not storable: share the object
             return response
-        served, (copy,) = cache.answer(key, value, coalesced=True)
+        served, (copy,) = cache.answer(key, entry, coalesced=True)
         self._guard._finish(copy, _hit_info(served))
         return copy
 
@@ -165,9 +166,9 @@ class CachedModels:
         if prepared is not None and seen:
             _account(context, prepared[0], prepared[1], seen[-1])
         if key is not None and _served_by_asked(self._guard, model):
-            value = cache.encode(model, seen, stream=True)
-            if value is not None:
-                cache.keep(key, value, plan.ttl, stream=True)
+            entry = cache.encode(model, seen, stream=True)
+            if entry is not None:
+                cache.keep(key, entry, plan.ttl, stream=True)
 
 
 class AsyncCachedModels:
@@ -214,22 +215,22 @@ class AsyncCachedModels:
             self._guard._finish(response, _hit_info(served))
             return response
 
-        async def call() -> tuple[Response, bytes | None]:
+        async def call() -> tuple[Response, Entry | None]:
             cache.miss()
             response = await self._send(model, contents, plan.config)
-            value = None
+            entry = None
             if _served_by_asked(self._guard, model):
-                value = cache.encode(model, [response], stream=False)
-                if value is not None:
-                    await cache.akeep(key, value, plan.ttl, stream=False)
-            return response, value
+                entry = cache.encode(model, [response], stream=False)
+                if entry is not None:
+                    await cache.akeep(key, entry, plan.ttl, stream=False)
+            return response, entry
 
         if not cache.config.coalesce:
             return (await call())[0]
-        (response, value), shared = await cache.async_coalescer.run(key, call)
-        if not shared or value is None:
+        (response, entry), shared = await cache.async_coalescer.run(key, call)
+        if not shared or entry is None:
             return response
-        served, (copy,) = cache.answer(key, value, coalesced=True)
+        served, (copy,) = cache.answer(key, entry, coalesced=True)
         self._guard._finish(copy, _hit_info(served))
         return copy
 
@@ -277,9 +278,9 @@ class AsyncCachedModels:
         if prepared is not None and seen and cache.context is not None:
             _account(cache.context, prepared[0], prepared[1], seen[-1])
         if plan.key is not None and _served_by_asked(self._guard, model):
-            value = cache.encode(model, seen, stream=True)
-            if value is not None:
-                await cache.akeep(plan.key, value, plan.ttl, stream=True)
+            entry = cache.encode(model, seen, stream=True)
+            if entry is not None:
+                await cache.akeep(plan.key, entry, plan.ttl, stream=True)
 
 
 async def _replay(guard: Guard, served: str, chunks: list[Response]) -> AsyncIterator[Response]:

@@ -15,6 +15,11 @@ more than a whole cache hit may take).
 
 A request that cannot be written as JSON (a Python function in `tools`, an image
 object) has no key: `request_key` returns None and the call is simply not cached.
+
+`request_key` first tries a fast path for the common shapes (text contents, a config
+of plain values), which writes the canonical JSON directly; its output is the same
+string `canonical_request(...).as_json()` gives (tests compare the two on generated
+requests), so both paths give one key.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ import enum
 import functools
 import hashlib
 import json
+import math
 import types as pytypes
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -233,20 +239,100 @@ def canonical_request(*, model: str, contents: Any, config: Any) -> CanonicalReq
     )
 
 
+_SALT = f"gemini-guard-cache/v{KEY_VERSION}\x00"
+
+
 def digest(namespace: str, payload: str) -> str:
     """sha256 of a namespace and a canonical payload, as hex."""
-    hasher = hashlib.sha256(f"gemini-guard-cache/v{KEY_VERSION}\x00".encode())
-    hasher.update(namespace.encode("utf-8"))
-    hasher.update(b"\x00")
-    hasher.update(payload.encode("utf-8"))
-    return hasher.hexdigest()
+    return hashlib.sha256(f"{_SALT}{namespace}\x00{payload}".encode()).hexdigest()
+
+
+# -- the fast path -----------------------------------------------------------------
+
+# What `json.dumps(..., ensure_ascii=False)` writes for a string.
+_json_str: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _json_scalar(value: Any) -> str | None:
+    """The canonical JSON of a plain value (as `_scalar` then `_dumps` would write
+    it), or None when it is not one the fast path knows."""
+    kind = type(value)
+    if kind is str:
+        return _json_str(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float:
+        if value.is_integer():
+            return int.__repr__(int(value))
+        return float.__repr__(value) if math.isfinite(value) else None
+    return None
+
+
+def _fast_config(config: Any) -> str | None:
+    """The canonical JSON of a config holding only plain values, or None."""
+    if config is None:
+        return "{}"
+    if type(config) is dict:
+        items = config.items()
+        names = _fields(types.GenerateContentConfig)
+    elif type(config) is types.GenerateContentConfig:
+        items = config.__dict__.items()
+        names = None
+    else:
+        return None
+    out: dict[str, str] = {}
+    for key, value in items:
+        if value is None:
+            continue
+        if type(key) is not str:
+            return None
+        if names is not None:
+            key = names.get(key, (key, None))[0]
+        text = _json_scalar(value)
+        if text is None:
+            return None
+        out[key] = text
+    parts = [
+        f"{_json_str(k)}:{v}" for k, v in sorted(out.items()) if k not in VOLATILE_CONFIG_FIELDS
+    ]
+    return "{" + ",".join(parts) + "}"
+
+
+def _fast_payload(model: Any, contents: Any, config: Any) -> str | None:
+    """`canonical_request(...).as_json()` for text contents and a plain config, or None
+    for any other shape."""
+    if type(model) is not str:
+        return None
+    if type(contents) is str:
+        parts = '{"text":' + _json_str(contents) + "}"
+    elif type(contents) is list and contents and all(type(c) is str for c in contents):
+        parts = ",".join('{"text":' + _json_str(c) + "}" for c in contents)
+    else:
+        return None
+    canonical_config = _fast_config(config)
+    if canonical_config is None:
+        return None
+    return (
+        '{"config":'
+        + canonical_config
+        + ',"contents":[{"parts":['
+        + parts
+        + '],"role":"user"}],"model":'
+        + _json_str(model.removeprefix("models/"))
+        + "}"
+    )
 
 
 def request_key(*, project: str, model: str, contents: Any, config: Any) -> str | None:
     """The cache key of a request for `project`: "<project>/<sha256>", or None when the
     request cannot be cached (see `Uncacheable`)."""
-    try:
-        canonical = canonical_request(model=model, contents=contents, config=config)
-    except Uncacheable:
-        return None
-    return f"{project}/{digest(project, canonical.as_json())}"
+    payload = _fast_payload(model, contents, config)
+    if payload is None:
+        try:
+            canonical = canonical_request(model=model, contents=contents, config=config)
+        except Uncacheable:
+            return None
+        payload = canonical.as_json()
+    return f"{project}/{digest(project, payload)}"

@@ -4,6 +4,10 @@ The Guard calls it around each request (see `gemini_guard.cache.guarded`):
 `plan` decides whether a call is cached and under which key, `lookup` answers a hit,
 `store` keeps a completed answer. A failing store never fails a call: its error is
 logged, counted (`store_errors`) and the call goes on as a miss.
+
+Answers travel as `Entry`s, decoded once: a `memory://` store keeps the entry object
+itself, the others its bytes (decoded again on each hit, as they come from another
+process's writes).
 """
 
 from __future__ import annotations
@@ -15,14 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 
-from gemini_guard.cache import codec
 from gemini_guard.cache.coalescing import AsyncCoalescer, Coalescer
 from gemini_guard.cache.context import ContextCaching, ContextPlanner
+from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.events import CacheHit, CacheStored
 from gemini_guard.cache.keys import request_key
 from gemini_guard.cache.policy import decide, split_label
-from gemini_guard.cache.stats import CacheStats, Counters, savings_of
+from gemini_guard.cache.stats import CacheStats, Counters
 from gemini_guard.cache.stores import CacheStore, open_cache_store
+from gemini_guard.cache.stores.memory import MemoryCacheStore
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.config import CacheConfig
 from gemini_guard.errors import StoreError
@@ -78,6 +83,10 @@ class ResponseCache:
             if store is not None
             else open_cache_store(self.config.url, max_entries=self.config.max_entries)
         )
+        # A memory store holds decoded entries, not bytes.
+        self._entries: MemoryCacheStore[Any] | None = (
+            self.store if isinstance(self.store, MemoryCacheStore) else None
+        )
         self.counters = Counters()
         self.coalescer = Coalescer()
         self.async_coalescer = AsyncCoalescer()
@@ -119,42 +128,47 @@ class ResponseCache:
 
     # -- the store, never failing a call -------------------------------------------
 
-    def _get(self, key: str) -> bytes | None:
+    def _get(self, key: str) -> Entry | None:
+        entries = self._entries
         try:
-            return self.store.get(key, now=self.clock.time())
+            if entries is not None:
+                found = entries.get(key, now=self.clock.time())
+                # Bytes when the store is shared with code that puts them directly.
+                return found if found is None or isinstance(found, Entry) else Entry.decode(found)
+            value = self.store.get(key, now=self.clock.time())
         except StoreError as exc:
             self.counters.add(store_errors=1)
             _log.warning("response cache lookup failed, treated as a miss: %s", exc)
             return None
+        return None if value is None else Entry.decode(value)
 
-    def _put(self, key: str, value: bytes, ttl: float) -> bool:
+    def _put(self, key: str, entry: Entry, ttl: float) -> bool:
         try:
-            self.store.put(key, value, now=self.clock.time(), ttl=ttl)
+            if self._entries is not None:
+                self._entries.put(key, entry, now=self.clock.time(), ttl=ttl)
+            else:
+                self.store.put(key, entry.value, now=self.clock.time(), ttl=ttl)
         except StoreError as exc:
             self.counters.add(store_errors=1)
             _log.warning("response cache store failed; the answer is not kept: %s", exc)
             return False
         return True
 
-    async def _aget(self, key: str) -> bytes | None:
+    async def _aget(self, key: str) -> Entry | None:
         if self.store.local:
             return self._get(key)
         return await asyncio.to_thread(self._get, key)
 
-    async def _aput(self, key: str, value: bytes, ttl: float) -> bool:
+    async def _aput(self, key: str, entry: Entry, ttl: float) -> bool:
         if self.store.local:
-            return self._put(key, value, ttl)
-        return await asyncio.to_thread(self._put, key, value, ttl)
+            return self._put(key, entry, ttl)
+        return await asyncio.to_thread(self._put, key, entry, ttl)
 
     # -- hits and stores -----------------------------------------------------------
 
-    def answer(self, key: str, value: bytes, *, coalesced: bool) -> tuple[str, list[Response]]:
-        """Decode a stored (or shared) value, counting it as a hit."""
-        model, stream, responses = codec.decode(value)
-        tokens, dollars = 0, 0.0
-        for response in responses:
-            saved = savings_of(model, response.usage_metadata)
-            tokens, dollars = tokens + saved.tokens, dollars + saved.dollars
+    def answer(self, key: str, entry: Entry, *, coalesced: bool) -> tuple[str, list[Response]]:
+        """Fresh responses of a stored (or shared) entry, counting it as a hit."""
+        tokens, dollars = entry.tokens_saved, entry.dollars_saved
         if coalesced:
             self.counters.add(coalesced=1, tokens_saved=tokens, dollars_saved=dollars)
         else:
@@ -164,54 +178,54 @@ class ResponseCache:
                 CacheHit(
                     timestamp=self.clock.time(),
                     call_id="",
-                    model=model,
+                    model=entry.model,
                     key=key.rpartition("/")[2][:16],
                     coalesced=coalesced,
-                    stream=stream,
+                    stream=entry.stream,
                     tokens_saved=tokens,
                     dollars_saved=dollars,
                 )
             )
-        return model, responses
+        return entry.model, entry.responses()
 
     def lookup(self, key: str) -> tuple[str, list[Response]] | None:
-        value = self._get(key)
-        return None if value is None else self.answer(key, value, coalesced=False)
+        entry = self._get(key)
+        return None if entry is None else self.answer(key, entry, coalesced=False)
 
     async def alookup(self, key: str) -> tuple[str, list[Response]] | None:
-        value = await self._aget(key)
-        return None if value is None else self.answer(key, value, coalesced=False)
+        entry = await self._aget(key)
+        return None if entry is None else self.answer(key, entry, coalesced=False)
 
-    def encode(self, model: str, responses: list[Response], *, stream: bool) -> bytes | None:
+    def encode(self, model: str, responses: list[Response], *, stream: bool) -> Entry | None:
         """The entry for a completed answer, or None when it is not to be kept."""
         if not responses or not any(storable(r) for r in responses):
             return None
         if any(r.prompt_feedback and r.prompt_feedback.block_reason for r in responses):
             return None
-        return codec.encode(model=model, responses=responses, stream=stream)
+        return Entry.encode(model=model, responses=responses, stream=stream)
 
-    def _stored(self, key: str, value: bytes, ttl: float, stream: bool) -> None:
+    def _stored(self, key: str, entry: Entry, ttl: float, stream: bool) -> None:
         self.counters.add(stored=1)
         if self.telemetry.sinks:
             self.telemetry.emit(
                 CacheStored(
                     timestamp=self.clock.time(),
                     call_id="",
-                    model=codec.model_of(value),
+                    model=entry.model,
                     key=key.rpartition("/")[2][:16],
                     stream=stream,
                     ttl=ttl,
-                    size=len(value),
+                    size=len(entry.value),
                 )
             )
 
-    def keep(self, key: str, value: bytes, ttl: float, *, stream: bool) -> None:
-        if self._put(key, value, ttl):
-            self._stored(key, value, ttl, stream)
+    def keep(self, key: str, entry: Entry, ttl: float, *, stream: bool) -> None:
+        if self._put(key, entry, ttl):
+            self._stored(key, entry, ttl, stream)
 
-    async def akeep(self, key: str, value: bytes, ttl: float, *, stream: bool) -> None:
-        if await self._aput(key, value, ttl):
-            self._stored(key, value, ttl, stream)
+    async def akeep(self, key: str, entry: Entry, ttl: float, *, stream: bool) -> None:
+        if await self._aput(key, entry, ttl):
+            self._stored(key, entry, ttl, stream)
 
     def miss(self) -> None:
         self.counters.add(misses=1)

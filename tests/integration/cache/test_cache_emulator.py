@@ -242,3 +242,53 @@ async def test_fifty_tasks_make_one_upstream_call(server: EmulatorServer, clock:
     assert len({id(r) for r in responses}) == 50  # each caller has its own object
     assert g.cache is not None
     assert g.cache.stats().coalesced == 49
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_changing_a_hit_does_not_change_the_next_one(
+    server: EmulatorServer, clock: FakeClock, tmp_path: Path, kind: str
+) -> None:
+    url = "memory://" if kind == "memory" else f"sqlite:///{tmp_path / 'cache.db'}"
+    g = guard(server, clock, url)
+    first = g.models.generate_content(model=FLASH, contents="mutate me", config=DETERMINISTIC)
+    hit = g.models.generate_content(model=FLASH, contents="mutate me", config=DETERMINISTIC)
+    assert hit == g.models.generate_content(model=FLASH, contents="mutate me", config=DETERMINISTIC)
+    assert hit.candidates is not None
+    assert hit.usage_metadata is not None
+    hit.candidates[0].content.parts[0].text = "tampered"  # type: ignore[union-attr,index]
+    hit.candidates.append(hit.candidates[0])
+    hit.usage_metadata.prompt_token_count = 10**6
+    again = g.models.generate_content(model=FLASH, contents="mutate me", config=DETERMINISTIC)
+    assert again is not hit
+    assert again.text == first.text
+    assert again.candidates is not None
+    assert len(again.candidates) == 1
+    assert again.usage_metadata is not None
+    assert again.usage_metadata.prompt_token_count == first.usage_metadata.prompt_token_count  # type: ignore[union-attr]
+    assert requests_seen(server) == 1
+    assert g.cache is not None
+    stats = g.cache.stats()
+    assert stats.hits == 3
+    # Savings are the first answer's, counted once per hit.
+    assert stats.tokens_saved == 3 * first.usage_metadata.total_token_count  # type: ignore[union-attr,operator]
+
+
+def test_a_memory_store_shared_with_bytes_still_answers(
+    server: EmulatorServer, clock: FakeClock
+) -> None:
+    from gemini_guard.cache import ResponseCache, codec
+    from gemini_guard.cache.keys import request_key
+    from gemini_guard.cache.stores.memory import MemoryCacheStore
+
+    store: MemoryCacheStore[bytes] = MemoryCacheStore()
+    g = guard(server, clock, ResponseCache("memory://", clock=clock, store=store))
+    live = g.models.generate_content(model=FLASH, contents="shared", config=DETERMINISTIC)
+    key = request_key(project="default", model=FLASH, contents="put", config=DETERMINISTIC)
+    assert key is not None
+    # Another user of the same store puts the stored form itself.
+    store.put(
+        key, codec.encode(model=FLASH, responses=[live], stream=False), now=clock.time(), ttl=60
+    )
+    hit = g.models.generate_content(model=FLASH, contents="put", config=DETERMINISTIC)
+    assert hit.text == live.text
+    assert requests_seen(server) == 1

@@ -1,16 +1,24 @@
-"""`memory://`: an LRU dict with expiry, for one process (threads and tasks)."""
+"""`memory://`: an LRU dict with expiry, for one process (threads and tasks).
+
+Values are kept as the objects given, never serialised: the response cache puts its
+decoded entries here (`MemoryCacheStore[Entry]`), so a hit neither parses JSON nor
+rebuilds the response's structure. Used through `CacheStore`, it holds bytes.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Generic, TypeVar
 
 from gemini_guard.errors import ConfigError
 
 __all__ = ["MemoryCacheStore"]
 
+V = TypeVar("V")
 
-class MemoryCacheStore:
+
+class MemoryCacheStore(Generic[V]):
     """Entries in an `OrderedDict` (oldest use first) under one lock."""
 
     local = True
@@ -19,10 +27,10 @@ class MemoryCacheStore:
         if max_entries < 1:
             raise ConfigError(f"max_entries must be at least 1, got {max_entries}")
         self.max_entries = max_entries
-        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str, *, now: float) -> bytes | None:
+    def get(self, key: str, *, now: float) -> V | None:
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -33,7 +41,7 @@ class MemoryCacheStore:
             self._items.move_to_end(key)
             return item[1]
 
-    def put(self, key: str, value: bytes, *, now: float, ttl: float) -> None:
+    def put(self, key: str, value: V, *, now: float, ttl: float) -> None:
         with self._lock:
             self._items[key] = (now + ttl, value)
             self._items.move_to_end(key)

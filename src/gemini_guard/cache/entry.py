@@ -1,0 +1,62 @@
+"""A stored answer, decoded once: what a hit needs, ready to hand out.
+
+Everything a hit reports is fixed when the answer is stored: the answering model,
+whether it was a stream, the tokens and dollars it saves, and the responses
+themselves. An `Entry` computes them once, from the stored bytes (so an entry read
+back from SQLite or Redis and one kept in memory are the same), and each hit only
+makes fresh copies of the responses (`gemini_guard.cache.copying`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from google.genai import types
+
+from gemini_guard.cache import codec
+from gemini_guard.cache.copying import copier
+from gemini_guard.cache.stats import savings_of
+
+__all__ = ["Entry"]
+
+Response = types.GenerateContentResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A decoded cache entry (build it with `Entry.encode` or `Entry.decode`)."""
+
+    model: str  # the model that answered
+    stream: bool
+    value: bytes  # the stored form (`codec.encode`)
+    tokens_saved: int  # per hit
+    dollars_saved: float  # per hit
+    copiers: tuple[Callable[[], Response], ...]
+
+    @classmethod
+    def decode(cls, value: bytes) -> Entry:
+        """The entry stored as `value`."""
+        model, stream, responses = codec.decode(value)
+        tokens, dollars = 0, 0.0
+        for response in responses:
+            saved = savings_of(model, response.usage_metadata)
+            tokens, dollars = tokens + saved.tokens, dollars + saved.dollars
+        return cls(
+            model=model,
+            stream=stream,
+            value=value,
+            tokens_saved=tokens,
+            dollars_saved=dollars,
+            copiers=tuple(copier(r) for r in responses),
+        )
+
+    @classmethod
+    def encode(cls, *, model: str, responses: Sequence[Response], stream: bool) -> Entry:
+        """The entry for a completed answer. Built from its stored form rather than from
+        `responses`, so a hit gives the same objects whichever store kept it."""
+        return cls.decode(codec.encode(model=model, responses=responses, stream=stream))
+
+    def responses(self) -> list[Response]:
+        """Fresh copies of the stored responses, the caller's to change."""
+        return [make() for make in self.copiers]
