@@ -28,6 +28,10 @@ field, the value, what is allowed and where it came from, before anything is sen
     [quota.limits."gemini-2.5-pro"]                 # override the tier table per model
     rpm = 2
 
+    [prices."gemini-2.5-flash"]                     # USD per 1M tokens, for `plan`
+    input = 0.30
+    output = 2.50
+
     [telemetry]
     log = true
     jsonl = "~/.cache/gemini-guard/events.jsonl"
@@ -68,6 +72,7 @@ __all__ = [
     "BreakerSection",
     "CacheConfig",
     "GuardConfig",
+    "PriceSection",
     "ProjectSection",
     "RetrySection",
     "Section",
@@ -183,6 +188,15 @@ class QuotaSection(Section):
         return self
 
 
+class PriceSection(Section):
+    """A model's standard prices in USD per 1M tokens, replacing the shipped table's
+    (e.g. a negotiated rate, or a model the table does not know)."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)  # None: the shipped figure
+
+
 class TelemetrySection(Section):
     """Where events go besides code hooks."""
 
@@ -225,6 +239,7 @@ class GuardConfig(Section):
     breaker: BreakerSection = BreakerSection()
     quota: QuotaSection = QuotaSection()
     telemetry: TelemetrySection = TelemetrySection()
+    prices: dict[str, PriceSection] = Field(default_factory=dict)  # per model name
     source: str | None = Field(default=None, exclude=True)  # where it was read from
 
     @model_validator(mode="after")
@@ -383,6 +398,8 @@ def _describe(exc: ValidationError, source: str, origin: dict[tuple[str, ...], s
                 sub = getattr(field_info, "annotation", None)
                 if isinstance(sub, type) and issubclass(sub, Section):
                     allowed = ", ".join(sorted(sub.model_fields))
+                elif loc[0] == "prices" and len(loc) > 2:
+                    allowed = ", ".join(sorted(PriceSection.model_fields))
             msg = f"unknown field; allowed here: {allowed}"
         value = ""
         if (

@@ -189,3 +189,31 @@ def test_plan_prints_tokens_time_cost_and_smallest_tier(tmp_path: Path) -> None:
     assert "10 quota days (rpd binds" in run.stdout
     assert "$5.0125 at standard prices, $2.5063 through the Batch API" in run.stdout
     assert "smallest tier that finishes within a day: tier1" in run.stdout
+
+
+def _plan(source: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEMINI_GUARD_")}
+    return subprocess.run(
+        [*CLI, "plan", str(source), "--model", "gemini-2.5-pro", "--tier", "free", *extra],
+        capture_output=True, text=True, timeout=60, env=env, cwd=source.parent,
+    )  # fmt: skip
+
+
+def test_plan_takes_prices_from_the_config(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(json.dumps({"id": i, "prompt": "z" * 40}) + "\n" for i in range(1000))
+    )
+    config = tmp_path / "prices.toml"
+    config.write_text('[prices."gemini-2.5-pro"]\ninput = 2.0\noutput = 4.0\n')
+    run = _plan(source, "--config", str(config))
+    assert run.returncode == 0, run.stderr
+    # 10,000 x 2/1M + 500,000 x 4/1M = $2.0200; half through the Batch API.
+    assert "$2.0200 at standard prices, $1.0100 through the Batch API" in run.stdout
+    assert "[input $2.0/1M, output $4.0/1M, from the config]" in run.stdout
+
+    config.write_text('[prices."gemini-2.5-pro"]\ninput = -1\noutput = 4.0\n')
+    bad = _plan(source, "--config", str(config))
+    assert bad.returncode == 1
+    assert "prices.gemini-2.5-pro.input (got -1)" in bad.stderr
+    assert "greater than or equal to 0" in bad.stderr

@@ -5,6 +5,7 @@
   midnight) and how much of today's quota is used; says which limit binds. Used by the
   progress display's ETA.
 - `make_plan`: the `gemini-guard plan` figures for a whole input.
+- `chain_limits`: the combined limits of a fallback chain (what the ETA uses).
 - `auto_concurrency`: how many requests to keep in flight to use a tier's RPM.
 
 No I/O and no clock: `now` is passed in (wall epoch seconds).
@@ -13,7 +14,7 @@ No I/O and no clock: `now` is passed in (wall epoch seconds).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -29,6 +30,7 @@ __all__ = [
     "Plan",
     "TierPlan",
     "auto_concurrency",
+    "chain_limits",
     "finish_time",
     "make_plan",
     "request_rate",
@@ -118,6 +120,29 @@ def _days(
         left -= capacity
         start, days = end, days + 1
     return Finish(math.inf, "rpd", days)
+
+
+def chain_limits(limits: Iterable[Limits]) -> Limits:
+    """The limits of a fallback chain taken as one: each figure summed over its models.
+
+    A chain falls back to the next model when one is spent, so its requests per minute
+    and per day are the sum of its models' (e.g. free tier, flash 10 RPM + flash-lite
+    15 RPM: 25). A model with no limit on a figure makes the chain's unlimited there.
+    An empty chain has no limits.
+    """
+    chain = tuple(limits)
+
+    def total(values: list[int | None]) -> int | None:
+        if not values or any(v is None for v in values):
+            return None
+        return sum(v for v in values if v is not None)
+
+    return Limits(
+        rpm=total([item.rpm for item in chain]),
+        tpm=total([item.tpm for item in chain]),
+        rpd=total([item.rpd for item in chain]),
+        tpd=total([item.tpd for item in chain]),
+    )
 
 
 def auto_concurrency(limits: Limits, *, latency: float = 10.0, cap: int = 64) -> int:

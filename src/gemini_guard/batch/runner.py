@@ -303,10 +303,19 @@ async def arun_batch(
             await results.put(result)
 
     async def all_workers() -> None:
+        # Not `gather`: on a worker's unexpected error it lets the others run on,
+        # sending requests whose results nobody will read. Cancel them, then re-raise.
+        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
         try:
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             results.put_nowait(None)
+        for task in tasks:
+            if not task.cancelled() and (error := task.exception()) is not None:
+                raise error
 
     supervisor = asyncio.create_task(all_workers())
     try:

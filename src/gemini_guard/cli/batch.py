@@ -258,17 +258,16 @@ def _run_guard(
 ) -> int:
     from gemini_guard.batch.job import JobFiles, prepare
     from gemini_guard.batch.journal import Journal
+    from gemini_guard.batch.planner import chain_limits
     from gemini_guard.batch.progress import BatchProgress
     from gemini_guard.config import RetrySection
     from gemini_guard.policies import RetryPolicy
     from gemini_guard.quota import QuotaLimiter
-    from gemini_guard.tiers import Limits
     from gemini_guard.tokens import estimate_tokens
 
-    limits = _limits(chain[0], tier_name)
-    # Concurrency covers the whole chain: a fallback model's RPM is usable too.
-    chain_limits = Limits(rpm=sum(_limits(m, tier_name).rpm or 0 for m in chain) or None)
-    workers = _concurrency(concurrency_option, chain_limits)
+    # Concurrency and the ETA cover the whole chain: a fallback model's quota is usable too.
+    limits = chain_limits(_limits(m, tier_name) for m in chain)
+    workers = _concurrency(concurrency_option, limits)
     files = JobFiles.of(input_path, output)
     with Journal(files.journal) as journal:
         try:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gemini_guard.cli import main
 
-__all__ = ["describe_time", "plan"]
+if TYPE_CHECKING:
+    from gemini_guard.config import GuardConfig
+    from gemini_guard.tiers import Prices
+
+__all__ = ["describe_time", "plan", "price_override"]
 
 
 def describe_time(seconds: float, binding: str, days: int) -> str:
@@ -41,14 +46,28 @@ def describe_time(seconds: float, binding: str, days: int) -> str:
     show_default=True,
     help="Output tokens assumed per request (thinking included), for the cost.",
 )
-def plan(input_path: Path, tier: str, model: str, output_tokens: int) -> None:
-    """Estimate tokens, time to finish under the tier's limits, and cost in USD."""
+@click.option(
+    "--config", "config_path", default=None, help='A gemini-guard.toml ([prices."MODEL"]).'
+)
+def plan(
+    input_path: Path, tier: str, model: str, output_tokens: int, config_path: str | None
+) -> None:
+    """Estimate tokens, time to finish under the tier's limits, and cost in USD.
+
+    Prices come from the shipped table unless the config has a [prices."MODEL"]
+    section (input, output, cached_input: USD per 1M tokens)."""
     from gemini_guard.batch.planner import make_plan
     from gemini_guard.batch.reader import read_requests
     from gemini_guard.clock import SystemClock
+    from gemini_guard.config import load_config
+    from gemini_guard.errors import ConfigError
 
     if not input_path.is_file():
         raise click.ClickException(f"input file {input_path} does not exist")
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     read = read_requests(input_path)
     try:
         figures = make_plan(
@@ -57,6 +76,7 @@ def plan(input_path: Path, tier: str, model: str, output_tokens: int) -> None:
             tier=tier,
             output_tokens_per_request=output_tokens,
             start=SystemClock().time(),
+            price=price_override(config, model),
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -80,7 +100,9 @@ def plan(input_path: Path, tier: str, model: str, output_tokens: int) -> None:
     echo(
         f"cost:   ${figures.standard_cost:,.4f} at standard prices, "
         f"${figures.batch_api_cost:,.4f} through the Batch API (50% less)"
-        f"  [input ${figures.price.input}/1M, output ${figures.price.output}/1M]"
+        f"  [input ${figures.price.input}/1M, output ${figures.price.output}/1M"
+        + (", from the config" if model in config.prices else "")
+        + "]"
     )
     smallest = figures.smallest_tier_within_a_day
     if smallest is None:
@@ -100,3 +122,18 @@ def _limits(limits: object) -> str:
         value = getattr(limits, name, None)
         parts.append(f"{name.upper()} {value:,}" if value is not None else f"no {name.upper()}")
     return ", ".join(parts)
+
+
+def price_override(config: GuardConfig, model: str) -> Prices | None:
+    """The config's prices for `model`, or None for the shipped table's. A missing
+    `cached_input` keeps the shipped figure (or the input price for an unknown model)."""
+    from gemini_guard.tiers import Prices, model_spec
+
+    section = config.prices.get(model)
+    if section is None:
+        return None
+    cached = section.cached_input
+    if cached is None:
+        spec = model_spec(model)
+        cached = spec.price.cached_input if spec is not None else section.input
+    return Prices(input=section.input, output=section.output, cached_input=cached)

@@ -6,10 +6,18 @@ import datetime as dt
 
 import pytest
 
-from gemini_guard.batch.planner import auto_concurrency, finish_time, make_plan
+from gemini_guard.batch.planner import (
+    Finish,
+    auto_concurrency,
+    chain_limits,
+    finish_time,
+    make_plan,
+)
 from gemini_guard.batch.reader import BatchRequest
+from gemini_guard.cli.plan import price_override
+from gemini_guard.config import GuardConfig
 from gemini_guard.pacific import PACIFIC
-from gemini_guard.tiers import Limits
+from gemini_guard.tiers import Limits, Prices
 
 # 2026-01-01T00:00:00Z = 2025-12-31 16:00 PST; the next Pacific midnight is 8 h away.
 NOW = 1_767_225_600.0
@@ -144,3 +152,58 @@ def test_plan_of_an_unknown_model_says_what_to_do() -> None:
         make_plan(
             _requests(1, 4), model="gemini-9", tier="free", output_tokens_per_request=1, start=NOW
         )
+
+
+def test_chain_limits_add_up_the_fallback_models() -> None:
+    flash = Limits(rpm=10, tpm=250_000, rpd=250)
+    lite = Limits(rpm=15, tpm=250_000, rpd=1000)
+    assert chain_limits([flash, lite]) == Limits(rpm=25, tpm=500_000, rpd=1250, tpd=None)
+    # A model without a limit on a figure leaves the chain unlimited there.
+    assert chain_limits([flash, Limits(rpm=4000, tpm=4_000_000)]) == Limits(
+        rpm=4010, tpm=4_250_000, rpd=None
+    )
+    assert chain_limits([]) == Limits()
+
+
+def test_eta_of_a_chain_uses_the_sum_of_its_rpm() -> None:
+    # 100 requests at 10 + 15 RPM: 4 minutes; on flash alone, 10 minutes.
+    chain = chain_limits([Limits(rpm=10, rpd=250), Limits(rpm=15, rpd=1000)])
+    assert finish_time(remaining=100, limits=chain, now=NOW) == Finish(240.0, "rpm")
+    assert finish_time(remaining=100, limits=Limits(rpm=10, rpd=250), now=NOW).seconds == 600.0
+
+
+def test_eta_of_a_chain_uses_the_sum_of_its_rpd() -> None:
+    # 1,500 requests, 250 + 1000 RPD: 1,250 today (8 h to the reset: RPM does not bind
+    # at 25/min x 480 min = 12,000), the other 250 after the Pacific midnight, at
+    # 25 RPM: 10 minutes past it. Flash alone would need 5 more days.
+    chain = chain_limits([Limits(rpm=10, rpd=250), Limits(rpm=15, rpd=1000)])
+    finish = finish_time(remaining=1500, limits=chain, now=NOW)
+    assert finish == Finish(TO_RESET + 600.0, "rpd", 1)
+    alone = finish_time(remaining=1500, limits=Limits(rpm=10, rpd=250), now=NOW)
+    assert alone.days == 5
+
+
+def test_price_override_from_the_config_replaces_the_shipped_prices() -> None:
+    config = GuardConfig.model_validate(
+        {
+            "prices": {
+                "gemini-2.5-flash": {"input": 0.2, "output": 1.0},
+                "my-model": {"input": 1.0, "output": 3.0},
+            }
+        }
+    )
+    # cached_input not given: the shipped figure for a known model, the input price else.
+    assert price_override(config, "gemini-2.5-flash") == Prices(0.2, 1.0, 0.03)
+    assert price_override(config, "my-model") == Prices(1.0, 3.0, 1.0)
+    assert price_override(config, "gemini-2.5-pro") is None
+    # 1,000 requests of 10 tokens, 500 output each: 10,000 x 0.2/1M + 500,000 x 1.0/1M.
+    plan = make_plan(
+        _requests(1000, 40),
+        model="gemini-2.5-flash",
+        tier="free",
+        output_tokens_per_request=500,
+        start=NOW,
+        price=price_override(config, "gemini-2.5-flash"),
+    )
+    assert plan.standard_cost == pytest.approx(0.502)
+    assert plan.batch_api_cost == pytest.approx(0.251)
