@@ -8,6 +8,7 @@ plain wall-clock numbers handed to the pure breaker functions: nothing sleeps.
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -256,8 +257,10 @@ def test_corrupt_sqlite_state_is_a_store_error(tmp_path: Path) -> None:
     store = SQLiteBreakerStore(tmp_path / "s.db")
     try:
         store.update("p/m", lambda old: BreakerSnapshot())
-        db = store._connection()
-        db.execute("UPDATE breaker_snapshots SET snapshot = 'not json'")
+        outside = sqlite3.connect(tmp_path / "s.db")  # another writer damages the row
+        with outside:
+            outside.execute("UPDATE breaker_snapshots SET snapshot = 'not json'")
+        outside.close()
         with pytest.raises(StoreError, match="unreadable breaker state"):
             store.load("p/m")
     finally:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.policies.breaker import BreakerSnapshot, BreakerStore, MemoryBreakerStore
+from gemini_guard.sqlite_file import SQLiteFile, path_from_url
 
 if TYPE_CHECKING:
     import redis
@@ -90,101 +90,41 @@ class SQLiteBreakerStore:
     """Breaker snapshots in a SQLite file (one row per breaker); one connection per thread."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
-        self._path = Path(path).expanduser()
-        self._busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._closed = False
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection()  # fail now, with a clear error, if the file is unusable
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the SQLite breaker store {self._path}: {exc}") from exc
+        self._file = SQLiteFile(
+            path, what="the SQLite breaker store", schema=_SCHEMA, busy_timeout=busy_timeout
+        )
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteBreakerStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
-        rest = url.split("://", 1)[1]
-        path, _, query = rest.partition("?")
-        if query:
-            raise ConfigError(f"store={url!r}: a sqlite URL takes no options ('?{query}')")
-        if not path.startswith("/") or path in {"/", "/:memory:"} or path.endswith("/"):
-            raise ConfigError(
-                f"store={url!r} names no database file; use sqlite:///relative/path.db or "
-                "sqlite:////absolute/path.db (for one process only, memory:// is faster)"
-            )
-        return cls(path[1:])
+        return cls(path_from_url(url, option="store"))
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._file.path
 
     def __repr__(self) -> str:
-        return f"SQLiteBreakerStore({str(self._path)!r})"
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is not None:
-            return db
-        if self._closed:
-            raise StoreError(f"the SQLite breaker store {self._path} is closed")
-        db = sqlite3.connect(
-            self._path,
-            timeout=self._busy_timeout,
-            isolation_level=None,  # BEGIN IMMEDIATE is issued here, not implied
-            check_same_thread=False,  # closed from close(), maybe in another thread
-        )
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute(_SCHEMA)
-        self._local.db = db
-        with self._lock:
-            self._connections.append(db)
-        return db
+        return f"SQLiteBreakerStore({str(self.path)!r})"
 
     def load(self, key: str) -> BreakerSnapshot | None:
-        try:
-            row = (
-                self._connection()
-                .execute("SELECT snapshot FROM breaker_snapshots WHERE key = ?", (key,))
-                .fetchone()
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite breaker store {self._path}: {exc}") from exc
-        return _parse(row[0] if row else None, str(self._path))
+        rows = self._file.read("SELECT snapshot FROM breaker_snapshots WHERE key = ?", (key,))
+        return _parse(rows[0][0] if rows else None, str(self.path))
 
     def update(self, key: str, change: Change) -> BreakerSnapshot:
-        try:
-            db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite breaker store {self._path}: {exc}") from exc
-        try:
+        with self._file.transaction() as db:
             row = db.execute(
                 "SELECT snapshot FROM breaker_snapshots WHERE key = ?", (key,)
             ).fetchone()
-            new = change(_parse(row[0] if row else None, str(self._path)))
+            new = change(_parse(row[0] if row else None, str(self.path)))
             db.execute(
                 "INSERT INTO breaker_snapshots (key, snapshot) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET snapshot = excluded.snapshot",
                 (key, _dump(new)),
             )
-            db.execute("COMMIT")
-        except BaseException as exc:
-            db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"SQLite breaker store {self._path}: {exc}") from exc
-            raise
         return new
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for db in connections:
-            db.close()
-        self._local = threading.local()
+        self._file.close()
 
 
 Outage = Literal["degrade", "fail"]

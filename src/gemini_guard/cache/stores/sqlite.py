@@ -8,13 +8,10 @@ race another process's.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from gemini_guard.errors import ConfigError, StoreError
+from gemini_guard.errors import ConfigError
+from gemini_guard.sqlite_file import SQLiteFile, path_from_url
 
 __all__ = ["SQLiteCacheStore"]
 
@@ -42,73 +39,22 @@ class SQLiteCacheStore:
         if max_entries < 1:
             raise ConfigError(f"max_entries must be at least 1, got {max_entries}")
         self.max_entries = max_entries
-        self._path = Path(path).expanduser()
-        self._busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._closed = False
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._connection()
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the SQLite cache {self._path}: {exc}") from exc
+        self._file = SQLiteFile(
+            path, what="the SQLite cache", schema=_SCHEMA, busy_timeout=busy_timeout
+        )
+        self._transaction = self._file.transaction
 
     @classmethod
     def from_url(cls, url: str, *, max_entries: int = 10_000) -> SQLiteCacheStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
-        rest = url.split("://", 1)[1]
-        path, _, query = rest.partition("?")
-        if query:
-            raise ConfigError(f"cache={url!r}: a sqlite URL takes no options ('?{query}')")
-        if not path.startswith("/") or path in {"/", "/:memory:"} or path.endswith("/"):
-            raise ConfigError(
-                f"cache={url!r} names no database file; use sqlite:///relative/cache.db or "
-                "sqlite:////absolute/cache.db (for one process only, memory:// is faster)"
-            )
-        return cls(Path(path[1:]), max_entries=max_entries)
+        return cls(path_from_url(url, option="cache"), max_entries=max_entries)
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._file.path
 
     def __repr__(self) -> str:
-        return f"SQLiteCacheStore({str(self._path)!r}, max_entries={self.max_entries})"
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is not None:
-            return db
-        if self._closed:
-            raise StoreError(f"the SQLite cache {self._path} is closed")
-        db = sqlite3.connect(
-            self._path,
-            timeout=self._busy_timeout,
-            isolation_level=None,  # explicit BEGIN IMMEDIATE below
-            check_same_thread=False,  # closed from close(), possibly another thread
-        )
-        db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.executescript(_SCHEMA)
-        self._local.db = db
-        with self._lock:
-            self._connections.append(db)
-        return db
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = self._connection()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"the SQLite cache {self._path} failed: {exc}") from exc
+        return f"SQLiteCacheStore({str(self.path)!r}, max_entries={self.max_entries})"
 
     def get(self, key: str, *, now: float) -> bytes | None:
         with self._transaction() as db:
@@ -151,16 +97,8 @@ class SQLiteCacheStore:
             return cursor.rowcount
 
     def count(self) -> int:
-        try:
-            (count,) = self._connection().execute("SELECT COUNT(*) FROM response_cache").fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"the SQLite cache {self._path} failed: {exc}") from exc
+        ((count,),) = self._file.read("SELECT COUNT(*) FROM response_cache")
         return int(count)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._file.close()

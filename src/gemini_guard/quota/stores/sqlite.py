@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.quota.ledger import (
     MAX_FLIGHT,
     Budget,
@@ -26,6 +22,7 @@ from gemini_guard.quota.ledger import (
     day_index,
 )
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, Reservation, usage_of_book
+from gemini_guard.sqlite_file import SQLiteFile, path_from_url
 
 __all__ = ["SQLiteStore"]
 
@@ -67,116 +64,52 @@ CREATE TABLE IF NOT EXISTS quota_days (
 _DELETE_SLACK = 1.0
 
 
+def _add_start_at(db: sqlite3.Connection) -> None:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(quota_slots)")}
+    if "start_at" not in columns:  # a file written before confirm existed
+        db.execute("ALTER TABLE quota_slots ADD COLUMN start_at REAL NOT NULL DEFAULT 0")
+
+
 class SQLiteStore:
     """Ledgers in one SQLite file; one connection per thread."""
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
-        self._path = Path(path).expanduser()
-        self._busy_timeout = busy_timeout
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-        self._closed = False
         self._day_of = DayBook()  # caches the Pacific day's bounds (day_of)
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the directory of {self._path}: {exc}") from exc
-        try:
-            self._connection()  # fail now, with a clear error, if the file is unusable
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the SQLite store {self._path}: {exc}") from exc
+        self._file = SQLiteFile(
+            path,
+            what="the SQLite store",
+            schema=_SCHEMA,
+            migrate=_add_start_at,
+            busy_timeout=busy_timeout,
+        )
+        self._transaction = self._file.transaction
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
-        return cls(cls.from_url_path(url))
+        return cls(path_from_url(url, option="store"))
 
     @staticmethod
     def from_url_path(url: str) -> Path:
         """The database file a sqlite:// URL names (nothing is opened or created)."""
-        rest = url.split("://", 1)[1]
-        path, _, query = rest.partition("?")
-        if query:
-            raise ConfigError(f"store={url!r}: a sqlite URL takes no options ('?{query}')")
-        if not path.startswith("/") or path in {"/", "/:memory:"} or path.endswith("/"):
-            raise ConfigError(
-                f"store={url!r} names no database file; use sqlite:///relative/path.db or "
-                "sqlite:////absolute/path.db (for one process only, memory:// is faster)"
-            )
-        return Path(path[1:]).expanduser()
+        return path_from_url(url, option="store")
 
     @property
     def url(self) -> str:
-        return f"sqlite:///{self._path}"
+        return f"sqlite:///{self.path}"
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self._file.path
 
     def __repr__(self) -> str:
-        return f"SQLiteStore({str(self._path)!r})"
-
-    # -- connections ----------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is not None:
-            return db
-        if self._closed:
-            raise StoreError(f"the SQLite store {self._path} is closed")
-        db = sqlite3.connect(
-            self._path,
-            timeout=self._busy_timeout,
-            isolation_level=None,  # we issue BEGIN IMMEDIATE ourselves
-            check_same_thread=False,  # closed from the owning store's close()
-        )
-        db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent; fsync at checkpoints
-        # One write transaction for the schema: processes opening a new file at the
-        # same time queue on the write lock (busy timeout) instead of failing.
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(quota_slots)")}
-            if "start_at" not in columns:  # a file written before confirm existed
-                db.execute("ALTER TABLE quota_slots ADD COLUMN start_at REAL NOT NULL DEFAULT 0")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-        self._local.db = db
-        with self._lock:
-            self._connections.append(db)
-        return db
-
-    @contextmanager
-    def _transaction(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        try:
-            db = self._connection()
-            db.execute(f"BEGIN {mode}")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store {self._path} failed: {exc}") from exc
+        return f"SQLiteStore({str(self.path)!r})"
 
     async def aclose(self) -> None:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            connections, self._connections = self._connections, []
-        for db in connections:
-            db.close()
-        self._local = threading.local()
+        self._file.close()
 
     # -- ledger ---------------------------------------------------------------------
 
