@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,6 +103,60 @@ def test_two_handles_share_entries(shared_cache_url: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_stats_add_up_per_project(store: CacheStore) -> None:
+    assert store.read_stats() == {}
+    store.add_stats("alpha", {"hits": 2, "tokens_saved": 300, "dollars_saved": 0.0125})
+    store.add_stats("alpha", {"hits": 1, "misses": 4, "dollars_saved": 0.0025})
+    store.add_stats("beta", {"coalesced": 7})
+    stats = store.read_stats()
+    assert set(stats) == {"alpha", "beta"}
+    alpha = stats["alpha"]
+    assert (alpha["hits"], alpha["misses"], alpha["tokens_saved"]) == (3, 4, 300)
+    assert isinstance(alpha["hits"], int)  # counts come back as integers
+    assert alpha["dollars_saved"] == pytest.approx(0.015)
+    assert stats["beta"] == {"coalesced": 7}
+
+
+def test_stats_outlive_clearing_entries(store: CacheStore) -> None:
+    clock = FakeClock()
+    store.put("alpha/1", b"1", now=clock.time(), ttl=60)
+    store.add_stats("alpha", {"hits": 1})
+    store.clear("alpha/")
+    assert store.read_stats() == {"alpha": {"hits": 1}}
+
+
+def test_stats_of_two_handles_add_up(shared_cache_url: str) -> None:
+    first, second = open_cache_store(shared_cache_url), open_cache_store(shared_cache_url)
+    try:
+        first.add_stats("p", {"hits": 1, "dollars_saved": 0.5})
+        second.add_stats("p", {"hits": 2, "dollars_saved": 0.25})
+        assert (
+            second.read_stats() == first.read_stats() == {"p": {"hits": 3, "dollars_saved": 0.75}}
+        )
+    finally:
+        first.close()
+        second.close()
+
+
+def test_stats_from_many_threads_are_not_lost(shared_cache_url: str) -> None:
+    stores = [open_cache_store(shared_cache_url) for _ in range(4)]
+
+    def count(store: CacheStore) -> None:
+        for _ in range(25):
+            store.add_stats("p", {"hits": 1, "tokens_saved": 10})
+
+    threads = [threading.Thread(target=count, args=(s,)) for s in stores]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert stores[0].read_stats() == {"p": {"hits": 100, "tokens_saved": 1000}}
+    finally:
+        for opened in stores:
+            opened.close()
 
 
 @pytest.mark.parametrize(

@@ -11,22 +11,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google import genai
+from google.genai import types
 
 from gemini_guard.clock import FakeClock
+from gemini_guard.emulator import Scenario, serve
+from gemini_guard.guard import Guard
 from gemini_guard.pacific import next_reset
 from gemini_guard.quota import QuotaLimiter
 
 SCRIPT = Path(sys.executable).with_name("gemini-guard")
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(SCRIPT), "quota", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        env={"COLUMNS": "200", "PATH": str(SCRIPT.parent)},
+        env={"COLUMNS": "200", "PATH": str(SCRIPT.parent), **env},
     )
 
 
@@ -51,7 +55,9 @@ def test_json_shows_usage_limits_and_resets(filled: tuple[str, float]) -> None:
     url, first_sent = filled
     result = run("--store", url, "--tier", "free", "--json")
     assert result.returncode == 0, result.stderr
-    ledgers: list[dict[str, Any]] = json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    assert report["cache"] is None  # no --cache given
+    ledgers: list[dict[str, Any]] = report["ledgers"]
     by_key = {(entry["project"], entry["model"]): entry for entry in ledgers}
     assert set(by_key) == {("team-a", "gemini-2.5-flash"), ("team-b", "gemini-2.5-pro")}
     flash = by_key[("team-a", "gemini-2.5-flash")]
@@ -91,7 +97,10 @@ def test_a_missing_store_is_reported_not_created(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "does not exist yet" in result.stdout
     assert not path.exists()
-    assert json.loads(run("--store", f"sqlite:///{path}", "--json").stdout) == []
+    assert json.loads(run("--store", f"sqlite:///{path}", "--json").stdout) == {
+        "ledgers": [],
+        "cache": None,
+    }
 
 
 def test_a_bad_store_url_is_a_clear_error() -> None:
@@ -99,3 +108,62 @@ def test_a_bad_store_url_is_a_clear_error() -> None:
     assert result.returncode == 1
     assert "unknown scheme 'mysql'" in result.stderr
     assert "sqlite:///path/to/state.db" in result.stderr
+
+
+def test_cache_counts_written_by_a_guard_show_in_another_process(tmp_path: Path) -> None:
+    cache_url = f"sqlite:///{tmp_path / 'cache.db'}"
+    store_url = f"sqlite:///{tmp_path / 'state.db'}"
+    clock = FakeClock()
+    with serve(Scenario(name="cache", default_tier="tier1"), clock=clock) as server:
+        client = genai.Client(
+            api_key="AIzaSyQUOTACLITESTKEY-0123456789abcdef",
+            http_options=types.HttpOptions(base_url=server.base_url),
+        )
+        guard = Guard(client=client, clock=clock, cache=cache_url, project="team-c", log=False)
+        try:
+            for prompt in ("one", "two", "one", "one", "two"):
+                guard.models.generate_content(
+                    model="gemini-2.5-flash", contents=prompt, config={"temperature": 0}
+                )
+            assert server.emulator.stats()["totals"]["requests"] == 2
+            mine = guard.cache.stats()  # type: ignore[union-attr]
+        finally:
+            guard.cache.close()  # type: ignore[union-attr]  # writes the last counts
+            guard.close()
+            client.close()
+    result = run("--store", store_url, "--cache", cache_url, "--json")
+    assert result.returncode == 0, result.stderr
+    (team,) = json.loads(result.stdout)["cache"]
+    assert team["project"] == "team-c"
+    assert (team["hits"], team["misses"]) == (3, 2)
+    assert team["hit_ratio"] == pytest.approx(0.6)
+    assert team["tokens_saved"] == mine.tokens_saved > 0
+    assert team["dollars_saved"] == pytest.approx(mine.dollars_saved)
+    assert team["dollars_saved"] > 0
+    table = run("--store", store_url, GEMINI_GUARD_CACHE=cache_url)  # or from the env
+    assert table.returncode == 0, table.stderr
+    assert "team-c" in table.stdout
+    assert "60%" in table.stdout
+    assert f"{mine.tokens_saved:,}" in table.stdout
+    assert f"${mine.dollars_saved:,.4f}" in table.stdout
+
+
+def test_a_missing_cache_file_is_reported_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "none" / "cache.db"
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    result = run("--store", store, "--cache", f"sqlite:///{path}")
+    assert result.returncode == 0, result.stderr
+    assert "No response-cache counts" in result.stdout
+    assert "does not exist yet" in result.stdout
+    assert not path.exists()
+    assert (
+        json.loads(run("--store", store, "--cache", f"sqlite:///{path}", "--json").stdout)["cache"]
+        == []
+    )
+
+
+def test_a_memory_cache_url_is_a_clear_error(tmp_path: Path) -> None:
+    result = run("--store", f"sqlite:///{tmp_path / 'state.db'}", "--cache", "memory://")
+    assert result.returncode == 1
+    assert "lives and dies with one process" in result.stderr
+    assert "sqlite:///" in result.stderr

@@ -8,12 +8,19 @@ logged, counted (`store_errors`) and the call goes on as a miss.
 Answers travel as `Entry`s, decoded once: a `memory://` store keeps the entry object
 itself, the others its bytes (decoded again on each hit, as they come from another
 process's writes).
+
+With a shared store (SQLite, Redis) the counters are also added to the store's, per
+project, for `gemini-guard quota --cache` to show. Counting stays in memory; the
+deltas ride along with the next store access once `stats_interval` seconds have
+passed since the last write, and on `close()` / `flush_stats()`, so a hit costs no
+extra round trip. A memory store is one process's own: its counters are not copied.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +32,7 @@ from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.events import CacheHit, CacheStored
 from gemini_guard.cache.keys import request_key
 from gemini_guard.cache.policy import decide, split_label
-from gemini_guard.cache.stats import CacheStats, Counters
+from gemini_guard.cache.stats import CacheStats, Counters, SharedCounters
 from gemini_guard.cache.stores import CacheStore, open_cache_store
 from gemini_guard.cache.stores.memory import MemoryCacheStore
 from gemini_guard.clock import Clock, SystemClock
@@ -73,6 +80,7 @@ class ResponseCache:
         telemetry: Telemetry | None = None,
         store: CacheStore | None = None,
         client: genai.Client | None = None,
+        stats_interval: float = 1.0,
     ) -> None:
         self.config = config if isinstance(config, CacheConfig) else CacheConfig(url=config)
         self.project = project
@@ -87,7 +95,19 @@ class ResponseCache:
         self._entries: MemoryCacheStore[Any] | None = (
             self.store if isinstance(self.store, MemoryCacheStore) else None
         )
-        self.counters = Counters()
+        self.counters: Counters
+        # Shared stores get the counters too (see the module docstring).
+        self._shared: SharedCounters | None = None
+        if self.store.local:
+            self.counters = Counters()
+        else:
+            self.counters = self._shared = SharedCounters()
+            # Counts not yet written when the cache is dropped or the process exits.
+            self._at_exit = weakref.finalize(
+                self, _write_pending, self._shared, self.store, project
+            )
+        self.stats_interval = stats_interval
+        self._stats_written_at = float("-inf")
         self.coalescer = Coalescer()
         self.async_coalescer = AsyncCoalescer()
         self.context: ContextCaching | None = None
@@ -112,6 +132,22 @@ class ResponseCache:
     def stats(self) -> CacheStats:
         """hits, misses, coalesced calls, tokens and dollars saved so far."""
         return self.counters.snapshot()
+
+    def flush_stats(self) -> bool:
+        """Add the counts not yet written to the store's counters now; False if it failed."""
+        if self._shared is None:
+            return True
+        self._stats_written_at = self.clock.monotonic()
+        return _write_pending(self._shared, self.store, self.project)
+
+    def _stats_due(self) -> None:
+        shared = self._shared
+        if (
+            shared is not None
+            and shared.has_pending
+            and self.clock.monotonic() - self._stats_written_at >= self.stats_interval
+        ):
+            self.flush_stats()
 
     # -- decisions -----------------------------------------------------------------
 
@@ -140,6 +176,8 @@ class ResponseCache:
             self.counters.add(store_errors=1)
             _log.warning("response cache lookup failed, treated as a miss: %s", exc)
             return None
+        if self._shared is not None:
+            self._stats_due()
         return None if value is None else Entry.decode(value)
 
     def _put(self, key: str, entry: Entry, ttl: float) -> bool:
@@ -152,6 +190,8 @@ class ResponseCache:
             self.counters.add(store_errors=1)
             _log.warning("response cache store failed; the answer is not kept: %s", exc)
             return False
+        if self._shared is not None:
+            self._stats_due()
         return True
 
     async def _aget(self, key: str) -> Entry | None:
@@ -237,14 +277,22 @@ class ResponseCache:
         return self.store.clear(f"{self.project}/")
 
     def close(self) -> None:
-        """Delete the context caches created here and close the store."""
+        """Delete the context caches created here, write the counts, close the store."""
         if self.context is not None:
             self.context.close()
-        self.store.close()
+        self._close_store()
 
     async def aclose(self) -> None:
         if self.context is not None:
             await self.context.aclose()
+        if self._shared is not None:
+            await asyncio.to_thread(self.flush_stats)
+        self._close_store()
+
+    def _close_store(self) -> None:
+        if self._shared is not None:
+            self.flush_stats()
+            self._at_exit.detach()
         self.store.close()
 
     def __enter__(self) -> ResponseCache:
@@ -258,3 +306,21 @@ class ResponseCache:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _write_pending(counters: SharedCounters, store: CacheStore, project: str) -> bool:
+    """Add `counters`' unwritten deltas to `store`; on failure keep them for next time.
+
+    A module function, not a method, so the exit finalizer holds no reference to the
+    cache itself.
+    """
+    deltas = counters.take_pending()
+    if not deltas:
+        return True
+    try:
+        store.add_stats(project, deltas)
+    except Exception as exc:  # counting never fails a call or a close
+        counters.restore_pending(deltas)
+        _log.warning("cache counters were not written to %r: %s", store, exc)
+        return False
+    return True

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from gemini_guard.tiers import model_spec
 
-__all__ = ["CacheStats", "Counters", "Savings", "savings_of"]
+__all__ = ["CacheStats", "Counters", "Savings", "SharedCounters", "savings_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,20 @@ class CacheStats:
         out["hit_ratio"] = self.hit_ratio
         return out
 
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, float]) -> CacheStats:
+        """The stats of counters read back from a store (`CacheStore.read_stats`).
+
+        Names this version does not know (written by a newer one) are ignored, and
+        each value takes its field's type (a store may hand back 3.0 for 3).
+        """
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in counts:
+                kind = float if isinstance(f.default, float) else int
+                values[f.name] = kind(counts[f.name])
+        return cls(**values)
+
 
 class Counters:
     """The mutable side of `CacheStats`, safe across threads."""
@@ -61,6 +76,42 @@ class Counters:
     def snapshot(self) -> CacheStats:
         with self._lock:
             return CacheStats(**self._values)
+
+
+class SharedCounters(Counters):
+    """`Counters` that also keep what has not yet been written to a shared store.
+
+    Counting stays an in-memory add; `take_pending` hands the accumulated deltas to
+    whoever writes them (`ResponseCache`, at most once per interval), so a hit costs
+    no extra round trip to the store.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending: dict[str, float] = {}
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            values, pending = self._values, self._pending
+            for name, delta in deltas.items():
+                values[name] += delta
+                pending[name] = pending.get(name, 0) + delta
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    def take_pending(self) -> dict[str, float]:
+        """The deltas counted since the last call (zeros left out); resets them."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return {name: delta for name, delta in pending.items() if delta}
+
+    def restore_pending(self, deltas: Mapping[str, float]) -> None:
+        """Put back deltas a failed write did not store, to try again later."""
+        with self._lock:
+            for name, delta in deltas.items():
+                self._pending[name] = self._pending.get(name, 0) + delta
 
 
 @dataclass(frozen=True, slots=True)

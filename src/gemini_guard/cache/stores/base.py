@@ -6,10 +6,16 @@ store's own, so a `FakeClock` drives expiry in tests) and a bound on the number 
 entries: when a `put` goes over it, the least recently used entries are dropped.
 A `get` of an expired entry removes it and answers None; a `get` that hits makes the
 entry the most recently used.
+
+A store also keeps the cache's counters per project (hits, misses, tokens and
+dollars saved: the names of `CacheStats`), so a process that served no call (the
+`gemini-guard quota` command) can read what the others saved. `add_stats` adds
+deltas atomically; counters are never expired or evicted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 __all__ = ["CacheStore"]
@@ -40,6 +46,14 @@ class CacheStore(Protocol):
 
     def count(self) -> int:
         """Entries held (expired ones not yet dropped included)."""
+        ...
+
+    def add_stats(self, project: str, deltas: Mapping[str, float]) -> None:
+        """Add `deltas` (counter name -> amount; ints stay ints) to `project`'s counters."""
+        ...
+
+    def read_stats(self) -> dict[str, dict[str, float]]:
+        """Every project's counters: {project: {name: total}}."""
         ...
 
     def close(self) -> None: ...

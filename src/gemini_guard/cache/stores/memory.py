@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Generic, TypeVar
 
 from gemini_guard.errors import ConfigError
@@ -29,6 +30,7 @@ class MemoryCacheStore(Generic[V]):
         self.max_entries = max_entries
         self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
+        self._stats: dict[str, dict[str, float]] = {}
 
     def get(self, key: str, *, now: float) -> V | None:
         with self._lock:
@@ -61,6 +63,16 @@ class MemoryCacheStore(Generic[V]):
 
     def count(self) -> int:
         return len(self._items)
+
+    def add_stats(self, project: str, deltas: Mapping[str, float]) -> None:
+        with self._lock:
+            counters = self._stats.setdefault(project, {})
+            for name, delta in deltas.items():
+                counters[name] = counters.get(name, 0) + delta
+
+    def read_stats(self) -> dict[str, dict[str, float]]:
+        with self._lock:
+            return {project: dict(counters) for project, counters in self._stats.items()}
 
     def close(self) -> None:
         with self._lock:

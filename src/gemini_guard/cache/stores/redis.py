@@ -3,7 +3,10 @@
 Keys (prefix `gg` by default, `?prefix=` to change it):
 - `<prefix>:cache:e:<key>`  a hash: `v` the value, `x` the expiry (wall seconds);
 - `<prefix>:cache:lru`      a sorted set of entry keys scored by last use;
-- `<prefix>:cache:seq`      the counter that orders uses.
+- `<prefix>:cache:seq`      the counter that orders uses;
+- `<prefix>:cache:stats:<project>` a hash of the project's counters (HINCRBY for
+  counts, HINCRBYFLOAT for dollars), and `<prefix>:cache:stats` the set of projects
+  that have one (so reading them needs no SCAN).
 `get` and `put` are Lua scripts (package resources), so the touch of a hit and the
 count-then-evict of a put are atomic. Expiry is read against the caller's clock;
 each entry also gets a Redis PEXPIRE of its TTL, so entries never asked for again
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -144,5 +148,44 @@ class RedisCacheStore:
         except self._redis.exceptions.RedisError as exc:
             raise StoreError(f"the Redis cache failed: {exc}") from exc
 
+    def add_stats(self, project: str, deltas: Mapping[str, float]) -> None:
+        counters = f"{self._prefix}:stats:{project}"
+        try:
+            pipe = self._client.pipeline()  # MULTI/EXEC: all of a batch or none
+            for name, delta in deltas.items():
+                if not delta:
+                    continue
+                if isinstance(delta, int):
+                    pipe.hincrby(counters, name, delta)
+                else:
+                    pipe.hincrbyfloat(counters, name, delta)
+            pipe.sadd(f"{self._prefix}:stats", project)
+            pipe.execute()
+        except self._redis.exceptions.RedisError as exc:
+            raise StoreError(f"the Redis cache failed: {exc}") from exc
+
+    def read_stats(self) -> dict[str, dict[str, float]]:
+        try:
+            projects = sorted(m.decode() for m in self._client.smembers(f"{self._prefix}:stats"))  # type: ignore[union-attr]
+            pipe = self._client.pipeline(transaction=False)
+            for project in projects:
+                pipe.hgetall(f"{self._prefix}:stats:{project}")
+            hashes = pipe.execute()
+        except self._redis.exceptions.RedisError as exc:
+            raise StoreError(f"the Redis cache failed: {exc}") from exc
+        return {
+            project: {name.decode(): _number(value) for name, value in counters.items()}
+            for project, counters in zip(projects, hashes, strict=True)
+        }
+
     def close(self) -> None:
         self._client.close()
+
+
+def _number(raw: bytes) -> float:
+    """A counter as Redis stores it: "12" (HINCRBY) or "0.0125" (HINCRBYFLOAT)."""
+    text = raw.decode()
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

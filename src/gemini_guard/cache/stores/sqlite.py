@@ -4,10 +4,15 @@ Recency is a counter (`used`) rather than a time, so entries written within the 
 clock tick (a `FakeClock` that has not moved) still have a strict order. Each write
 is one `BEGIN IMMEDIATE` transaction, so the count-then-evict step of a `put` cannot
 race another process's.
+
+Counters (`add_stats`) live in `cache_stats`, one row per (project, counter name),
+so a counter added by a later version needs no migration. NUMERIC keeps integer
+counters integers and dollar amounts reals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from gemini_guard.errors import ConfigError
@@ -23,6 +28,12 @@ CREATE TABLE IF NOT EXISTS response_cache (
     used INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS response_cache_by_use ON response_cache (used);
+CREATE TABLE IF NOT EXISTS cache_stats (
+    project TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value NUMERIC NOT NULL,
+    PRIMARY KEY (project, name)
+) WITHOUT ROWID;
 """
 
 _NEXT_USE = "(SELECT COALESCE(MAX(used), 0) + 1 FROM response_cache)"
@@ -99,6 +110,25 @@ class SQLiteCacheStore:
     def count(self) -> int:
         ((count,),) = self._file.read("SELECT COUNT(*) FROM response_cache")
         return int(count)
+
+    def add_stats(self, project: str, deltas: Mapping[str, float]) -> None:
+        rows = [(project, name, delta) for name, delta in deltas.items() if delta]
+        if not rows:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO cache_stats (project, name, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (project, name) DO UPDATE SET value = value + excluded.value",
+                rows,
+            )
+
+    def read_stats(self) -> dict[str, dict[str, float]]:
+        stats: dict[str, dict[str, float]] = {}
+        for project, name, value in self._file.read(
+            "SELECT project, name, value FROM cache_stats ORDER BY project, name"
+        ):
+            stats.setdefault(project, {})[name] = value
+        return stats
 
     def close(self) -> None:
         self._file.close()
