@@ -260,14 +260,26 @@ class Engine:
         # Call ids: unique per engine and across processes, cheaper than uuid4.
         self._id_prefix = secrets.token_hex(4)
         self._ids = itertools.count()
+        # Per model: its "project/model" key and its Breaker. A Breaker holds no
+        # state of its own (that lives in the store), so one per model serves
+        # every call instead of a new one per call.
+        self._lanes: dict[str, tuple[str, Breaker]] = {}
+
+    def _lane(self, model: str) -> tuple[str, Breaker]:
+        lane = self._lanes.get(model)
+        if lane is None:
+            key = f"{self.project}/{model}"
+            lane = (key, Breaker(key, policy=self.breaker_policy, store=self.breaker_store))
+            if len(self._lanes) >= 1024:  # bounded: model names come from callers
+                self._lanes.clear()
+            self._lanes[model] = lane
+        return lane
 
     def breaker(self, model: str) -> Breaker:
-        return Breaker(
-            f"{self.project}/{model}", policy=self.breaker_policy, store=self.breaker_store
-        )
+        return self._lane(model)[1]
 
     def _key(self, model: str) -> str:
-        return f"{self.project}/{model}"
+        return self._lane(model)[0]
 
     def _usable(self, model: str) -> bool:
         now = self.clock.time()
@@ -364,18 +376,19 @@ class Engine:
         deadline_at = None if self.retry.deadline is None else state.started + self.retry.deadline
 
         for index, model in enumerate(chain):
-            key = self._key(model)
+            key, breaker = self._lane(model)
             parked = self.parking.parked_until(key, clock.time())
             if parked is not None:
                 self._skip_parked(state, model, parked)
                 continue
-            breaker = self.breaker(model)
             failures = 0
             shrunk = False
             shrink_next = False
             waited = 0.0
             while True:
-                if deadline_at is not None and clock.monotonic() >= deadline_at:
+                # One reading of each clock per step until something is yielded.
+                mono = clock.monotonic()
+                if deadline_at is not None and mono >= deadline_at:
                     state.final = Fail("exhausted", "the call's deadline has passed")
                     break
                 admission, move = breaker.admit(clock.time())
@@ -397,8 +410,8 @@ class Engine:
                 if failures == 0 and line_up:
                     # Others are waiting for this model's quota to reopen: join the
                     # line rather than draw a 429 and push them back.
-                    line = self.retry_slots.join(key, now=clock.monotonic())
-                    if line > 0 and (deadline_at is None or clock.monotonic() + line < deadline_at):
+                    line = self.retry_slots.join(key, now=mono)
+                    if line > 0 and (deadline_at is None or mono + line < deadline_at):
                         self.telemetry.emit(
                             QuotaWaited(
                                 timestamp=clock.time(),
@@ -510,7 +523,12 @@ class Engine:
 
                 # While this call waited (backoff, quota), another one may have
                 # learned that the model's day is spent: do not send into that.
-                parked = self.parking.parked_until(key, clock.time())
+                # (Not waited: the check at the top of the model was just made.)
+                parked = (
+                    self.parking.parked_until(key, clock.time())
+                    if use_quota or waited or failures
+                    else None
+                )
                 if parked is not None:
                     if permit is not None:
                         yield Settle(permit, sent=False)
@@ -521,8 +539,9 @@ class Engine:
 
                 attempt_no = sum(1 for a in state.attempts if a.sent) + 1
                 timeout = self.retry.attempt_timeout
+                began = clock.monotonic()
                 if deadline_at is not None:
-                    left = max(0.001, deadline_at - clock.monotonic())
+                    left = max(0.001, deadline_at - began)
                     timeout = left if timeout is None else min(timeout, left)
                 if listening:
                     self.telemetry.emit(
@@ -538,7 +557,6 @@ class Engine:
                     )
                 if model not in state.sent_models:
                     state.sent_models.append(model)
-                began = clock.monotonic()
                 project = permit.project if permit is not None else self.project
                 sent = yield Send(AttemptPlan(model, attempt_no, timeout, shrink_next, project))
                 assert sent is not None
@@ -769,14 +787,22 @@ def run_sync(
 ) -> tuple[T, CallInfo]:
     """Carry out a call's effects in the calling thread."""
     reply: Outcome[Any] | None = None
+    advance = steps.send
     while True:
         try:
-            effect = steps.send(reply)
+            effect = advance(reply)
         except StopIteration as stop:
             result: tuple[T, CallInfo] = stop.value
             return result
         reply = None
-        if isinstance(effect, Wait):
+        # The send first, by exact type: the effects are never subclassed, and
+        # `type(x) is C` is the cheapest test on the path every call takes.
+        if type(effect) is Send:
+            try:
+                reply = Outcome(value=send(effect.plan))
+            except Exception as exc:
+                reply = Outcome(error=exc)
+        elif isinstance(effect, Wait):
             clock.sleep(effect.seconds)
         elif isinstance(effect, Reserve):
             try:

@@ -349,15 +349,16 @@ class Breaker:
         failed = diagnosis is not None and counts_as_failure(diagnosis)
         if diagnosis is not None and not failed and not probe:
             return None  # a quota or request error: no news about the model's health
-        result: list[BreakerTransition | None] = []
+        policy = self.policy
+        moved: BreakerTransition | None = None
 
         def change(snap: BreakerSnapshot | None) -> BreakerSnapshot:
-            new, transition = record(snap, self.policy, now, failed=failed, probe=probe)
-            result.append(transition)
+            nonlocal moved  # a store may run `change` again (a retried transaction)
+            new, moved = record(snap, policy, now, failed=failed, probe=probe)
             return new
 
         self.store.update(self.key, change)
-        return result[-1]
+        return moved
 
     def release_probe(self) -> None:
         """A probe admitted by `admit` was not sent after all (see `release`)."""

@@ -429,6 +429,29 @@ class SlotBook:
         """
         if self.flight_ends and self.flight_ends[0][0] < now:
             self.hold_late(now)
+        ids = self.ids
+        last = len(ids) - 1
+        if last >= 0 and ids[last] == slot_id:
+            # The usual case: the newest slot of the book, and the book has room for
+            # it on top of every other slot. Update it where it stands: the same
+            # result as the remove and insert below, without rebuilding the lists.
+            ends = self.ends
+            own = self.tokens[last]
+            requests, max_tokens = budget.requests, budget.tokens
+            end = now + allowance
+            if (
+                (requests is None or last < (requests if requests > 1 else 1))
+                and (
+                    max_tokens is None
+                    or self.total_tokens - own <= (max_tokens if max_tokens > own else own) - own
+                )
+                and (last == 0 or ends[last - 1] <= end)
+            ):
+                ends[last] = end
+                held = self.in_flight.get(slot_id)
+                self.in_flight[slot_id] = (end + MAX_FLIGHT if held is None else held[0], now)
+                heapq.heappush(self.flight_ends, (end, slot_id))
+                return 0.0
         tokens = self.remove(slot_id, end_hint)
         if tokens is None:
             return 0.0  # no longer booked (released, or held so long it was given up)
@@ -465,6 +488,21 @@ class SlotBook:
         tokens: int,
     ) -> None:
         """Record how a booked slot ended: released (not sent), or answered at `end`."""
+        ids = self.ids
+        last = len(ids) - 1
+        if sent and last >= 0 and ids[last] == slot_id:
+            ends = self.ends
+            if last == 0 or ends[last - 1] <= end:
+                # The usual case: the newest slot answered and still ends last. Update
+                # it where it stands (the same result as the remove and insert below).
+                self.in_flight.pop(slot_id, None)
+                token_list = self.tokens
+                old = token_list[last]
+                ends[last] = end
+                token_list[last] = tokens
+                self.total_tokens += tokens - old
+                self.days.add(day, 0, tokens - old)
+                return
         old_tokens = self.remove(slot_id, end_hint)
         self.in_flight.pop(slot_id, None)
         if not sent:

@@ -6,7 +6,15 @@ import datetime as dt
 
 import pytest
 
-from gemini_guard.quota.ledger import Budget, DayBook, Granted, Refused, SlotBook, earliest_start
+from gemini_guard.quota.ledger import (
+    MAX_FLIGHT,
+    Budget,
+    DayBook,
+    Granted,
+    Refused,
+    SlotBook,
+    earliest_start,
+)
 
 UTC = dt.UTC
 
@@ -127,3 +135,40 @@ def test_day_book_refuses_with_the_reset_time() -> None:
     refused = days.check(10, 123.0, Budget(), 0)
     assert refused is not None
     assert refused.why == "day"
+
+
+@pytest.mark.parametrize(
+    ("allowance_a", "budget"),
+    [
+        (0.0, Budget()),  # unlimited (tier "auto" before anything is learned)
+        (0.0, Budget(requests=2, tokens=1000)),  # room for the newest on top of the rest
+        (9.0, Budget(requests=5)),  # the previous slot ends later: the general path
+    ],
+)
+def test_confirm_and_settle_of_the_newest_slot(allowance_a: float, budget: Budget) -> None:
+    # The newest slot is updated where it stands when it stays last; either way
+    # the book must end up exactly as the rule says.
+    book = SlotBook()
+    for slot_id, now, allowance in (("a", 0.0, allowance_a), ("b", 0.5, 0.0)):
+        granted = book.book(
+            slot_id=slot_id, now=now, budget=budget, tokens=10, allowance=allowance, deadline=None
+        )
+        assert isinstance(granted, Granted)
+    (day,) = book.days.days
+    end_a = allowance_a
+    if allowance_a == 0.0:  # answered, else held in flight up to the confirm below
+        end_a = 0.2
+        book.settle(slot_id="a", end_hint=0.0, day=day, sent=True, end=end_a, tokens=10)
+    wait = book.confirm(slot_id="b", end_hint=0.5, now=0.7, budget=budget, allowance=0.2)
+    assert wait == 0.0
+    end_b = 0.7 + 0.2
+    assert book.ends == sorted([end_a, end_b])
+    assert book.ids == (["a", "b"] if end_a < end_b else ["b", "a"])
+    assert book.in_flight["b"] == (0.5 + MAX_FLIGHT, 0.7)  # the give-up deadline is kept
+    assert (end_b, "b") in book.flight_ends
+    book.settle(slot_id="b", end_hint=end_b, day=day, sent=True, end=1.5, tokens=13)
+    assert book.ends == sorted([end_a, 1.5])
+    assert book.tokens[book.ids.index("b")] == 13
+    assert book.total_tokens == 23
+    assert "b" not in book.in_flight
+    assert book.days.days[day][:2] == [2, 23]
