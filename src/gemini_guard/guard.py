@@ -272,10 +272,15 @@ class Guard:
         self.aio = GuardedAio(self)
         # Response cache (gemini_guard.cache): wraps self.models and self.aio.models.
         self.cache: ResponseCache | None = None
+        self._owns_cache = False
         if cache is not None:
+            from gemini_guard.cache import ResponseCache
             from gemini_guard.cache.guarded import attach
 
             self.cache = attach(self, cache)
+            # A cache built here from a URL or config is the Guard's to close; a
+            # ResponseCache handed in belongs to the caller.
+            self._owns_cache = not isinstance(cache, ResponseCache)
 
     def _breaker_store(self, store: str | BreakerStore) -> BreakerStore:
         if not isinstance(store, str):
@@ -326,8 +331,11 @@ class Guard:
         return self.engine.quota
 
     def close(self) -> None:
-        """Close what the Guard opened itself (its quota limiter, its breaker store,
-        the clients of a project pool's keys)."""
+        """Close what the Guard opened itself (its response cache, quota limiter,
+        breaker store, the clients of a project pool's keys)."""
+        if self.cache is not None and self._owns_cache:
+            self.cache.close()  # deletes its context caches and writes its last counts
+            self.cache = None
         while self._owned:
             self._owned.pop().close()
         while self._pool_clients:
@@ -335,6 +343,9 @@ class Guard:
 
     async def aclose(self) -> None:
         """`close`, also closing the pool clients' asyncio sessions."""
+        if self.cache is not None and self._owns_cache:
+            await self.cache.aclose()
+            self.cache = None
         for client in self._pool_clients.values():
             await client.aio.aclose()
         self.close()
