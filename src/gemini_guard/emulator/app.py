@@ -368,10 +368,7 @@ class Emulator:
     async def _models_list(self, request: Request) -> Response:
         async def handle(account: Account | None, model_box: list[str]) -> Response:
             items = [self._model_json(m) for m in self._models.values()]
-            page, token = _page(items, request)
-            body: dict[str, Any] = {"models": page}
-            if token:
-                body["nextPageToken"] = token
+            body = _page("models", items, request)
             self._record(account, _NO_MODEL, "models.list", 200, None)
             return _json(body)
 
@@ -728,10 +725,7 @@ class Emulator:
                 job.to_operation(now=now, version=version)
                 for job in self._batches.list(project=account.project)
             ]
-            page, token = _page(items, request)
-            body: dict[str, Any] = {"operations": page}
-            if token:
-                body["nextPageToken"] = token
+            body = _page("operations", items, request)
             self._record(account, _NO_MODEL, "batches.list", 200, None)
             return _json(body)
 
@@ -852,10 +846,7 @@ class Emulator:
                 c.to_json()
                 for c in self._caches.list(project=account.project, now=self.clock.time())
             ]
-            page, token = _page(items, request)
-            body: dict[str, Any] = {"cachedContents": page}
-            if token:
-                body["nextPageToken"] = token
+            body = _page("cachedContents", items, request)
             self._record(account, _NO_MODEL, "cachedContents.list", 200, None)
             return _json(body)
 
@@ -953,16 +944,18 @@ def _expiry(body: Mapping[str, Any], wall: float) -> float:
     return wall + seconds
 
 
-def _page(items: list[dict[str, Any]], request: Request) -> tuple[list[dict[str, Any]], str | None]:
+def _page(field: str, items: list[dict[str, Any]], request: Request) -> dict[str, Any]:
+    """One page of a list response, `{field: [...], "nextPageToken": ...}` as the API pages."""
     try:
         size = int(request.query_params.get("pageSize") or 50)
         start = int(request.query_params.get("pageToken") or 0)
     except ValueError:
         raise _Reject(error_bodies.invalid_argument("Invalid pageSize or pageToken.")) from None
     size = max(1, min(size, 1000))
-    page = items[start : start + size]
-    token = str(start + size) if start + size < len(items) else None
-    return page, token
+    body: dict[str, Any] = {field: items[start : start + size]}
+    if start + size < len(items):
+        body["nextPageToken"] = str(start + size)
+    return body
 
 
 class _DropResponse(Response):
