@@ -161,16 +161,7 @@ def run_one(
             continue
         except Exception as exc:  # e.g. a config the SDK cannot build
             return failed(request.id, exc, attempts=attempts)
-        from gemini_guard.guard import guard_info
-
-        info = guard_info(response)
-        sent = info.attempt_count if info is not None else 1
-        return succeeded(
-            request.id,
-            response,
-            attempts=attempts + sent,
-            model=info.model if info is not None else None,
-        )
+        return _served(request, response, attempts)
 
 
 async def arun_one(
@@ -204,16 +195,21 @@ async def arun_one(
             continue
         except Exception as exc:
             return failed(request.id, exc, attempts=attempts)
-        from gemini_guard.guard import guard_info
+        return _served(request, response, attempts)
 
-        info = guard_info(response)
-        sent = info.attempt_count if info is not None else 1
-        return succeeded(
-            request.id,
-            response,
-            attempts=attempts + sent,
-            model=info.model if info is not None else None,
-        )
+
+def _served(request: BatchRequest, response: Any, earlier_attempts: int) -> BatchResult:
+    """The result of an answered request: which model served it, after how many attempts."""
+    from gemini_guard.guard import guard_info
+
+    info = guard_info(response)
+    sent = info.attempt_count if info is not None else 1
+    return succeeded(
+        request.id,
+        response,
+        attempts=earlier_attempts + sent,
+        model=info.model if info is not None else None,
+    )
 
 
 def _config(request: BatchRequest) -> Any:
