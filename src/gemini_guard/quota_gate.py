@@ -9,12 +9,12 @@ pipeline knows only this protocol, the limiter knows nothing of the pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from gemini_guard.diagnosis import Diagnosis
 
-__all__ = ["NoQuota", "Permit", "QuotaGate"]
+__all__ = ["NoQuota", "Permit", "QuotaGate", "TallyingGate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,51 @@ class QuotaGate(Protocol):
         diagnosis: Diagnosis | None = None,
     ) -> None:
         """`settle` for asyncio callers."""
+        ...
+
+
+@runtime_checkable
+class TallyingGate(QuotaGate, Protocol):
+    """A gate that can tell when a model needs no pacing yet, and then only counts.
+
+    With `tier="auto"` nothing is paced until the server reveals a limit, yet the
+    ledger must already hold the recent requests, so that pacing starts from the
+    real usage once it does. Booking, confirming and settling a permit for a key
+    with no limits decides nothing; `tally` records the finished attempt in one
+    step instead. A gate without these methods is simply always asked for permits.
+    """
+
+    def paces(self, project: str, model: str) -> bool:
+        """Whether an attempt on (project, model) must reserve a permit now. Must be
+        cheap (no I/O): the Guard asks before every attempt."""
+        ...
+
+    def tally(
+        self,
+        *,
+        project: str,
+        model: str,
+        tokens: int,
+        input_tokens: int | None = None,
+        diagnosis: Diagnosis | None = None,
+        sent_at: float | None = None,
+    ) -> None:
+        """An attempt sent without a permit has ended: count it (`tokens` estimated,
+        `input_tokens` the server's count) and learn from its `diagnosis`. `sent_at`
+        is the clock's monotonic reading when it was sent."""
+        ...
+
+    async def atally(
+        self,
+        *,
+        project: str,
+        model: str,
+        tokens: int,
+        input_tokens: int | None = None,
+        diagnosis: Diagnosis | None = None,
+        sent_at: float | None = None,
+    ) -> None:
+        """`tally` for asyncio callers."""
         ...
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import secrets
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -35,6 +36,25 @@ __all__ = ["QuotaLimiter"]
 _METRICS: tuple[Metric, ...] = ("rpm", "tpm", "rpd", "tpd")
 _CACHE_SIZE = 10_000  # bounded: a cache, not a registry
 _new_tuple = tuple.__new__
+
+
+# The budget a tallied slot is booked with: it only records, it never waits.
+_NO_LIMITS = Budget()
+# Tallied attempts are written to the store in batches: at most this many, and
+# none kept longer than this many clock seconds (see `QuotaLimiter.tally`).
+_TALLY_BATCH = 32
+_TALLY_DELAY = 1.0
+# A tallied attempt waiting to be written: project, model, input tokens, the wall
+# time of its answer, the monotonic time it was sent.
+_Tallied = tuple[str, str, int, float, float | None]
+
+
+def _tally_tokens(estimated: int, counted: int | None) -> int:
+    if counted is None:
+        return estimated
+    if counted < 0:
+        raise ConfigError(f"input_tokens={counted!r} must be >= 0 (usageMetadata)")
+    return counted
 
 
 class _Lane:
@@ -105,6 +125,9 @@ class QuotaLimiter:
         # Slot ids unique across processes and hosts sharing a store.
         self._id_prefix = secrets.token_hex(6)
         self._ids = itertools.count()
+        # Attempts sent without a permit (see `tally`) not yet written to the store.
+        self._tallies: list[_Tallied] = []
+        self._tally_lock = threading.Lock()
 
     @property
     def store(self) -> QuotaStore:
@@ -118,9 +141,11 @@ class QuotaLimiter:
         return f"QuotaLimiter(store={self._store.url!r}, tier={self._policy.tier!r})"
 
     def close(self) -> None:
+        self._flush_tallies()
         self._store.close()
 
     async def aclose(self) -> None:
+        await self._aflush_tallies()
         await self._store.aclose()
 
     # -- limits ---------------------------------------------------------------------
@@ -289,6 +314,8 @@ class QuotaLimiter:
         day's quota is spent; `.reset_at`) or QuotaWait (the wait would exceed
         `max_wait`; nothing is booked).
         """
+        if self._tallies:  # the ledger must hold every attempt before it books
+            self._flush_tallies()
         lane = self._lanes.get((project, model))
         if (
             lane is None
@@ -317,6 +344,8 @@ class QuotaLimiter:
 
     async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
         """`reserve` for asyncio callers."""
+        if self._tallies:
+            await self._aflush_tallies()
         key, budget = self._check(project, model, tokens)
         now = self._clock.time()
         allowance = self._allowance()
@@ -501,15 +530,153 @@ class QuotaLimiter:
                 del cache[key]
         self._lanes.clear()
 
+    # -- tally (no limits known yet) --------------------------------------------------
+
+    def paces(self, project: str, model: str) -> bool:
+        """Whether (project, model) has any limit to pace by now. False only while
+        nothing is known (`tier="auto"` before the server revealed a limit): then the
+        Guard sends without a permit and `tally`s the attempt afterwards."""
+        lane = self._lanes.get((project, model))
+        if lane is None:
+            try:
+                lane = self._lane(project, model)
+            except ConfigError:
+                return True  # `reserve` raises the clear error
+        budget = lane.budget
+        return budget is None or not budget.unlimited
+
+    def _tally_slot(
+        self, project: str, model: str, tokens: int, at: float, sent_at: float | None
+    ) -> Reservation:
+        """A slot that starts and ends at `at`, the attempt's answer, as the ledger
+        keeps it. `booked_at` is when it was sent, so that the 429s of one burst
+        count as one cut (see `_learn`)."""
+        key = QuotaKey(project, normalize_model(model))
+        booked_at = self._clock.monotonic() if sent_at is None else sent_at
+        slot_id = f"{self._id_prefix}-{next(self._ids):x}"
+        return Reservation(key, slot_id, at, at, tokens, 0, "primary", booked_at)
+
+    def tally(
+        self,
+        *,
+        project: str,
+        model: str,
+        tokens: int,
+        input_tokens: int | None = None,
+        diagnosis: Diagnosis | None = None,
+        sent_at: float | None = None,
+    ) -> None:
+        """Record an attempt sent without a permit (see `paces`), and learn from it.
+        `sent_at`: the clock's monotonic reading when it was sent.
+
+        Nothing waits on these slots until a limit is known, so the answered ones
+        are written in batches (every 32 attempts, or once the oldest is a clock
+        second old, and before anything reads or books): one store visit per
+        batch instead of several per request. A failure is written at once, with
+        everything before it, since it may teach a limit."""
+        now = self._clock.time()
+        used = _tally_tokens(tokens, input_tokens)
+        if diagnosis is None:
+            if self._queue_tally((project, model, used, now, sent_at)):
+                self._flush_tallies()
+            return
+        self._flush_tallies()
+        reservation = self._tally_slot(project, model, used, now, sent_at)
+        if self._record(reservation):
+            day = self._learn(reservation, diagnosis, now)
+            if day is not None:
+                self._store.mark_day_spent(reservation.key, day=day)
+
+    async def atally(
+        self,
+        *,
+        project: str,
+        model: str,
+        tokens: int,
+        input_tokens: int | None = None,
+        diagnosis: Diagnosis | None = None,
+        sent_at: float | None = None,
+    ) -> None:
+        """`tally` for asyncio callers."""
+        now = self._clock.time()
+        used = _tally_tokens(tokens, input_tokens)
+        if diagnosis is None:
+            if self._queue_tally((project, model, used, now, sent_at)):
+                await self._aflush_tallies()
+            return
+        await self._aflush_tallies()
+        reservation = self._tally_slot(project, model, used, now, sent_at)
+        if await self._arecord(reservation):
+            day = self._learn(reservation, diagnosis, now)
+            if day is not None:
+                await self._store.amark_day_spent(reservation.key, day=day)
+
+    def _queue_tally(self, entry: _Tallied) -> bool:
+        """Queue one answered attempt; True when the batch is due."""
+        with self._tally_lock:
+            pending = self._tallies
+            pending.append(entry)
+            return len(pending) >= _TALLY_BATCH or entry[3] - pending[0][3] >= _TALLY_DELAY
+
+    def _take_tallies(self) -> list[Reservation]:
+        with self._tally_lock:
+            pending, self._tallies = self._tallies, []
+        return [self._tally_slot(*entry) for entry in pending]
+
+    def _flush_tallies(self) -> None:
+        if self._tallies:
+            for reservation in self._take_tallies():
+                self._record(reservation)
+
+    async def _aflush_tallies(self) -> None:
+        if self._tallies:
+            for reservation in self._take_tallies():
+                await self._arecord(reservation)
+
+    def _record(self, reservation: Reservation) -> bool:
+        """Write a finished slot (booked with no limits, settled at its end)."""
+        result = self._store.acquire(
+            reservation.key,
+            slot_id=reservation.slot_id,
+            budget=_NO_LIMITS,
+            tokens=reservation.tokens,
+            now=reservation.start,
+            allowance=0.0,
+            deadline=None,
+        )
+        if not isinstance(result, Granted):
+            return False  # the day is marked spent: nothing more to count
+        ticket = reservation._replace(day=result.day, origin=result.origin)
+        self._store.settle(ticket, sent=True, end=reservation.end, tokens=reservation.tokens)
+        return True
+
+    async def _arecord(self, reservation: Reservation) -> bool:
+        result = await self._store.aacquire(
+            reservation.key,
+            slot_id=reservation.slot_id,
+            budget=_NO_LIMITS,
+            tokens=reservation.tokens,
+            now=reservation.start,
+            allowance=0.0,
+            deadline=None,
+        )
+        if not isinstance(result, Granted):
+            return False
+        ticket = reservation._replace(day=result.day, origin=result.origin)
+        await self._store.asettle(ticket, sent=True, end=reservation.end, tokens=reservation.tokens)
+        return True
+
     # -- reading --------------------------------------------------------------------
 
     def usage(self, project: str, model: str) -> KeyUsage:
         """What the ledger of (project, model) holds now."""
+        self._flush_tallies()
         key = QuotaKey(project, normalize_model(model))
         return self._store.usage(key, now=self._clock.time())
 
     def earliest_start(self, project: str, model: str, *, tokens: int = 0) -> float | None:
         """Seconds until a request could start, without booking; None if the day is spent."""
+        self._flush_tallies()
         key = QuotaKey(project, normalize_model(model))
         budget = self._budget_of(key)
         now = self._clock.time()

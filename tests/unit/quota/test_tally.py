@@ -1,0 +1,93 @@
+"""Attempts sent before any limit is known (`tier="auto"`) are tallied, not booked.
+
+`paces` says whether a (project, model) has anything to pace by; while it has not,
+the Guard sends at once and `tally`s the attempt afterwards. The ledger must still
+hold those attempts: once a 429 reveals the limit, pacing starts from the real usage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gemini_guard.clock import FakeClock
+from gemini_guard.diagnosis import diagnose
+from gemini_guard.quota import QuotaLimiter
+from gemini_guard.quota_gate import NoQuota, TallyingGate
+from tests.unit.guard._script import quota
+
+FLASH = "gemini-2.5-flash"
+
+
+def test_the_limiter_is_a_tallying_gate_and_no_quota_is_not() -> None:
+    assert isinstance(QuotaLimiter(clock=FakeClock()), TallyingGate)
+    assert not isinstance(NoQuota(), TallyingGate)
+
+
+def test_auto_paces_nothing_until_told_and_a_known_tier_paces_at_once() -> None:
+    assert not QuotaLimiter(clock=FakeClock(), tier="auto").paces("p", FLASH)
+    assert QuotaLimiter(clock=FakeClock(), tier="free").paces("p", FLASH)
+    # A model the table does not know has no limits even on a known tier.
+    assert not QuotaLimiter(clock=FakeClock(), tier="free").paces("p", "my-tuned-model")
+
+
+def test_tallied_attempts_are_in_the_ledger_when_it_is_read() -> None:
+    clock = FakeClock()
+    limiter = QuotaLimiter(clock=clock, tier="auto")
+    for _ in range(5):  # fewer than a batch: still queued
+        limiter.tally(project="p", model=FLASH, tokens=100, input_tokens=40)
+        clock.advance(0.1)
+    usage = limiter.usage("p", FLASH)
+    assert usage.requests == 5
+    assert usage.tokens == 5 * 40  # the server's count replaced the estimate
+    assert usage.day_requests == 5
+
+
+def test_a_429_reveals_the_limit_and_pacing_starts_from_the_tallied_usage() -> None:
+    clock = FakeClock()
+    limiter = QuotaLimiter(clock=clock, tier="auto")
+    for _ in range(10):
+        limiter.tally(project="p", model=FLASH, tokens=10)
+        clock.advance(1.0)
+    # The 11th is refused by the server: a free-tier 429 stating 10 per minute.
+    limiter.tally(project="p", model=FLASH, tokens=10, diagnosis=diagnose(quota()))
+    assert limiter.paces("p", FLASH)
+    permit = limiter.reserve(project="p", model=FLASH, tokens=10)
+    # Eleven slots in the window (answers at t=0..10; the refused one counts, as a
+    # settled 429 does: the client cannot tell whether the server counted it). The
+    # second, answered at t=1, leaves at 61; it is t=10 now. Without the tallies the
+    # limiter would say "send now" into a full window.
+    assert permit.wait == 51.0
+
+
+def test_a_batch_is_written_once_it_is_full_or_a_second_old(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'quota.db'}"
+    clock = FakeClock()
+    writer = QuotaLimiter(store=url, clock=clock, tier="auto")
+    reader = QuotaLimiter(store=url, clock=clock, tier="auto")
+    try:
+        for _ in range(31):
+            writer.tally(project="p", model=FLASH, tokens=1)
+        assert reader.usage("p", FLASH).requests == 0  # queued in the writer
+        writer.tally(project="p", model=FLASH, tokens=1)  # the 32nd: a full batch
+        assert reader.usage("p", FLASH).requests == 32
+        writer.tally(project="p", model=FLASH, tokens=1)
+        clock.advance(1.0)
+        writer.tally(project="p", model=FLASH, tokens=1)  # the oldest is a second old
+        assert reader.usage("p", FLASH).requests == 34
+        writer.tally(project="p", model=FLASH, tokens=1)
+    finally:
+        writer.close()  # writes what is still queued
+        reader.close()
+    assert QuotaLimiter(store=url, clock=clock).usage("p", FLASH).requests == 35
+
+
+async def test_async_tally_queues_and_writes_the_same_way() -> None:
+    clock = FakeClock()
+    limiter = QuotaLimiter(clock=clock, tier="auto")
+    for _ in range(40):
+        await limiter.atally(project="p", model=FLASH, tokens=3)
+    await limiter.atally(project="p", model=FLASH, tokens=3, diagnosis=diagnose(quota()))
+    usage = limiter.usage("p", FLASH)
+    assert usage.requests == 41  # the refused one counts too, as a settled 429 does
+    assert limiter.paces("p", FLASH)
+    await limiter.aclose()
