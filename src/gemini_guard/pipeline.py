@@ -50,6 +50,7 @@ from gemini_guard.errors import (
     RequestRejected,
 )
 from gemini_guard.policies import (
+    Admission,
     Breaker,
     BreakerPolicy,
     BreakerStore,
@@ -65,7 +66,7 @@ from gemini_guard.policies import (
     decide_after_failure,
     retry_spacing,
 )
-from gemini_guard.quota_gate import NoQuota, Permit, QuotaGate
+from gemini_guard.quota_gate import NoQuota, Permit, QuotaGate, TallyingGate
 from gemini_guard.telemetry import (
     AttemptFailed,
     AttemptStarted,
@@ -88,6 +89,7 @@ __all__ = [
     "Reserve",
     "Send",
     "Settle",
+    "Tally",
     "Wait",
     "run_async",
     "run_sync",
@@ -135,6 +137,8 @@ class Reserve:
     project: str
     model: str
     tokens: int
+    # A pool's projects not to book on (their breaker for the model refuses).
+    exclude: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +158,24 @@ class Confirm:
 
 
 @dataclass(frozen=True, slots=True)
+class Tally:
+    """An attempt sent without a permit (the gate paces nothing on its model yet)
+    has ended: let the gate count it and learn from its failure."""
+
+    project: str
+    model: str
+    tokens: int
+    input_tokens: int | None = None
+    diagnosis: Diagnosis | None = None
+    sent_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Send:
     plan: AttemptPlan
 
 
-Effect = Wait | Reserve | Confirm | Settle | Send
+Effect = Wait | Reserve | Confirm | Settle | Tally | Send
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +187,11 @@ class Outcome(Generic[T]):
 
 
 Steps = Generator[Effect, Outcome[Any] | None, tuple[T, CallInfo]]
+
+
+# The admission of a pool's attempt before the pool has chosen its project (the
+# project's breaker is asked then). Compared by identity.
+_POOL_PENDING = Admission(True, "closed")
 
 
 def _synthetic(category: Category, message: str, retry_after: float | None = None) -> Diagnosis:
@@ -204,6 +226,7 @@ class _CallState:
         "last_error",
         "last_model",
         "parked",
+        "sent",
         "sent_models",
         "started",
     )
@@ -212,6 +235,7 @@ class _CallState:
         self.call_id = call_id
         self.started = started
         self.attempts: list[Attempt] = []
+        self.sent = 0  # attempts really sent (skipped models are attempts too)
         self.sent_models: list[str] = []
         self.breaker_until: list[float] = []
         self.parked: list[float] = []
@@ -250,9 +274,19 @@ class Engine:
         # A real gate paces every attempt and keeps the FIFO line of waiting calls
         # itself; then the Guard's own `RetrySlots` line steps aside (see `steps`).
         self.pacing = not isinstance(self.quota, NoQuota)
+        # A gate that can say "nothing to pace on this model yet" is asked before
+        # each attempt; the attempt then goes out at once and is tallied afterwards.
+        self._tallying: TallyingGate | None = (
+            self.quota if isinstance(self.quota, TallyingGate) else None
+        )
         self.project = project
-        # A pool of projects ("*"): the gate picks the project of each attempt.
+        # A pool of projects ("*"): the gate picks the project of each attempt, and
+        # each (project, model) has its own breaker: one project's broken key or
+        # region says nothing about the model in the others.
         self.pooled = project == "*"
+        self._pool_projects: tuple[str, ...] = (
+            tuple(p.name for p in getattr(self.quota, "projects", ())) if self.pooled else ()
+        )
         self.budget = budget if budget is not None else RetryBudget()
         self.parking = ParkingLot()
         self.retry_slots = RetrySlots()
@@ -275,8 +309,36 @@ class Engine:
             self._lanes[model] = lane
         return lane
 
-    def breaker(self, model: str) -> Breaker:
-        return self._lane(model)[1]
+    def breaker(self, model: str, project: str | None = None) -> Breaker:
+        """The breaker of `model` (in `project`, for a pool's engine)."""
+        if project is None or not self.pooled:
+            return self._lane(model)[1]
+        return self._pool_lane(project, model)
+
+    def _pool_lane(self, project: str, model: str) -> Breaker:
+        name = f"{project}/{model}"
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = (name, Breaker(name, policy=self.breaker_policy, store=self.breaker_store))
+            if len(self._lanes) >= 1024:
+                self._lanes.clear()
+            self._lanes[name] = lane
+        return lane[1]
+
+    def _pool_refusals(self, model: str, now: float) -> tuple[frozenset[str], float | None]:
+        """The pool's projects whose breaker for `model` refuses now, and the earliest
+        time one of them reopens."""
+        refused: set[str] = set()
+        soonest: float | None = None
+        for project in self._pool_projects:
+            admission = self._pool_lane(project, model).peek(now)
+            if not admission.allowed:
+                refused.add(project)
+                if admission.retry_at is not None:
+                    soonest = (
+                        admission.retry_at if soonest is None else min(soonest, admission.retry_at)
+                    )
+        return frozenset(refused), soonest
 
     def _key(self, model: str) -> str:
         return self._lane(model)[0]
@@ -285,6 +347,9 @@ class Engine:
         now = self.clock.time()
         if self.parking.parked_until(self._key(model), now) is not None:
             return False
+        if self.pooled and self._pool_projects:
+            refused, _ = self._pool_refusals(model, now)
+            return len(refused) < len(self._pool_projects)
         return self.breaker(model).peek(now).allowed
 
     def _next_usable(self, chain: tuple[str, ...], index: int) -> str | None:
@@ -305,7 +370,13 @@ class Engine:
             )
         )
 
-    def _emit_move(self, state: _CallState, model: str, move: BreakerTransition | None) -> None:
+    def _emit_move(
+        self,
+        state: _CallState,
+        model: str,
+        move: BreakerTransition | None,
+        project: str | None = None,
+    ) -> None:
         if move is None:
             return
         self.telemetry.emit(
@@ -317,11 +388,26 @@ class Engine:
                 new=move.new,
                 reason=move.reason,
                 open_until=move.open_until,
+                project=project,
             )
         )
         level = logging.WARNING if move.new == "open" else logging.INFO
+        where = model if project is None else f"{model} in project {project}"
         _log.log(
-            level, "circuit breaker of %s: %s -> %s (%s)", model, move.old, move.new, move.reason
+            level, "circuit breaker of %s: %s -> %s (%s)", where, move.old, move.new, move.reason
+        )
+
+    def _skip_open(self, state: _CallState, model: str, until: float | None) -> None:
+        state.breaker_until.append(until if until is not None else self.clock.time())
+        state.attempts.append(Attempt(model, None, project=self.project, sent=False))
+        self.telemetry.emit(
+            ModelSkipped(
+                timestamp=self.clock.time(),
+                call_id=state.call_id,
+                model=model,
+                reason="breaker_open",
+                until=until,
+            )
         )
 
     def _fallback_event(
@@ -372,6 +458,7 @@ class Engine:
         clock = self.clock
         # Build the events of the successful path only when a sink wants them.
         listening = self.telemetry.listening()
+        tallying = self._tallying if use_quota else None
         state = _CallState(f"{self._id_prefix}{next(self._ids):08x}", clock.monotonic())
         deadline_at = None if self.retry.deadline is None else state.started + self.retry.deadline
 
@@ -385,27 +472,30 @@ class Engine:
             shrunk = False
             shrink_next = False
             waited = 0.0
+            # A pool: projects whose breaker refused a permit during this model's turn.
+            refused_here: set[str] = set()
             while True:
                 # One reading of each clock per step until something is yielded.
                 mono = clock.monotonic()
                 if deadline_at is not None and mono >= deadline_at:
                     state.final = Fail("exhausted", "the call's deadline has passed")
                     break
-                admission, move = breaker.admit(clock.time())
-                self._emit_move(state, model, move)
-                if not admission.allowed:
-                    state.breaker_until.append(admission.retry_at or clock.time())
-                    state.attempts.append(Attempt(model, None, project=self.project, sent=False))
-                    self.telemetry.emit(
-                        ModelSkipped(
-                            timestamp=clock.time(),
-                            call_id=state.call_id,
-                            model=model,
-                            reason="breaker_open",
-                            until=admission.retry_at,
-                        )
-                    )
-                    break
+                exclude: frozenset[str] = frozenset()
+                if self.pooled and self._pool_projects:
+                    # Each project's breaker is asked once the pool has chosen one;
+                    # here, only which projects to keep out of the choice.
+                    refused, soonest = self._pool_refusals(model, clock.time())
+                    exclude = refused | refused_here
+                    if len(exclude) >= len(self._pool_projects):
+                        self._skip_open(state, model, soonest)
+                        break
+                    admission = _POOL_PENDING
+                else:
+                    admission, move = breaker.admit(clock.time())
+                    self._emit_move(state, model, move)
+                    if not admission.allowed:
+                        self._skip_open(state, model, admission.retry_at)
+                        break
 
                 if failures == 0 and line_up:
                     # Others are waiting for this model's quota to reopen: join the
@@ -425,11 +515,19 @@ class Engine:
                         waited += line
 
                 permit: Permit | None = None
-                if use_quota:
-                    reserved = yield Reserve(self.project, model, tokens)
+                paced = use_quota and (tallying is None or tallying.paces(self.project, model))
+                if paced:
+                    reserved = yield Reserve(self.project, model, tokens, exclude)
                     assert reserved is not None
                     if reserved.error is not None:
                         error = reserved.error
+                        if isinstance(error, DailyQuotaExhausted) and exclude:
+                            # Every project the pool could choose is spent for the
+                            # day, but others are only broken: not parked till midnight.
+                            state.last, state.last_model = error.diagnosis, model
+                            _, soonest = self._pool_refusals(model, clock.time())
+                            self._skip_open(state, model, soonest)
+                            break
                         if isinstance(error, DailyQuotaExhausted):
                             self.parking.park(key, error.reset_at)
                             state.parked.append(error.reset_at)
@@ -465,6 +563,16 @@ class Engine:
                         raise error
                     permit = reserved.value
                     assert isinstance(permit, Permit)
+                    if admission is _POOL_PENDING:
+                        # The pool chose a project: now its breaker for the model
+                        # decides (and takes a probe slot when half-open).
+                        breaker = self._pool_lane(permit.project, model)
+                        admission, move = breaker.admit(clock.time())
+                        self._emit_move(state, model, move, permit.project)
+                        if not admission.allowed:
+                            yield Settle(permit, sent=False)
+                            refused_here.add(permit.project)
+                            continue
                     if permit.wait > 0:
                         if (
                             deadline_at is not None
@@ -526,7 +634,7 @@ class Engine:
                 # (Not waited: the check at the top of the model was just made.)
                 parked = (
                     self.parking.parked_until(key, clock.time())
-                    if use_quota or waited or failures
+                    if paced or waited or failures
                     else None
                 )
                 if parked is not None:
@@ -537,7 +645,8 @@ class Engine:
                     self._skip_parked(state, model, parked)
                     break
 
-                attempt_no = sum(1 for a in state.attempts if a.sent) + 1
+                state.sent += 1
+                attempt_no = state.sent
                 timeout = self.retry.attempt_timeout
                 began = clock.monotonic()
                 if deadline_at is not None:
@@ -567,8 +676,13 @@ class Engine:
                     used = input_tokens_of(value)
                     if permit is not None:
                         yield Settle(permit, sent=True, input_tokens=used)
+                    elif tallying is not None:
+                        yield Tally(self.project, model, tokens, used, None, began)
                     self._emit_move(
-                        state, model, breaker.record(clock.time(), None, probe=admission.probe)
+                        state,
+                        model,
+                        breaker.record(clock.time(), None, probe=admission.probe),
+                        permit.project if self.pooled and permit is not None else None,
                     )
                     self.budget.record_success()
                     state.attempts.append(Attempt(model, None, waited, 200, project))
@@ -595,8 +709,13 @@ class Engine:
                 state.last_error = sent.error
                 if permit is not None:
                     yield Settle(permit, sent=True, diagnosis=diagnosis)
+                elif tallying is not None:
+                    yield Tally(self.project, model, tokens, None, diagnosis, began)
                 self._emit_move(
-                    state, model, breaker.record(clock.time(), diagnosis, probe=admission.probe)
+                    state,
+                    model,
+                    breaker.record(clock.time(), diagnosis, probe=admission.probe),
+                    permit.project if self.pooled and permit is not None else None,
                 )
                 self.budget.record_failure(diagnosis)
                 failures += 1
@@ -802,13 +921,33 @@ def run_sync(
                 reply = Outcome(value=send(effect.plan))
             except Exception as exc:
                 reply = Outcome(error=exc)
+        elif isinstance(effect, Tally):
+            try:
+                quota.tally(  # type: ignore[attr-defined]  # a TallyingGate (see steps)
+                    project=effect.project,
+                    model=effect.model,
+                    tokens=effect.tokens,
+                    input_tokens=effect.input_tokens,
+                    diagnosis=effect.diagnosis,
+                    sent_at=effect.sent_at,
+                )
+            except Exception:
+                _log.exception("quota gate failed to tally an attempt")
         elif isinstance(effect, Wait):
             clock.sleep(effect.seconds)
         elif isinstance(effect, Reserve):
             try:
-                permit = quota.reserve(
-                    project=effect.project, model=effect.model, tokens=effect.tokens
-                )
+                if effect.exclude:  # only a pool's engine excludes: the gate is a pool
+                    permit = quota.reserve(  # type: ignore[call-arg]
+                        project=effect.project,
+                        model=effect.model,
+                        tokens=effect.tokens,
+                        exclude=effect.exclude,
+                    )
+                else:
+                    permit = quota.reserve(
+                        project=effect.project, model=effect.model, tokens=effect.tokens
+                    )
                 reply = Outcome(value=permit)
             except Exception as exc:
                 reply = Outcome(error=exc)
@@ -854,9 +993,17 @@ async def run_async(
             await clock.asleep(effect.seconds)
         elif isinstance(effect, Reserve):
             try:
-                permit = await quota.areserve(
-                    project=effect.project, model=effect.model, tokens=effect.tokens
-                )
+                if effect.exclude:
+                    permit = await quota.areserve(  # type: ignore[call-arg]
+                        project=effect.project,
+                        model=effect.model,
+                        tokens=effect.tokens,
+                        exclude=effect.exclude,
+                    )
+                else:
+                    permit = await quota.areserve(
+                        project=effect.project, model=effect.model, tokens=effect.tokens
+                    )
                 reply = Outcome(value=permit)
             except Exception as exc:
                 reply = Outcome(error=exc)
@@ -875,6 +1022,18 @@ async def run_async(
                 )
             except Exception:
                 _log.exception("quota gate failed to settle a permit")
+        elif isinstance(effect, Tally):
+            try:
+                await quota.atally(  # type: ignore[attr-defined]  # a TallyingGate
+                    project=effect.project,
+                    model=effect.model,
+                    tokens=effect.tokens,
+                    input_tokens=effect.input_tokens,
+                    diagnosis=effect.diagnosis,
+                    sent_at=effect.sent_at,
+                )
+            except Exception:
+                _log.exception("quota gate failed to tally an attempt")
         else:
             try:
                 reply = Outcome(value=await send(effect.plan))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -216,8 +216,17 @@ class ProjectPool:
             wait = max(0.0, usage.next_free - now)
         return Headroom(project, wait, max(minute_room, 0.0), day_room, None)
 
-    def _candidates(self, model: str, tokens: int) -> list[Headroom]:
-        rooms = [self.headroom(p.name, model, tokens=tokens) for p in self._projects]
+    def _candidates(self, model: str, tokens: int, exclude: Collection[str] = ()) -> list[Headroom]:
+        rooms = [
+            self.headroom(p.name, model, tokens=tokens)
+            for p in self._projects
+            if p.name not in exclude
+        ]
+        if not rooms:
+            raise ConfigError(
+                f"exclude={sorted(exclude)!r} leaves no project of the pool to book "
+                f"{model} on; the pool has {', '.join(self._by_name)}"
+            )
         order = {p.name: index for index, p in enumerate(self._projects)}
         open_ = [room for room in rooms if not room.exhausted]
         return sorted(open_, key=lambda room: (*room.rank(), order[room.project])) + [
@@ -230,12 +239,15 @@ class ProjectPool:
 
     # -- the QuotaGate --------------------------------------------------------------
 
-    def reserve(self, *, project: str | None, model: str, tokens: int) -> Permit:
-        """Book on `project`, or on the best project when it is "*" (or None)."""
+    def reserve(
+        self, *, project: str | None, model: str, tokens: int, exclude: Collection[str] = ()
+    ) -> Permit:
+        """Book on `project`, or on the best project when it is "*" (or None), leaving
+        out the projects in `exclude` (the Guard's: their breaker for `model` is open)."""
         if project is not None and project != ANY_PROJECT:
             return self._limiter.reserve(project=project, model=model, tokens=tokens)
         errors: list[DailyQuotaExhausted | QuotaWait] = []
-        rooms = self._candidates(model, tokens)
+        rooms = self._candidates(model, tokens, exclude)
         for room in rooms:
             if room.exhausted:
                 continue
@@ -246,12 +258,14 @@ class ProjectPool:
                 errors.append(error)
         raise self._all_spent(model, rooms, errors)
 
-    async def areserve(self, *, project: str | None, model: str, tokens: int) -> Permit:
+    async def areserve(
+        self, *, project: str | None, model: str, tokens: int, exclude: Collection[str] = ()
+    ) -> Permit:
         """`reserve` for asyncio callers."""
         if project is not None and project != ANY_PROJECT:
             return await self._limiter.areserve(project=project, model=model, tokens=tokens)
         errors: list[DailyQuotaExhausted | QuotaWait] = []
-        rooms = self._candidates(model, tokens)
+        rooms = self._candidates(model, tokens, exclude)
         for room in rooms:
             if room.exhausted:
                 continue

@@ -122,6 +122,7 @@ class BreakerStateChanged(Event):
     new: str
     reason: str
     open_until: float | None = None
+    project: str | None = None  # set when a project pool keeps a breaker per project
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
