@@ -57,6 +57,7 @@ from gemini_guard.policies import (
     BreakerTransition,
     Fail,
     FallBack,
+    MemoryBreakerStore,
     ModelProgress,
     ParkingLot,
     Retry,
@@ -81,11 +82,14 @@ from gemini_guard.telemetry import (
 )
 
 __all__ = [
+    "Admit",
     "AttemptPlan",
     "CallInfo",
     "Confirm",
     "Engine",
     "Outcome",
+    "Record",
+    "Release",
     "Reserve",
     "Send",
     "Settle",
@@ -171,11 +175,38 @@ class Tally:
 
 
 @dataclass(frozen=True, slots=True)
+class Admit:
+    """Ask a breaker kept in a shared store (SQLite, Redis) to admit an attempt.
+    Breakers in memory are asked inline; these round trips are effects so that the
+    async driver awaits them instead of blocking its event loop."""
+
+    breaker: Breaker
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Tell a shared-store breaker how an attempt ended (`diagnosis` None: success)."""
+
+    breaker: Breaker
+    now: float
+    diagnosis: Diagnosis | None
+    probe: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Hand a half-open probe back to a shared-store breaker (it was never sent)."""
+
+    breaker: Breaker
+
+
+@dataclass(frozen=True, slots=True)
 class Send:
     plan: AttemptPlan
 
 
-Effect = Wait | Reserve | Confirm | Settle | Tally | Send
+Effect = Wait | Reserve | Confirm | Settle | Tally | Admit | Record | Release | Send
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +319,9 @@ class Engine:
             tuple(p.name for p in getattr(self.quota, "projects", ())) if self.pooled else ()
         )
         self.budget = budget if budget is not None else RetryBudget()
+        # Breakers in a shared store do I/O: their admit/record are yielded as
+        # effects (see `Admit`); in memory they are asked inline.
+        self._shared_breakers = not isinstance(breaker_store, MemoryBreakerStore)
         self.parking = ParkingLot()
         self.retry_slots = RetrySlots()
         self.rng = rng if rng is not None else random.Random()
@@ -459,6 +493,7 @@ class Engine:
         # Build the events of the successful path only when a sink wants them.
         listening = self.telemetry.listening()
         tallying = self._tallying if use_quota else None
+        shared = self._shared_breakers
         state = _CallState(f"{self._id_prefix}{next(self._ids):08x}", clock.monotonic())
         deadline_at = None if self.retry.deadline is None else state.started + self.retry.deadline
 
@@ -491,7 +526,10 @@ class Engine:
                         break
                     admission = _POOL_PENDING
                 else:
-                    admission, move = breaker.admit(clock.time())
+                    if shared:
+                        admission, move = _admitted((yield Admit(breaker, clock.time())))
+                    else:
+                        admission, move = breaker.admit(clock.time())
                     self._emit_move(state, model, move)
                     if not admission.allowed:
                         self._skip_open(state, model, admission.retry_at)
@@ -567,7 +605,13 @@ class Engine:
                         # The pool chose a project: now its breaker for the model
                         # decides (and takes a probe slot when half-open).
                         breaker = self._pool_lane(permit.project, model)
-                        admission, move = breaker.admit(clock.time())
+                        if shared:
+                            asked = yield Admit(breaker, clock.time())
+                            if asked is not None and asked.error is not None:
+                                yield Settle(permit, sent=False)
+                            admission, move = _admitted(asked)
+                        else:
+                            admission, move = breaker.admit(clock.time())
                         self._emit_move(state, model, move, permit.project)
                         if not admission.allowed:
                             yield Settle(permit, sent=False)
@@ -641,7 +685,10 @@ class Engine:
                     if permit is not None:
                         yield Settle(permit, sent=False)
                     if admission.probe:  # hand the probe back: it was never sent
-                        breaker.release_probe()
+                        if shared:
+                            yield Release(breaker)
+                        else:
+                            breaker.release_probe()
                     self._skip_parked(state, model, parked)
                     break
 
@@ -678,10 +725,15 @@ class Engine:
                         yield Settle(permit, sent=True, input_tokens=used)
                     elif tallying is not None:
                         yield Tally(self.project, model, tokens, used, None, began)
+                    if shared:
+                        recorded = yield Record(breaker, clock.time(), None, admission.probe)
+                        move = None if recorded is None else recorded.value
+                    else:
+                        move = breaker.record(clock.time(), None, probe=admission.probe)
                     self._emit_move(
                         state,
                         model,
-                        breaker.record(clock.time(), None, probe=admission.probe),
+                        move,
                         permit.project if self.pooled and permit is not None else None,
                     )
                     self.budget.record_success()
@@ -711,10 +763,15 @@ class Engine:
                     yield Settle(permit, sent=True, diagnosis=diagnosis)
                 elif tallying is not None:
                     yield Tally(self.project, model, tokens, None, diagnosis, began)
+                if shared:
+                    recorded = yield Record(breaker, clock.time(), diagnosis, admission.probe)
+                    move = None if recorded is None else recorded.value
+                else:
+                    move = breaker.record(clock.time(), diagnosis, probe=admission.probe)
                 self._emit_move(
                     state,
                     model,
-                    breaker.record(clock.time(), diagnosis, probe=admission.probe),
+                    move,
                     permit.project if self.pooled and permit is not None else None,
                 )
                 self.budget.record_failure(diagnosis)
@@ -901,6 +958,50 @@ class Engine:
         return error
 
 
+def _admitted(
+    outcome: Outcome[Any] | None,
+) -> tuple[Admission, BreakerTransition | None]:
+    """What an `Admit` effect came to (a store error is raised)."""
+    assert outcome is not None
+    if outcome.error is not None:
+        raise outcome.error
+    value = outcome.value
+    assert isinstance(value, tuple)
+    return value
+
+
+def _record(effect: Record) -> BreakerTransition | None:
+    # The attempt is over: a breaker store failing now must not turn its answer
+    # into an error (the same as a quota gate failing to settle).
+    try:
+        return effect.breaker.record(effect.now, effect.diagnosis, probe=effect.probe)
+    except Exception:
+        _log.exception("circuit breaker store failed to record an attempt")
+        return None
+
+
+async def _arecord(effect: Record) -> BreakerTransition | None:
+    try:
+        return await effect.breaker.arecord(effect.now, effect.diagnosis, probe=effect.probe)
+    except Exception:
+        _log.exception("circuit breaker store failed to record an attempt")
+        return None
+
+
+def _release(effect: Release) -> None:
+    try:
+        effect.breaker.release_probe()
+    except Exception:
+        _log.exception("circuit breaker store failed to release a probe")
+
+
+async def _arelease(effect: Release) -> None:
+    try:
+        await effect.breaker.arelease_probe()
+    except Exception:
+        _log.exception("circuit breaker store failed to release a probe")
+
+
 def run_sync(
     steps: Steps[T], *, clock: Clock, quota: QuotaGate, send: Callable[[AttemptPlan], T]
 ) -> tuple[T, CallInfo]:
@@ -933,6 +1034,15 @@ def run_sync(
                 )
             except Exception:
                 _log.exception("quota gate failed to tally an attempt")
+        elif isinstance(effect, Admit):
+            try:
+                reply = Outcome(value=effect.breaker.admit(effect.now))
+            except Exception as exc:
+                reply = Outcome(error=exc)
+        elif isinstance(effect, Record):
+            reply = Outcome(value=_record(effect))
+        elif isinstance(effect, Release):
+            _release(effect)
         elif isinstance(effect, Wait):
             clock.sleep(effect.seconds)
         elif isinstance(effect, Reserve):
@@ -991,6 +1101,15 @@ async def run_async(
         reply = None
         if isinstance(effect, Wait):
             await clock.asleep(effect.seconds)
+        elif isinstance(effect, Admit):
+            try:
+                reply = Outcome(value=await effect.breaker.aadmit(effect.now))
+            except Exception as exc:
+                reply = Outcome(error=exc)
+        elif isinstance(effect, Record):
+            reply = Outcome(value=await _arecord(effect))
+        elif isinstance(effect, Release):
+            await _arelease(effect)
         elif isinstance(effect, Reserve):
             try:
                 if effect.exclude:

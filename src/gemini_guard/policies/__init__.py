@@ -6,6 +6,7 @@ the drivers in `gemini_guard.pipeline` do the waiting and the sending.
 
 from gemini_guard.policies.breaker import (
     Admission,
+    AsyncBreakerStore,
     Breaker,
     BreakerPolicy,
     BreakerSnapshot,
@@ -39,6 +40,7 @@ __all__ = [
     "REQUEST_ERRORS",
     "UPSTREAM_FAILURES",
     "Admission",
+    "AsyncBreakerStore",
     "Breaker",
     "BreakerPolicy",
     "BreakerSnapshot",

@@ -21,7 +21,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from gemini_guard.diagnosis._model import Diagnosis
 from gemini_guard.policies.retry import UPSTREAM_FAILURES, seconds
@@ -312,15 +312,47 @@ class MemoryBreakerStore:
             return new
 
 
+Change = Callable[[BreakerSnapshot | None], BreakerSnapshot]
+
+
+@runtime_checkable
+class AsyncBreakerStore(BreakerStore, Protocol):
+    """A store doing I/O offers awaitable twins, so async callers do not block."""
+
+    async def aload(self, key: str) -> BreakerSnapshot | None: ...
+
+    async def aupdate(self, key: str, change: Change) -> BreakerSnapshot: ...
+
+
+class _RecordChange:
+    """`record` as a store change; keeps the transition of its last run (a store
+    may run a change again when its transaction is retried)."""
+
+    __slots__ = ("failed", "moved", "now", "policy", "probe")
+
+    def __init__(self, policy: BreakerPolicy, now: float, failed: bool, probe: bool) -> None:
+        self.policy = policy
+        self.now = now
+        self.failed = failed
+        self.probe = probe
+        self.moved: BreakerTransition | None = None
+
+    def __call__(self, snap: BreakerSnapshot | None) -> BreakerSnapshot:
+        new, self.moved = record(snap, self.policy, self.now, failed=self.failed, probe=self.probe)
+        return new
+
+
 class Breaker:
     """One breaker (a model of a project) applied through a store."""
 
-    __slots__ = ("key", "policy", "store")
+    __slots__ = ("_astore", "key", "policy", "store")
 
     def __init__(self, key: str, *, policy: BreakerPolicy, store: BreakerStore) -> None:
         self.key = key
         self.policy = policy
         self.store = store
+        # Checked once: a runtime protocol check costs microseconds.
+        self._astore = store if isinstance(store, AsyncBreakerStore) else None
 
     def peek(self, now: float) -> Admission:
         return peek(self.store.load(self.key), now)
@@ -332,37 +364,76 @@ class Breaker:
         snap = self.store.load(self.key)
         if snap is None or snap.state == "closed":
             return _ADMITTED, None
+        change, result = self._admit_change(now)
+        self.store.update(self.key, change)
+        return result[-1]
+
+    def _admit_change(
+        self, now: float
+    ) -> tuple[Change, list[tuple[Admission, BreakerTransition | None]]]:
         result: list[tuple[Admission, BreakerTransition | None]] = []
 
         def change(snap: BreakerSnapshot | None) -> BreakerSnapshot:
             new, admission, transition = admit(snap, self.policy, now)
-            result.append((admission, transition))
+            result.append((admission, transition))  # a store may run it again: use the last
             return new
 
-        self.store.update(self.key, change)
-        return result[-1]
+        return change, result
 
     def record(
         self, now: float, diagnosis: Diagnosis | None, *, probe: bool = False
     ) -> BreakerTransition | None:
         """Record an attempt's end: `diagnosis` None for a success."""
+        change = self._record_change(now, diagnosis, probe)
+        if change is None:
+            return None  # a quota or request error: no news about the model's health
+        self.store.update(self.key, change)
+        return change.moved
+
+    def _record_change(
+        self, now: float, diagnosis: Diagnosis | None, probe: bool
+    ) -> _RecordChange | None:
         failed = diagnosis is not None and counts_as_failure(diagnosis)
         if diagnosis is not None and not failed and not probe:
-            return None  # a quota or request error: no news about the model's health
-        policy = self.policy
-        moved: BreakerTransition | None = None
-
-        def change(snap: BreakerSnapshot | None) -> BreakerSnapshot:
-            nonlocal moved  # a store may run `change` again (a retried transaction)
-            new, moved = record(snap, policy, now, failed=failed, probe=probe)
-            return new
-
-        self.store.update(self.key, change)
-        return moved
+            return None
+        return _RecordChange(self.policy, now, failed, probe)
 
     def release_probe(self) -> None:
         """A probe admitted by `admit` was not sent after all (see `release`)."""
         self.store.update(self.key, release)
+
+    # The same, for asyncio callers: a store with `aload`/`aupdate` (SQLite, Redis)
+    # is awaited; one without (memory) is asked directly, it does no I/O.
+
+    async def aadmit(self, now: float) -> tuple[Admission, BreakerTransition | None]:
+        store = self._astore
+        if store is None:
+            return self.admit(now)
+        snap = await store.aload(self.key)
+        if snap is None or snap.state == "closed":
+            return _ADMITTED, None
+        change, result = self._admit_change(now)
+        await store.aupdate(self.key, change)
+        return result[-1]
+
+    async def arecord(
+        self, now: float, diagnosis: Diagnosis | None, *, probe: bool = False
+    ) -> BreakerTransition | None:
+        store = self._astore
+        if store is None:
+            return self.record(now, diagnosis, probe=probe)
+        change = self._record_change(now, diagnosis, probe)
+        if change is None:
+            return None
+        await store.aupdate(self.key, change)
+        return change.moved
+
+    async def arelease_probe(self) -> None:
+        store = self._astore
+        if store is None:
+            self.release_probe()
+            return
+        await store.aupdate(self.key, release)
 
     def state(self, now: float) -> State:
         return self.peek(now).state

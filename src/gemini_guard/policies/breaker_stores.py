@@ -25,6 +25,7 @@ raises `StoreError` instead. SQLite errors are `StoreError`s.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -122,6 +123,12 @@ class SQLiteBreakerStore:
                 (key, _dump(new)),
             )
         return new
+
+    async def aload(self, key: str) -> BreakerSnapshot | None:
+        return await asyncio.to_thread(self.load, key)
+
+    async def aupdate(self, key: str, change: Change) -> BreakerSnapshot:
+        return await asyncio.to_thread(self.update, key, change)
 
     def close(self) -> None:
         self._file.close()
@@ -268,6 +275,14 @@ class RedisBreakerStore:
         raise StoreError(
             f"breaker {key!r} in {self._url} changed under us {_MAX_RACES} times in a row"
         )
+
+    # The sync client in a worker thread: async callers do not block their loop,
+    # and one connection pool and one outage state serve both kinds of caller.
+    async def aload(self, key: str) -> BreakerSnapshot | None:
+        return await asyncio.to_thread(self.load, key)
+
+    async def aupdate(self, key: str, change: Change) -> BreakerSnapshot:
+        return await asyncio.to_thread(self.update, key, change)
 
     def close(self) -> None:
         self._client.close()
