@@ -25,6 +25,7 @@ field, the value, what is allowed and where it came from, before anything is sen
     [quota]                                         # pacing under RPM, TPM, RPD
     enabled = true                                  # false: no pacing
     max_wait = 120                                  # seconds; longer waits: QuotaWait
+    token_counter = "estimate"                      # estimate | api (countTokens)
     [quota.limits."gemini-2.5-pro"]                 # override the tier table per model
     rpm = 2
 
@@ -43,6 +44,7 @@ comma-separated):
     GEMINI_GUARD_STORE=...    GEMINI_GUARD_CACHE=...   GEMINI_GUARD_BASE_URL=...
     GEMINI_GUARD_RETRY__PRESET=batch   GEMINI_GUARD_BREAKER__COOLDOWN=60
     GEMINI_GUARD_QUOTA__ENABLED=false  GEMINI_GUARD_QUOTA__MAX_WAIT=30
+    GEMINI_GUARD_QUOTA__TOKEN_COUNTER=api
     GEMINI_GUARD_TELEMETRY__JSONL=/var/log/gemini-guard.jsonl
     GEMINI_GUARD_CONFIG=path/to/gemini-guard.toml   (the file itself)
 
@@ -174,6 +176,9 @@ class QuotaSection(Section):
 
     enabled: bool = True
     max_wait: float | None = Field(default=None, ge=0)  # None: wait as long as needed
+    # The input tokens a call reserves: the local estimate, or the model's countTokens
+    # (see gemini_guard.token_count); a function can only be given to the Guard itself.
+    token_counter: Literal["estimate", "api"] = "estimate"
     # per model, e.g. {"gemini-2.5-pro": {"rpm": 2}}: replaces only the figures named
     limits: dict[str, dict[Literal["rpm", "tpm", "rpd", "tpd"], int]] = Field(default_factory=dict)
 
@@ -266,6 +271,7 @@ class GuardConfig(Section):
             "store": self.store,
             "project": project.name,
             "log": self.telemetry.log,
+            "token_counter": self.quota.token_counter,
         }
         if self.cache is not None:
             options["cache"] = self.cache

@@ -53,7 +53,12 @@ from gemini_guard.telemetry import (
     quota_notice,
 )
 from gemini_guard.tiers import TIERS
-from gemini_guard.tokens import estimate_text_tokens, estimate_tokens
+from gemini_guard.token_count import (
+    TokenCounter,
+    TokenCounterChoice,
+    estimate,
+    make_token_counter,
+)
 from gemini_guard.validation import ModelSource, Problem, ValidationMode, preflight
 
 if TYPE_CHECKING:
@@ -185,6 +190,9 @@ class Guard:
     - `seed`: seeds the backoff jitter (reproducible runs).
     - `cache`: a response cache in front of every call ("memory://", "sqlite:///…",
       "redis://…", a `CacheConfig` or a `ResponseCache`; see `gemini_guard.cache`).
+    - `token_counter`: the input tokens a paced call reserves: "estimate" (default,
+      offline), "api" (`count_tokens` on `client`, cached per distinct request), or
+      a function `(model, contents, config) -> int` (see `gemini_guard.token_count`).
     """
 
     def __init__(
@@ -207,6 +215,7 @@ class Guard:
         seed: int | None = None,
         budget: RetryBudget | None = None,
         cache: str | CacheConfig | ResponseCache | None = None,
+        token_counter: TokenCounterChoice = "estimate",
     ) -> None:
         if isinstance(models, str):
             raise ConfigError(
@@ -220,6 +229,7 @@ class Guard:
 
             client = genai.Client(api_key=api_key) if api_key else genai.Client()
         self.client = client
+        self.token_counter: TokenCounter = make_token_counter(token_counter, client=client)
         # The client's own timeout (ms), if it has one. The SDK spends about a
         # millisecond converting any per-request config, so when the client's timeout
         # already bounds an attempt the Guard sends no config of its own.
@@ -422,14 +432,28 @@ class Guard:
             self._pool_clients[key] = client
         return client
 
-    def _tokens(self, contents: Any) -> int:
-        """The input tokens to reserve: estimated only when a gate paces."""
-        if not self.engine.pacing:
+    def _tokens(self, model: str, contents: Any, config: Any) -> int:
+        """The input tokens to reserve: counted only when a gate paces. Counted for the
+        call's model; the fallback models of the chain reserve the same figure."""
+        engine = self.engine
+        if not engine.pacing:
             return 0
-        # A one-string prompt, the common call: the same figure without the walk.
-        return (
-            estimate_text_tokens(contents) if type(contents) is str else estimate_tokens(contents)
-        )
+        model = _bare(model)
+        if not engine.paces(model):
+            # Nothing to reserve against yet: the attempt is tallied with the
+            # server's own count from its answer, so no countTokens request.
+            return estimate(contents)
+        return self.token_counter.count(model, contents, config)
+
+    async def _atokens(self, model: str, contents: Any, config: Any) -> int:
+        """`_tokens` for asyncio callers (an "api" count is a request)."""
+        engine = self.engine
+        if not engine.pacing:
+            return 0
+        model = _bare(model)
+        if not engine.paces(model):
+            return estimate(contents)
+        return await self.token_counter.acount(model, contents, config)
 
     def _preflight(self, model: str, contents: Any, config: Any) -> None:
         if self.validate is not None:
@@ -567,7 +591,9 @@ class GuardedModels:
             )
 
         steps: Steps[types.GenerateContentResponse] = engine.steps(
-            g._chain(model), tokens=g._tokens(contents), input_tokens_of=_input_tokens
+            g._chain(model),
+            tokens=g._tokens(model, contents, config),
+            input_tokens_of=_input_tokens,
         )
         try:
             response, info = run_sync(steps, clock=g.clock, quota=engine.quota, send=send)
@@ -602,7 +628,7 @@ class GuardedModels:
 
         steps: Steps[Pair] = engine.steps(
             g._chain(model),
-            tokens=g._tokens(contents),
+            tokens=g._tokens(model, contents, config),
             input_tokens_of=_stream_input_tokens,
         )
         try:
@@ -687,7 +713,9 @@ class AsyncGuardedModels:
             )
 
         steps: Steps[types.GenerateContentResponse] = engine.steps(
-            g._chain(model), tokens=g._tokens(contents), input_tokens_of=_input_tokens
+            g._chain(model),
+            tokens=await g._atokens(model, contents, config),
+            input_tokens_of=_input_tokens,
         )
         try:
             response, info = await run_async(steps, clock=g.clock, quota=engine.quota, send=send)
@@ -725,7 +753,7 @@ class AsyncGuardedModels:
 
         steps: Steps[Pair] = engine.steps(
             g._chain(model),
-            tokens=g._tokens(contents),
+            tokens=await g._atokens(model, contents, config),
             input_tokens_of=_stream_input_tokens,
         )
         try:

@@ -343,6 +343,14 @@ class Engine:
             self._lanes[model] = lane
         return lane
 
+    def paces(self, model: str) -> bool:
+        """Whether an attempt on `model` would reserve a permit now (False without a
+        gate, or while the gate knows no limit for it: the attempt is only tallied)."""
+        if not self.pacing:
+            return False
+        tallying = self._tallying
+        return tallying is None or tallying.paces(self.project, model)
+
     def breaker(self, model: str, project: str | None = None) -> Breaker:
         """The breaker of `model` (in `project`, for a pool's engine)."""
         if project is None or not self.pooled:

@@ -23,7 +23,7 @@ import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -57,7 +57,7 @@ from gemini_guard.emulator.request_body import (
     normalize_count_tokens_request,
     normalize_generate_request,
 )
-from gemini_guard.emulator.scenario import Fault, Scenario, load_scenario
+from gemini_guard.emulator.scenario import Fault, FaultMethod, Scenario, load_scenario
 from gemini_guard.emulator.stats import RequestRecord, Stats
 from gemini_guard.tiers import Limits, load_models
 
@@ -133,6 +133,11 @@ class Emulator:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._start = self.clock.monotonic()
         self._rng = random.Random(self.scenario.seed)
+        # Faults by the method they strike: a request draws only for its own method's.
+        self._faults: dict[str, tuple[Fault, ...]] = {
+            method: tuple(f for f in self.scenario.faults if method in f.methods)
+            for method in get_args(FaultMethod)
+        }
         self._ids = itertools.count(1)
         self._ledger = QuotaLedger()
         self._stats = Stats(log_path=log_path)
@@ -482,7 +487,7 @@ class Emulator:
                 raise _Reject(error_bodies.input_too_long(tokens, model.input_token_limit))
             self._check_quota(account, model.name, tokens)
             fault = pick_fault(
-                self.scenario.faults,
+                self._faults[method],
                 model=model.name,
                 elapsed=self.elapsed(),
                 streaming=streaming,
@@ -588,6 +593,17 @@ class Emulator:
             normal = normalize_count_tokens_request(await self._body(request))
             if isinstance(normal, ErrorReply):
                 raise _Reject(normal)
+            fault = pick_fault(
+                self._faults["countTokens"],
+                model=model.name,
+                elapsed=self.elapsed(),
+                streaming=False,
+                rng=self._rng,
+            )
+            if fault is not None:
+                if fault.kind == "phantom_429":
+                    raise _Reject(error_bodies.phantom_429())
+                return await self._fail(fault, account, model.name, "countTokens", 0)
             cached = 0
             inner = normal.get("generateContentRequest")
             if inner is not None:

@@ -27,6 +27,7 @@ __all__ = [
     "BatchSpec",
     "Fault",
     "FaultKind",
+    "FaultMethod",
     "KeySpec",
     "KeyState",
     "LatencyRule",
@@ -51,6 +52,8 @@ FaultKind = Literal[
     "stream_drop",  # a stream sends `after_chunks` chunks, then the connection is cut
     "phantom_429",  # 429 RESOURCE_EXHAUSTED without details, whatever the usage
 ]
+# The API methods a fault can strike.
+FaultMethod = Literal["generateContent", "streamGenerateContent", "countTokens"]
 
 
 class _Strict(BaseModel):
@@ -95,6 +98,11 @@ class Fault(_Strict):
     end: float | None = Field(default=None, gt=0)
     delay: float = Field(default=60.0, ge=0)  # "deadline": seconds before the 504
     after_chunks: int = Field(default=1, ge=0)  # stream faults: chunks sent before failing
+    # Generation by default; countTokens only when named, so that existing scenarios
+    # keep failing exactly the requests they failed before.
+    methods: tuple[FaultMethod, ...] = Field(
+        default=("generateContent", "streamGenerateContent"), min_length=1
+    )
 
     @model_validator(mode="after")
     def _window(self) -> Fault:
