@@ -236,6 +236,8 @@ class Guard:
         self._client_timeout_ms: int | None = getattr(
             getattr(getattr(client, "_api_client", None), "_http_options", None), "timeout", None
         )
+        # The last attempt timeout converted for the SDK: (clock seconds, ms or None).
+        self._last_timeout: tuple[float | None, int | None] = (None, None)
         self.chain: tuple[str, ...] = tuple(_bare(m) for m in models)
         self.tier = tier
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -460,11 +462,20 @@ class Guard:
             self.validate(model, contents, config)
 
     def _timeout_ms(self, plan: AttemptPlan) -> int | None:
-        if plan.timeout is None:
+        timeout = plan.timeout
+        if timeout is None:
             return None
+        if timeout == self._last_timeout[0]:
+            # Every first attempt carries the policy's own timeout: worked out once.
+            return self._last_timeout[1]
+        ms = self._timeout_ms_of(timeout)
+        self._last_timeout = (timeout, ms)
+        return ms
+
+    def _timeout_ms_of(self, timeout: float) -> int | None:
         # The HTTP client counts real seconds; the plan counts clock seconds.
         factor = float(getattr(self.clock, "factor", 1.0))
-        wanted = max(1, math.ceil(plan.timeout / factor * 1000))
+        wanted = max(1, math.ceil(timeout / factor * 1000))
         if self._client_timeout_ms is not None and self._client_timeout_ms <= wanted:
             return None  # the client's own timeout is as strict: nothing to add
         return wanted

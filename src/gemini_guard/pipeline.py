@@ -104,7 +104,7 @@ T = TypeVar("T")
 _log = logging.getLogger("gemini_guard")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AttemptPlan:
     """What the transport must send: which model, within what time, shrunk or not."""
 
@@ -130,13 +130,15 @@ class CallInfo:
         return sum(1 for a in self.attempts if a.sent)
 
 
-# Effects the call logic asks its driver to perform.
-@dataclass(frozen=True, slots=True)
+# Effects the call logic asks its driver to perform. Like `AttemptPlan` and
+# `Outcome`, they are built several times per call and never changed after: plain
+# slotted dataclasses, since a frozen one costs about four times as much to build.
+@dataclass(slots=True)
 class Wait:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reserve:
     project: str
     model: str
@@ -145,7 +147,7 @@ class Reserve:
     exclude: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Settle:
     permit: Permit
     sent: bool
@@ -153,7 +155,7 @@ class Settle:
     diagnosis: Diagnosis | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Confirm:
     """Just before sending: ask the gate whether the permit still holds (it answers
     the extra seconds to wait; 0.0 means send now)."""
@@ -161,7 +163,7 @@ class Confirm:
     permit: Permit
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tally:
     """An attempt sent without a permit (the gate paces nothing on its model yet)
     has ended: let the gate count it and learn from its failure."""
@@ -174,7 +176,7 @@ class Tally:
     sent_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Admit:
     """Ask a breaker kept in a shared store (SQLite, Redis) to admit an attempt.
     Breakers in memory are asked inline; these round trips are effects so that the
@@ -184,7 +186,7 @@ class Admit:
     now: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     """Tell a shared-store breaker how an attempt ended (`diagnosis` None: success)."""
 
@@ -194,14 +196,14 @@ class Record:
     probe: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Release:
     """Hand a half-open probe back to a shared-store breaker (it was never sent)."""
 
     breaker: Breaker
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     plan: AttemptPlan
 
@@ -209,7 +211,7 @@ class Send:
 Effect = Wait | Reserve | Confirm | Settle | Tally | Admit | Record | Release | Send
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome(Generic[T]):
     """What a `Reserve` or `Send` came to: a value, or the exception it raised."""
 
@@ -219,6 +221,8 @@ class Outcome(Generic[T]):
 
 Steps = Generator[Effect, Outcome[Any] | None, tuple[T, CallInfo]]
 
+
+_NO_PROJECTS: frozenset[str] = frozenset()
 
 # The admission of a pool's attempt before the pool has chosen its project (the
 # project's breaker is asked then). Compared by identity.
@@ -523,7 +527,7 @@ class Engine:
                 if deadline_at is not None and mono >= deadline_at:
                     state.final = Fail("exhausted", "the call's deadline has passed")
                     break
-                exclude: frozenset[str] = frozenset()
+                exclude = _NO_PROJECTS
                 if self.pooled and self._pool_projects:
                     # Each project's breaker is asked once the pool has chosen one;
                     # here, only which projects to keep out of the choice.
@@ -538,7 +542,8 @@ class Engine:
                         admission, move = _admitted((yield Admit(breaker, clock.time())))
                     else:
                         admission, move = breaker.admit(clock.time())
-                    self._emit_move(state, model, move)
+                    if move is not None:
+                        self._emit_move(state, model, move)
                     if not admission.allowed:
                         self._skip_open(state, model, admission.retry_at)
                         break
@@ -738,12 +743,13 @@ class Engine:
                         move = None if recorded is None else recorded.value
                     else:
                         move = breaker.record(clock.time(), None, probe=admission.probe)
-                    self._emit_move(
-                        state,
-                        model,
-                        move,
-                        permit.project if self.pooled and permit is not None else None,
-                    )
+                    if move is not None:
+                        self._emit_move(
+                            state,
+                            model,
+                            move,
+                            permit.project if self.pooled and permit is not None else None,
+                        )
                     self.budget.record_success()
                     state.attempts.append(Attempt(model, None, waited, 200, project))
                     info = CallInfo(

@@ -311,6 +311,15 @@ class MemoryBreakerStore:
             self._snapshots[key] = new
             return new
 
+    def record(
+        self, key: str, policy: BreakerPolicy, now: float, *, failed: bool, probe: bool
+    ) -> BreakerTransition | None:
+        """`update` with the `record` change, without building the change."""
+        with self._lock:
+            new, moved = record(self._snapshots.get(key), policy, now, failed=failed, probe=probe)
+            self._snapshots[key] = new
+            return moved
+
 
 Change = Callable[[BreakerSnapshot | None], BreakerSnapshot]
 
@@ -384,10 +393,17 @@ class Breaker:
         self, now: float, diagnosis: Diagnosis | None, *, probe: bool = False
     ) -> BreakerTransition | None:
         """Record an attempt's end: `diagnosis` None for a success."""
+        store = self.store
+        if type(store) is MemoryBreakerStore:
+            # The path of every success without a shared store: no change object.
+            failed = diagnosis is not None and counts_as_failure(diagnosis)
+            if diagnosis is not None and not failed and not probe:
+                return None
+            return store.record(self.key, self.policy, now, failed=failed, probe=probe)
         change = self._record_change(now, diagnosis, probe)
         if change is None:
             return None  # a quota or request error: no news about the model's health
-        self.store.update(self.key, change)
+        store.update(self.key, change)
         return change.moved
 
     def _record_change(

@@ -210,6 +210,8 @@ class RetryBudget:
             self._tokens = max(0.0, self._tokens - 1.0)
 
     def record_success(self) -> None:
+        if self._tokens >= self.max_tokens:
+            return  # full, the usual state: no lock needed to leave it full
         with self._lock:
             self._tokens = min(self.max_tokens, self._tokens + self.token_ratio)
 

@@ -51,11 +51,23 @@ def preflight(
         return None
 
     verdicts = _ShapeCache(catalog)
+    # The commonest call, a prompt string and no config, reduced to one length test:
+    # per model, the longest such prompt that passes (only without a catalog, whose
+    # list may change under a verdict).
+    plain_fits: dict[str, float] = {}
 
     def check(model: str, contents: Any, config: Any) -> None:
         if type(contents) is str:
+            if config is None:
+                longest = plain_fits.get(model)
+                if longest is not None and 0 < len(contents) <= longest:
+                    return
             verdict = verdicts.get(model, config)
             if verdict is not None and verdict.clean and verdict.fits(contents):
+                if config is None and catalog is None:
+                    if len(plain_fits) >= _SHAPES_KEPT:
+                        plain_fits.clear()
+                    plain_fits[model] = verdict.longest_text()
                 return
         problems = check_request(model, contents, config, catalog=catalog)
         if not problems:

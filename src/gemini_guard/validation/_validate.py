@@ -23,7 +23,7 @@ from google.genai import types as genai_types
 from gemini_guard.diagnosis._model import Category
 from gemini_guard.diagnosis._redact import redact
 from gemini_guard.tiers import load_models, model_spec
-from gemini_guard.tokens import estimate_text_tokens, estimate_tokens
+from gemini_guard.tokens import CHARS_PER_TOKEN, estimate_text_tokens, estimate_tokens
 from gemini_guard.validation._catalog import ModelCatalog, ModelInfo
 from gemini_guard.validation._fields import (
     FOREIGN_NAMES,
@@ -726,6 +726,14 @@ class ShapeVerdict:
             return False  # empty_contents
         limit = self.input_token_limit
         return limit is None or estimate_text_tokens(text) + self.system_tokens <= limit
+
+    def longest_text(self) -> float:
+        """The length of the longest text that `fits` (inf without a token limit):
+        estimate_text_tokens grows with the length, so a length test says the same."""
+        limit = self.input_token_limit
+        if limit is None:
+            return math.inf
+        return max(0, limit - self.system_tokens) * CHARS_PER_TOKEN
 
 
 def shape_verdict(model: Any, config: Any, *, catalog: ModelSource | None) -> ShapeVerdict:

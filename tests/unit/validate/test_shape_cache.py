@@ -107,3 +107,24 @@ def test_a_config_that_cannot_be_frozen_is_still_checked() -> None:
         check(FLASH, "hi", {"tools": [tool]})
     with pytest.raises(RequestRejected, match="temperature"):
         check(FLASH, "hi", {"tools": [tool], "temperature": 9})
+
+
+def test_a_plain_prompt_is_judged_by_its_length_exactly_at_the_token_limit() -> None:
+    # The no-config fast path compares lengths: it must agree with the token rule
+    # on both sides of the limit, after the model's verdict is remembered.
+    from gemini_guard.tiers import model_spec
+    from gemini_guard.tokens import CHARS_PER_TOKEN, estimate_text_tokens
+
+    spec = model_spec(FLASH)
+    assert spec is not None
+    limit = spec.input_token_limit
+    assert limit is not None
+    check = _strict()
+    check(FLASH, "hi", None)  # remembered: a clean verdict for (flash, no config)
+    longest = "x" * (limit * CHARS_PER_TOKEN)
+    assert estimate_text_tokens(longest) == limit
+    check(FLASH, longest, None)  # exactly at the limit: passes
+    with pytest.raises(RequestRejected, match="token"):
+        check(FLASH, longest + "x", None)  # one character more: one token over
+    with pytest.raises(RequestRejected, match="empty"):
+        check(FLASH, "", None)
