@@ -23,6 +23,7 @@ from gemini_guard.quota.adaptive import AdaptiveLimits, AdaptivePolicy
 from gemini_guard.quota.events import Metric
 from gemini_guard.quota.ledger import Budget, Granted, Refused, day_index
 from gemini_guard.quota.limits import LimitPolicy, normalize_model
+from gemini_guard.quota.shared_levels import open_level_store
 from gemini_guard.quota.stores import open_store
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, QuotaStore, Reservation
 from gemini_guard.quota_gate import Permit
@@ -63,12 +64,14 @@ class _Lane:
     learned about the key, its (then constant) budget. Dropped whenever the limits
     change (something learned, a tier revealed)."""
 
-    __slots__ = ("budget", "hard_tpm", "key")
+    __slots__ = ("budget", "hard_tpm", "key", "paces")
 
     def __init__(self, key: QuotaKey, hard_tpm: int | None, budget: Budget | None) -> None:
         self.key = key
         self.hard_tpm = hard_tpm
         self.budget = budget  # None: adaptive levels apply, recompute on every call
+        # Anything to pace by? (False: no limit known; see QuotaLimiter.paces.)
+        self.paces = budget is None or not budget.unlimited
 
 
 class QuotaLimiter:
@@ -83,7 +86,8 @@ class QuotaLimiter:
       beyond it, `reserve` raises QuotaWait and books nothing.
     - `latency_allowance`: seconds an in-flight request may take to answer before
       its slot is assumed over; None learns it from the answers.
-    - `adaptive`: learn the enforced limits from 429s (False: trust the table).
+    - `adaptive`: learn the enforced limits from 429s (False: trust the table); what
+      is learned is shared through the store (`AdaptivePolicy(shared=False)`: not).
     - `on_event`: called with LimitLearned, LimitRecovered, StoreDegraded, ...
     """
 
@@ -115,7 +119,13 @@ class QuotaLimiter:
             self._adaptive: AdaptiveLimits | None = None
         else:
             policy = adaptive if isinstance(adaptive, AdaptivePolicy) else AdaptivePolicy()
-            self._adaptive = AdaptiveLimits(policy, on_event=on_event)
+            # What one process learns holds for the project: keep it beside the ledger.
+            shared = (
+                open_level_store(self._store, url=store if isinstance(store, str) else None)
+                if policy.shared
+                else None
+            )
+            self._adaptive = AdaptiveLimits(policy, on_event=on_event, shared=shared)
         self._revealed_tier: dict[str, Literal["free"]] = {}
         self._configured: dict[QuotaKey, Limits] = {}
         self._budgets: dict[QuotaKey, Budget] = {}
@@ -143,10 +153,14 @@ class QuotaLimiter:
     def close(self) -> None:
         self._flush_tallies()
         self._store.close()
+        if self._adaptive is not None:
+            self._adaptive.close()
 
     async def aclose(self) -> None:
         await self._aflush_tallies()
         await self._store.aclose()
+        if self._adaptive is not None:
+            self._adaptive.close()
 
     # -- limits ---------------------------------------------------------------------
 
@@ -172,6 +186,7 @@ class QuotaLimiter:
         budget = self._budgets.get(key)
         if budget is not None:
             return budget
+        self._follow(key)
         limits = self._configured_of(key)
         adaptive = self._adaptive
         if adaptive is None or not adaptive.has_levels(key):
@@ -208,6 +223,7 @@ class QuotaLimiter:
         if not isinstance(project, str) or not project:
             raise ConfigError(f"project={project!r}: name the Google Cloud project")
         key = QuotaKey(project, normalize_model(model))
+        self._follow(key)
         adaptive = self._adaptive
         static = adaptive is None or not adaptive.has_levels(key)
         lane = _Lane(key, self._hard_tpm(key), self._budget_of(key) if static else None)
@@ -241,6 +257,7 @@ class QuotaLimiter:
             adaptive = self._adaptive
             if adaptive is None or not adaptive.has_levels(key):
                 lane.budget = budget  # recovered fully: constant again
+                lane.paces = not budget.unlimited
         return key, budget
 
     def _allowance(self) -> float:
@@ -436,6 +453,7 @@ class QuotaLimiter:
             day = self._learn(ticket, diagnosis, wall)
             if day is not None:
                 self._store.mark_day_spent(ticket.key, day=day)
+        self._refresh_levels(wall)
 
     async def asettle(
         self,
@@ -455,6 +473,7 @@ class QuotaLimiter:
             day = self._learn(ticket, diagnosis, wall)
             if day is not None:
                 await self._store.amark_day_spent(ticket.key, day=day)
+        self._refresh_levels(wall)
 
     @staticmethod
     def _settled_tokens(ticket: Reservation, sent: bool, input_tokens: int | None) -> int:
@@ -524,6 +543,27 @@ class QuotaLimiter:
             return day_index(wall)[0]
         return None
 
+    def _follow(self, key: QuotaKey) -> None:
+        """The first time `key` is paced, read what other processes learned about it."""
+        adaptive = self._adaptive
+        if adaptive is None or adaptive.follows(key):
+            return
+        if adaptive.follow(key, wall=self._clock.time()):
+            self._budgets.clear()
+            self._lanes.clear()
+
+    def _refresh_levels(self, wall: float) -> None:
+        """Every few seconds, at settle (never on the reserve path), read the levels
+        other processes learned; drop the budgets they change."""
+        adaptive = self._adaptive
+        if adaptive is None or not adaptive.refresh_due(wall):
+            return
+        changed = adaptive.refresh(wall=wall)
+        if changed:
+            for key in changed:
+                self._budgets.pop(key, None)
+            self._lanes.clear()
+
     def _forget_limits(self, *, project: str) -> None:
         for cache in (self._configured, self._budgets):
             for key in [k for k in cache if k.project == project]:
@@ -542,8 +582,7 @@ class QuotaLimiter:
                 lane = self._lane(project, model)
             except ConfigError:
                 return True  # `reserve` raises the clear error
-        budget = lane.budget
-        return budget is None or not budget.unlimited
+        return lane.paces
 
     def _tally_slot(
         self, project: str, model: str, tokens: int, at: float, sent_at: float | None
@@ -627,11 +666,15 @@ class QuotaLimiter:
         if self._tallies:
             for reservation in self._take_tallies():
                 self._record(reservation)
+            # Tallies stand in for settles here: the moment to hear what other
+            # processes learned (a limit they learned makes this one pace too).
+            self._refresh_levels(self._clock.time())
 
     async def _aflush_tallies(self) -> None:
         if self._tallies:
             for reservation in self._take_tallies():
                 await self._arecord(reservation)
+            self._refresh_levels(self._clock.time())
 
     def _record(self, reservation: Reservation) -> bool:
         """Write a finished slot (booked with no limits, settled at its end)."""

@@ -14,7 +14,7 @@ from google.genai import types
 
 from gemini_guard.clock import FakeClock
 from gemini_guard.errors import AttemptsExhausted, CallFailed, CircuitOpen
-from gemini_guard.pipeline import AttemptPlan, Engine, run_async, run_sync
+from gemini_guard.pipeline import AttemptPlan, Engine, Steps, run_async, run_sync
 from gemini_guard.policies import BreakerPolicy, MemoryBreakerStore, RetryPolicy
 from gemini_guard.quota.pool import ProjectPool
 from gemini_guard.telemetry import BreakerStateChanged, Event, ModelSkipped, Telemetry
@@ -58,12 +58,16 @@ class Rig:
         return self.send(plan)
 
     def call(self, *chain: str) -> str | None:
-        steps = self.engine.steps(chain, tokens=5, input_tokens_of=lambda _: 5)
+        steps: Steps[types.GenerateContentResponse] = self.engine.steps(
+            chain, tokens=5, input_tokens_of=lambda _: 5
+        )
         _, info = run_sync(steps, clock=self.clock, quota=self.pool, send=self.send)
         return info.model
 
     async def acall(self, *chain: str) -> str | None:
-        steps = self.engine.steps(chain, tokens=5, input_tokens_of=lambda _: 5)
+        steps: Steps[types.GenerateContentResponse] = self.engine.steps(
+            chain, tokens=5, input_tokens_of=lambda _: 5
+        )
         _, info = await run_async(steps, clock=self.clock, quota=self.pool, send=self.asend)
         return info.model
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gemini_guard.errors import ConfigError
@@ -66,6 +68,6 @@ def test_nothing_to_cut_without_a_known_limit() -> None:
 @pytest.mark.parametrize(
     "kwargs", [{"decrease": 1.0}, {"recovery_period": 0.0}, {"recovery_step": 0.0}]
 )
-def test_policy_is_validated(kwargs: dict[str, float]) -> None:
+def test_policy_is_validated(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         AdaptivePolicy(**kwargs)
