@@ -1106,14 +1106,21 @@ async def run_async(
 ) -> tuple[T, CallInfo]:
     """Carry out a call's effects as an asyncio task."""
     reply: Outcome[Any] | None = None
+    advance = steps.send
     while True:
         try:
-            effect = steps.send(reply)
+            effect = advance(reply)
         except StopIteration as stop:
             result: tuple[T, CallInfo] = stop.value
             return result
         reply = None
-        if isinstance(effect, Wait):
+        # The send first, as in `run_sync`: the effect every call yields.
+        if type(effect) is Send:
+            try:
+                reply = Outcome(value=await send(effect.plan))
+            except Exception as exc:
+                reply = Outcome(error=exc)
+        elif isinstance(effect, Wait):
             await clock.asleep(effect.seconds)
         elif isinstance(effect, Admit):
             try:
