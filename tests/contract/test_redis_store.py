@@ -6,9 +6,10 @@ import pytest
 import redis
 
 from gemini_guard.clock import FakeClock
-from gemini_guard.errors import StoreError
-from gemini_guard.quota import QuotaLimiter, StoreDegraded, StoreRecovered, open_store
-from gemini_guard.quota.ledger import MAX_FLIGHT
+from gemini_guard.errors import DailyQuotaExhausted, StoreError
+from gemini_guard.pacific import next_reset
+from gemini_guard.quota import QuotaKey, QuotaLimiter, StoreDegraded, StoreRecovered, open_store
+from gemini_guard.quota.ledger import MAX_FLIGHT, Budget, Refused, day_index
 from gemini_guard.quota.stores.redis import RedisStore
 from tests.support.redis_server import RedisServer
 
@@ -35,15 +36,53 @@ def test_keys_are_hash_tagged_and_expire(redis_server: RedisServer) -> None:
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
         names = sorted(client.keys("*"))
-        assert names == [
-            "gg:{p1:gemini-2.5-flash}:days",
-            "gg:{p1:gemini-2.5-flash}:meta",
-            "gg:{p1:gemini-2.5-flash}:slots",
-        ]
-        ttl_ms = client.pttl("gg:{p1:gemini-2.5-flash}:slots")
-        # Gone once its one slot has left the window (held at most MAX_FLIGHT unanswered).
-        assert 0 < ttl_ms <= (60 + MAX_FLIGHT + 1) * 1000
-        assert 0 < client.pttl("gg:{p1:gemini-2.5-flash}:days") <= 2 * 86_400_000 + 60_000
+        assert names == ["gg:{p1:gemini-2.5-flash}:meta", "gg:{p1:gemini-2.5-flash}:slots"]
+        # Gone once the day's counts are over (the day outlasts the window here) and a
+        # minute of slack; never before: the day's counts live in meta.
+        day_left_ms = (next_reset(clock.time()) - clock.time()) * 1000
+        meta_ttl = client.pttl("gg:{p1:gemini-2.5-flash}:meta")
+        slots_ttl = client.pttl("gg:{p1:gemini-2.5-flash}:slots")
+        assert day_left_ms < meta_ttl <= day_left_ms + 62_000
+        assert meta_ttl < slots_ttl <= meta_ttl + 1_000  # slots outlive meta, not the reverse
+    finally:
+        client.close()
+        gate.close()
+
+
+def test_the_usual_reserve_runs_four_commands_inside_redis(redis_server: RedisServer) -> None:
+    """The cost the goal is about: read meta, the request limit's edge, two writes."""
+    clock = FakeClock()
+    gate = QuotaLimiter(
+        store=redis_server.url,
+        clock=clock,
+        tier="free",
+        limits={MODEL: {"rpm": 5, "tpm": 10_000, "rpd": 1000}},
+        latency_allowance=0.0,
+    )
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        t0 = clock.time()
+        for at in (0.0, 1.0, 2.0, 3.0, 31.0):  # a full window (31: trimmed, not due again)
+            clock.set_time(t0 + at)
+            gate.settle(gate.reserve(project="p", model=MODEL, tokens=10), sent=True)
+        clock.set_time(t0 + 60.0)  # the oldest leaves the window now
+        before = client.info("commandstats")
+        permit = gate.reserve(project="p", model=MODEL, tokens=10)
+        after = client.info("commandstats")
+        inside = {
+            name.removeprefix("cmdstat_"): after[name]["calls"]
+            - before.get(name, {"calls": 0})["calls"]
+            for name in after
+            if name not in ("cmdstat_info", "cmdstat_evalsha")
+        }
+        assert {name: calls for name, calls in inside.items() if calls} == {
+            "hmget": 1,
+            "zrange": 1,
+            "zadd": 1,
+            "hset": 1,
+        }
+        assert permit.wait == 0.0
+        assert gate.reserve(project="p", model=MODEL, tokens=10).wait == pytest.approx(1.0)
     finally:
         client.close()
         gate.close()
@@ -69,9 +108,38 @@ def test_acquire_is_one_evalsha_and_survives_script_flush(redis_server: RedisSer
         client.script_flush()
         permit = gate.reserve(project="p", model=MODEL, tokens=1)  # NOSCRIPT, reloaded
         assert permit.wait == pytest.approx(60.0)
+        client.script_flush()
+        assert gate.confirm(permit) == pytest.approx(60.0)  # each script reloads itself
+        client.script_flush()
+        gate.settle(permit, sent=False)
+        assert gate.usage("p", MODEL).requests == 2
+        client.script_flush()
+        gate.store.mark_day_spent(QuotaKey("p", MODEL), day=permit.ticket.day)  # type: ignore[attr-defined]
+        with pytest.raises(DailyQuotaExhausted):
+            gate.reserve(project="p", model=MODEL, tokens=1)
     finally:
         client.close()
         gate.close()
+
+
+async def test_async_calls_share_the_ledger_and_reload_scripts(redis_server: RedisServer) -> None:
+    clock = FakeClock()
+    gate = _gate(redis_server.url, clock)
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        first = await gate.areserve(project="p", model=MODEL, tokens=1)
+        client.script_flush()
+        second = await gate.areserve(project="p", model=MODEL, tokens=1)
+        assert (first.wait, second.wait) == (0.0, 0.0)
+        assert await gate.aconfirm(second) == 0.0
+        await gate.asettle(first, sent=True)
+        client.script_flush()
+        await gate.store.amark_day_spent(QuotaKey("p", MODEL), day=first.ticket.day)  # type: ignore[attr-defined]
+        with pytest.raises(DailyQuotaExhausted):
+            gate.reserve(project="p", model=MODEL, tokens=1)  # the sync client sees it too
+    finally:
+        client.close()
+        await gate.aclose()
 
 
 def test_dead_redis_degrades_to_local_pacing_and_recovers(redis_server: RedisServer) -> None:
@@ -120,17 +188,59 @@ def test_url_credentials_never_show(redis_server: RedisServer) -> None:
 
 
 def test_window_keys_outlive_an_unanswered_slot(redis_server: RedisServer) -> None:
-    """TTLs are refreshed sparingly; a key recreated by settle must not keep a short one."""
+    """A window emptied by a release keeps its TTL (the key never empties)."""
     clock = FakeClock()
     gate = _gate(redis_server.url, clock)
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        gate.settle(gate.reserve(project="p1", model=MODEL, tokens=3), sent=True)
-        assert client.pttl("gg:{p1:gemini-2.5-flash}:slots") <= 61_000  # recreated by settle
+        gate.settle(gate.reserve(project="p1", model=MODEL, tokens=3), sent=False)
         clock.advance(1.0)
         gate.reserve(project="p1", model=MODEL, tokens=3)  # unanswered: held up to MAX_FLIGHT
-        for suffix in ("slots", "meta", "flight"):
+        for suffix in ("slots", "meta"):
             assert client.pttl(f"gg:{{p1:gemini-2.5-flash}}:{suffix}") >= MAX_FLIGHT * 1000
     finally:
         client.close()
         gate.close()
+
+
+def test_a_ledger_whose_meta_expired_starts_afresh(redis_server: RedisServer) -> None:
+    """What is left of a window without its meta key is dropped, not counted twice."""
+    clock = FakeClock()
+    gate = _gate(redis_server.url, clock)
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        for _ in range(2):
+            gate.settle(gate.reserve(project="p1", model=MODEL, tokens=3), sent=True)
+        client.delete("gg:{p1:gemini-2.5-flash}:meta")  # as if it expired first
+        assert gate.reserve(project="p1", model=MODEL, tokens=3).wait == 0.0
+        assert gate.usage("p1", MODEL).requests == 1
+        assert client.pttl("gg:{p1:gemini-2.5-flash}:meta") > 0
+    finally:
+        client.close()
+        gate.close()
+
+
+def test_a_day_marked_spent_on_a_new_ledger_expires(redis_server: RedisServer) -> None:
+    clock = FakeClock()
+    store = RedisStore(redis_server.url)
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        key = QuotaKey("p1", MODEL)
+        day = day_index(clock.time())[0]
+        store.mark_day_spent(key, day=day)
+        assert 0 < client.pttl("gg:{p1:gemini-2.5-flash}:meta") <= 3 * 86_400_000
+        assert store.ledgers() == [key]
+        refused = store.acquire(
+            key,
+            slot_id="a",
+            budget=Budget(requests=2),
+            tokens=1,
+            now=clock.time(),
+            allowance=0.0,
+            deadline=None,
+        )
+        assert isinstance(refused, Refused)
+        assert refused.why == "day"
+    finally:
+        client.close()
+        store.close()

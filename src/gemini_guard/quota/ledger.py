@@ -312,25 +312,34 @@ class SlotBook:
             if held[0] <= now:
                 del self.in_flight[slot_id]  # given up: the slot ends as it stands
                 continue
-            tokens = self.remove(slot_id, end)
-            if tokens is None:
+            index = self._index(slot_id, end)
+            if index < 0:
                 del self.in_flight[slot_id]
                 continue
-            self.insert(slot_id, now, tokens, in_flight=True)
+            if self.ends[index] != end:
+                # A stale entry: the slot has moved since (confirm planned it again,
+                # or it was held already), and its own entry is in the heap. Acting
+                # on this one would pull its end back to now, before where it ends.
+                continue
+            self.insert(slot_id, now, self._pop(index), in_flight=True)
 
-    def remove(self, slot_id: str, end_hint: float) -> int | None:
-        """Remove a slot; returns its tokens, or None when it is not in the book."""
+    def _index(self, slot_id: str, end_hint: float) -> int:
+        """Where a slot is in the book (-1: not there); `end_hint` is where to look first."""
         ids = self.ids
         at = bisect_right(self.ends, end_hint) - 1
         # Look near the hint first (the usual case), then everywhere.
         for index in (at, at - 1, at + 1):
             if 0 <= index < len(ids) and ids[index] == slot_id:
-                return self._pop(index)
+                return index
         try:
-            index = ids.index(slot_id)
+            return ids.index(slot_id)
         except ValueError:
-            return None
-        return self._pop(index)
+            return -1
+
+    def remove(self, slot_id: str, end_hint: float) -> int | None:
+        """Remove a slot; returns its tokens, or None when it is not in the book."""
+        index = self._index(slot_id, end_hint)
+        return None if index < 0 else self._pop(index)
 
     def _pop(self, index: int) -> int:
         del self.ends[index]

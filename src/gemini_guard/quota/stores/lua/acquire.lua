@@ -1,100 +1,114 @@
 -- Book the earliest slot that fits one request, atomically (see quota/ledger.py:
 -- this is the same rule, for Redis). One call per reservation.
 --
--- KEYS[1] slots:  sorted set, member "<slot id>|<tokens>", score = slot end (wall s)
--- KEYS[2] meta:   hash, "last" = start of the latest booked slot (FIFO order),
---                 "tok" = the tokens of every slot in KEYS[1] (a running total),
---                 "exp" = when the window keys' TTL must next be lengthened,
---                 "f:<member>" = "<hold until> <planned start>" of unanswered slots
--- KEYS[3] days:   hash, "<day>:r" requests, "<day>:t" tokens, "<day>:x" spent flag
--- KEYS[4] flight: sorted set of the unanswered slots, score = their end in KEYS[1]
+-- A ledger is two keys with one hash tag:
 --
--- The cost does not grow with the limit, and the usual call is about ten commands:
--- the window is never read whole. Slots that left it are fetched a few at a time
--- (then trimmed by rank and their tokens taken off the running total);
--- the request limit is one ZRANGE by rank from the newest end; the token limit walks
--- only the oldest slots that must leave for the new one to fit; the unanswered slots
--- are looked at only when the earliest of them is due.
+-- KEYS[1] slots: sorted set, three kinds of members told apart by their score:
+--   "<slot id>|<tokens>"   score = the slot's end (wall seconds, > 0);
+--   "~<slot id>|<tokens>"  score = minus that end, one per unanswered slot: the
+--                          index of the unanswered slots by end lives in the same
+--                          key, so one ZADD writes a slot and its entry;
+--   "@"                    score = 0, always there: the key never empties, so it
+--                          never loses its TTL.
+-- KEYS[2] meta: hash,
+--   "w"        the window's state, 5 packed doubles (see below);
+--   "<day>"    a Pacific day's counts, 3 packed doubles: requests, tokens, spent
+--              (1 once the server said the day's quota is spent);
+--   "<member>" the hold-until of an unanswered slot whose end has moved (absent: it
+--              never moved, and it is held until its end + max flight);
+--   "~<member>" the planned start of an unanswered slot planned ahead of the time
+--              it was booked or confirmed (absent: it starts no later than that).
+-- The window's state "w": exp, the callers' time until which both keys' TTLs are
+-- known to last (absent "w": a new ledger, or one that expired); last, the start
+-- of the latest booked slot (FIFO order); tok, the tokens of every slot member (a
+-- running total, which counts the slots that left the window until they are
+-- trimmed); fe, no unanswered slot ends before it (inf: none is unanswered); trim,
+-- when the slots that left the window are next trimmed.
 --
--- Inside a script every command costs a few microseconds, and so do parsing and
--- formatting numbers in Lua (tonumber, string.format: about a microsecond each) and
--- defining local functions. So the numbers arrive packed as little-endian doubles
--- (struct.unpack reads them in one call), go to redis.call as numbers (Redis writes
--- them with 17 significant digits: exact), and the client sends, preformatted, the
--- strings the usual call needs.
+-- Packed doubles cost the script one struct call where each field read or written
+-- costs Redis about half a microsecond and each number Lua parses or formats costs
+-- it about as much; with them the usual call is four commands: one HMGET of two
+-- fields, one ZRANGE by rank for the request limit, one ZADD, one HSET of two
+-- fields. The rest runs only when it has work: unanswered slots are looked at when
+-- fe is past; slots that left the window are trimmed every half period (meanwhile
+-- they change no answer: the request limit is read by rank from the newest end, and
+-- the token walk starts at the oldest, where a slot that left moves nothing); the
+-- token limit walks the oldest slots only when the running total is over; the TTLs
+-- are lengthened when exp falls short (about once a day: the day's counts need the
+-- keys until the day is over).
 --
 -- ARGV[1]: 13 little-endian doubles: now, period, max requests, max tokens, tokens,
 -- allowance, deadline, today, end of today, end of tomorrow, max day requests, max
--- day tokens, max flight. A limit or deadline of -1 means none.
--- ARGV[2]: the slot id. ARGV[3]: "<now + allowance + max flight> <now>", the flight
--- info of a slot booked now. ARGV[4]: today's ordinal, as text.
+-- day tokens, max flight (a limit or deadline of -1 means none); then the slot's
+-- member, "<slot id>|<tokens>".
 -- Returns the day's ordinal (an integer) when the slot starts now, else one string:
 -- "ok <start> <day>", "day <until> <detail>" or "wait <start>".
 
 local now, period, max_requests, max_tokens, tokens, allowance, deadline, today, today_end,
   tomorrow_end, max_day_requests, max_day_tokens, max_flight =
   struct.unpack('<ddddddddddddd', ARGV[1])
-local slot_id, info_now, today_s = ARGV[2], ARGV[3], ARGV[4]
+local member = string.sub(ARGV[1], 105)
+local slots, meta = KEYS[1], KEYS[2]
 
--- An unanswered request may still be on its way to the server: its slot ends no
--- earlier than now (until it is given up, MAX_FLIGHT after it was due to end).
--- The earliest unanswered slot says whether any is due (and whether the key exists).
-local earliest = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-local flight_fresh = earliest[1] == nil
-if not flight_fresh and tonumber(earliest[2]) < now then
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
-    local info = redis.call('HGET', KEYS[2], 'f:' .. member)
-    local hold = info and tonumber(string.match(info, '^(%S+)'))
-    if hold == nil or hold <= now or not redis.call('ZSCORE', KEYS[1], member) then
-      redis.call('ZREM', KEYS[4], member)
-      redis.call('HDEL', KEYS[2], 'f:' .. member)
-    else
-      redis.call('ZADD', KEYS[1], now, member)
-      redis.call('ZADD', KEYS[4], now, member)
-    end
-  end
-  flight_fresh = redis.call('EXISTS', KEYS[4]) == 0
+local m = redis.call('HMGET', meta, 'w', today)
+local exp, last, total, fe, trim
+if m[1] then
+  exp, last, total, fe, trim = struct.unpack('<ddddd', m[1])
+else
+  -- A new ledger (or one whose meta expired): drop whatever is left of its window.
+  redis.call('DEL', slots)
+  exp, last, total, fe, trim = -1, now, 0, math.huge, now + period / 2
 end
-
--- Slots that left every future window, with their tokens: a few at a time, without
--- their scores (formatting a score for the script costs more than the command). One
--- second of slack: the exact rule (end + period <= t) is applied below, so rounding
--- never drops a live slot.
-local cutoff = now - period - 1
-local gone_members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff, 'LIMIT', 0, 4)
-if #gone_members == 4 then
-  -- More may have left (the ledger sat idle): take them all.
-  gone_members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
-end
-local gone, gone_tokens = #gone_members, 0
-if gone > 0 then
-  for i = 1, gone do
-    gone_tokens = gone_tokens + tonumber(string.match(gone_members[i], '|(%d+)$'))
-  end
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, gone - 1)
-end
-local n = redis.call('ZCARD', KEYS[1])
-local empty = n == 0
-
-local meta = redis.call('HMGET', KEYS[2], 'last', 'tok', 'exp')
 local t = now
-local last = tonumber(meta[1] or '')
-if last and last > t then
+if last > t then
   t = last
 end
-local total = tonumber(meta[2] or '0') - gone_tokens
-if empty or total < 0 then
-  total = 0  -- nothing left to count (or a key expired apart): start the total afresh
+
+-- An unanswered request may still be on its way to the server: its slot ends no
+-- earlier than now (until it is given up, max flight after it was due to end).
+if fe < now then
+  local late = redis.call('ZRANGEBYSCORE', slots, '(' .. string.format('%.17g', -now), '(0',
+    'WITHSCORES')
+  for i = 1, #late, 2 do
+    local entry = late[i]
+    local slot = string.sub(entry, 2)
+    local held = redis.call('HGET', meta, slot)
+    local hold = held and tonumber(held) or max_flight - tonumber(late[i + 1])
+    -- XX CH: 2 when the slot and its entry both moved (a missing slot is not re-added).
+    if hold <= now or redis.call('ZADD', slots, 'XX', 'CH', now, slot, -now, entry) < 2 then
+      redis.call('ZREM', slots, entry)  -- given up: the slot ends as it stands
+      redis.call('HDEL', meta, slot, entry)
+    elseif not held then
+      redis.call('HSET', meta, slot, hold)  -- its end moved: keep when it was due
+    end
+  end
+  local first = redis.call('ZREVRANGEBYSCORE', slots, '(0', '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  fe = first[2] and -tonumber(first[2]) or math.huge
 end
 
-if max_requests >= 0 and not empty then
+-- Slots that left every future window, with their tokens. One second of slack: the
+-- exact rule (end + period <= t) is applied below.
+if trim <= now or (max_tokens >= 0 and total > math.max(max_tokens, tokens) - tokens) then
+  local cutoff = now - period - 1
+  local gone = redis.call('ZRANGEBYSCORE', slots, '(0', cutoff)
+  if #gone > 0 then
+    for i = 1, #gone do
+      total = total - tonumber(string.match(gone[i], '|(%d+)$'))
+    end
+    redis.call('ZREMRANGEBYSCORE', slots, '(0', cutoff)
+  end
+  trim = now + period / 2
+end
+
+if max_requests >= 0 then
   -- The window may hold max_requests - 1 others: the oldest of the newest
-  -- max_requests must leave it (none to wait for if there are fewer).
-  local keep = math.max(max_requests, 1)
-  local edge = n >= keep and redis.call('ZRANGE', KEYS[1], -keep, -keep, 'WITHSCORES') or {}
-  if edge[2] then
-    local leave_at = tonumber(edge[2]) + period
-    if leave_at > t then
+  -- max_requests must leave it. The unanswered entries and "@" rank below every
+  -- slot and score <= 0: one of them as the edge means fewer slots than that.
+  local keep = max_requests > 1 and max_requests or 1
+  local edge = redis.call('ZRANGE', slots, -keep, -keep, 'WITHSCORES')[2]
+  if edge then
+    local leave_at = tonumber(edge) + period
+    if leave_at > t and leave_at > period then
       t = leave_at
     end
   end
@@ -103,10 +117,10 @@ end
 if max_tokens >= 0 then
   local room = math.max(max_tokens, tokens) - tokens
   local remaining = total
-  local rank = 0
+  local offset = 0
   while remaining > room do
     -- Walk the oldest slots a few at a time until enough tokens have left.
-    local chunk = redis.call('ZRANGE', KEYS[1], rank, rank + 15, 'WITHSCORES')
+    local chunk = redis.call('ZRANGEBYSCORE', slots, '(0', '+inf', 'WITHSCORES', 'LIMIT', offset, 16)
     if #chunk == 0 then
       break
     end
@@ -120,78 +134,74 @@ if max_tokens >= 0 then
       end
       remaining = remaining - tonumber(string.match(chunk[i], '|(%d+)$'))
     end
-    rank = rank + 16
+    offset = offset + 16
   end
 end
 
-local day = today
-local day_s = today_s
-local day_end = today_end
+local day, day_end, counts = today, today_end, m[2]
 if t >= today_end then
-  day = today + 1
-  day_s = tostring(day)
-  day_end = tomorrow_end
+  day, day_end = today + 1, tomorrow_end
+  counts = redis.call('HGET', meta, day)
 end
-local day_counts = redis.call('HMGET', KEYS[3], day_s .. ':r', day_s .. ':t', day_s .. ':x')
-local day_requests = tonumber(day_counts[1] or '0')
-local day_tokens = tonumber(day_counts[2] or '0')
+local day_requests, day_tokens, spent = 0, 0, 0
+if counts then
+  day_requests, day_tokens, spent = struct.unpack('<ddd', counts)
+end
 local refused = nil
-if day_counts[3] then
+if spent > 0 then
   refused = 'day ' .. string.format('%.17g', day_end) .. " the server reported the day's quota spent"
 elseif max_day_requests >= 0 and day_requests + 1 > max_day_requests then
-  refused = 'day ' .. string.format('%.17g', day_end) .. ' ' .. day_requests .. ' of ' .. max_day_requests
-    .. ' requests used'
+  refused = 'day ' .. string.format('%.17g', day_end) .. ' ' .. day_requests .. ' of '
+    .. max_day_requests .. ' requests used'
 elseif max_day_tokens >= 0 and day_tokens + tokens > math.max(max_day_tokens, tokens) then
-  refused = 'day ' .. string.format('%.17g', day_end) .. ' ' .. day_tokens .. ' of ' .. max_day_tokens
-    .. ' tokens used'
+  refused = 'day ' .. string.format('%.17g', day_end) .. ' ' .. day_tokens .. ' of '
+    .. max_day_tokens .. ' tokens used'
 elseif deadline >= 0 and t > deadline then
   refused = 'wait ' .. string.format('%.17g', t)
 end
 if refused then
-  if gone > 0 then
-    -- Keep the running total true whatever the answer.
-    redis.call('HSET', KEYS[2], 'tok', total)
+  if exp >= 0 then
+    -- Keep what the script learned (trimmed total, moved slots) whatever the answer.
+    redis.call('HSET', meta, 'w', struct.pack('<ddddd', exp, last, total, fe, trim))
   end
   return refused
 end
 
 local slot_end = t + allowance
-local member = slot_id .. '|' .. tokens
-local info
-if t == now then
-  info = info_now
+local entry = '~' .. member
+if exp < 0 then
+  redis.call('ZADD', slots, 0, '@', slot_end, member, -slot_end, entry)
 else
-  info = string.format('%.17g', slot_end + max_flight) .. ' ' .. string.format('%.17g', t)
+  redis.call('ZADD', slots, slot_end, member, -slot_end, entry)
 end
-redis.call('ZADD', KEYS[1], slot_end, member)
-redis.call('ZADD', KEYS[4], slot_end, member)
+if slot_end < fe then
+  fe = slot_end
+end
+if not counts then
+  -- The day's first booking: the days before today are no longer needed.
+  redis.call('HDEL', meta, today - 1, today - 2, today - 3)
+end
 
--- Memory stays bounded: the window keys live until their last slot leaves it.
--- Their TTL is lengthened only once it has fallen a minute behind ("exp", in the
--- callers' time) or when a key was just created. The flight key comes and goes with
--- its members: it gets its TTL when it is created.
-local ttl = math.ceil((slot_end + max_flight + period - now) * 1000) + 1000
+-- Memory stays bounded: the keys live until their last slot has left the window
+-- (an unanswered one is held at most max flight) and the booked day is over. The
+-- TTLs are lengthened only when that passes exp, then by a minute more.
 local expires = slot_end + max_flight + period
-local known = tonumber(meta[3] or '')
-if empty or known == nil or expires > known then
-  redis.call('HSET', KEYS[2], 'last', t, 'tok', total + tokens, 'f:' .. member, info,
-    'exp', expires + 60)
-  redis.call('PEXPIRE', KEYS[1], ttl + 60000)
-  redis.call('PEXPIRE', KEYS[2], ttl + 60000)
-  redis.call('PEXPIRE', KEYS[4], ttl + 60000)
-else
-  redis.call('HSET', KEYS[2], 'last', t, 'tok', total + tokens, 'f:' .. member, info)
-  if flight_fresh then
-    redis.call('PEXPIRE', KEYS[4], ttl + 60000)
-  end
+if day_end > expires then
+  expires = day_end
 end
-redis.call('HSET', KEYS[3], day_s .. ':r', day_requests + 1, day_s .. ':t', day_tokens + tokens)
-if day_requests == 0 then
-  -- The day's first booking: drop yesterday's counts; keep these until the end
-  -- of tomorrow.
-  local before = tostring(day - 1)
-  redis.call('HDEL', KEYS[3], before .. ':r', before .. ':t', before .. ':x')
-  redis.call('PEXPIRE', KEYS[3], math.ceil((tomorrow_end - now) * 1000) + 60000)
+local stale = expires > exp
+if stale then
+  exp = expires + 60
+end
+redis.call('HSET', meta, 'w', struct.pack('<ddddd', exp, t, total + tokens, fe, trim),
+  day, struct.pack('<ddd', day_requests + 1, day_tokens + tokens, 0))
+if t > now then
+  redis.call('HSET', meta, entry, t)  -- planned ahead: confirm must know
+end
+if stale then
+  local ttl = math.ceil((exp - now) * 1000) + 1000
+  redis.call('PEXPIRE', meta, ttl)
+  redis.call('PEXPIRE', slots, ttl + 1000)  -- outlives meta: see "w" above
 end
 
 if t == now then

@@ -1,9 +1,10 @@
 -- Confirm a booked slot just before its request is sent: the booking rule checked
 -- again against what was really sent (see SlotBook.confirm in quota/ledger.py).
 --
--- KEYS[1] slots, KEYS[2] meta, KEYS[3] days, KEYS[4] flight (see acquire.lua)
--- ARGV: slot id, tokens booked, now, period, max requests, max tokens, allowance,
---       max flight. A limit of "-1" means none.
+-- KEYS[1] slots, KEYS[2] meta (see acquire.lua for the layout).
+-- ARGV[1]: 7 little-endian doubles: tokens booked, now, period, max requests, max
+-- tokens, allowance, max flight (a limit of -1 means none); then the slot's member,
+-- "<slot id>|<tokens>".
 -- Returns the seconds still to wait ("0" to send now); the slot is planned again
 -- at now + wait.
 
@@ -11,38 +12,47 @@ local function fmt(x)
   return string.format('%.17g', x)
 end
 
-local function tokens_of(member)
-  return tonumber(string.match(member, '|(%d+)$'))
-end
+local tokens, now, period, max_requests, max_tokens, allowance, max_flight =
+  struct.unpack('<ddddddd', ARGV[1])
+local member = string.sub(ARGV[1], 57)
+local entry = '~' .. member
+local slots, meta = KEYS[1], KEYS[2]
 
-local member = ARGV[1] .. '|' .. ARGV[2]
-local tokens = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local period = tonumber(ARGV[4])
-local max_requests = tonumber(ARGV[5])
-local max_tokens = tonumber(ARGV[6])
-local allowance = tonumber(ARGV[7])
-local max_flight = tonumber(ARGV[8])
-
-if not redis.call('ZSCORE', KEYS[1], member) then
+local booked_end = redis.call('ZSCORE', slots, member)
+if not booked_end then
   return '0'  -- released, or held so long it was given up
 end
+local m = redis.call('HMGET', meta, 'w', member)
+if not m[1] then
+  return '0'  -- the ledger's meta expired apart: the next acquire starts it afresh
+end
+local exp, last, window_tokens, fe, trim = struct.unpack('<ddddd', m[1])
+-- Held until its first end + max flight (the field exists once its end has moved).
+local hold = m[2] and tonumber(m[2]) or tonumber(booked_end) + max_flight
 
 -- As in acquire: unanswered slots that are due end no earlier than now.
-for _, other in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. fmt(now))) do
-  local info = redis.call('HGET', KEYS[2], 'f:' .. other)
-  local hold = info and tonumber(string.match(info, '^(%S+)'))
-  if hold == nil or hold <= now or not redis.call('ZSCORE', KEYS[1], other) then
-    redis.call('ZREM', KEYS[4], other)
-    redis.call('HDEL', KEYS[2], 'f:' .. other)
-  else
-    redis.call('ZADD', KEYS[1], fmt(now), other)
-    redis.call('ZADD', KEYS[4], fmt(now), other)
+if fe < now then
+  local late = redis.call('ZRANGEBYSCORE', slots, '(' .. fmt(-now), '(0', 'WITHSCORES')
+  for i = 1, #late, 2 do
+    local other = string.sub(late[i], 2)
+    local held = redis.call('HGET', meta, other)
+    local other_hold = held and tonumber(held) or max_flight - tonumber(late[i + 1])
+    if other_hold <= now
+      or redis.call('ZADD', slots, 'XX', 'CH', now, other, -now, late[i]) < 2 then
+      redis.call('ZREM', slots, late[i])
+      redis.call('HDEL', meta, other, late[i])
+      if other == member then
+        hold = nil  -- given up: held afresh below, as the other stores do
+      end
+    elseif not held then
+      redis.call('HSET', meta, other, other_hold)
+    end
   end
+  local first = redis.call('ZREVRANGEBYSCORE', slots, '(0', '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  fe = first[2] and -tonumber(first[2]) or math.huge
 end
 
 local keep = math.max(max_requests, 1)
-local info = redis.call('HGET', KEYS[2], 'f:' .. member)
 
 -- Fast path, O(log n): if the slot fits even counting every slot in the window
 -- (later plans included), it fits.
@@ -51,8 +61,8 @@ if max_requests >= 0 then
   -- Count with a microsecond of slack, then apply the exact rule (end + period > now)
   -- to the few slots on the edge, so rounding neither misses nor adds one.
   local low = now - period - 1e-6
-  local window = redis.call('ZCOUNT', KEYS[1], '(' .. fmt(low), '+inf')
-  local edge = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. fmt(low), fmt(now - period + 1e-6),
+  local window = redis.call('ZCOUNT', slots, '(' .. fmt(low), '+inf')
+  local edge = redis.call('ZRANGEBYSCORE', slots, '(' .. fmt(low), fmt(now - period + 1e-6),
     'WITHSCORES')
   for i = 2, #edge, 2 do
     if tonumber(edge[i]) + period <= now then
@@ -62,8 +72,9 @@ if max_requests >= 0 then
   fits = window - 1 < keep
 end
 if fits and max_tokens >= 0 then
-  local total = tonumber(redis.call('HGET', KEYS[2], 'tok') or '0')
-  fits = total - tokens <= math.max(max_tokens, tokens) - tokens
+  -- (the running total may still count slots that left the window: the slow path
+  -- below is exact)
+  fits = window_tokens - tokens <= math.max(max_tokens, tokens) - tokens
 end
 
 local t = now
@@ -71,22 +82,21 @@ if not fits then
   -- Slots planned to start after now have not been sent: they are checked when they
   -- are. Only unanswered slots ending after now can be such plans.
   local later = {}
-  for _, other in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. fmt(now), '+inf')) do
-    local info = redis.call('HGET', KEYS[2], 'f:' .. other)
-    local start = info and tonumber(string.match(info, ' (%S+)$'))
+  for _, other in ipairs(redis.call('ZRANGEBYSCORE', slots, '-inf', '(' .. fmt(-now))) do
+    local start = tonumber(redis.call('HGET', meta, other) or '')
     if start and start > now then
-      later[other] = true
+      later[string.sub(other, 2)] = true
     end
   end
 
   local ends, counts, total = {}, {}, 0
-  local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. fmt(now - period - 1), '+inf', 'WITHSCORES')
+  local live = redis.call('ZRANGEBYSCORE', slots, '(' .. fmt(now - period - 1), '+inf', 'WITHSCORES')
   for i = 1, #live, 2 do
     local other = live[i]
     local slot_end = tonumber(live[i + 1])
     if other ~= member and not later[other] and slot_end + period > now then
       ends[#ends + 1] = slot_end
-      counts[#counts + 1] = tokens_of(other)
+      counts[#counts + 1] = tonumber(string.match(other, '|(%d+)$'))
       total = total + counts[#counts]
     end
   end
@@ -115,12 +125,23 @@ if not fits then
 end
 
 local slot_end = t + allowance
-local hold = info and tonumber(string.match(info, '^(%S+)')) or (slot_end + max_flight)
-redis.call('ZADD', KEYS[1], fmt(slot_end), member)
-redis.call('ZADD', KEYS[4], fmt(slot_end), member)
-redis.call('HSET', KEYS[2], 'f:' .. member, fmt(hold) .. ' ' .. fmt(t))
-local ttl = math.ceil((hold + period - now) * 1000) + 1000
-if redis.call('PTTL', KEYS[4]) < ttl then  -- the flight key may have been recreated
-  redis.call('PEXPIRE', KEYS[4], ttl)
+if hold == nil then
+  hold = slot_end + max_flight
+end
+redis.call('ZADD', slots, slot_end, member, -slot_end, entry)
+if slot_end < fe then
+  fe = slot_end
+end
+local expires = math.max(hold, slot_end) + period
+local stale = expires > exp
+if stale then
+  exp = expires + 60
+end
+redis.call('HSET', meta, 'w', struct.pack('<ddddd', exp, last, window_tokens, fe, trim),
+  member, hold, entry, t)
+if stale then
+  local ttl = math.ceil((exp - now) * 1000) + 1000
+  redis.call('PEXPIRE', meta, ttl)
+  redis.call('PEXPIRE', slots, ttl + 1000)
 end
 return fmt(t - now)
