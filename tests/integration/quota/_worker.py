@@ -11,7 +11,8 @@ from multiprocessing.synchronize import Barrier
 import httpx
 
 from gemini_guard.clock import ScaledClock
-from gemini_guard.quota import QuotaLimiter
+from gemini_guard.diagnosis import diagnose_http
+from gemini_guard.quota import LimitLearned, QuotaLimiter
 from gemini_guard.tokens import estimate_tokens
 
 PROMPT = "Say hello in one word."
@@ -29,14 +30,30 @@ def main(
     minutes: float,
     model: str,
     threads: int,
+    rpm: int | None = None,
 ) -> None:
     """A process: get ready, wait for the common start, run, report the counts.
+
+    `rpm`: the limit this process is configured with, when it is not the table's
+    (the server may enforce less: then the 429s must teach every process, once).
 
     Everything slow (imports, connections to the store and the emulator) happens
     before the start: at ScaledClock(60) a second of warming up is a lost minute.
     """
     clock = ScaledClock(factor, epoch=epoch)
-    gate = QuotaLimiter(store=store, clock=clock, tier="free")
+    learned: list[LimitLearned] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, LimitLearned):
+            learned.append(event)
+
+    gate = QuotaLimiter(
+        store=store,
+        clock=clock,
+        tier="free",
+        limits=None if rpm is None else {model: {"rpm": rpm}},
+        on_event=on_event,
+    )
     try:
         gate.usage("shared", model)  # connects to the store (and creates its tables)
         estimate_tokens(PROMPT)
@@ -56,6 +73,8 @@ def main(
             )
     finally:
         gate.close()
+    counts["learned"] = len(learned)
+    counts["learned_rpm"] = min((e.enforced for e in learned), default=0)
     results.put(counts)
 
 
@@ -95,8 +114,15 @@ def run(
                 gate.settle(permit, sent=True, input_tokens=used)
                 mine["ok"] += 1
             else:
-                gate.settle(permit, sent=True)
-                mine["rate_limited" if response.status_code == 429 else "other"] += 1
+                # The server's answer, diagnosed: a 429 teaches the enforced limit.
+                diagnosis = diagnose_http(response.status_code, response.content)
+                gate.settle(permit, sent=True, diagnosis=diagnosis)
+                if response.status_code == 429:
+                    mine["rate_limited"] += 1
+                    # When: the 429s must stop once the limit is learned.
+                    mine["last_429_at"] = max(mine["last_429_at"], int(clock.time() - begin))
+                else:
+                    mine["other"] += 1
         with lock:
             counts.update(mine)
 
@@ -105,4 +131,9 @@ def run(
         thread.start()
     for thread in loops:
         thread.join()
-    return {"ok": counts["ok"], "rate_limited": counts["rate_limited"], "other": counts["other"]}
+    return {
+        "ok": counts["ok"],
+        "rate_limited": counts["rate_limited"],
+        "other": counts["other"],
+        "last_429_at": counts["last_429_at"],
+    }

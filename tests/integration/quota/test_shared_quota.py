@@ -32,7 +32,9 @@ WORKERS = 4
 THREADS = 2  # request loops per process, so a slow answer does not idle the quota
 
 
-def _run_shared(store: str) -> tuple[list[dict[str, int]], dict[str, Any]]:
+def _run_shared(
+    store: str, *, rpm: int | None = None
+) -> tuple[list[dict[str, int]], dict[str, Any]]:
     epoch = time.time()  # the test's own start: the scaled clocks' common origin
     clock = ScaledClock(FACTOR, epoch=epoch)
     context = multiprocessing.get_context("spawn")
@@ -48,6 +50,7 @@ def _run_shared(store: str) -> tuple[list[dict[str, int]], dict[str, Any]]:
             "minutes": MINUTES,
             "model": MODEL,
             "threads": THREADS,
+            "rpm": rpm,
         }
         workers = [
             context.Process(target=_worker.main, args=(results, ready, begin_at), kwargs=options)
@@ -88,3 +91,28 @@ def test_four_processes_share_a_project_through_sqlite(tmp_path: Path) -> None:
 @pytest.mark.redis
 def test_four_processes_share_a_project_through_redis(redis_server: RedisServer) -> None:
     _check(*_run_shared(redis_server.url))
+
+
+def _check_learned_once(counts: list[dict[str, int]]) -> None:
+    # Configured for twice what the server enforces: the first minute overfills and
+    # draws 429s stating the real limit (quotaValue 15). One process writes the
+    # shared level, the others adopt it: one "server enforces" event in all, and no
+    # 429 after the first minute, in any process.
+    assert sum(c["learned"] for c in counts) == 1, counts
+    assert max(c["learned_rpm"] for c in counts) == RPM, counts
+    assert sum(c["rate_limited"] for c in counts) > 0, counts  # there was a wall
+    assert max(c["last_429_at"] for c in counts) < 60, counts
+    assert sum(c["other"] for c in counts) == 0, counts
+    ok = sum(c["ok"] for c in counts)
+    assert ok >= math.ceil(0.95 * RPM * MINUTES), counts  # paced at the learned limit
+
+
+def test_four_processes_learn_a_lower_limit_once_through_sqlite(tmp_path: Path) -> None:
+    counts, _ = _run_shared(f"sqlite:///{tmp_path / 'quota.db'}", rpm=2 * RPM)
+    _check_learned_once(counts)
+
+
+@pytest.mark.redis
+def test_four_processes_learn_a_lower_limit_once_through_redis(redis_server: RedisServer) -> None:
+    counts, _ = _run_shared(redis_server.url, rpm=2 * RPM)
+    _check_learned_once(counts)
