@@ -31,12 +31,13 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.policies.breaker import BreakerSnapshot, BreakerStore, MemoryBreakerStore
+from gemini_guard.redis_url import public_redis_url, split_redis_url
 from gemini_guard.sqlite_file import SQLiteFile, path_from_url
 
 if TYPE_CHECKING:
@@ -173,9 +174,7 @@ class RedisBreakerStore:
             socket_connect_timeout=socket_timeout,
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
         )
-        parts = urlsplit(url)
-        netloc = f"{parts.hostname or ''}:{parts.port}" if parts.port else parts.hostname or ""
-        self._url = urlunsplit(parts._replace(netloc=netloc, query=""))  # no credentials
+        self._url = public_redis_url(url)  # no credentials
         self._local = MemoryBreakerStore()
         self._degraded_until: float | None = None  # monotonic clock time to try again
         self._lock = threading.Lock()
@@ -184,21 +183,7 @@ class RedisBreakerStore:
     def from_url(cls, url: str, *, clock: Clock | None = None) -> RedisBreakerStore:
         """`redis://[user:password@]host:port/db[?on_outage=fail&prefix=gg&retry_after=5]`
         (the quota store's options too, so both read one URL)."""
-        parts = urlsplit(url)
-        options = dict(parse_qsl(parts.query))
-        ours: dict[str, Any] = {}
-        for name in ("on_outage", "prefix"):
-            if name in options:
-                ours[name] = options.pop(name)
-        for name in ("retry_after", "socket_timeout"):
-            if name in options:
-                try:
-                    ours[name] = float(options.pop(name))
-                except ValueError:
-                    raise ConfigError(
-                        f"store URL option {name} must be a number of seconds"
-                    ) from None
-        rest = urlunsplit(parts._replace(query=urlencode(options)))
+        rest, ours = split_redis_url(url)
         return cls(rest, clock=clock, **ours)
 
     def __repr__(self) -> str:

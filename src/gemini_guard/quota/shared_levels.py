@@ -36,11 +36,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.quota.events import Metric
 from gemini_guard.quota.stores.base import QuotaKey, QuotaStore
+from gemini_guard.redis_url import public_redis_url, split_redis_url
 from gemini_guard.sqlite_file import SQLiteFile, path_from_url
 
 if TYPE_CHECKING:
@@ -322,9 +323,7 @@ class RedisLevelStore:
             socket_connect_timeout=socket_timeout,
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
         )
-        parts = urlsplit(url)
-        netloc = f"{parts.hostname or ''}:{parts.port}" if parts.port else parts.hostname or ""
-        self._url = urlunsplit(parts._replace(netloc=netloc, query=""))  # no credentials
+        self._url = public_redis_url(url)  # no credentials
         self._down_until = -math.inf  # wall time Redis may be asked again
         self._names: dict[QuotaKey, str] = {}
 
@@ -332,21 +331,9 @@ class RedisLevelStore:
     def from_url(cls, url: str) -> RedisLevelStore:
         """The quota store's URL, with its options (`prefix`, `retry_after`,
         `socket_timeout`; `on_outage` is the ledger's: levels always fall back)."""
-        parts = urlsplit(url)
-        options = dict(parse_qsl(parts.query))
-        options.pop("on_outage", None)
-        ours: dict[str, Any] = {}
-        if "prefix" in options:
-            ours["prefix"] = options.pop("prefix")
-        for name in ("retry_after", "socket_timeout"):
-            if name in options:
-                try:
-                    ours[name] = float(options.pop(name))
-                except ValueError:
-                    raise ConfigError(
-                        f"store URL option {name} must be a number of seconds"
-                    ) from None
-        return cls(urlunsplit(parts._replace(query=urlencode(options))), **ours)
+        rest, ours = split_redis_url(url)
+        ours.pop("on_outage", None)
+        return cls(rest, **ours)
 
     @property
     def url(self) -> str:

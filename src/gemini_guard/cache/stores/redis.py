@@ -21,9 +21,10 @@ import math
 from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from gemini_guard.errors import ConfigError, StoreError
+from gemini_guard.redis_url import split_redis_url
 
 if TYPE_CHECKING:
     import redis
@@ -76,17 +77,9 @@ class RedisCacheStore:
     @classmethod
     def from_url(cls, url: str, *, max_entries: int = 10_000) -> RedisCacheStore:
         """`redis://[user:password@]host:port/db[?prefix=gg&socket_timeout=2]`."""
-        parts = urlsplit(url)
-        options = dict(parse_qsl(parts.query))
-        ours: dict[str, Any] = {}
-        if "prefix" in options:
-            ours["prefix"] = options.pop("prefix")
-        if "socket_timeout" in options:
-            try:
-                ours["socket_timeout"] = float(options.pop("socket_timeout"))
-            except ValueError:
-                raise ConfigError(f"cache={url!r}: socket_timeout must be a number") from None
-        rest = urlunsplit(parts._replace(query=urlencode(options)))
+        # The quota store's URL may be reused here: its other options are not ours.
+        rest, options = split_redis_url(url)
+        ours = {k: v for k, v in options.items() if k in ("prefix", "socket_timeout")}
         return cls(rest, max_entries=max_entries, **ours)
 
     def __repr__(self) -> str:

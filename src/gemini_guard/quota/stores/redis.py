@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.pacific import day_start
@@ -31,6 +30,7 @@ from gemini_guard.quota.events import StoreDegraded, StoreRecovered
 from gemini_guard.quota.ledger import MAX_FLIGHT, Budget, Granted, Refused, day_index
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, Reservation, usage_of_book
 from gemini_guard.quota.stores.memory import MemoryStore
+from gemini_guard.redis_url import public_redis_url, split_redis_url
 
 if TYPE_CHECKING:
     import redis
@@ -142,30 +142,13 @@ class RedisStore:
     @classmethod
     def from_url(cls, url: str, *, on_event: Callable[[object], None] | None = None) -> RedisStore:
         """A store from `redis://[user:password@]host:port/db[?on_outage=fail&prefix=gg]`."""
-        parts = urlsplit(url)
-        options = dict(parse_qsl(parts.query))
-        ours: dict[str, Any] = {}
-        for name in ("on_outage", "prefix"):
-            if name in options:
-                ours[name] = options.pop(name)
-        for name in ("retry_after", "socket_timeout"):
-            if name in options:
-                try:
-                    ours[name] = float(options.pop(name))
-                except ValueError:
-                    raise ConfigError(
-                        f"store URL option {name} must be a number of seconds"
-                    ) from None
-        rest = urlunsplit(parts._replace(query=urlencode(options)))
+        rest, ours = split_redis_url(url)
         return cls(rest, on_event=on_event, **ours)
 
     @property
     def url(self) -> str:
         """The URL without credentials."""
-        parts = urlsplit(self._url)
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit(parts._replace(netloc=netloc, query=""))
+        return public_redis_url(self._url)
 
     @property
     def degraded(self) -> bool:

@@ -1,0 +1,49 @@
+"""The Redis URL every Redis-backed store reads: redis-py's URL plus our options.
+
+    redis://[user:password@]host:port/db?on_outage=fail&prefix=gg&retry_after=5&socket_timeout=2
+
+The quota ledger, the breakers, the learned limits and the cache can share one URL:
+each store takes the options it knows from `split_redis_url` and hands the rest of
+the URL to redis-py. `public_redis_url` is the same URL fit for logs and messages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from gemini_guard.errors import ConfigError
+
+__all__ = ["public_redis_url", "split_redis_url"]
+
+# Options given as text, and as a number of seconds.
+_TEXT_OPTIONS = ("on_outage", "prefix")
+_SECONDS_OPTIONS = ("retry_after", "socket_timeout")
+
+
+def split_redis_url(url: str) -> tuple[str, dict[str, Any]]:
+    """`url` without gemini-guard's options (for redis-py), and those options
+    (`on_outage`, `prefix` as text; `retry_after`, `socket_timeout` as floats)."""
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query))
+    ours: dict[str, Any] = {}
+    for name in _TEXT_OPTIONS:
+        if name in options:
+            ours[name] = options.pop(name)
+    for name in _SECONDS_OPTIONS:
+        if name in options:
+            raw = options.pop(name)
+            try:
+                ours[name] = float(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"store URL option {name}={raw!r} must be a number of seconds"
+                ) from None
+    return urlunsplit(parts._replace(query=urlencode(options))), ours
+
+
+def public_redis_url(url: str) -> str:
+    """`url` without credentials or options: host, port and database only."""
+    parts = urlsplit(url)
+    netloc = f"{parts.hostname or ''}:{parts.port}" if parts.port else parts.hostname or ""
+    return urlunsplit(parts._replace(netloc=netloc, query=""))
