@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,27 +19,15 @@ from gemini_guard.errors import CallFailed
 from gemini_guard.guard import Guard, last_call
 from gemini_guard.policies import RetryPolicy
 from gemini_guard.telemetry import Event
+from tests.support.sdk_clients import emulator_client
 
 FLASH = "gemini-2.5-flash"
 KEY = "AIzaSyCACHETESTKEY-never-stored-0123456789"
 DETERMINISTIC: types.GenerateContentConfigDict = {"temperature": 0}
 
-_clients: list[genai.Client] = []
-
 
 def client_for(server: EmulatorServer, key: str = KEY) -> genai.Client:
-    client = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=server.base_url))
-    _clients.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    yield
-    while _clients:
-        client = _clients.pop()
-        await client.aio.aclose()
-        client.close()
+    return emulator_client(server, key)
 
 
 @pytest.fixture

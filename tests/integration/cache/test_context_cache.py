@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 from google import genai
@@ -14,6 +14,7 @@ from gemini_guard.emulator import EmulatorServer, Scenario, serve
 from gemini_guard.guard import Guard
 from gemini_guard.telemetry import Event
 from gemini_guard.tiers import model_spec
+from tests.support.sdk_clients import keep_open
 
 FLASH = "gemini-2.5-flash"
 MANUAL = "The operating manual says: " + "always check the valve pressure first. " * 150
@@ -22,17 +23,6 @@ HISTORY = [
     {"role": "model", "parts": [{"text": "Go ahead."}]},
 ]
 CONFIG: types.GenerateContentConfigDict = {"temperature": 1, "system_instruction": MANUAL}
-
-_clients: list[genai.Client] = []
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    yield
-    while _clients:
-        client = _clients.pop()
-        await client.aio.aclose()
-        client.close()
 
 
 @pytest.fixture
@@ -52,7 +42,7 @@ def make_guard(
     client = genai.Client(
         api_key="AIzaSyCTX-0123456789", http_options=types.HttpOptions(base_url=server.base_url)
     )
-    _clients.append(client)
+    keep_open(client)
     config = CacheConfig(context=True, context_ttl=600, context_refresh=60, policy="off")
     return Guard(client=client, clock=clock, cache=config, hooks=[events.append], log=False), client
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +20,15 @@ from gemini_guard.errors import DailyQuotaExhausted, RequestRejected, StreamInte
 from gemini_guard.guard import Guard, guard_info, last_call, wrap
 from gemini_guard.policies import RetryPolicy
 from gemini_guard.telemetry import Event, JsonlSink, LoggingSink
+from tests.support.sdk_clients import emulator_client
 
 PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
 
 KEY = "AIzaSyGUARDTESTKEY-do-not-log-0123456789"
 
 
-_open_clients: list[genai.Client] = []
-
-
 def client_for(server: EmulatorServer, key: str = KEY) -> genai.Client:
-    client = genai.Client(api_key=key, http_options=types.HttpOptions(base_url=server.base_url))
-    _open_clients.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    # Unclosed sockets are ResourceWarnings, and warnings are errors here.
-    yield
-    while _open_clients:
-        client = _open_clients.pop()
-        await client.aio.aclose()
-        client.close()
+    return emulator_client(server, key)
 
 
 def totals(server: EmulatorServer, model: str | None = None) -> dict[str, Any]:

@@ -8,12 +8,10 @@ need no waiting run on a FakeClock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from google import genai
-from google.genai import types
 
 from gemini_guard.clock import FakeClock, ScaledClock
 from gemini_guard.emulator import EmulatorServer, Scenario, serve
@@ -22,26 +20,14 @@ from gemini_guard.policies import BreakerPolicy
 from gemini_guard.quota import QuotaLimiter
 from gemini_guard.quota_gate import NoQuota
 from gemini_guard.telemetry import Event, ModelSkipped, QuotaNotice
+from tests.support.sdk_clients import emulator_client
 
 PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
 KEY = "AIzaSyPACINGTESTKEY-0123456789abcdef"
 
-_clients: list[genai.Client] = []
-
 
 def client_for(server: EmulatorServer) -> genai.Client:
-    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=server.base_url))
-    _clients.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    yield
-    while _clients:
-        client = _clients.pop()
-        await client.aio.aclose()
-        client.close()
+    return emulator_client(server, KEY)
 
 
 def rejected(server: EmulatorServer, model: str) -> dict[str, int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +25,16 @@ from gemini_guard.quota import QuotaLimiter
 from gemini_guard.quota_gate import Permit
 from gemini_guard.token_count import ApiTokenCounter
 from gemini_guard.tokens import estimate_tokens
+from tests.support.sdk_clients import emulator_client
 
 PRO, FLASH = "gemini-2.5-pro", "gemini-2.5-flash"
 KEY = "AIzaSyTOKENCOUNTKEY-do-not-log-0123456789"
 PROMPT = "Summarise the plot of Hamlet in three sentences, for a reader of twelve."
 SYSTEM = "You are a patient teacher who answers in plain words and short sentences."
 
-_clients: list[genai.Client] = []
-
 
 def client_for(server: EmulatorServer) -> genai.Client:
-    client = genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=server.base_url))
-    _clients.append(client)
-    return client
-
-
-@pytest.fixture(autouse=True)
-async def _close_clients() -> AsyncIterator[None]:
-    yield
-    while _clients:
-        client = _clients.pop()
-        await client.aio.aclose()
-        client.close()
+    return emulator_client(server, KEY)
 
 
 class NotingLimiter(QuotaLimiter):
