@@ -8,6 +8,7 @@ slot is recorded at response time — and learns from 429s.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import secrets
@@ -23,7 +24,7 @@ from gemini_guard.quota.adaptive import AdaptiveLimits, AdaptivePolicy
 from gemini_guard.quota.events import Metric
 from gemini_guard.quota.ledger import Budget, Granted, Refused, day_index
 from gemini_guard.quota.limits import LimitPolicy, normalize_model
-from gemini_guard.quota.shared_levels import open_level_store
+from gemini_guard.quota.shared_levels import MemoryLevelStore, open_level_store
 from gemini_guard.quota.stores import open_store
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, QuotaStore, Reservation
 from gemini_guard.quota_gate import Permit
@@ -470,10 +471,10 @@ class QuotaLimiter:
         await self._store.asettle(ticket, sent=sent, end=wall, tokens=tokens)
         self._observe(ticket, sent, wall)
         if diagnosis is not None:
-            day = self._learn(ticket, diagnosis, wall)
+            day = await self._alearn(ticket, diagnosis, wall)
             if day is not None:
                 await self._store.amark_day_spent(ticket.key, day=day)
-        self._refresh_levels(wall)
+        await self._arefresh_levels(wall)
 
     @staticmethod
     def _settled_tokens(ticket: Reservation, sent: bool, input_tokens: int | None) -> int:
@@ -551,6 +552,28 @@ class QuotaLimiter:
         if adaptive.follow(key, wall=self._clock.time()):
             self._budgets.clear()
             self._lanes.clear()
+
+    def _levels_block(self) -> bool:
+        """Whether reading or writing the learned levels does I/O (SQLite, Redis)."""
+        adaptive = self._adaptive
+        shared = None if adaptive is None else adaptive.shared
+        return shared is not None and not isinstance(shared, MemoryLevelStore)
+
+    async def _alearn(self, ticket: Reservation, diagnosis: Diagnosis, wall: float) -> int | None:
+        """`_learn` for asyncio callers: a shared level store is written from a worker
+        thread, so the event loop does not wait on SQLite or Redis."""
+        if self._levels_block():
+            return await asyncio.to_thread(self._learn, ticket, diagnosis, wall)
+        return self._learn(ticket, diagnosis, wall)
+
+    async def _arefresh_levels(self, wall: float) -> None:
+        adaptive = self._adaptive
+        if adaptive is None or not adaptive.refresh_due(wall):
+            return
+        if self._levels_block():
+            await asyncio.to_thread(self._refresh_levels, wall)
+        else:
+            self._refresh_levels(wall)
 
     def _refresh_levels(self, wall: float) -> None:
         """Every few seconds, at settle (never on the reserve path), read the levels
@@ -646,7 +669,7 @@ class QuotaLimiter:
         await self._aflush_tallies()
         reservation = self._tally_slot(project, model, used, now, sent_at)
         if await self._arecord(reservation):
-            day = self._learn(reservation, diagnosis, now)
+            day = await self._alearn(reservation, diagnosis, now)
             if day is not None:
                 await self._store.amark_day_spent(reservation.key, day=day)
 
@@ -674,7 +697,7 @@ class QuotaLimiter:
         if self._tallies:
             for reservation in self._take_tallies():
                 await self._arecord(reservation)
-            self._refresh_levels(self._clock.time())
+            await self._arefresh_levels(self._clock.time())
 
     def _record(self, reservation: Reservation) -> bool:
         """Write a finished slot (booked with no limits, settled at its end)."""

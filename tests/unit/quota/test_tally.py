@@ -12,6 +12,7 @@ from pathlib import Path
 from gemini_guard.clock import FakeClock
 from gemini_guard.diagnosis import diagnose
 from gemini_guard.quota import QuotaLimiter
+from gemini_guard.quota.events import Metric
 from gemini_guard.quota_gate import NoQuota, TallyingGate
 from tests.unit.guard._script import quota
 
@@ -90,4 +91,33 @@ async def test_async_tally_queues_and_writes_the_same_way() -> None:
     usage = limiter.usage("p", FLASH)
     assert usage.requests == 41  # the refused one counts too, as a settled 429 does
     assert limiter.paces("p", FLASH)
+    await limiter.aclose()
+
+
+async def test_async_learning_writes_shared_levels_off_the_event_loop(tmp_path: Path) -> None:
+    import threading
+
+    from gemini_guard.quota.shared_levels import Change, Level, SQLiteLevelStore
+    from gemini_guard.quota.stores.base import QuotaKey
+
+    class ThreadNoting(SQLiteLevelStore):
+        def __init__(self, path: Path) -> None:
+            super().__init__(path)
+            self.threads: list[int] = []
+
+        def update(
+            self, key: QuotaKey, metric: Metric, change: Change, *, at: float
+        ) -> Level | None:
+            self.threads.append(threading.get_ident())
+            return super().update(key, metric, change, at=at)
+
+    path = tmp_path / "quota.db"
+    limiter = QuotaLimiter(store=f"sqlite:///{path}", clock=FakeClock(), tier="free")
+    noting = ThreadNoting(path)
+    limiter._adaptive._shared = noting  # type: ignore[union-attr]  # observe the real store
+    permit = await limiter.areserve(project="p", model=FLASH, tokens=10)
+    # A 429 stating 10 RPM where the table says 10 too: the ceiling is written anyway.
+    await limiter.asettle(permit, sent=True, diagnosis=diagnose(quota()))
+    assert noting.threads  # the level was written...
+    assert threading.get_ident() not in noting.threads  # ...not from the loop's thread
     await limiter.aclose()
