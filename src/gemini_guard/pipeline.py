@@ -332,19 +332,22 @@ class Engine:
         # Call ids: unique per engine and across processes, cheaper than uuid4.
         self._id_prefix = secrets.token_hex(4)
         self._ids = itertools.count()
-        # Per model: its "project/model" key and its Breaker. A Breaker holds no
-        # state of its own (that lives in the store), so one per model serves
-        # every call instead of a new one per call.
-        self._lanes: dict[str, tuple[str, Breaker]] = {}
+        # Per model (a pool's engine: per (project, model)): its "project/model"
+        # key and its Breaker. A Breaker holds no state of its own (that lives in
+        # the store), so one per lane serves every call instead of one per call.
+        self._lanes: dict[str | tuple[str, str], tuple[str, Breaker]] = {}
 
     def _lane(self, model: str) -> tuple[str, Breaker]:
         lane = self._lanes.get(model)
         if lane is None:
-            key = f"{self.project}/{model}"
-            lane = (key, Breaker(key, policy=self.breaker_policy, store=self.breaker_store))
-            if len(self._lanes) >= 1024:  # bounded: model names come from callers
-                self._lanes.clear()
-            self._lanes[model] = lane
+            lane = self._new_lane(model, f"{self.project}/{model}")
+        return lane
+
+    def _new_lane(self, slot: str | tuple[str, str], key: str) -> tuple[str, Breaker]:
+        lane = (key, Breaker(key, policy=self.breaker_policy, store=self.breaker_store))
+        if len(self._lanes) >= 1024:  # bounded: model names come from callers
+            self._lanes.clear()
+        self._lanes[slot] = lane
         return lane
 
     def paces(self, model: str) -> bool:
@@ -362,13 +365,9 @@ class Engine:
         return self._pool_lane(project, model)
 
     def _pool_lane(self, project: str, model: str) -> Breaker:
-        name = f"{project}/{model}"
-        lane = self._lanes.get(name)
+        lane = self._lanes.get((project, model))
         if lane is None:
-            lane = (name, Breaker(name, policy=self.breaker_policy, store=self.breaker_store))
-            if len(self._lanes) >= 1024:
-                self._lanes.clear()
-            self._lanes[name] = lane
+            lane = self._new_lane((project, model), f"{project}/{model}")
         return lane[1]
 
     def _pool_refusals(self, model: str, now: float) -> tuple[frozenset[str], float | None]:
@@ -1090,11 +1089,8 @@ def run_sync(
                 )
             except Exception:
                 _log.exception("quota gate failed to settle a permit")
-        else:
-            try:
-                reply = Outcome(value=send(effect.plan))
-            except Exception as exc:
-                reply = Outcome(error=exc)
+        else:  # every effect is one of the above (a Send was taken first)
+            raise TypeError(f"unknown effect {effect!r}")
 
 
 async def run_async(
@@ -1174,8 +1170,5 @@ async def run_async(
                 )
             except Exception:
                 _log.exception("quota gate failed to tally an attempt")
-        else:
-            try:
-                reply = Outcome(value=await send(effect.plan))
-            except Exception as exc:
-                reply = Outcome(error=exc)
+        else:  # every effect is one of the above (a Send was taken first)
+            raise TypeError(f"unknown effect {effect!r}")
