@@ -51,7 +51,8 @@ _TALLY_DELAY = 1.0
 _Tallied = tuple[str, str, int, float, float | None]
 
 
-def _tally_tokens(estimated: int, counted: int | None) -> int:
+def _counted_tokens(estimated: int, counted: int | None) -> int:
+    """The server's count of a sent request's input tokens when it gave one."""
     if counted is None:
         return estimated
     if counted < 0:
@@ -478,11 +479,7 @@ class QuotaLimiter:
 
     @staticmethod
     def _settled_tokens(ticket: Reservation, sent: bool, input_tokens: int | None) -> int:
-        if not sent or input_tokens is None:
-            return ticket.tokens
-        if input_tokens < 0:
-            raise ConfigError(f"input_tokens={input_tokens!r} must be >= 0 (usageMetadata)")
-        return input_tokens
+        return _counted_tokens(ticket.tokens, input_tokens) if sent else ticket.tokens
 
     def _observe(self, ticket: Reservation, sent: bool, wall: float) -> None:
         """Track how long answers take: in-flight slots are booked with that allowance."""
@@ -637,7 +634,7 @@ class QuotaLimiter:
         batch instead of several per request. A failure is written at once, with
         everything before it, since it may teach a limit."""
         now = self._clock.time()
-        used = _tally_tokens(tokens, input_tokens)
+        used = _counted_tokens(tokens, input_tokens)
         if diagnosis is None:
             if self._queue_tally((project, model, used, now, sent_at)):
                 self._flush_tallies()
@@ -661,7 +658,7 @@ class QuotaLimiter:
     ) -> None:
         """`tally` for asyncio callers."""
         now = self._clock.time()
-        used = _tally_tokens(tokens, input_tokens)
+        used = _counted_tokens(tokens, input_tokens)
         if diagnosis is None:
             if self._queue_tally((project, model, used, now, sent_at)):
                 await self._aflush_tallies()
