@@ -333,6 +333,16 @@ class AsyncBreakerStore(BreakerStore, Protocol):
     async def aupdate(self, key: str, change: Change) -> BreakerSnapshot: ...
 
 
+def _news(diagnosis: Diagnosis | None, probe: bool) -> bool | None:
+    """What an attempt's end tells a breaker: failed (True), succeeded (False), or
+    nothing (None: a quota or request error says nothing of the model's health,
+    unless the attempt was a probe, whose slot must be given back)."""
+    failed = diagnosis is not None and counts_as_failure(diagnosis)
+    if diagnosis is not None and not failed and not probe:
+        return None
+    return failed
+
+
 class _RecordChange:
     """`record` as a store change; keeps the transition of its last run (a store
     may run a change again when its transaction is retried)."""
@@ -393,26 +403,16 @@ class Breaker:
         self, now: float, diagnosis: Diagnosis | None, *, probe: bool = False
     ) -> BreakerTransition | None:
         """Record an attempt's end: `diagnosis` None for a success."""
+        failed = _news(diagnosis, probe)
+        if failed is None:
+            return None
         store = self.store
         if type(store) is MemoryBreakerStore:
             # The path of every success without a shared store: no change object.
-            failed = diagnosis is not None and counts_as_failure(diagnosis)
-            if diagnosis is not None and not failed and not probe:
-                return None
             return store.record(self.key, self.policy, now, failed=failed, probe=probe)
-        change = self._record_change(now, diagnosis, probe)
-        if change is None:
-            return None  # a quota or request error: no news about the model's health
+        change = _RecordChange(self.policy, now, failed, probe)
         store.update(self.key, change)
         return change.moved
-
-    def _record_change(
-        self, now: float, diagnosis: Diagnosis | None, probe: bool
-    ) -> _RecordChange | None:
-        failed = diagnosis is not None and counts_as_failure(diagnosis)
-        if diagnosis is not None and not failed and not probe:
-            return None
-        return _RecordChange(self.policy, now, failed, probe)
 
     def release_probe(self) -> None:
         """A probe admitted by `admit` was not sent after all (see `release`)."""
@@ -438,9 +438,10 @@ class Breaker:
         store = self._astore
         if store is None:
             return self.record(now, diagnosis, probe=probe)
-        change = self._record_change(now, diagnosis, probe)
-        if change is None:
+        failed = _news(diagnosis, probe)
+        if failed is None:
             return None
+        change = _RecordChange(self.policy, now, failed, probe)
         await store.aupdate(self.key, change)
         return change.moved
 
