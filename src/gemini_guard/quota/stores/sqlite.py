@@ -42,10 +42,14 @@ CREATE INDEX IF NOT EXISTS quota_slots_by_end ON quota_slots (project, model, en
 -- looks at these few, not at the whole window.
 CREATE INDEX IF NOT EXISTS quota_slots_in_flight ON quota_slots (project, model, end_at)
     WHERE hold_until > 0;
+-- slot_count and slot_tokens: how many rows the ledger has in quota_slots and their
+-- tokens, kept by every write, so an acquire reads them instead of counting the window.
 CREATE TABLE IF NOT EXISTS quota_ledgers (
     project TEXT NOT NULL,
     model TEXT NOT NULL,
     last_start REAL NOT NULL,
+    slot_count INTEGER NOT NULL,
+    slot_tokens INTEGER NOT NULL,
     PRIMARY KEY (project, model)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quota_days (
@@ -59,15 +63,27 @@ CREATE TABLE IF NOT EXISTS quota_days (
 ) WITHOUT ROWID;
 """
 
-# Rows are deleted a little after they leave the window; the exact rule is applied
-# in Python, so float rounding in SQL can never drop a slot that still counts.
-_DELETE_SLACK = 1.0
+
+# The last start of a ledger that has booked nothing yet (as `SlotBook.last_start`).
+_NO_START = float("-inf")
 
 
-def _add_start_at(db: sqlite3.Connection) -> None:
+def _migrate(db: sqlite3.Connection) -> None:
     columns = {row[1] for row in db.execute("PRAGMA table_info(quota_slots)")}
     if "start_at" not in columns:  # a file written before confirm existed
         db.execute("ALTER TABLE quota_slots ADD COLUMN start_at REAL NOT NULL DEFAULT 0")
+    columns = {row[1] for row in db.execute("PRAGMA table_info(quota_ledgers)")}
+    if "slot_count" not in columns:  # a file written before the counts were kept
+        db.execute("ALTER TABLE quota_ledgers ADD COLUMN slot_count INTEGER NOT NULL DEFAULT 0")
+        db.execute("ALTER TABLE quota_ledgers ADD COLUMN slot_tokens INTEGER NOT NULL DEFAULT 0")
+        # (WHERE true: an upsert's SELECT needs one, or ON reads as a join.)
+        db.execute(
+            "INSERT INTO quota_ledgers (project, model, last_start, slot_count, slot_tokens) "
+            "SELECT project, model, ?, COUNT(*), SUM(tokens) FROM quota_slots WHERE true "
+            "GROUP BY project, model ON CONFLICT (project, model) DO UPDATE SET "
+            "slot_count = excluded.slot_count, slot_tokens = excluded.slot_tokens",
+            (_NO_START,),
+        )
 
 
 class SQLiteStore:
@@ -79,7 +95,7 @@ class SQLiteStore:
             path,
             what="the SQLite store",
             schema=_SCHEMA,
-            migrate=_add_start_at,
+            migrate=_migrate,
             busy_timeout=busy_timeout,
         )
         self._transaction = self._file.transaction
@@ -114,24 +130,57 @@ class SQLiteStore:
     # -- ledger ---------------------------------------------------------------------
 
     @staticmethod
-    def _hold_late_and_trim(
-        db: sqlite3.Connection, key: QuotaKey, now: float, period: float
-    ) -> None:
-        # An unanswered request may still be on its way: its slot ends no earlier than
-        # now (the partial index holds only unanswered rows, so this reads few).
+    def _hold_late(db: sqlite3.Connection, key: QuotaKey, now: float) -> None:
+        # As `SlotBook.hold_late`: an unanswered slot found late is given up once its
+        # hold has passed (it ends as it stands; hold_until 0 says it is no longer in
+        # flight, as for an answered one), else it ends no earlier than now. A slot
+        # whose hold passed while it still ends ahead (a long wait, a large allowance)
+        # stays in flight until it is found late. The partial index holds only the
+        # unanswered rows, so this reads few.
+        db.execute(
+            "UPDATE quota_slots SET hold_until = 0 WHERE project = ? AND model = ? "
+            "AND hold_until > 0 AND end_at < ? AND hold_until <= ?",
+            (key.project, key.model, now, now),
+        )
         db.execute(
             "UPDATE quota_slots SET end_at = ? WHERE project = ? AND model = ? "
-            "AND hold_until > 0 AND end_at < ? AND hold_until > ?",
-            (now, key.project, key.model, now, now),
-        )
-        db.execute(
-            "DELETE FROM quota_slots WHERE project = ? AND model = ? AND end_at < ?",
-            (key.project, key.model, now - period - _DELETE_SLACK),
+            "AND hold_until > 0 AND end_at < ?",
+            (now, key.project, key.model, now),
         )
 
-    def _load(self, db: sqlite3.Connection, key: QuotaKey, now: float, period: float) -> SlotBook:
+    @staticmethod
+    def _trim(db: sqlite3.Connection, key: QuotaKey, now: float, period: float) -> tuple[int, int]:
+        """Delete the rows that left the window: (how many, their tokens)."""
+        # As `SlotBook.drop_expired`, to the bit (SQLite adds doubles as Python does):
+        # whether a slot is still there decides what a later confirm or settle of it
+        # does, so a row may neither outlive the memory ledger's slot nor go before it.
+        # The first bound lets the index find the rows; the second is the exact rule.
+        where = "WHERE project = ? AND model = ? AND end_at <= ? AND end_at + ? <= ?"
+        params = (key.project, key.model, now - period, period, now)
+        gone, tokens = db.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(tokens), 0) FROM quota_slots {where}", params
+        ).fetchone()
+        if gone:
+            db.execute(f"DELETE FROM quota_slots {where}", params)
+        return gone, tokens
+
+    @staticmethod
+    def _count(db: sqlite3.Connection, key: QuotaKey, slots: int, tokens: int) -> None:
+        """Add to the ledger's counts of its rows (creating the ledger if need be)."""
+        db.execute(
+            "INSERT INTO quota_ledgers (project, model, last_start, slot_count, slot_tokens) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (project, model) DO UPDATE SET "
+            "slot_count = slot_count + excluded.slot_count, "
+            "slot_tokens = slot_tokens + excluded.slot_tokens",
+            (key.project, key.model, _NO_START, slots, tokens),
+        )
+
+    def _load(self, db: sqlite3.Connection, key: QuotaKey, now: float) -> SlotBook:
+        # Nothing is trimmed here, as `SlotBook.confirm` drops nothing: a slot given
+        # up and past the window is still booked until an acquire trims it, and
+        # confirming it counts it again.
         book = SlotBook()
-        self._hold_late_and_trim(db, key, now, period)
+        self._hold_late(db, key, now)
         in_flight = book.in_flight
         for slot_id, end, tokens, hold_until, start_at in db.execute(
             "SELECT slot_id, end_at, tokens, hold_until, start_at FROM quota_slots "
@@ -142,7 +191,7 @@ class SQLiteStore:
             book.ids.append(slot_id)
             book.tokens.append(tokens)
             book.total_tokens += tokens
-            if hold_until > now:
+            if hold_until > 0:
                 in_flight[slot_id] = (hold_until, start_at)
         row = db.execute(
             "SELECT last_start FROM quota_ledgers WHERE project = ? AND model = ?",
@@ -171,30 +220,35 @@ class SQLiteStore:
         deadline: float | None,
     ) -> Granted | Refused:
         # The rule of `ledger.SlotBook.book`, asked of the index instead of loading
-        # the window: one ranked row for the request limit, and only the oldest
-        # rows for the token limit, so the cost barely grows with the limit.
+        # the window: the ledger's kept counts, one ranked row for the request limit,
+        # and only the oldest rows for the token limit, so the cost barely grows with
+        # the limit.
         project, model = key
         period = budget.period
         with self._transaction() as db:
-            self._hold_late_and_trim(db, key, now, period)
+            self._hold_late(db, key, now)
+            gone, gone_tokens = self._trim(db, key, now, period)
             row = db.execute(
-                "SELECT last_start FROM quota_ledgers WHERE project = ? AND model = ?",
-                (project, model),
-            ).fetchone()
-            start = now if row is None or row[0] < now else row[0]
-            count, total = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(tokens), 0) FROM quota_slots "
+                "SELECT last_start, slot_count, slot_tokens FROM quota_ledgers "
                 "WHERE project = ? AND model = ?",
                 (project, model),
             ).fetchone()
-            # Rows just past the window (kept by the delete's slack) are at the front:
-            # they never move `start`, and they keep the ranks right.
+            if row is None:
+                last, count, total = _NO_START, 0, 0
+            else:
+                last, count, total = row[0], row[1] - gone, row[2] - gone_tokens
+            start = now if last < now else last
             requests = budget.requests
             if requests is not None and count >= max(requests, 1):
+                # The row that must have left the window, ranked from whichever end
+                # is nearer: the window's oldest, or the newest when many are queued.
+                keep = max(requests, 1)
+                rank = count - keep
+                order, offset = ("", rank) if rank < keep else (" DESC", keep - 1)
                 (oldest_end,) = db.execute(
                     "SELECT end_at FROM quota_slots WHERE project = ? AND model = ? "
-                    "ORDER BY end_at LIMIT 1 OFFSET ?",
-                    (project, model, count - max(requests, 1)),
+                    f"ORDER BY end_at{order} LIMIT 1 OFFSET ?",
+                    (project, model, offset),
                 ).fetchone()
                 start = max(start, oldest_end + period)
             if budget.tokens is not None:
@@ -220,10 +274,12 @@ class SQLiteStore:
             ):
                 days.days[counted_day] = [day_requests, day_tokens, spent]
             refused = days.check(day, day_end, budget, tokens)
+            if refused is None and deadline is not None and start > deadline:
+                refused = Refused("wait", start)
             if refused is not None:
+                if gone:
+                    self._count(db, key, -gone, -gone_tokens)
                 return refused
-            if deadline is not None and start > deadline:
-                return Refused("wait", start)
             end = start + allowance
             db.execute(
                 "INSERT INTO quota_slots "
@@ -232,9 +288,9 @@ class SQLiteStore:
                 (project, model, slot_id, end, tokens, end + MAX_FLIGHT, start),
             )
             db.execute(
-                "INSERT OR REPLACE INTO quota_ledgers (project, model, last_start) "
-                "VALUES (?, ?, ?)",
-                (project, model, start),
+                "INSERT OR REPLACE INTO quota_ledgers "
+                "(project, model, last_start, slot_count, slot_tokens) VALUES (?, ?, ?, ?, ?)",
+                (project, model, start, count + 1, total + tokens),
             )
             db.execute(
                 "INSERT INTO quota_days (project, model, day, requests, tokens, spent) "
@@ -256,7 +312,7 @@ class SQLiteStore:
         key = reservation.key
         slot_id = reservation.slot_id
         with self._transaction() as db:
-            book = self._load(db, key, now, budget.period)
+            book = self._load(db, key, now)
             wait = book.confirm(
                 slot_id=slot_id,
                 end_hint=reservation.end,
@@ -314,10 +370,12 @@ class SQLiteStore:
             ).fetchone()
             old_tokens: int | None = None if row is None else row[0]
             if not sent:
-                db.execute(
-                    "DELETE FROM quota_slots WHERE project = ? AND model = ? AND slot_id = ?", pk
-                )
                 if old_tokens is not None:
+                    db.execute(
+                        "DELETE FROM quota_slots WHERE project = ? AND model = ? AND slot_id = ?",
+                        pk,
+                    )
+                    self._count(db, key, -1, -old_tokens)
                     self._add_day(db, reservation, requests=-1, tokens=-old_tokens)
                 return
             db.execute(
@@ -326,7 +384,12 @@ class SQLiteStore:
                 "VALUES (?, ?, ?, ?, ?, 0, 0)",
                 (*pk, end, tokens),
             )
-            if old_tokens is not None and old_tokens != tokens:
+            if old_tokens is None:
+                # It had left the window (an answer slower than the whole window): it
+                # is back at its true end; its day was counted at booking.
+                self._count(db, key, 1, tokens)
+            elif old_tokens != tokens:
+                self._count(db, key, 0, tokens - old_tokens)
                 self._add_day(db, reservation, requests=0, tokens=tokens - old_tokens)
 
     @staticmethod
