@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from gemini_guard.clock import FakeClock
 from gemini_guard.errors import DailyQuotaExhausted, QuotaWait
-from gemini_guard.quota import QuotaLimiter, QuotaStore, open_store
+from gemini_guard.quota import QuotaLimiter, QuotaStore
 from gemini_guard.quota.stores.memory import MemoryStore
+from gemini_guard.quota.stores.sqlite import SQLiteStore
 from gemini_guard.quota_gate import Permit
-from tests.support.redis_server import RedisServer
 
 MODEL = "gemini-2.5-flash"
 PROJECT = "proj-r"
@@ -38,10 +39,11 @@ CASES = [
     Case(2, 2.0, {"rpm": 4, "tpm": 1000}),
     Case(3, None, {"rpm": 3, "tpm": 900, "rpd": 60}),
     Case(4, 1.5, {"rpm": 2, "tpm": 700}, max_wait=90.0),
+    # The learned allowance grows past MAX_FLIGHT: a slot confirmed far ahead is past
+    # its give-up deadline before it starts, and must stay a plan until it is late.
+    Case(5, None, {"rpm": 5}),
 ]
 # Pauses past MAX_FLIGHT: unanswered slots are given up, then confirmed anyway.
-# (SQLite answers some of these differently: it drops a given-up slot that has left
-# the window before confirming it, where memory and Redis count it again.)
 LONG_PAUSES = (0.5, 3.0, 17.0, 45.0, 61.0, 700.0)
 LONG_CASES = [
     Case(1, 0.0, {"rpm": 3}, pauses=LONG_PAUSES),
@@ -49,6 +51,17 @@ LONG_CASES = [
     Case(3, None, {"rpm": 3, "tpm": 900, "rpd": 60}, pauses=LONG_PAUSES),
     Case(4, 1.5, {"rpm": 2, "tpm": 700}, max_wait=90.0, pauses=LONG_PAUSES),
     Case(5, None, {"rpm": 5}, pauses=LONG_PAUSES),
+    Case(10, None, {"rpm": 2, "tpm": 500}, pauses=LONG_PAUSES),
+    Case(12, 0.0, {"rpm": 3}, pauses=LONG_PAUSES),
+    Case(14, 2.0, {"rpm": 4, "tpm": 1000}, max_wait=90.0, pauses=LONG_PAUSES),
+    # A learned allowance and long pauses: a slot that confirm planned past its
+    # deadline once ended earlier; it is given up only when its current end passes.
+    Case(9, None, {"rpm": 2, "tpm": 500}, pauses=LONG_PAUSES),
+    Case(14, None, {"rpm": 5}, pauses=LONG_PAUSES),
+]
+ALL_CASES = [
+    *[pytest.param(case, id=f"seed{case.seed}") for case in CASES],
+    *[pytest.param(case, id=f"seed{case.seed}-long") for case in LONG_CASES],
 ]
 
 
@@ -114,16 +127,16 @@ def _same(expected: list[tuple[object, ...]], got: list[tuple[object, ...]]) -> 
         assert have == want, f"step {index}: {have} != {want} (memory)"
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: f"seed{case.seed}")
+@pytest.mark.parametrize("case", ALL_CASES)
 def test_a_random_run_is_answered_as_memory_answers_it(store: QuotaStore, case: Case) -> None:
     _same(_replay(MemoryStore(), case), _replay(store, case))
 
 
-@pytest.mark.redis
-@pytest.mark.parametrize("case", LONG_CASES, ids=lambda case: f"seed{case.seed}")
-def test_redis_answers_long_pauses_as_memory(redis_server: RedisServer, case: Case) -> None:
-    store = open_store(f"{redis_server.url}?on_outage=fail")
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_sqlite_usage_follows_memory_step_by_step(tmp_path: Path, case: Case) -> None:
+    """What `usage` reads after every step: rows the SQLite store keeps or deletes show."""
+    store = SQLiteStore(tmp_path / "quota.db")
     try:
-        _same(_replay(MemoryStore(), case), _replay(store, case))
+        _same(_replay(MemoryStore(), case, with_usage=True), _replay(store, case, with_usage=True))
     finally:
         store.close()

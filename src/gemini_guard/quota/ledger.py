@@ -309,9 +309,6 @@ class SlotBook:
             held = self.in_flight.get(slot_id)
             if held is None:
                 continue  # answered meanwhile
-            if held[0] <= now:
-                del self.in_flight[slot_id]  # given up: the slot ends as it stands
-                continue
             index = self._index(slot_id, end)
             if index < 0:
                 del self.in_flight[slot_id]
@@ -319,7 +316,11 @@ class SlotBook:
             if self.ends[index] != end:
                 # A stale entry: the slot has moved since (confirm planned it again,
                 # or it was held already), and its own entry is in the heap. Acting
-                # on this one would pull its end back to now, before where it ends.
+                # on this one would pull its end back to now, or give up a slot that
+                # has not yet reached its end.
+                continue
+            if held[0] <= now:
+                del self.in_flight[slot_id]  # given up: the slot ends as it stands
                 continue
             self.insert(slot_id, now, self._pop(index), in_flight=True)
 
