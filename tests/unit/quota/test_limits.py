@@ -49,6 +49,15 @@ def test_bad_configuration_names_the_field(kwargs: dict[str, object], message: s
 
 def test_normalize_model() -> None:
     assert normalize_model("models/gemini-2.5-flash") == "gemini-2.5-flash"
+    assert normalize_model("gemini-2.5-flash-lite") == "gemini-2.5-flash-lite"
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "models/", "gemini{x}", "proj:gemini", "tunedModels/x", "gemini 2.5", "a\tb"]
+)
+def test_a_name_that_would_confuse_a_store_key_is_refused(bad: str) -> None:
+    with pytest.raises(ConfigError, match="is not a Gemini model id; use a name such as"):
+        normalize_model(bad)
 
 
 def test_open_store_by_url(tmp_path: Path) -> None:
