@@ -9,7 +9,8 @@ from gemini_guard.clock import FakeClock
 from gemini_guard.errors import DailyQuotaExhausted, StoreError
 from gemini_guard.pacific import next_reset
 from gemini_guard.quota import QuotaKey, QuotaLimiter, StoreDegraded, StoreRecovered, open_store
-from gemini_guard.quota.ledger import MAX_FLIGHT, Budget, Refused, day_index
+from gemini_guard.quota.ledger import MAX_FLIGHT, Budget, Granted, Refused, day_index
+from gemini_guard.quota.stores.base import Reservation
 from gemini_guard.quota.stores.redis import RedisStore
 from tests.support.redis_server import RedisServer
 
@@ -104,7 +105,9 @@ def test_acquire_is_one_evalsha_and_survives_script_flush(redis_server: RedisSer
         }
         # (commandstats also counts the commands the script runs inside Redis)
         assert calls["cmdstat_evalsha"] == 1
-        assert calls.get("cmdstat_script", 0) == calls.get("cmdstat_eval", 0) == 0
+        # (Redis 7 counts SCRIPT LOAD as "script|load", earlier ones as "script")
+        loads = calls.get("cmdstat_script", 0) + calls.get("cmdstat_script|load", 0)
+        assert loads == calls.get("cmdstat_eval", 0) == 0
         client.script_flush()
         permit = gate.reserve(project="p", model=MODEL, tokens=1)  # NOSCRIPT, reloaded
         assert permit.wait == pytest.approx(60.0)
@@ -244,3 +247,117 @@ def test_a_day_marked_spent_on_a_new_ledger_expires(redis_server: RedisServer) -
     finally:
         client.close()
         store.close()
+
+
+def _tally(gate: QuotaLimiter, clock: FakeClock, project: str) -> None:
+    clock.advance(0.01)
+    gate.tally(project=project, model=MODEL, tokens=5)
+
+
+def test_a_batch_of_tallies_is_one_evalsha(redis_server: RedisServer) -> None:
+    """32 attempts sent without a permit: written by one script call, one round trip."""
+    clock = FakeClock()
+    gate = QuotaLimiter(store=redis_server.url, clock=clock, tier="auto", adaptive=False)
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        for _ in range(32):
+            _tally(gate, clock, "p")  # the first batch loads the script
+        for _ in range(31):
+            _tally(gate, clock, "p")  # queued, not written yet
+        before = client.info("commandstats")
+        _tally(gate, clock, "p")  # the 32nd: the batch is written
+        after = client.info("commandstats")
+        calls = {
+            name.removeprefix("cmdstat_"): after[name]["calls"]
+            - before.get(name, {"calls": 0})["calls"]
+            for name in after
+            if name != "cmdstat_info"
+        }
+        # (commandstats also counts the commands the script runs inside Redis)
+        assert calls["evalsha"] == 1
+        assert calls["zadd"] == 32
+        assert calls.get("script|load", 0) == calls.get("script", 0) == 0
+        assert gate.usage("p", MODEL).requests == 64
+    finally:
+        client.close()
+        gate.close()
+
+
+def test_a_batch_of_two_ledgers_is_one_pipeline_and_reloads_its_script(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    gate = QuotaLimiter(store=redis_server.url, clock=clock, tier="auto", adaptive=False)
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        for index in range(31):
+            _tally(gate, clock, f"p{index % 2}")
+        client.script_flush()  # NOSCRIPT: loaded and the whole pipeline sent again
+        before = client.info("commandstats")
+        _tally(gate, clock, "p1")
+        after = client.info("commandstats")
+        # (Redis 7 counts SCRIPT LOAD as "script|load", earlier ones as "script")
+        loads = sum(
+            after.get(name, {"calls": 0})["calls"] - before.get(name, {"calls": 0})["calls"]
+            for name in ("cmdstat_script", "cmdstat_script|load")
+        )
+        assert loads == 1
+        assert [gate.usage(p, MODEL).requests for p in ("p0", "p1")] == [16, 16]
+        # Each ledger's script once more, in one pipeline: one round trip.
+        for index in range(32):
+            _tally(gate, clock, f"p{index % 2}")
+        assert [gate.usage(p, MODEL).requests for p in ("p0", "p1")] == [32, 32]
+    finally:
+        client.close()
+        gate.close()
+
+
+def test_a_tally_batch_while_redis_is_down_goes_to_the_local_ledger(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    events: list[object] = []
+    store = RedisStore(redis_server.url, retry_after=5.0, on_event=events.append)
+    try:
+        key, other = QuotaKey("p", MODEL), QuotaKey("q", MODEL)
+        now = clock.time()
+        redis_server.stop()
+        slots = [
+            Reservation(k, f"s{index}", now + index, now + index, 5, 0)
+            for index, k in enumerate((key, other, key))
+        ]
+        store.record_answered(slots)  # two ledgers: the pipeline fails
+        assert [type(event) for event in events] == [StoreDegraded]
+        result = store.acquire(
+            key,
+            slot_id="next",
+            budget=Budget(requests=2),
+            tokens=1,
+            now=now + 3.0,
+            allowance=0.0,
+            deadline=None,
+        )
+        # The local ledger holds the batch: key's two slots fill its window.
+        assert isinstance(result, Granted)
+        assert (result.start, result.origin) == (now + 60.0, "fallback")
+        # Still degraded: a single-ledger batch goes to the local ledger untried.
+        store.record_answered([Reservation(other, "s3", now + 4.0, now + 4.0, 5, 0)])
+        result = store.acquire(
+            other,
+            slot_id="next",
+            budget=Budget(requests=2),
+            tokens=1,
+            now=now + 4.0,
+            allowance=0.0,
+            deadline=None,
+        )
+        assert isinstance(result, Granted)
+        assert (result.start, result.origin) == (now + 61.0, "fallback")
+    finally:
+        store.close()
+    failing = RedisStore(redis_server.url, on_outage="fail")
+    try:
+        with pytest.raises(StoreError, match="unreachable"):
+            failing.record_answered(slots)
+    finally:
+        failing.close()

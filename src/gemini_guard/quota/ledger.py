@@ -69,6 +69,11 @@ class Budget:
         )
 
 
+# What an answered attempt sent without a permit is recorded with: no limit to
+# check, so booking it only counts it.
+NO_LIMITS = Budget()
+
+
 class Granted(NamedTuple):
     """A slot was booked: send at `start` (wall seconds).
 

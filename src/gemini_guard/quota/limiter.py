@@ -22,7 +22,7 @@ from gemini_guard.errors import ConfigError, DailyQuotaExhausted, QuotaWait, Req
 from gemini_guard.quota import _diagnoses
 from gemini_guard.quota.adaptive import AdaptiveLimits, AdaptivePolicy
 from gemini_guard.quota.events import Metric
-from gemini_guard.quota.ledger import Budget, Granted, Refused, day_index
+from gemini_guard.quota.ledger import NO_LIMITS, Budget, Granted, Refused, day_index
 from gemini_guard.quota.limits import LimitPolicy, normalize_model
 from gemini_guard.quota.shared_levels import MemoryLevelStore, open_level_store
 from gemini_guard.quota.stores import open_store
@@ -40,8 +40,6 @@ _CACHE_SIZE = 10_000  # bounded: a cache, not a registry
 _new_tuple = tuple.__new__
 
 
-# The budget a tallied slot is booked with: it only records, it never waits.
-_NO_LIMITS = Budget()
 # Tallied attempts are written to the store in batches: at most this many, and
 # none kept longer than this many clock seconds (see `QuotaLimiter.tally`).
 _TALLY_BATCH = 32
@@ -684,24 +682,23 @@ class QuotaLimiter:
 
     def _flush_tallies(self) -> None:
         if self._tallies:
-            for reservation in self._take_tallies():
-                self._record(reservation)
+            self._store.record_answered(self._take_tallies())
             # Tallies stand in for settles here: the moment to hear what other
             # processes learned (a limit they learned makes this one pace too).
             self._refresh_levels(self._clock.time())
 
     async def _aflush_tallies(self) -> None:
         if self._tallies:
-            for reservation in self._take_tallies():
-                await self._arecord(reservation)
+            await self._store.arecord_answered(self._take_tallies())
             await self._arefresh_levels(self._clock.time())
 
     def _record(self, reservation: Reservation) -> bool:
-        """Write a finished slot (booked with no limits, settled at its end)."""
+        """Write one finished slot (booked with no limits, settled at its end); False
+        when its day is marked spent. A batch goes through `record_answered`."""
         result = self._store.acquire(
             reservation.key,
             slot_id=reservation.slot_id,
-            budget=_NO_LIMITS,
+            budget=NO_LIMITS,
             tokens=reservation.tokens,
             now=reservation.start,
             allowance=0.0,
@@ -717,7 +714,7 @@ class QuotaLimiter:
         result = await self._store.aacquire(
             reservation.key,
             slot_id=reservation.slot_id,
-            budget=_NO_LIMITS,
+            budget=NO_LIMITS,
             tokens=reservation.tokens,
             now=reservation.start,
             allowance=0.0,

@@ -7,6 +7,7 @@ step: a lock (memory), a transaction (SQLite) or a Lua script (Redis).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -111,6 +112,19 @@ class QuotaStore(Protocol):
     async def asettle(
         self, reservation: Reservation, *, sent: bool, end: float, tokens: int
     ) -> None: ...
+
+    def record_answered(self, slots: Sequence[Reservation]) -> None:
+        """Write slots sent without a permit and already answered, in one step.
+
+        Each slot is what `acquire` with no limits and no allowance at `slot.start`,
+        then `settle(sent=True, end=slot.end, tokens=slot.tokens)`, would leave: it
+        ends at its `end` with its `tokens` and is counted in the Pacific day it
+        would be booked in (`slot.day` is not read). A slot whose day is marked
+        spent is skipped, as `acquire` would refuse it. Slots may name several keys.
+        """
+        ...
+
+    async def arecord_answered(self, slots: Sequence[Reservation]) -> None: ...
 
     def mark_day_spent(self, key: QuotaKey, *, day: int) -> None:
         """The server says the Pacific day `day` is spent for this key."""

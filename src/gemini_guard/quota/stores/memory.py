@@ -7,8 +7,9 @@ never across I/O, so asyncio tasks may call it directly.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
-from gemini_guard.quota.ledger import Budget, Granted, Refused, SlotBook, day_index
+from gemini_guard.quota.ledger import NO_LIMITS, Budget, Granted, Refused, SlotBook, day_index
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, Reservation, usage_of_book
 
 __all__ = ["MemoryStore"]
@@ -111,6 +112,35 @@ class MemoryStore:
         self, reservation: Reservation, *, sent: bool, end: float, tokens: int
     ) -> None:
         self.settle(reservation, sent=sent, end=end, tokens=tokens)
+
+    def record_answered(self, slots: Sequence[Reservation]) -> None:
+        # The very booking and settling of `acquire` and `settle`, under one lock.
+        with self._lock:
+            books = self._books
+            for slot in slots:
+                book = books.get(slot.key)
+                if book is None:
+                    book = books[slot.key] = SlotBook()
+                result = book.book(
+                    slot_id=slot.slot_id,
+                    now=slot.start,
+                    budget=NO_LIMITS,
+                    tokens=slot.tokens,
+                    allowance=0.0,
+                    deadline=None,
+                )
+                if isinstance(result, Granted):
+                    book.settle(
+                        slot_id=slot.slot_id,
+                        end_hint=result.start,
+                        day=result.day,
+                        sent=True,
+                        end=slot.end,
+                        tokens=slot.tokens,
+                    )
+
+    async def arecord_answered(self, slots: Sequence[Reservation]) -> None:
+        self.record_answered(slots)
 
     def mark_day_spent(self, key: QuotaKey, *, day: int) -> None:
         with self._lock:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.pacific import day_start
 from gemini_guard.quota.events import StoreDegraded, StoreRecovered
-from gemini_guard.quota.ledger import MAX_FLIGHT, Budget, Granted, Refused, day_index
+from gemini_guard.quota.ledger import MAX_FLIGHT, NO_LIMITS, Budget, Granted, Refused, day_index
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, Reservation, usage_of_book
 from gemini_guard.quota.stores.memory import MemoryStore
 from gemini_guard.redis_url import public_redis_url, split_redis_url
@@ -76,6 +76,8 @@ _pack_acquire = struct.Struct("<13d").pack
 _pack_confirm = struct.Struct("<7d").pack
 _pack_settle = struct.Struct("<7d").pack
 _pack_spent = struct.Struct("<2d").pack
+_pack_answered = struct.Struct("<3d").pack  # period, max flight, how many slots
+_pack_answered_slot = struct.Struct("<7d").pack
 _unpack_day = struct.Struct("<3d").unpack  # a day's requests, tokens, spent flag
 
 
@@ -133,6 +135,7 @@ class RedisStore:
         self._settle = _Script.load("settle")
         self._confirm = _Script.load("confirm")
         self._spent = _Script.load("spent")
+        self._answered_script = _Script.load("answered")
         self._fallback = MemoryStore()
         self._key_names: dict[QuotaKey, tuple[bytes, bytes]] = {}
         # [start, end) of the Pacific day last seen, its ordinal, the end of the next.
@@ -287,9 +290,7 @@ class RedisStore:
             raise ValueError(f"slot id {slot_id!r} must not contain '|' nor start with '~'")
         day_start_at, today_end, today, tomorrow_end = self._day_cache
         if not day_start_at <= now < today_end:
-            today, today_end = day_index(now)
-            tomorrow_end = day_index(today_end)[1]
-            self._day_cache = (day_start(now), today_end, today, tomorrow_end)
+            today, today_end, tomorrow_end = self._days_of(now)
         requests, tokens_limit = budget.requests, budget.tokens
         day_requests, day_tokens = budget.day_requests, budget.day_tokens
         return (
@@ -310,6 +311,15 @@ class RedisStore:
             )
             + f"{slot_id}|{tokens}".encode()
         )
+
+    def _days_of(self, now: float) -> tuple[int, float, float]:
+        """(today's ordinal, its end, tomorrow's end) at `now`, cached for the day."""
+        day_start_at, today_end, today, tomorrow_end = self._day_cache
+        if not day_start_at <= now < today_end:
+            today, today_end = day_index(now)
+            tomorrow_end = day_index(today_end)[1]
+            self._day_cache = (day_start(now), today_end, today, tomorrow_end)
+        return today, today_end, tomorrow_end
 
     @staticmethod
     def _acquired(raw: Any, slot_id: str, now: float) -> Granted | Refused:
@@ -463,6 +473,123 @@ class RedisStore:
             if raw is not _DOWN:
                 return
         self._fallback.settle(reservation, sent=sent, end=end, tokens=tokens)
+
+    # -- answered slots (record_answered) ------------------------------------------
+
+    def _answered_calls(
+        self, slots: Sequence[Reservation]
+    ) -> list[tuple[tuple[bytes, bytes], bytes]]:
+        """answered.lua's calls: one per ledger, its slots in order."""
+        by_key: dict[QuotaKey, list[Reservation]] = {}
+        for slot in slots:
+            by_key.setdefault(slot.key, []).append(slot)
+        calls: list[tuple[tuple[bytes, bytes], bytes]] = []
+        for key, group in by_key.items():
+            heads = [_pack_answered(NO_LIMITS.period, MAX_FLIGHT, len(group))]
+            members = []
+            for slot in group:
+                slot_id = slot.slot_id
+                if "|" in slot_id or slot_id[:1] == "~":
+                    raise ValueError(f"slot id {slot_id!r} must not contain '|' nor start with '~'")
+                member = f"{slot_id}|{slot.tokens}".encode()
+                today, today_end, tomorrow_end = self._days_of(slot.start)
+                heads.append(
+                    _pack_answered_slot(
+                        slot.start,
+                        slot.end,
+                        slot.tokens,
+                        today,
+                        today_end,
+                        tomorrow_end,
+                        len(member),
+                    )
+                )
+                members.append(member)
+            calls.append((self._keys(key), b"".join(heads) + b"".join(members)))
+        return calls
+
+    def _split_degraded(
+        self, slots: Sequence[Reservation]
+    ) -> tuple[Sequence[Reservation], Sequence[Reservation]]:
+        """(slots the local ledger records, slots for Redis), as `_run` picks per call."""
+        until = self._degraded_until
+        if until is None:
+            return (), slots
+        return [s for s in slots if s.start < until], [s for s in slots if s.start >= until]
+
+    def _pipeline(self, calls: list[tuple[tuple[bytes, bytes], bytes]]) -> list[Any]:
+        digest = self._answered_script.digest
+        with self._client.pipeline(transaction=False) as pipe:
+            execute: Any = pipe.execute_command  # untyped in redis-py
+            for keys, blob in calls:
+                execute("EVALSHA", digest, b"2", *keys, blob)
+            result: list[Any] = pipe.execute()
+            return result
+
+    async def _apipeline(self, calls: list[tuple[tuple[bytes, bytes], bytes]]) -> list[Any]:
+        digest = self._answered_script.digest
+        async with self._aclient().pipeline(transaction=False) as pipe:
+            for keys, blob in calls:
+                pipe.execute_command("EVALSHA", digest, b"2", *keys, blob)
+            result: list[Any] = await pipe.execute()
+            return result
+
+    def record_answered(self, slots: Sequence[Reservation]) -> None:
+        local, remote = self._split_degraded(slots)
+        if remote:
+            calls = self._answered_calls(remote)
+            now = remote[0].start
+            if len(calls) == 1:
+                keys, blob = calls[0]
+                if self._run(now, self._answered_script, keys, blob) is not _DOWN:
+                    remote = ()
+            else:
+                # Several ledgers: one script each (a ledger's keys share a hash tag,
+                # different ledgers may not), in one round trip. NOSCRIPT fails every
+                # call alike (one script), so none ran and all are sent again.
+                try:
+                    try:
+                        self._pipeline(calls)
+                    except self._no_script:
+                        self._client.script_load(self._answered_script.source)
+                        self._pipeline(calls)
+                except self._unreachable as exc:
+                    self._failed(exc, now)
+                except self._redis_error as exc:
+                    raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
+                else:
+                    if self._degraded_until is not None:
+                        self._answered(now)
+                    remote = ()
+        if local or remote:
+            self._fallback.record_answered([*local, *remote])
+
+    async def arecord_answered(self, slots: Sequence[Reservation]) -> None:
+        local, remote = self._split_degraded(slots)
+        if remote:
+            calls = self._answered_calls(remote)
+            now = remote[0].start
+            if len(calls) == 1:
+                keys, blob = calls[0]
+                if await self._arun(now, self._answered_script, keys, blob) is not _DOWN:
+                    remote = ()
+            else:
+                try:
+                    try:
+                        await self._apipeline(calls)
+                    except self._no_script:
+                        await self._aclient().script_load(self._answered_script.source)
+                        await self._apipeline(calls)
+                except self._unreachable as exc:
+                    self._failed(exc, now)
+                except self._redis_error as exc:
+                    raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
+                else:
+                    if self._degraded_until is not None:
+                        self._answered(now)
+                    remote = ()
+        if local or remote:
+            self._fallback.record_answered([*local, *remote])
 
     # The day's spent flag must outlast the day (one that just began, or the next).
     _SPENT_KEEP = 3 * 86_400.0

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from gemini_guard.quota.ledger import (
     MAX_FLIGHT,
+    NO_LIMITS,
     Budget,
     DayBook,
     Granted,
@@ -219,92 +221,116 @@ class SQLiteStore:
         allowance: float,
         deadline: float | None,
     ) -> Granted | Refused:
+        with self._transaction() as db:
+            return self._book(
+                db,
+                key,
+                slot_id=slot_id,
+                budget=budget,
+                tokens=tokens,
+                now=now,
+                allowance=allowance,
+                deadline=deadline,
+            )
+
+    def _book(
+        self,
+        db: sqlite3.Connection,
+        key: QuotaKey,
+        *,
+        slot_id: str,
+        budget: Budget,
+        tokens: int,
+        now: float,
+        allowance: float,
+        deadline: float | None,
+    ) -> Granted | Refused:
+        """`acquire` within the caller's transaction."""
         # The rule of `ledger.SlotBook.book`, asked of the index instead of loading
         # the window: the ledger's kept counts, one ranked row for the request limit,
         # and only the oldest rows for the token limit, so the cost barely grows with
         # the limit.
         project, model = key
         period = budget.period
-        with self._transaction() as db:
-            self._hold_late(db, key, now)
-            gone, gone_tokens = self._trim(db, key, now, period)
-            row = db.execute(
-                "SELECT last_start, slot_count, slot_tokens FROM quota_ledgers "
-                "WHERE project = ? AND model = ?",
-                (project, model),
+        self._hold_late(db, key, now)
+        gone, gone_tokens = self._trim(db, key, now, period)
+        row = db.execute(
+            "SELECT last_start, slot_count, slot_tokens FROM quota_ledgers "
+            "WHERE project = ? AND model = ?",
+            (project, model),
+        ).fetchone()
+        if row is None:
+            last, count, total = _NO_START, 0, 0
+        else:
+            last, count, total = row[0], row[1] - gone, row[2] - gone_tokens
+        start = now if last < now else last
+        requests = budget.requests
+        if requests is not None and count >= max(requests, 1):
+            # The row that must have left the window, ranked from whichever end
+            # is nearer: the window's oldest, or the newest when many are queued.
+            keep = max(requests, 1)
+            rank = count - keep
+            order, offset = ("", rank) if rank < keep else (" DESC", keep - 1)
+            (oldest_end,) = db.execute(
+                "SELECT end_at FROM quota_slots WHERE project = ? AND model = ? "
+                f"ORDER BY end_at{order} LIMIT 1 OFFSET ?",
+                (project, model, offset),
             ).fetchone()
-            if row is None:
-                last, count, total = _NO_START, 0, 0
-            else:
-                last, count, total = row[0], row[1] - gone, row[2] - gone_tokens
-            start = now if last < now else last
-            requests = budget.requests
-            if requests is not None and count >= max(requests, 1):
-                # The row that must have left the window, ranked from whichever end
-                # is nearer: the window's oldest, or the newest when many are queued.
-                keep = max(requests, 1)
-                rank = count - keep
-                order, offset = ("", rank) if rank < keep else (" DESC", keep - 1)
-                (oldest_end,) = db.execute(
-                    "SELECT end_at FROM quota_slots WHERE project = ? AND model = ? "
-                    f"ORDER BY end_at{order} LIMIT 1 OFFSET ?",
-                    (project, model, offset),
-                ).fetchone()
-                start = max(start, oldest_end + period)
-            if budget.tokens is not None:
-                room = max(budget.tokens, tokens) - tokens
-                if total > room:
-                    remaining = total
-                    for end_at, slot_tokens in db.execute(
-                        "SELECT end_at, tokens FROM quota_slots WHERE project = ? AND model = ? "
-                        "ORDER BY end_at",
-                        (project, model),
-                    ):
-                        if remaining <= room:
-                            break
-                        start = max(start, end_at + period)
-                        remaining -= slot_tokens
-            day, day_end = self._day_of.day_of(start)
-            today = self._day_of.day_of(now)[0]
-            days = DayBook()
-            for counted_day, day_requests, day_tokens, spent in db.execute(
-                "SELECT day, requests, tokens, spent FROM quota_days "
-                "WHERE project = ? AND model = ? AND day >= ?",
+            start = max(start, oldest_end + period)
+        if budget.tokens is not None:
+            room = max(budget.tokens, tokens) - tokens
+            if total > room:
+                remaining = total
+                for end_at, slot_tokens in db.execute(
+                    "SELECT end_at, tokens FROM quota_slots WHERE project = ? AND model = ? "
+                    "ORDER BY end_at",
+                    (project, model),
+                ):
+                    if remaining <= room:
+                        break
+                    start = max(start, end_at + period)
+                    remaining -= slot_tokens
+        day, day_end = self._day_of.day_of(start)
+        today = self._day_of.day_of(now)[0]
+        days = DayBook()
+        for counted_day, day_requests, day_tokens, spent in db.execute(
+            "SELECT day, requests, tokens, spent FROM quota_days "
+            "WHERE project = ? AND model = ? AND day >= ?",
+            (project, model, today),
+        ):
+            days.days[counted_day] = [day_requests, day_tokens, spent]
+        refused = days.check(day, day_end, budget, tokens)
+        if refused is None and deadline is not None and start > deadline:
+            refused = Refused("wait", start)
+        if refused is not None:
+            if gone:
+                self._count(db, key, -gone, -gone_tokens)
+            return refused
+        end = start + allowance
+        db.execute(
+            "INSERT INTO quota_slots "
+            "(project, model, slot_id, end_at, tokens, hold_until, start_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (project, model, slot_id, end, tokens, end + MAX_FLIGHT, start),
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO quota_ledgers "
+            "(project, model, last_start, slot_count, slot_tokens) VALUES (?, ?, ?, ?, ?)",
+            (project, model, start, count + 1, total + tokens),
+        )
+        db.execute(
+            "INSERT INTO quota_days (project, model, day, requests, tokens, spent) "
+            "VALUES (?, ?, ?, 1, ?, 0) ON CONFLICT (project, model, day) "
+            "DO UPDATE SET requests = requests + 1, tokens = tokens + excluded.tokens",
+            (project, model, day, tokens),
+        )
+        if day not in days.days:
+            # The day's first booking: yesterday's counts are no longer needed.
+            db.execute(
+                "DELETE FROM quota_days WHERE project = ? AND model = ? AND day < ?",
                 (project, model, today),
-            ):
-                days.days[counted_day] = [day_requests, day_tokens, spent]
-            refused = days.check(day, day_end, budget, tokens)
-            if refused is None and deadline is not None and start > deadline:
-                refused = Refused("wait", start)
-            if refused is not None:
-                if gone:
-                    self._count(db, key, -gone, -gone_tokens)
-                return refused
-            end = start + allowance
-            db.execute(
-                "INSERT INTO quota_slots "
-                "(project, model, slot_id, end_at, tokens, hold_until, start_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (project, model, slot_id, end, tokens, end + MAX_FLIGHT, start),
             )
-            db.execute(
-                "INSERT OR REPLACE INTO quota_ledgers "
-                "(project, model, last_start, slot_count, slot_tokens) VALUES (?, ?, ?, ?, ?)",
-                (project, model, start, count + 1, total + tokens),
-            )
-            db.execute(
-                "INSERT INTO quota_days (project, model, day, requests, tokens, spent) "
-                "VALUES (?, ?, ?, 1, ?, 0) ON CONFLICT (project, model, day) "
-                "DO UPDATE SET requests = requests + 1, tokens = tokens + excluded.tokens",
-                (project, model, day, tokens),
-            )
-            if day not in days.days:
-                # The day's first booking: yesterday's counts are no longer needed.
-                db.execute(
-                    "DELETE FROM quota_days WHERE project = ? AND model = ? AND day < ?",
-                    (project, model, today),
-                )
-            return Granted(start, slot_id, day)
+        return Granted(start, slot_id, day)
 
     def confirm(
         self, reservation: Reservation, *, now: float, budget: Budget, allowance: float
@@ -361,36 +387,48 @@ class SQLiteStore:
         )
 
     def settle(self, reservation: Reservation, *, sent: bool, end: float, tokens: int) -> None:
+        with self._transaction() as db:
+            self._settle_row(db, reservation, sent=sent, end=end, tokens=tokens)
+
+    def _settle_row(
+        self,
+        db: sqlite3.Connection,
+        reservation: Reservation,
+        *,
+        sent: bool,
+        end: float,
+        tokens: int,
+    ) -> None:
+        """`settle` within the caller's transaction."""
         key = reservation.key
         pk = (key.project, key.model, reservation.slot_id)
-        with self._transaction() as db:
-            row = db.execute(
-                "SELECT tokens FROM quota_slots WHERE project = ? AND model = ? AND slot_id = ?",
-                pk,
-            ).fetchone()
-            old_tokens: int | None = None if row is None else row[0]
-            if not sent:
-                if old_tokens is not None:
-                    db.execute(
-                        "DELETE FROM quota_slots WHERE project = ? AND model = ? AND slot_id = ?",
-                        pk,
-                    )
-                    self._count(db, key, -1, -old_tokens)
-                    self._add_day(db, reservation, requests=-1, tokens=-old_tokens)
-                return
-            db.execute(
-                "INSERT OR REPLACE INTO quota_slots "
-                "(project, model, slot_id, end_at, tokens, hold_until, start_at) "
-                "VALUES (?, ?, ?, ?, ?, 0, 0)",
-                (*pk, end, tokens),
-            )
-            if old_tokens is None:
-                # It had left the window (an answer slower than the whole window): it
-                # is back at its true end; its day was counted at booking.
-                self._count(db, key, 1, tokens)
-            elif old_tokens != tokens:
-                self._count(db, key, 0, tokens - old_tokens)
-                self._add_day(db, reservation, requests=0, tokens=tokens - old_tokens)
+        row = db.execute(
+            "SELECT tokens FROM quota_slots WHERE project = ? AND model = ? AND slot_id = ?",
+            pk,
+        ).fetchone()
+        old_tokens: int | None = None if row is None else row[0]
+        if not sent:
+            if old_tokens is not None:
+                db.execute(
+                    "DELETE FROM quota_slots WHERE project = ? AND model = ? AND slot_id = ?",
+                    pk,
+                )
+                self._count(db, key, -1, -old_tokens)
+                self._add_day(db, reservation, requests=-1, tokens=-old_tokens)
+            return
+        db.execute(
+            "INSERT OR REPLACE INTO quota_slots "
+            "(project, model, slot_id, end_at, tokens, hold_until, start_at) "
+            "VALUES (?, ?, ?, ?, ?, 0, 0)",
+            (*pk, end, tokens),
+        )
+        if old_tokens is None:
+            # It had left the window (an answer slower than the whole window): it
+            # is back at its true end; its day was counted at booking.
+            self._count(db, key, 1, tokens)
+        elif old_tokens != tokens:
+            self._count(db, key, 0, tokens - old_tokens)
+            self._add_day(db, reservation, requests=0, tokens=tokens - old_tokens)
 
     @staticmethod
     def _add_day(
@@ -412,6 +450,36 @@ class SQLiteStore:
         self, reservation: Reservation, *, sent: bool, end: float, tokens: int
     ) -> None:
         await asyncio.to_thread(self.settle, reservation, sent=sent, end=end, tokens=tokens)
+
+    def record_answered(self, slots: Sequence[Reservation]) -> None:
+        # One transaction for the batch (the commit is most of a write's cost); within
+        # it each slot is booked and settled by the same code as the pair, so the
+        # rule lives in one place.
+        if not slots:
+            return
+        with self._transaction() as db:
+            for slot in slots:
+                result = self._book(
+                    db,
+                    slot.key,
+                    slot_id=slot.slot_id,
+                    budget=NO_LIMITS,
+                    tokens=slot.tokens,
+                    now=slot.start,
+                    allowance=0.0,
+                    deadline=None,
+                )
+                if isinstance(result, Granted):
+                    self._settle_row(
+                        db,
+                        slot._replace(day=result.day),
+                        sent=True,
+                        end=slot.end,
+                        tokens=slot.tokens,
+                    )
+
+    async def arecord_answered(self, slots: Sequence[Reservation]) -> None:
+        await asyncio.to_thread(self.record_answered, slots)
 
     def mark_day_spent(self, key: QuotaKey, *, day: int) -> None:
         with self._transaction() as db:
