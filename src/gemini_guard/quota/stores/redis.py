@@ -49,10 +49,11 @@ class _Script:
 
     @classmethod
     def load(cls, name: str) -> _Script:
-        source = (
-            resources.files("gemini_guard.quota.stores")
-            .joinpath(f"lua/{name}.lua")
-            .read_text("utf-8")
+        # Redis has no shared script library before functions (7.0): the steps the
+        # scripts share are written once, in window.lua, and put in front of each.
+        folder = resources.files("gemini_guard.quota.stores").joinpath("lua")
+        source = "\n".join(
+            folder.joinpath(f"{part}.lua").read_text("utf-8") for part in ("window", name)
         )
         return cls(name, source, hashlib.sha1(source.encode()).hexdigest().encode())
 

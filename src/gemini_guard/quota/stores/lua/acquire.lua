@@ -64,39 +64,15 @@ if last > t then
   t = last
 end
 
--- An unanswered request may still be on its way to the server: its slot ends no
--- earlier than now (until it is given up, max flight after it was due to end).
+-- Unanswered slots that are due end no earlier than now (window.lua).
 if fe < now then
-  local late = redis.call('ZRANGEBYSCORE', slots, '(' .. string.format('%.17g', -now), '(0',
-    'WITHSCORES')
-  for i = 1, #late, 2 do
-    local entry = late[i]
-    local slot = string.sub(entry, 2)
-    local held = redis.call('HGET', meta, slot)
-    local hold = held and tonumber(held) or max_flight - tonumber(late[i + 1])
-    -- XX CH: 2 when the slot and its entry both moved (a missing slot is not re-added).
-    if hold <= now or redis.call('ZADD', slots, 'XX', 'CH', now, slot, -now, entry) < 2 then
-      redis.call('ZREM', slots, entry)  -- given up: the slot ends as it stands
-      redis.call('HDEL', meta, slot, entry)
-    elseif not held then
-      redis.call('HSET', meta, slot, hold)  -- its end moved: keep when it was due
-    end
-  end
-  local first = redis.call('ZREVRANGEBYSCORE', slots, '(0', '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  fe = first[2] and -tonumber(first[2]) or math.huge
+  fe = hold_late(slots, meta, now, max_flight)
 end
 
--- Slots that left every future window, with their tokens. One second of slack: the
--- exact rule (end + period <= t) is applied below.
+-- Slots that left every future window, with their tokens (the exact rule is applied
+-- below).
 if trim <= now or (max_tokens >= 0 and total > math.max(max_tokens, tokens) - tokens) then
-  local cutoff = now - period - 1
-  local gone = redis.call('ZRANGEBYSCORE', slots, '(0', cutoff)
-  if #gone > 0 then
-    for i = 1, #gone do
-      total = total - tonumber(string.match(gone[i], '|(%d+)$'))
-    end
-    redis.call('ZREMRANGEBYSCORE', slots, '(0', cutoff)
-  end
+  total = trim_gone(slots, now, period, total)
   trim = now + period / 2
 end
 

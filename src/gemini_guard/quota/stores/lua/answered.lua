@@ -11,10 +11,6 @@
 -- one after another.
 -- Returns how many slots were recorded (a slot in a day marked spent is not).
 
-local function fmt(x)
-  return string.format('%.17g', x)
-end
-
 local blob = ARGV[1]
 local period, max_flight, n = struct.unpack('<ddd', blob)
 local slots, meta = KEYS[1], KEYS[2]
@@ -41,10 +37,6 @@ end
 -- settle.lua recomputes fe from the entries once a slot is answered; the stored fe
 -- may be lower than that (a bound), and stays so until then.
 local fe_exact = false
-local function first_unanswered()
-  local first = redis.call('ZREVRANGEBYSCORE', slots, '(0', '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  return first[2] and -tonumber(first[2]) or math.huge
-end
 
 local cleared = false
 local ttl = nil
@@ -74,33 +66,13 @@ for _ = 1, n do
 
   -- As in acquire.lua: unanswered slots that are due end no earlier than now.
   if fe < now then
-    local late = redis.call('ZRANGEBYSCORE', slots, '(' .. fmt(-now), '(0', 'WITHSCORES')
-    for i = 1, #late, 2 do
-      local entry = late[i]
-      local slot = string.sub(entry, 2)
-      local held = redis.call('HGET', meta, slot)
-      local hold = held and tonumber(held) or max_flight - tonumber(late[i + 1])
-      if hold <= now or redis.call('ZADD', slots, 'XX', 'CH', now, slot, -now, entry) < 2 then
-        redis.call('ZREM', slots, entry)
-        redis.call('HDEL', meta, slot, entry)
-      elseif not held then
-        redis.call('HSET', meta, slot, hold)
-      end
-    end
-    fe = first_unanswered()
+    fe = hold_late(slots, meta, now, max_flight)
     fe_exact = true
   end
 
   -- As in acquire.lua: slots that left every future window, every half period.
   if trim <= now then
-    local cutoff = now - period - 1
-    local gone = redis.call('ZRANGEBYSCORE', slots, '(0', cutoff)
-    if #gone > 0 then
-      for i = 1, #gone do
-        total = total - tonumber(string.match(gone[i], '|(%d+)$'))
-      end
-      redis.call('ZREMRANGEBYSCORE', slots, '(0', cutoff)
-    end
+    total = trim_gone(slots, now, period, total)
     trim = now + period / 2
   end
 
@@ -144,7 +116,7 @@ for _ = 1, n do
     last = t
     total = total + tokens
     if not fe_exact then
-      fe = first_unanswered()
+      fe = first_unanswered(slots)
       fe_exact = true
     end
     exists = true

@@ -32,24 +32,11 @@ local hold = m[2] and tonumber(m[2]) or tonumber(booked_end) + max_flight
 
 -- As in acquire: unanswered slots that are due end no earlier than now.
 if fe < now then
-  local late = redis.call('ZRANGEBYSCORE', slots, '(' .. fmt(-now), '(0', 'WITHSCORES')
-  for i = 1, #late, 2 do
-    local other = string.sub(late[i], 2)
-    local held = redis.call('HGET', meta, other)
-    local other_hold = held and tonumber(held) or max_flight - tonumber(late[i + 1])
-    if other_hold <= now
-      or redis.call('ZADD', slots, 'XX', 'CH', now, other, -now, late[i]) < 2 then
-      redis.call('ZREM', slots, late[i])
-      redis.call('HDEL', meta, other, late[i])
-      if other == member then
-        hold = nil  -- given up: held afresh below, as the other stores do
-      end
-    elseif not held then
-      redis.call('HSET', meta, other, other_hold)
-    end
+  local given_up
+  fe, given_up = hold_late(slots, meta, now, max_flight, member)
+  if given_up then
+    hold = nil  -- given up: held afresh below, as the other stores do
   end
-  local first = redis.call('ZREVRANGEBYSCORE', slots, '(0', '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  fe = first[2] and -tonumber(first[2]) or math.huge
 end
 
 local keep = math.max(max_requests, 1)

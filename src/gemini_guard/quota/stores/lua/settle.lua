@@ -36,8 +36,7 @@ local exp, last, total, fe, trim = struct.unpack('<ddddd', m[1])
 -- was unanswered, then the earliest of the others is the new fe).
 local removed = redis.call('ZREM', slots, booked, entry)
 if removed == 2 then
-  local first = redis.call('ZREVRANGEBYSCORE', slots, '(0', '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  fe = first[2] and -tonumber(first[2]) or math.huge
+  fe = first_unanswered(slots)
 end
 if removed > 0 then
   total = total - booked_tokens
