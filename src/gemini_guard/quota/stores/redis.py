@@ -536,32 +536,27 @@ class RedisStore:
             return result
 
     def record_answered(self, slots: Sequence[Reservation]) -> None:
+        # One script per ledger (a ledger's keys share a hash tag, different ledgers
+        # may not), all in one pipeline: one round trip. NOSCRIPT fails every call
+        # alike (one script), so none ran and all are sent again.
         local, remote = self._split_degraded(slots)
         if remote:
             calls = self._answered_calls(remote)
             now = remote[0].start
-            if len(calls) == 1:
-                keys, blob = calls[0]
-                if self._run(now, self._answered_script, keys, blob) is not _DOWN:
-                    remote = ()
-            else:
-                # Several ledgers: one script each (a ledger's keys share a hash tag,
-                # different ledgers may not), in one round trip. NOSCRIPT fails every
-                # call alike (one script), so none ran and all are sent again.
+            try:
                 try:
-                    try:
-                        self._pipeline(calls)
-                    except self._no_script:
-                        self._client.script_load(self._answered_script.source)
-                        self._pipeline(calls)
-                except self._unreachable as exc:
-                    self._failed(exc, now)
-                except self._redis_error as exc:
-                    raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
-                else:
-                    if self._degraded_until is not None:
-                        self._answered(now)
-                    remote = ()
+                    self._pipeline(calls)
+                except self._no_script:
+                    self._client.script_load(self._answered_script.source)
+                    self._pipeline(calls)
+            except self._unreachable as exc:
+                self._failed(exc, now)
+            except self._redis_error as exc:
+                raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
+            else:
+                if self._degraded_until is not None:
+                    self._answered(now)
+                remote = ()
         if local or remote:
             self._fallback.record_answered([*local, *remote])
 
@@ -570,25 +565,20 @@ class RedisStore:
         if remote:
             calls = self._answered_calls(remote)
             now = remote[0].start
-            if len(calls) == 1:
-                keys, blob = calls[0]
-                if await self._arun(now, self._answered_script, keys, blob) is not _DOWN:
-                    remote = ()
-            else:
+            try:
                 try:
-                    try:
-                        await self._apipeline(calls)
-                    except self._no_script:
-                        await self._aclient().script_load(self._answered_script.source)
-                        await self._apipeline(calls)
-                except self._unreachable as exc:
-                    self._failed(exc, now)
-                except self._redis_error as exc:
-                    raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
-                else:
-                    if self._degraded_until is not None:
-                        self._answered(now)
-                    remote = ()
+                    await self._apipeline(calls)
+                except self._no_script:
+                    await self._aclient().script_load(self._answered_script.source)
+                    await self._apipeline(calls)
+            except self._unreachable as exc:
+                self._failed(exc, now)
+            except self._redis_error as exc:
+                raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
+            else:
+                if self._degraded_until is not None:
+                    self._answered(now)
+                remote = ()
         if local or remote:
             self._fallback.record_answered([*local, *remote])
 
