@@ -119,7 +119,10 @@ def _forget(key: int, ref: weakref.ref[Any]) -> None:
 
 
 def _failed_info(error: CallFailed) -> CallInfo:
-    return CallInfo(call_id="", model=None, attempts=error.attempts, elapsed=0.0)
+    requested = error.attempts[0].model if error.attempts else None
+    return CallInfo(
+        call_id="", model=None, attempts=error.attempts, elapsed=0.0, requested=requested
+    )
 
 
 def _bare(model: str) -> str:

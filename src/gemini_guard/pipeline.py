@@ -66,6 +66,7 @@ from gemini_guard.policies import (
     RetrySlots,
     decide_after_failure,
     retry_spacing,
+    spends_budget,
 )
 from gemini_guard.quota_gate import NoQuota, Permit, QuotaGate, TallyingGate
 from gemini_guard.telemetry import (
@@ -123,11 +124,18 @@ class CallInfo:
     model: str | None  # None when the call failed
     attempts: tuple[Attempt, ...]
     elapsed: float  # clock seconds, waits included
+    requested: str | None = None  # the call's own model=; None when not recorded
 
     @property
     def attempt_count(self) -> int:
         """Requests actually sent (skipped models not counted)."""
         return sum(1 for a in self.attempts if a.sent)
+
+    @property
+    def served_by_requested(self) -> bool:
+        """Whether the model the call asked for answered it (False for a fallback
+        model's answer and for a failed call)."""
+        return self.model is not None and (self.requested is None or self.model == self.requested)
 
 
 # Effects the call logic asks its driver to perform. Like `AttemptPlan` and
@@ -749,13 +757,14 @@ class Engine:
                             move,
                             permit.project if self.pooled and permit is not None else None,
                         )
-                    self.budget.record_success()
+                    self.budget.record_success(key)
                     state.attempts.append(Attempt(model, None, waited, 200, project))
                     info = CallInfo(
                         state.call_id,
                         model,
                         tuple(state.attempts),
                         clock.monotonic() - state.started,
+                        chain[0],
                     )
                     if listening:
                         self.telemetry.emit(
@@ -766,6 +775,8 @@ class Engine:
                                 attempts=info.attempt_count,
                                 elapsed=info.elapsed,
                                 input_tokens=used,
+                                requested=chain[0],
+                                served_by_requested=model == chain[0],
                             )
                         )
                     return value, info
@@ -787,7 +798,6 @@ class Engine:
                     move,
                     permit.project if self.pooled and permit is not None else None,
                 )
-                self.budget.record_failure(diagnosis)
                 failures += 1
                 state.last, state.last_model = diagnosis, model
                 state.attempts.append(
@@ -808,16 +818,26 @@ class Engine:
                     )
                 )
                 nxt = self._next_usable(chain, index)
+                # The model's breaker refuses now (this failure opened it, or another
+                # call's did): move on at once instead of waiting out a backoff only
+                # to be refused. A shared store is not read again here (that is I/O);
+                # its breaker is asked at the next admission. In a pool, one project's
+                # breaker is not the model's: the next reservation leaves it out.
+                model_open = not self.pooled and (
+                    (move is not None and move.new == "open")
+                    or (not shared and not breaker.peek(clock.time()).allowed)
+                )
                 decision = decide_after_failure(
                     diagnosis,
                     progress=ModelProgress(failures=failures, shrunk=shrunk),
                     policy=self.retry,
                     has_next=nxt is not None,
-                    budget_allows=self.budget.allows_retry(),
+                    budget_allows=self.budget.allows_retry(key),
                     now=clock.monotonic(),
                     now_wall=clock.time(),
                     deadline_at=deadline_at,
                     rng=self.rng,
+                    model_open=model_open,
                 )
                 if self.pooled and _per_day(diagnosis) and not isinstance(decision, Retry):
                     # One project's day is spent, not the model's: the settle above told
@@ -825,6 +845,8 @@ class Engine:
                     # DailyQuotaExhausted when every project is spent: then park).
                     decision = Retry(0.0, "another project of the pool")
                 if isinstance(decision, Retry):
+                    if spends_budget(diagnosis):
+                        self.budget.record_retry(key)
                     delay = decision.delay
                     if line_up:
                         delay = self.retry_slots.schedule(

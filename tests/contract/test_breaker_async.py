@@ -88,7 +88,7 @@ async def test_async_calls_do_the_store_io_off_the_event_loop_thread(tmp_path: P
     steps: Steps[types.GenerateContentResponse] = eng.steps(
         (FLASH,), tokens=1, input_tokens_of=lambda _: 1
     )
-    with pytest.raises(AttemptsExhausted, match="no usable model left"):
+    with pytest.raises(AttemptsExhausted, match="circuit breaker is open"):
         # Two 500s open the breaker (threshold 2): the call ends without a third try.
         await run_async(steps, clock=clock, quota=eng.quota, send=send)
     assert len(outcomes) == 1  # the third answer was never asked for

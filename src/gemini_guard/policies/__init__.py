@@ -31,9 +31,11 @@ from gemini_guard.policies.retry import (
     RetryBudget,
     RetryPolicy,
     RetrySlots,
+    bare_429,
     compute_backoff,
     retry_delay,
     retry_spacing,
+    spends_budget,
 )
 
 __all__ = [
@@ -58,9 +60,11 @@ __all__ = [
     "RetryPolicy",
     "RetrySlots",
     "SQLiteBreakerStore",
+    "bare_429",
     "compute_backoff",
     "decide_after_failure",
     "open_breaker_store",
     "retry_delay",
     "retry_spacing",
+    "spends_budget",
 ]

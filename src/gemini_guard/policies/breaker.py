@@ -1,13 +1,24 @@
 """Circuit breaker per model (and per project): stop sending to an upstream that is down.
 
-    closed ──(N consecutive upstream failures, or failure ratio over a window)──► open
+    closed ──(a failure ratio over a window of enough calls, or N failures in a row)──► open
     open ──(cooldown elapsed)──► half-open: up to `half_open_probes` requests go through
     half-open ──(a probe succeeds)──► closed        ──(a probe fails)──► open, longer
 
+It must see an outage, not bad luck. The main rule is a ratio: at least `min_calls`
+outcomes within `window` seconds, of which at least `failure_ratio` failed. With the
+defaults (20 calls, 80%) a model failing 35% of its requests almost never trips it
+(P[Binomial(20, 0.35) >= 16] is about 2e-5 per window), while one failing 90% does
+within a window. "N consecutive failures" (`failure_threshold`, 8) stays as the fast
+path for a model that fails everything: 8 in a row, which is three calls with
+`fallback_after=3`; at a 35% error rate a run of 8 starts with probability
+0.65 * 0.35**8, about 1.5e-4 per attempt.
+
 The cooldown doubles with each open that follows without a successful close (up to
-`max_cooldown`), and when more than `storm_failures` failures fell within
-`storm_window` (the guide: more than 10 failures over several minutes) the breaker
-pauses for `storm_cooldown` at least: time to check the status page, not to hammer.
+`max_cooldown`). When the breaker opens for the third time in a row (its probes
+failed twice) and more than `storm_failures` failures fell within `storm_window`
+(the guide: more than 10 failures over several minutes), it pauses for
+`storm_cooldown` at least: time to check the status page, not to hammer. A short
+outage (a minute) recovers with the first or second probe instead.
 
 The transitions are pure functions of a `BreakerSnapshot` (a frozen value), the
 policy and the wall clock (`Clock.time()`, so processes sharing a store agree).
@@ -49,13 +60,13 @@ State = Literal["closed", "open", "half_open"]
 class BreakerPolicy:
     """When a model's breaker opens, for how long, and how it tests the water again."""
 
-    failure_threshold: int = 5  # consecutive upstream failures that open it
-    failure_ratio: float = 0.5  # ...or this share of failures over `window`
+    failure_threshold: int = 8  # the fast path: this many upstream failures in a row
+    failure_ratio: float = 0.8  # the main rule: this share of failures over `window`...
     window: float = 60.0  # seconds
-    min_calls: int = 10  # the ratio counts only with at least this many calls in the window
+    min_calls: int = 20  # ...counted only with at least this many calls in the window
     cooldown: float = 30.0  # first open
     max_cooldown: float = 300.0  # the doubling stops here
-    storm_failures: int = 10  # more than this many failures within `storm_window`...
+    storm_failures: int = 10  # from the third open: more than this many failures within...
     storm_window: float = 300.0
     storm_cooldown: float = 600.0  # ...pause at least this long
     half_open_probes: int = 1  # requests let through at once while half-open
@@ -165,10 +176,13 @@ def counts_as_failure(diagnosis: Diagnosis) -> bool:
     return diagnosis.category in UPSTREAM_FAILURES
 
 
+_STORM_OPENS = 3  # the first open and one failed probe are not yet "several minutes"
+
+
 def _cooldown(policy: BreakerPolicy, opens: int, failures: tuple[float, ...]) -> float:
     growth: float = 2.0 ** min(opens - 1, 32)
     cooldown = min(policy.max_cooldown, policy.cooldown * growth)
-    if len(failures) > policy.storm_failures:
+    if opens >= _STORM_OPENS and len(failures) > policy.storm_failures:
         cooldown = max(cooldown, policy.storm_cooldown)
     return cooldown
 

@@ -4,16 +4,25 @@
 happens next. It is pure: the model's progress in this call, the policy, the clock
 readings and a seeded `random.Random` in; a `Retry`, `FallBack` or `Fail` out.
 
-Fallback triggers (the issue's list, in order of precedence):
+The caller asked for a model: the Guard keeps it as long as retrying it is the
+better bet. One failed request says little about a model (a flaky one fails a third
+of the time and still answers), so transient failures are retried on it first and
+the call moves on only when the model is failing, not when one request did. In order
+of precedence:
 - request errors (bad request, key, permission, size, precondition, billing): no
   fallback, no retry: fail at once with the diagnosis;
 - `not_found` of a chain member: fall back, with a loud warning (deprecated name?);
 - `daily_quota_exhausted` / `no_quota`: park the model until the Pacific midnight
-  and fall back;
-- `overloaded` (503): fall back right away;
-- `deadline_exceeded` / `timeout`: one smaller retry (optional), then fall back;
+  and fall back (retrying cannot help before then);
+- the model's breaker is open (it opened on this very failure, or another call
+  opened it): fall back now rather than wait out a backoff to find it refused;
 - a server delay longer than the policy allows: fall back rather than sleep;
-- `fallback_after` consecutive failures on one model, or the retry budget spent.
+- `deadline_exceeded` / `timeout`: one smaller retry (optional), then fall back;
+- 503, 500, 502, network errors and a bare 429 (no QuotaFailure, no RetryInfo: the
+  server is short of capacity, not saying you are over a quota): retry the model
+  with backoff and jitter (or the server's delay), and fall back after
+  `fallback_after` failed attempts on it;
+- the retry budget spent (an outage across calls, not bad luck): fall back.
 On the last usable model the same failures retry up to `max_retries`, then fail.
 """
 
@@ -26,7 +35,7 @@ from dataclasses import dataclass
 from gemini_guard.diagnosis._model import Category, Diagnosis
 from gemini_guard.pacific import next_reset
 from gemini_guard.policies.decisions import Decision, Fail, FallBack, Retry
-from gemini_guard.policies.retry import UPSTREAM_FAILURES, RetryPolicy, retry_delay
+from gemini_guard.policies.retry import RetryPolicy, bare_429, retry_delay, spends_budget
 
 __all__ = [
     "REQUEST_ERRORS",
@@ -73,12 +82,14 @@ def decide_after_failure(
     now_wall: float,
     deadline_at: float | None,
     rng: random.Random,
+    model_open: bool = False,
 ) -> Decision:
     """What to do after an attempt on one model failed with `diagnosis`.
 
     `has_next`: a later model of the chain is usable (not parked, breaker not open).
     `now`, `deadline_at`: monotonic seconds; `now_wall`: wall epoch seconds (for the
-    Pacific reset). `budget_allows`: the Guard's `RetryBudget` still allows retries.
+    Pacific reset). `budget_allows`: the Guard's `RetryBudget` still allows a retry on
+    this model. `model_open`: this model's own breaker refuses requests now.
     """
     category = diagnosis.category
     if category in REQUEST_ERRORS:
@@ -106,15 +117,9 @@ def decide_after_failure(
     if not diagnosis.retryable:
         return Fail("rejected", f"{category} is not retryable")
 
-    if category is Category.OVERLOADED and has_next:
-        return FallBack("overloaded")
-
-    shrink = False
-    if category in _SLOW:
-        if policy.shrink_on_deadline and not progress.shrunk:
-            shrink = True
-        elif has_next:
-            return FallBack(str(category))
+    if model_open:
+        reason = f"the model's circuit breaker is open ({category})"
+        return FallBack(reason) if has_next else Fail("exhausted", reason)
 
     server_delay = diagnosis.retry_after
     if server_delay is not None and server_delay > policy.max_retry_after:
@@ -125,23 +130,32 @@ def decide_after_failure(
             return Fail("quota_wait", reason, wait=server_delay)
         return Fail("exhausted", reason, wait=server_delay)
 
+    shrink = False
+    if category in _SLOW:
+        if policy.shrink_on_deadline and not progress.shrunk:
+            shrink = True
+        elif has_next:
+            return FallBack(str(category))
+
     attempts_allowed = policy.max_retries + 1
     if has_next:
         attempts_allowed = min(attempts_allowed, policy.fallback_after)
     if progress.failures >= attempts_allowed and not shrink:
-        reason = f"{progress.failures} consecutive failures ({category})"
+        reason = f"{progress.failures} failed attempts on the model ({category})"
         return FallBack(reason) if has_next else Fail("exhausted", reason)
 
-    if not budget_allows and category in UPSTREAM_FAILURES:
+    if not budget_allows and spends_budget(diagnosis):
         # The budget guards against retry storms on a failing upstream; a quota wait
         # the server asked for is not one, so it is not held back.
-        reason = "retry budget exhausted (the upstream is failing for many calls)"
+        reason = "retry budget exhausted (the model is failing for many calls)"
         return FallBack(reason) if has_next else Fail("exhausted", reason)
 
     delay = retry_delay(diagnosis, max(0, progress.failures - 1), policy, rng)
     if deadline_at is not None and now + delay >= deadline_at:
         reason = f"the call's deadline leaves no time for a {delay:.1f}s wait"
         return FallBack(reason) if has_next else Fail("exhausted", reason)
+    if bare_429(diagnosis):
+        return Retry(delay, "rate_limited without quota details (transient capacity)")
     return Retry(delay, str(category), shrink=shrink)
 
 

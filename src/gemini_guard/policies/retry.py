@@ -8,7 +8,8 @@ for jitter), so tests pin every delay without sleeping.
 - `compute_backoff(retry, policy, rng)`: the delay before retry number `retry`.
 - `retry_delay(diagnosis, retry, policy, rng)`: the server's delay when it gave one
   (plus a little jitter so waiting clients do not return in one burst), else backoff.
-- `RetryBudget`: gRPC-style retry throttling shared by every call of a Guard.
+- `RetryBudget`: retry throttling per model, shared by every call of a Guard: it
+  stops retry storms on a model that is down, never retries on one that is flaky.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ __all__ = [
     "RetryBudget",
     "RetryPolicy",
     "RetrySlots",
+    "bare_429",
     "compute_backoff",
     "retry_delay",
     "retry_spacing",
     "seconds",
+    "spends_budget",
 ]
 
 Jitter = Literal["additive", "full", "none"]
@@ -72,7 +75,8 @@ class RetryPolicy:
       sleep; a longer one means fall back (or fail) rather than wait minutes.
     - `server_delay_jitter`: up to this many seconds are added to a server delay, so
       clients told "retry in 37s" do not all return in the same millisecond.
-    - `fallback_after`: consecutive failed attempts on one model before falling back.
+    - `fallback_after`: failed attempts on one model (503, 500, network, a bare 429)
+      before the call falls back to the next; the guide says 3 to 5.
     - `attempt_timeout`: per-attempt limit (the SDK sets none; a request can hang).
     - `deadline`: the whole call's limit, waits included; None for no limit.
     - `shrink_on_deadline`: on a 504 or a timeout, retry once with a smaller thinking
@@ -172,51 +176,107 @@ def retry_delay(diagnosis: Diagnosis, retry: int, policy: RetryPolicy, rng: rand
     return compute_backoff(retry, policy, rng)
 
 
+def spends_budget(diagnosis: Diagnosis) -> bool:
+    """Whether a retry after `diagnosis` spends from the `RetryBudget`.
+
+    Upstream failures do, and so does a bare 429 (RESOURCE_EXHAUSTED with neither a
+    QuotaFailure nor a RetryInfo: a capacity error, not a quota the server can name).
+    A wait the server asked for (RetryInfo) does not: that is pacing, not a storm.
+    """
+    if diagnosis.retry_after is not None:
+        return False
+    return diagnosis.category in UPSTREAM_FAILURES or bare_429(diagnosis)
+
+
+def bare_429(diagnosis: Diagnosis) -> bool:
+    """A 429 that names no quota and no delay ("Resource has been exhausted (e.g.
+    check quota).", Vertex's "Resource exhausted. Please try again later."): the
+    server is short of capacity for the moment, like a 503."""
+    return (
+        diagnosis.category is Category.RATE_LIMITED
+        and diagnosis.quota is None
+        and diagnosis.retry_after is None
+    )
+
+
 class RetryBudget:
-    """gRPC-style retry throttling, shared by all calls of one Guard.
+    """Retry throttling per model, shared by every call of one Guard.
 
-    The budget holds up to `max_tokens` tokens, starting full. Each upstream failure
-    takes one token; each success gives back `token_ratio`. While the budget is at or
-    below half, retries stop (fallback and first attempts still go), so an upstream
-    that is down gets one request per call instead of a retry storm.
+    It stops retry storms, not flaky models. Each key (a "project/model") has a
+    bucket of up to `max_tokens` tokens, starting full. Only a retry spends
+    (`retry_cost`, after an upstream failure or a bare 429); first attempts and
+    fallback hops are free. Every success on the key gives back `token_ratio`
+    (gRPC's retry throttling refills on success too; AWS's retry quota spends only
+    on retries). A retry is allowed while the bucket holds one retry's cost; when it
+    is not, the call falls back (or fails on the last model) instead of retrying.
 
-    Failures for which the server named a delay (a quota 429 with RetryInfo) are not
-    charged: waiting as told is pacing, not a storm.
+    Why these numbers (docs/guard.md, "Retry budget", has the whole derivation): at
+    an error rate p, an attempt spends at most p (when every failure is retried) and
+    earns (1 - p) * token_ratio, so the drift per attempt is at least
+    (1 - p) * token_ratio - p * retry_cost. With 2 and 1 it is positive up to p = 2/3:
+    +0.5 per attempt at 50%, so a flaky model keeps its retries (20 tokens are a deep
+    enough reserve for the walk's bad runs); -0.7 at 90% and -1 at 100%, so an outage
+    spends its 20 tokens within a few dozen attempts and then sends one request per
+    call until a success pays retries back.
+
+    Waits the server asked for (a 429 with RetryInfo) neither spend nor are held back.
     """
 
-    __slots__ = ("_lock", "_tokens", "max_tokens", "token_ratio")
+    __slots__ = ("_lock", "_tokens", "max_tokens", "retry_cost", "token_ratio")
 
-    def __init__(self, *, max_tokens: float = 10.0, token_ratio: float = 0.1) -> None:
+    def __init__(
+        self, *, max_tokens: float = 20.0, token_ratio: float = 2.0, retry_cost: float = 1.0
+    ) -> None:
         if max_tokens <= 0:
             raise ValueError(f"max_tokens must be > 0, got {max_tokens!r}")
+        if not 0 < retry_cost <= max_tokens:
+            raise ValueError(f"retry_cost must be in (0, max_tokens], got {retry_cost!r}")
         if not 0 < token_ratio <= max_tokens:
             raise ValueError(f"token_ratio must be in (0, max_tokens], got {token_ratio!r}")
         self.max_tokens = float(max_tokens)
         self.token_ratio = float(token_ratio)
-        self._tokens = float(max_tokens)
+        self.retry_cost = float(retry_cost)
+        self._tokens: dict[str, float] = {}  # absent: full
         self._lock = threading.Lock()
 
-    @property
-    def tokens(self) -> float:
-        return self._tokens
+    def tokens(self, key: str = "") -> float:
+        """The tokens left in `key`'s bucket."""
+        return self._tokens.get(key, self.max_tokens)
 
-    def allows_retry(self) -> bool:
-        return self._tokens > self.max_tokens / 2
+    def allows_retry(self, key: str = "") -> bool:
+        return self._tokens.get(key, self.max_tokens) >= self.retry_cost
 
-    def record_failure(self, diagnosis: Diagnosis) -> None:
-        if diagnosis.retry_after is not None or diagnosis.category not in UPSTREAM_FAILURES:
-            return
+    def record_retry(self, key: str = "") -> None:
+        """A retry was scheduled on `key` (never below 0: concurrent calls may both
+        have seen the last token)."""
         with self._lock:
-            self._tokens = max(0.0, self._tokens - 1.0)
+            if len(self._tokens) >= 1024 and key not in self._tokens:
+                self._forget_full()
+            left = self._tokens.get(key, self.max_tokens) - self.retry_cost
+            self._tokens[key] = max(0.0, left)
 
-    def record_success(self) -> None:
-        if self._tokens >= self.max_tokens:
+    def record_success(self, key: str = "") -> None:
+        if key not in self._tokens:
             return  # full, the usual state: no lock needed to leave it full
         with self._lock:
-            self._tokens = min(self.max_tokens, self._tokens + self.token_ratio)
+            tokens = self._tokens.get(key)
+            if tokens is None:
+                return
+            tokens += self.token_ratio
+            if tokens >= self.max_tokens:
+                del self._tokens[key]  # full again: the bucket need not be kept
+            else:
+                self._tokens[key] = tokens
+
+    def _forget_full(self) -> None:
+        # Keys come from model names callers choose: keep the table bounded by
+        # dropping the fullest buckets (they are the least informative).
+        for key, _ in sorted(self._tokens.items(), key=lambda kv: -kv[1])[:512]:
+            del self._tokens[key]
 
     def __repr__(self) -> str:
-        return f"RetryBudget(tokens={self._tokens:g}/{self.max_tokens:g})"
+        spent = ", ".join(f"{k}={v:g}" for k, v in sorted(self._tokens.items()))
+        return f"RetryBudget(max_tokens={self.max_tokens:g}, below full: {{{spent}}})"
 
 
 def retry_spacing(diagnosis: Diagnosis) -> float:

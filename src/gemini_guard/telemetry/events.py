@@ -132,6 +132,8 @@ class CallSucceeded(Event):
     attempts: int
     elapsed: float  # clock seconds, waits included
     input_tokens: int | None = None
+    requested: str | None = None  # the model the call asked for
+    served_by_requested: bool = True  # False: a fallback model answered
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,7 +19,7 @@ from gemini_guard.emulator import EmulatorServer, Scenario, serve
 from gemini_guard.errors import DailyQuotaExhausted, RequestRejected, StreamInterrupted
 from gemini_guard.guard import Guard, guard_info, last_call, wrap
 from gemini_guard.policies import RetryPolicy
-from gemini_guard.telemetry import Event, JsonlSink, LoggingSink
+from gemini_guard.telemetry import CallSucceeded, Event, JsonlSink, LoggingSink
 from tests.support.sdk_clients import emulator_client
 
 PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
@@ -76,16 +76,35 @@ def test_sync_falls_back_from_an_overloaded_model(
     assert info is not None
     assert info == last_call()
     assert info.model == FLASH
-    assert [(a.model, a.http_status) for a in info.attempts] == [(PRO, 503), (FLASH, 200)]
-    assert totals(overload, PRO)["rejected"] == {"overloaded": 1}
-    assert clock.sleeps == []  # a 503 is not waited out when another model can answer
+    assert (info.requested, info.served_by_requested) == (PRO, False)
+    # The requested model is retried first (one 503 says little about a model), and
+    # the call falls back after `fallback_after` (3) failed attempts on it.
+    assert [(a.model, a.http_status) for a in info.attempts] == [
+        (PRO, 503),
+        (PRO, 503),
+        (PRO, 503),
+        (FLASH, 200),
+    ]
+    assert totals(overload, PRO)["rejected"] == {"overloaded": 3}
+    assert len(clock.sleeps) == 2  # backoff before each retry: 1 s then 2 s, plus jitter
+    assert 1.0 <= clock.sleeps[0] <= 2.0
+    assert 2.0 <= clock.sleeps[1] <= 3.0
     assert [e.kind for e in events] == [
+        "attempt_started",
+        "attempt_failed",
+        "retry_scheduled",
+        "attempt_started",
+        "attempt_failed",
+        "retry_scheduled",
         "attempt_started",
         "attempt_failed",
         "fallback_taken",
         "attempt_started",
         "call_succeeded",
     ]
+    done = events[-1]
+    assert isinstance(done, CallSucceeded)
+    assert (done.requested, done.served_by_requested) == (PRO, False)
 
 
 def test_wrap_returns_the_same_kind_of_guard(overload: EmulatorServer, clock: FakeClock) -> None:
@@ -158,7 +177,7 @@ async def test_async_overloaded_falls_back(overload: EmulatorServer, clock: Fake
     assert response.model_version == FLASH
     info = last_call()
     assert info is not None
-    assert info.attempt_count == 2
+    assert info.attempt_count == 4  # three tries on pro, then flash
     count = await guard.aio.models.count_tokens(model=FLASH, contents="hello")
     assert count.total_tokens
 
@@ -195,7 +214,7 @@ def test_stream_falls_back_before_the_first_chunk(
     assert {c.model_version for c in chunks} == {FLASH}
     info = guard_info(chunks[-1])
     assert info is not None
-    assert [a.model for a in info.attempts] == [PRO, FLASH]
+    assert [a.model for a in info.attempts] == [PRO, PRO, PRO, FLASH]
 
 
 def _broken_stream_scenario() -> Scenario:

@@ -141,12 +141,11 @@ def test_fallback_models_reuse_the_first_models_count(tmp_path: Path, clock: Fak
         assert response.model_version == FLASH
         counts = seen(tmp_path)
         guard.close()
-    assert counts[("generateContent", PRO, 503)] == 1
-    assert counts[("countTokens", PRO, 200)] == 1
+    assert counts[("generateContent", PRO, 503)] == 3  # fallback_after: 3 tries on pro
+    assert counts[("countTokens", PRO, 200)] == 1  # counted once for the whole call
     assert counts[("countTokens", FLASH, 200)] == 0
-    [(first, tokens), (second, again)] = limiter.reserved
-    assert (first, second) == (PRO, FLASH)
-    assert tokens == again == estimate_tokens(PROMPT)
+    assert [model for model, _ in limiter.reserved] == [PRO, PRO, PRO, FLASH]
+    assert {tokens for _, tokens in limiter.reserved} == {estimate_tokens(PROMPT)}
 
 
 def test_a_failing_count_falls_back_to_the_estimate_and_warns_once_per_model(

@@ -38,6 +38,13 @@ def deadline() -> errors.APIError:
     )
 
 
+def bare_429(message: str = "Resource has been exhausted (e.g. check quota).") -> errors.APIError:
+    """A 429 with no QuotaFailure and no RetryInfo (the paid-tier "phantom" 429)."""
+    return errors.ClientError(
+        429, {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"}}
+    )
+
+
 def bad_request() -> errors.APIError:
     return errors.ClientError(
         400,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -45,6 +46,7 @@ from tests.unit.guard._script import (
     RecordingGate,
     Script,
     bad_request,
+    bare_429,
     deadline,
     internal,
     not_found,
@@ -53,6 +55,7 @@ from tests.unit.guard._script import (
     quota,
     rig,
 )
+from tests.unit.policies._diagnoses import diag
 
 PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
 LA = ZoneInfo("America/Los_Angeles")
@@ -97,16 +100,89 @@ def test_rate_limit_waits_the_server_delay() -> None:
     assert r.gate.settled[0][3].category is Category.RATE_LIMITED
 
 
-def test_overloaded_falls_back_at_once_to_the_next_model() -> None:
+def test_one_503_is_retried_on_the_requested_model_which_then_serves_the_call() -> None:
     r = rig()
-    script = Script({PRO: [overloaded()]})
+    script = Script({PRO: [overloaded(), ok(PRO)]})
+    response, info = r.run(script, [PRO, FLASH])
+    assert response.model_version == PRO
+    assert script.models == [PRO, PRO]
+    assert r.clock.sleeps == [1.0]
+    assert (info.model, info.requested, info.served_by_requested) == (PRO, PRO, True)
+    done = next(e for e in r.events if isinstance(e, CallSucceeded))
+    assert (done.requested, done.served_by_requested) == (PRO, True)
+
+
+def test_a_failing_model_is_retried_then_the_call_falls_back_after_fallback_after() -> None:
+    r = rig()
+    script = Script({PRO: [overloaded(), internal(), overloaded()]})
     response, info = r.run(script, [PRO, FLASH])
     assert response.model_version == FLASH
-    assert script.models == [PRO, FLASH]
-    assert r.clock.sleeps == []
+    # retry, retry, then the fallback: the order the guide gives
+    assert script.models == [PRO, PRO, PRO, FLASH]
+    assert r.clock.sleeps == [1.0, 2.0]
+    assert r.kinds() == [
+        "attempt_started",
+        "attempt_failed",
+        "retry_scheduled",
+        "attempt_started",
+        "attempt_failed",
+        "retry_scheduled",
+        "attempt_started",
+        "attempt_failed",
+        "fallback_taken",
+        "attempt_started",
+        "call_succeeded",
+    ]
     fallback = next(e for e in r.events if isinstance(e, FallbackTaken))
     assert (fallback.model, fallback.to_model, fallback.http_status) == (PRO, FLASH, 503)
-    assert info.model == FLASH
+    assert (info.model, info.requested, info.served_by_requested) == (FLASH, PRO, False)
+    done = next(e for e in r.events if isinstance(e, CallSucceeded))
+    assert (done.model, done.requested, done.served_by_requested) == (FLASH, PRO, False)
+
+
+def test_a_bare_429_is_retried_with_backoff_on_the_same_model_then_falls_back() -> None:
+    r = rig(pacing=False)
+    script = Script({PRO: [bare_429(), bare_429(), bare_429()]})
+    response, info = r.run(script, [PRO, FLASH])
+    assert response.model_version == FLASH
+    assert script.models == [PRO, PRO, PRO, FLASH]
+    assert r.clock.sleeps == [1.0, 2.0]  # the backoff schedule, not a quota wait
+    retries = [e for e in r.events if isinstance(e, RetryScheduled)]
+    assert all("transient capacity" in e.reason for e in retries)
+    assert [a.http_status for a in info.attempts] == [429, 429, 429, 200]
+
+
+def test_each_call_starts_from_its_own_model_after_another_fell_back() -> None:
+    r = rig()
+    r.run(Script({PRO: [overloaded()] * 3}), [PRO, FLASH])
+    script = Script({})
+    _, info = r.run(script, [PRO, FLASH])
+    assert script.models == [PRO]  # one bad call does not move the next one
+    assert info.served_by_requested
+
+
+def test_a_breaker_opened_by_another_call_sends_a_waiting_retry_straight_on() -> None:
+    r = rig(breaker=BreakerPolicy(failure_threshold=2, cooldown=60.0))
+    other = f"default/{PRO}"
+
+    def send(plan: AttemptPlan) -> types.GenerateContentResponse:
+        if plan.model == PRO:
+            # While this attempt is on the wire, other calls' failures open pro's breaker.
+            r.engine.breaker(PRO).record(r.clock.time(), diag(Category.OVERLOADED))
+            r.engine.breaker(PRO).record(r.clock.time(), diag(Category.OVERLOADED))
+            raise overloaded()
+        return ok(plan.model)
+
+    steps: Steps[types.GenerateContentResponse] = r.engine.steps(
+        (PRO, FLASH), tokens=5, input_tokens_of=_five
+    )
+    response, info = run_sync(steps, clock=r.clock, quota=r.gate, send=send)
+    assert response.model_version == FLASH
+    assert [a.model for a in info.attempts] == [PRO, FLASH]
+    assert r.clock.sleeps == []  # no backoff waited out only to be refused
+    assert r.engine.breaker_store.load(other) is not None
+    fallback = next(e for e in r.events if isinstance(e, FallbackTaken))
+    assert "breaker is open" in fallback.reason
 
 
 def test_three_consecutive_failures_fall_back() -> None:
@@ -153,10 +229,10 @@ def test_last_model_exhausts_retries_then_raises_attempts_exhausted() -> None:
 
 def test_every_model_failing_raises_fallback_exhausted() -> None:
     r = rig(budget=RetryBudget(max_tokens=100), breaker=BreakerPolicy(failure_threshold=50))
-    script = Script({PRO: [overloaded()], FLASH: [internal()] * 10})
+    script = Script({PRO: [overloaded()] * 3, FLASH: [internal()] * 10})
     with pytest.raises(FallbackExhausted) as caught:
         r.run(script, [PRO, FLASH])
-    assert script.models == [PRO] + [FLASH] * 6
+    assert script.models == [PRO] * 3 + [FLASH] * 6
     assert caught.value.diagnosis.category is Category.SERVER_ERROR
 
 
@@ -244,14 +320,71 @@ def test_open_breaker_on_first_model_sends_straight_to_the_next() -> None:
 
 
 def test_spent_budget_stops_retries() -> None:
-    budget = RetryBudget(max_tokens=4, token_ratio=0.1)
+    budget = RetryBudget(max_tokens=2, token_ratio=1)
     r = rig(budget=budget)
     script = Script({FLASH: [internal()] * 10})
     with pytest.raises(AttemptsExhausted) as caught:
         r.run(script, [FLASH])
-    # tokens 4 -> 3 (retry allowed), -> 2 (not above half: stop)
-    assert len(script.plans) == 2
+    # two retries spend the two tokens; the third failure is not retried
+    assert len(script.plans) == 3
     assert "budget" in str(caught.value)
+    assert budget.tokens(f"default/{FLASH}") == 0.0
+
+
+def test_the_budget_charges_retries_only_not_first_attempts_or_fallback_hops() -> None:
+    budget = RetryBudget(max_tokens=10, token_ratio=1)
+    r = rig(budget=budget)
+    r.run(Script({PRO: [overloaded()] * 3}), [PRO, FLASH])  # 2 retries, 1 hop
+    assert budget.tokens(f"default/{PRO}") == 8.0
+    assert budget.tokens(f"default/{FLASH}") == 10.0  # its first attempt is free
+    r.run(Script({}), [PRO, FLASH])  # a success on pro pays one back
+    assert budget.tokens(f"default/{PRO}") == 9.0
+
+
+@pytest.mark.parametrize(
+    ("error_rate", "lost_to_budget"), [(0.10, 0), (0.35, 0), (0.50, 0), (1.00, None)]
+)
+def test_the_default_budget_on_a_fake_clock_at_a_given_error_rate(
+    error_rate: float, lost_to_budget: int | None
+) -> None:
+    # 300 calls, one after another, on a chain of pro -> flash with the default
+    # policies, pro failing `error_rate` of its requests at random (seeded); flash
+    # always answers. The budget must never turn a retry into a fallback at 10, 35
+    # or 50%, and must stop retrying pro when it fails everything.
+    r = rig(
+        retry=RetryPolicy(deadline=None),
+        breaker=BreakerPolicy(failure_threshold=10_000, min_calls=10_000),
+    )
+    rng = random.Random(11)
+    sent = {PRO: 0, FLASH: 0}
+
+    def send(plan: AttemptPlan) -> types.GenerateContentResponse:
+        sent[plan.model] += 1
+        if plan.model == PRO and rng.random() < error_rate:
+            raise overloaded()
+        return ok(plan.model)
+
+    served_by_pro = 0
+    for _ in range(300):
+        steps: Steps[types.GenerateContentResponse] = r.engine.steps(
+            (PRO, FLASH), tokens=5, input_tokens_of=_five
+        )
+        _, info = run_sync(steps, clock=r.clock, quota=r.gate, send=send)
+        served_by_pro += info.served_by_requested
+        r.clock.advance(1.0)
+    budget_fallbacks = [
+        e for e in r.events if isinstance(e, FallbackTaken) and "budget" in e.reason
+    ]
+    if lost_to_budget is not None:
+        assert budget_fallbacks == []
+        # what is left is the chance of three failures in a row: p**3
+        assert served_by_pro >= 300 * (1 - error_rate**3) - 10
+    else:
+        # 20 tokens: 20 retries on pro, then one request per call (the breaker is
+        # held shut here to show the budget alone stopping the storm)
+        assert served_by_pro == 0
+        assert sent[PRO] == 300 + 20
+        assert len(budget_fallbacks) == 300 - 10
 
 
 def test_deadline_exceeded_retries_once_shrunk_then_falls_back() -> None:
@@ -269,10 +402,11 @@ def test_deadline_exceeded_retries_once_shrunk_then_falls_back() -> None:
 def test_breaker_opening_mid_call_stops_the_retries() -> None:
     r = rig(budget=RetryBudget(max_tokens=100), breaker=BreakerPolicy(failure_threshold=3))
     script = Script({FLASH: [internal()] * 10})
-    with pytest.raises(AttemptsExhausted) as caught:
+    with pytest.raises(AttemptsExhausted, match="breaker is open") as caught:
         r.run(script, [FLASH])
     assert len(script.plans) == 3
-    assert [a.sent for a in caught.value.attempts] == [True, True, True, False]
+    assert [a.sent for a in caught.value.attempts] == [True, True, True]
+    assert r.clock.sleeps == [1.0, 2.0]  # no third backoff before finding it open
 
 
 def test_the_call_deadline_bounds_waits_and_attempt_timeouts() -> None:
@@ -316,7 +450,8 @@ def test_quota_gate_daily_exhaustion_parks_and_falls_back_without_sending() -> N
 
 def test_attempt_failed_events_carry_what_the_guide_says_to_record() -> None:
     r = rig()
-    r.run(Script({PRO: [overloaded()]}), [PRO, FLASH])
+    started = r.clock.time()
+    r.run(Script({PRO: [overloaded()] * 3}), [PRO, FLASH])
     failed = next(e for e in r.events if isinstance(e, AttemptFailed))
     assert failed.to_dict() | {"timestamp": 0} == {
         "event": "attempt_failed",
@@ -330,19 +465,20 @@ def test_attempt_failed_events_carry_what_the_guide_says_to_record() -> None:
         "attempt": 1,
         "elapsed": 0.0,
     }
-    assert failed.timestamp == r.clock.time()
+    assert failed.timestamp == started
     done = next(e for e in r.events if isinstance(e, CallSucceeded))
-    assert (done.model, done.attempts) == (FLASH, 2)
+    assert (done.model, done.attempts) == (FLASH, 4)
 
 
 async def test_async_driver_makes_the_same_decisions() -> None:
     r = rig()
-    script = Script({PRO: [overloaded()], FLASH: [internal(), ok(FLASH)]})
+    script = Script({PRO: [overloaded()] * 3, FLASH: [internal(), ok(FLASH)]})
     response, info = await r.arun(script, [PRO, FLASH])
     assert response.model_version == FLASH
-    assert script.models == [PRO, FLASH, FLASH]
-    assert r.clock.sleeps == [1.0]
-    assert info.attempt_count == 3
+    assert script.models == [PRO, PRO, PRO, FLASH, FLASH]
+    assert r.clock.sleeps == [1.0, 2.0, 1.0]
+    assert info.attempt_count == 5
+    assert (info.requested, info.served_by_requested) == (PRO, False)
 
 
 async def test_async_driver_raises_the_same_errors() -> None:

@@ -48,3 +48,17 @@ def diag(category: Category, *, retry_after: float | None = None) -> Diagnosis:
         retry_after=retry_after,
         quota=quota,
     )
+
+
+def bare_429_diagnosis(
+    message: str = "Resource has been exhausted (e.g. check quota).",
+) -> Diagnosis:
+    """A 429 with neither QuotaFailure nor RetryInfo, as diagnose() reads one."""
+    return Diagnosis(
+        http_status=429,
+        grpc_status="RESOURCE_EXHAUSTED",
+        reason=None,
+        message=message,
+        category=Category.RATE_LIMITED,
+        retryable=True,
+    )

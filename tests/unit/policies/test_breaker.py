@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -156,7 +157,7 @@ def test_cooldown_starts_over_after_a_successful_close() -> None:
     assert moves[-1].open_until == clock.time() + 10.0
 
 
-def test_more_than_ten_failures_over_minutes_means_a_long_pause() -> None:
+def test_more_than_ten_failures_over_minutes_mean_a_long_pause_from_the_third_open() -> None:
     policy = BreakerPolicy(
         failure_threshold=100,
         failure_ratio=1.0,
@@ -168,7 +169,7 @@ def test_more_than_ten_failures_over_minutes_means_a_long_pause() -> None:
     )
     breaker, clock = make(policy)
     # 11 failures spread over 4 minutes, each followed by a success: never
-    # consecutive, never a majority; but a storm.
+    # consecutive, never a majority; but more than 10 failures within 5 minutes.
     for _ in range(11):
         breaker.record(clock.time(), None)
         clock.advance(20)
@@ -177,14 +178,71 @@ def test_more_than_ten_failures_over_minutes_means_a_long_pause() -> None:
     snap = breaker.store.load(breaker.key)
     assert snap is not None
     assert len(snap.failures) == 11
-    # Any open now lasts the storm cooldown: drive one with consecutive failures.
+    # The first open and the reopening after one failed probe keep their short
+    # cooldowns (a one-minute blip recovers); the third open in a row is the storm.
     strict = Breaker(
         breaker.key, policy=policy.with_options(failure_threshold=1), store=breaker.store
     )
-    move = strict.record(clock.time(), FAIL)
-    assert move is not None
-    assert move.new == "open"
-    assert move.open_until == clock.time() + 600
+    cooldowns = []
+    for _ in range(3):
+        probe, _ = strict.admit(clock.time())
+        move = strict.record(clock.time(), FAIL, probe=probe.probe)
+        assert move is not None
+        assert move.new == "open"
+        assert move.open_until is not None
+        cooldowns.append(move.open_until - clock.time())
+        clock.advance(cooldowns[-1])
+    assert cooldowns == [30.0, 60.0, 600.0]
+
+
+def _traffic(breaker_policy: BreakerPolicy, error_rate: float, n: int, seed: int) -> list[str]:
+    """`n` attempts half a second apart on one model failing at `error_rate`
+    (a seeded draw per attempt); why the closed breaker opened, each time it did."""
+    breaker, clock = make(breaker_policy)
+    rng = random.Random(seed)
+    opened = []
+    for _ in range(n):
+        clock.advance(0.5)
+        admission, _ = breaker.admit(clock.time())
+        if not admission.allowed:
+            continue
+        failed = rng.random() < error_rate
+        move = breaker.record(clock.time(), FAIL if failed else None, probe=admission.probe)
+        if move is not None and (move.old, move.new) == ("closed", "open"):
+            opened.append(move.reason)
+    return opened
+
+
+def test_a_35_percent_error_rate_does_not_open_the_default_breaker() -> None:
+    # The ratio rule (80% of at least 20 calls in 60 s) never fires at 35%...
+    ratio_only = BreakerPolicy(failure_threshold=10_000)
+    assert [r for s in range(20) for r in _traffic(ratio_only, 0.35, 1_000, s)] == []
+    # ...and the fast path (8 in a row) only by rare chance: about 0.65 * 0.35**8,
+    # 1.5e-4 per attempt, so a handful of opens in 20,000 attempts at most.
+    opened = [r for s in range(20) for r in _traffic(BreakerPolicy(), 0.35, 1_000, s)]
+    assert len(opened) <= 10
+    assert all("8 consecutive" in r for r in opened)
+
+
+def test_a_model_failing_everything_opens_the_default_breaker_within_three_calls() -> None:
+    breaker, clock = make(BreakerPolicy())
+    moves = fail_n(breaker, clock, 7)
+    assert moves == []
+    moves = fail_n(breaker, clock, 1)  # the 8th failure: three calls' worth at 3 tries each
+    assert [(m.old, m.new) for m in moves] == [("closed", "open")]
+    assert not breaker.admit(clock.time())[0].allowed
+
+
+def test_a_model_failing_most_requests_opens_by_ratio_without_a_long_run() -> None:
+    breaker, clock = make(BreakerPolicy())
+    reasons = []
+    for i in range(40):  # 7 failures then a success, over and over: 87.5%
+        clock.advance(1.0)
+        move = breaker.record(clock.time(), None if i % 8 == 7 else FAIL)
+        if move is not None:
+            reasons.append(move.reason)
+    assert len(reasons) == 1
+    assert "of 20 calls failed" in reasons[0]  # opened as soon as 20 calls were seen
 
 
 def test_a_lost_probe_frees_its_slot_after_the_lease() -> None:

@@ -7,9 +7,10 @@ import random
 from zoneinfo import ZoneInfo
 
 import pytest
+from google.genai import errors
 
 from gemini_guard.clock import FakeClock
-from gemini_guard.diagnosis import Category
+from gemini_guard.diagnosis import Category, diagnose
 from gemini_guard.pacific import next_reset
 from gemini_guard.policies import (
     Fail,
@@ -22,7 +23,7 @@ from gemini_guard.policies import (
 )
 from gemini_guard.policies.decisions import Decision
 from gemini_guard.policies.fallback import REQUEST_ERRORS
-from tests.unit.policies._diagnoses import diag
+from tests.unit.policies._diagnoses import bare_429_diagnosis, diag
 
 LA = ZoneInfo("America/Los_Angeles")
 POLICY = RetryPolicy(jitter="none", server_delay_jitter=0.0)
@@ -41,6 +42,7 @@ def decide(
     deadline_at: float | None = None,
     shrunk: bool = False,
     now_wall: float = NOW_WALL,
+    model_open: bool = False,
 ) -> Decision:
     return decide_after_failure(
         diag(category, retry_after=retry_after),
@@ -52,6 +54,7 @@ def decide(
         now_wall=now_wall,
         deadline_at=deadline_at,
         rng=random.Random(0),
+        model_open=model_open,
     )
 
 
@@ -69,8 +72,19 @@ def test_not_retryable_unknown_fails_at_once() -> None:
     assert decision.kind == "rejected"
 
 
-def test_overloaded_falls_back_right_away() -> None:
-    assert decide(Category.OVERLOADED) == FallBack("overloaded")
+@pytest.mark.parametrize(
+    "category", [Category.OVERLOADED, Category.SERVER_ERROR, Category.NETWORK, Category.BAD_GATEWAY]
+)
+def test_transient_failures_retry_the_model_then_fall_back_after_fallback_after(
+    category: Category,
+) -> None:
+    # One failed request says little about a model: retry it with backoff first...
+    assert decide(category, failures=1) == Retry(1.0, str(category))
+    assert decide(category, failures=2) == Retry(2.0, str(category))
+    # ...and fall back once it failed `fallback_after` (3) times in this call.
+    third = decide(category, failures=3)
+    assert isinstance(third, FallBack)
+    assert "3 failed attempts" in third.reason
 
 
 def test_overloaded_on_the_last_model_retries_with_backoff() -> None:
@@ -78,12 +92,66 @@ def test_overloaded_on_the_last_model_retries_with_backoff() -> None:
     assert decide(Category.OVERLOADED, has_next=False, failures=3) == Retry(4.0, "overloaded")
 
 
-def test_server_error_retries_then_falls_back_after_n_consecutive() -> None:
-    assert decide(Category.SERVER_ERROR, failures=1) == Retry(1.0, "server_error")
-    assert decide(Category.SERVER_ERROR, failures=2) == Retry(2.0, "server_error")
-    third = decide(Category.SERVER_ERROR, failures=3)
+def test_an_open_breaker_on_the_model_falls_back_at_once_instead_of_backing_off() -> None:
+    decision = decide(Category.OVERLOADED, model_open=True)
+    assert isinstance(decision, FallBack)
+    assert "breaker is open" in decision.reason
+    last = decide(Category.OVERLOADED, model_open=True, has_next=False)
+    assert isinstance(last, Fail)
+    assert last.kind == "exhausted"
+
+
+def _bare_429(failures: int, *, budget_allows: bool = True, seed: int = 0) -> Decision:
+    return decide_after_failure(
+        bare_429_diagnosis(),
+        progress=ModelProgress(failures=failures),
+        policy=RetryPolicy(),  # the default: additive jitter, the guide's schedule
+        has_next=True,
+        budget_allows=budget_allows,
+        now=0.0,
+        now_wall=NOW_WALL,
+        deadline_at=None,
+        rng=random.Random(seed),
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Resource has been exhausted (e.g. check quota).",
+        "Resource exhausted. Please try again later. Please refer to "
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429",
+    ],
+)
+def test_a_bare_429_retries_the_same_model_with_backoff_then_falls_back(message: str) -> None:
+    # A 429 with no QuotaFailure and no RetryInfo is the server short of capacity,
+    # not a quota it can name: retried on the same model on the guide's schedule
+    # (2**n s plus up to 1 s of jitter), then a fallback after `fallback_after` (3).
+    # Neither an immediate fallback nor a long quota wait.
+    diagnosis = diagnose(
+        errors.ClientError(
+            429, {"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"}}
+        )
+    )
+    assert diagnosis == bare_429_diagnosis(message)
+    delays = []
+    for failures in (1, 2):
+        decision = _bare_429(failures, seed=failures)
+        assert isinstance(decision, Retry)
+        assert "transient capacity" in decision.reason
+        delays.append(decision.delay)
+    assert 1.0 <= delays[0] < 2.0
+    assert 2.0 <= delays[1] < 3.0
+    third = _bare_429(3)
     assert isinstance(third, FallBack)
-    assert "3 consecutive" in third.reason
+    assert "3 failed attempts" in third.reason
+    assert third.park_until is None  # not parked: it is not a per-day quota
+
+
+def test_a_bare_429_is_held_back_by_a_spent_budget_like_a_503() -> None:
+    decision = _bare_429(1, budget_allows=False)
+    assert isinstance(decision, FallBack)
+    assert "budget" in decision.reason
 
 
 def test_fallback_after_is_configurable() -> None:

@@ -14,8 +14,9 @@ from gemini_guard.policies import (
     compute_backoff,
     retry_delay,
     retry_spacing,
+    spends_budget,
 )
-from tests.unit.policies._diagnoses import diag
+from tests.unit.policies._diagnoses import bare_429_diagnosis, diag
 
 NO_JITTER = RetryPolicy(jitter="none")
 
@@ -92,39 +93,88 @@ def test_policy_rejects_nonsense() -> None:
     assert RetryPolicy.DEFAULT.with_options(max_retries=2).max_retries == 2
 
 
-def test_budget_stops_retries_below_half_and_refills_on_success() -> None:
-    budget = RetryBudget(max_tokens=10, token_ratio=0.5)
-    upstream = diag(Category.SERVER_ERROR)
-    for _ in range(4):
-        budget.record_failure(upstream)
-    assert budget.allows_retry()  # 6 > 5
-    budget.record_failure(upstream)
-    assert not budget.allows_retry()  # 5 is not above half
-    budget.record_success()
-    assert budget.allows_retry()  # 5.5
-    for _ in range(100):
-        budget.record_success()
-    assert budget.tokens == 10.0  # never above max
+def test_budget_spends_on_retries_only_and_refills_on_success() -> None:
+    budget = RetryBudget(max_tokens=4, token_ratio=2, retry_cost=1)
+    for _ in range(3):
+        budget.record_retry("p/pro")
+    assert budget.tokens("p/pro") == 1.0
+    assert budget.allows_retry("p/pro")  # one retry's cost is left
+    budget.record_retry("p/pro")
+    assert not budget.allows_retry("p/pro")
+    assert budget.allows_retry("p/flash")  # each model has its own bucket
+    budget.record_success("p/pro")
+    assert budget.tokens("p/pro") == 2.0
+    for _ in range(10):
+        budget.record_success("p/pro")
+    assert budget.tokens("p/pro") == 4.0  # never above max
 
 
 def test_budget_never_goes_negative() -> None:
     budget = RetryBudget(max_tokens=4, token_ratio=1)
     for _ in range(20):
-        budget.record_failure(diag(Category.OVERLOADED))
-    assert budget.tokens == 0.0
-    for _ in range(2):
-        budget.record_success()
-    assert not budget.allows_retry()  # exactly half
+        budget.record_retry()
+    assert budget.tokens() == 0.0
     budget.record_success()
     assert budget.allows_retry()
 
 
-def test_budget_ignores_quota_waits_and_request_errors() -> None:
-    budget = RetryBudget(max_tokens=2, token_ratio=0.1)
-    for _ in range(10):
-        budget.record_failure(diag(Category.RATE_LIMITED, retry_after=30.0))
-        budget.record_failure(diag(Category.BAD_REQUEST))
-    assert budget.tokens == 2.0
+def test_which_failures_spend_from_the_budget() -> None:
+    assert spends_budget(diag(Category.OVERLOADED))
+    assert spends_budget(diag(Category.SERVER_ERROR))
+    assert spends_budget(diag(Category.NETWORK))
+    assert spends_budget(bare_429_diagnosis())  # capacity, like a 503
+    # a wait the server named is pacing, not a storm
+    assert not spends_budget(diag(Category.RATE_LIMITED, retry_after=30.0))
+    assert not spends_budget(diag(Category.RATE_LIMITED))  # a named per-minute quota
+    assert not spends_budget(diag(Category.BAD_REQUEST))
+
+
+def _drift(error_rate: float, attempts: int, seed: int) -> tuple[float, int]:
+    """The default budget on one model where every failure is retried (the worst
+    case: no fallback hop to spend nothing): its lowest level and the retries it
+    refused over `attempts` attempts."""
+    budget = RetryBudget()
+    rng = random.Random(seed)
+    lowest, refused = budget.tokens(), 0
+    for _ in range(attempts):
+        if rng.random() < error_rate:
+            if budget.allows_retry():
+                budget.record_retry()
+            else:
+                refused += 1
+        else:
+            budget.record_success()
+        lowest = min(lowest, budget.tokens())
+    return lowest, refused
+
+
+@pytest.mark.parametrize(("error_rate", "floor"), [(0.10, 12.0), (0.35, 6.0)])
+def test_the_default_budget_never_stops_retries_on_a_flaky_model(
+    error_rate: float, floor: float
+) -> None:
+    # Drift per attempt >= (1 - p) * 2 - p: +1.7 at 10%, +0.95 at 35%: the bucket
+    # stays near full.
+    for seed in range(20):
+        lowest, refused = _drift(error_rate, 2_000, seed)
+        assert refused == 0
+        assert lowest >= floor
+
+
+def test_at_fifty_percent_the_budget_almost_never_refuses_even_in_the_worst_case() -> None:
+    # +0.5 per attempt: the bucket wanders but 20 tokens are a deep reserve. Even
+    # with every failure retried (no fallback hop), 40,000 attempts see at most a
+    # couple of refused retries.
+    refused = sum(_drift(0.5, 2_000, seed)[1] for seed in range(20))
+    assert refused <= 2
+
+
+def test_the_default_budget_stops_a_retry_storm_on_a_model_that_is_down() -> None:
+    lowest, refused = _drift(1.0, 1_000, 0)
+    assert lowest == 0.0
+    assert refused == 1_000 - 20  # twenty retries, then one request per call
+    # and it drains at 90% as well: about -0.7 per attempt
+    _, refused = _drift(0.9, 1_000, 0)
+    assert refused > 600
 
 
 def test_budget_rejects_bad_settings() -> None:
@@ -132,6 +182,8 @@ def test_budget_rejects_bad_settings() -> None:
         RetryBudget(max_tokens=0)
     with pytest.raises(ValueError, match="token_ratio"):
         RetryBudget(max_tokens=1, token_ratio=2)
+    with pytest.raises(ValueError, match="retry_cost"):
+        RetryBudget(max_tokens=1, retry_cost=2)
 
 
 def test_retry_spacing_comes_from_the_per_minute_request_limit() -> None:
