@@ -1,7 +1,26 @@
-"""The Guard against the guide's retry loop and the SDK's own retry, and its overhead.
+"""The Guard against the guide's retry loop, the SDK's own retry and LiteLLM's Router.
 
     python -m bench guard_vs_peers [--requests 60] [--workers 4] [--speed 60] [--calls 300]
-                                   [--in-process] [--overhead-only]
+                                   [--mixes flaky,mixed,blip,storm,phantom|none]
+                                   [--in-process] [--overhead-only] [--no-overhead]
+
+0. Failure mixes (`--mixes`), tier1 limits so that no quota is involved, each on a
+   fresh emulator with the same seed per contender, scenarios built here in code:
+   - flaky: every model answers 503 to 25% and 500 to another 10% of requests;
+     60 calls, 4 workers, pro -> flash -> flash-lite;
+   - mixed: pro down (503), flash 500 to 30%; 30 calls, 3 workers, pro -> flash;
+   - blip: pro 503 for the first 60 emulated seconds, then fine; 60 calls arriving
+     one every 1.5 s (at most 4 at once), pro -> flash (the share served by pro is
+     also given for the 40 calls begun after 60 s);
+   - storm: pro down; 30 calls, 4 workers, pro -> flash -> flash-lite;
+   - phantom: pro answers a bare 429 ("Resource has been exhausted (e.g. check
+     quota).", no details) to 40% of requests; 60 calls, 4 workers, pro -> flash.
+   Contenders: the guide's loop and the SDK's HttpRetryOptions on the requested model
+   (neither has a chain), a Guard with its defaults over the chain, and LiteLLM's
+   Router over the chain (bench/_litellm.py: how its time is put on the same clock).
+   Reported: served, lost, requests sent, requests to a model while it was down (a
+   fault with probability 1), share of the served calls answered by the requested
+   model, emulated time. All request counts are the emulator's own.
 
 1. Quota wall: the free-tier emulator (gemini-2.5-flash: 10 RPM), `--workers` workers
    sending `--requests` prompts, on a ScaledClock, once per contender, each against a
@@ -25,32 +44,227 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import platform
 import signal
 import statistics
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from google import genai
 from google.genai import types
 
+from bench import _litellm
 from bench.emulator_throughput import _start_emulator
-from gemini_guard.cli.demo import FLASH, RunResult, run_guard, run_guide, run_sdk_retry
+from gemini_guard.cli.demo import (
+    CHAIN,
+    FLASH,
+    PRO,
+    RunResult,
+    run_guard,
+    run_guide,
+    run_sdk_retry,
+)
 from gemini_guard.clock import ScaledClock, SystemClock
-from gemini_guard.emulator import serve
+from gemini_guard.emulator import EmulatorServer, Fault, LatencyRule, Scenario, serve
 from gemini_guard.guard import Guard
 from gemini_guard.policies import RetryPolicy
 
 
-async def quota_wall(requests: int, workers: int, speed: float) -> list[RunResult]:
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """A failure mix: the emulator's scenario and the workload sent through it."""
+
+    name: str
+    title: str
+    scenario: Scenario
+    chain: tuple[str, ...]
+    calls: int
+    workers: int
+    recovered_at: float | None = None  # blip: when the requested model is fine again
+    interval: float = 0.0  # > 0: call i arrives at i * interval (else back to back)
+
+
+def _tier1(name: str, seed: int, *faults: Fault) -> Scenario:
+    return Scenario(
+        name=name,
+        seed=seed,
+        default_tier="tier1",
+        faults=faults,
+        # about a second per answer, as gemini-2.5-flash gives short ones
+        latency=(LatencyRule(distribution="lognormal", seconds=0.8, sigma=0.4),),
+    )
+
+
+MIXES: dict[str, Mix] = {
+    mix.name: mix
+    for mix in (
+        Mix(
+            "flaky",
+            "every model 25% 503 + 10% 500, pro -> flash -> flash-lite",
+            _tier1(
+                "flaky-mix",
+                21,
+                Fault(kind="overloaded", probability=0.25),
+                # faults fire in order, the first that fires wins: 10% of all requests
+                Fault(kind="internal", probability=0.10 / 0.75),
+            ),
+            CHAIN,
+            60,
+            4,
+        ),
+        Mix(
+            "mixed",
+            "pro down (503), flash 30% 500, pro -> flash",
+            _tier1(
+                "mixed",
+                22,
+                Fault(kind="overloaded", models=(PRO,)),
+                Fault(kind="internal", models=(FLASH,), probability=0.30),
+            ),
+            (PRO, FLASH),
+            30,
+            3,
+        ),
+        Mix(
+            "blip",
+            "pro 503 for the first 60 s, then fine, pro -> flash",
+            _tier1("blip", 23, Fault(kind="overloaded", models=(PRO,), end=60.0)),
+            (PRO, FLASH),
+            60,
+            4,
+            recovered_at=60.0,
+            interval=1.5,  # 90 s of traffic: 40 calls after pro is back
+        ),
+        Mix(
+            "storm",
+            "pro down (503), pro -> flash -> flash-lite",
+            _tier1("storm", 24, Fault(kind="overloaded", models=(PRO,))),
+            CHAIN,
+            30,
+            4,
+        ),
+        Mix(
+            "phantom",
+            "pro: a bare 429 (no details) to 40% of requests, pro -> flash",
+            _tier1("phantom-mix", 25, Fault(kind="phantom_429", models=(PRO,), probability=0.4)),
+            (PRO, FLASH),
+            60,
+            4,
+        ),
+    )
+}
+
+CONTENDERS = ("guide", "sdk", "guard", "litellm")
+
+
+@dataclass(frozen=True, slots=True)
+class MixResult:
+    run: RunResult
+    requests: int  # the emulator's count, every model
+    while_down: int  # requests to a model while a sure fault had it down
+    lag: float  # emulated seconds between the emulator's start and the run's
+
+
+def _while_down(server: EmulatorServer, scenario: Scenario) -> int:
+    stats = server.emulator.stats()["projects"].values()
+    total = 0
+    for fault in scenario.faults:
+        if fault.probability < 1.0:
+            continue
+        for models in stats:
+            for model in fault.models or tuple(models):
+                cell = models.get(model)
+                if cell is not None:
+                    total += cell["rejected"].get(fault.kind, 0)
+    return total
+
+
+async def run_mix(mix: Mix, contender: str, speed: float) -> MixResult:
+    """One contender through one mix, on a fresh emulator and clock."""
+    prompts = [f"Summarise note {i} in one sentence." for i in range(mix.calls)]
+    clock = ScaledClock(speed)
+    with serve(mix.scenario, clock=clock) as server:
+        first = mix.chain[0]
+        # The scenario's times count from the emulator's start, a little before the
+        # run's (building the clients takes real milliseconds, seconds at x60).
+        lag = server.emulator.elapsed()
+        if contender == "guide":
+            r = await run_guide(
+                server,
+                prompts,
+                clock=clock,
+                concurrency=mix.workers,
+                minimum=0.0,
+                model=first,
+                interval=mix.interval,
+            )
+        elif contender == "sdk":
+            r = await run_sdk_retry(
+                server,
+                prompts,
+                clock=clock,
+                concurrency=mix.workers,
+                minimum=0.0,
+                model=first,
+                interval=mix.interval,
+            )
+        elif contender == "guard":
+            r = await run_guard(
+                server,
+                prompts,
+                clock=clock,
+                concurrency=mix.workers,
+                minimum=0.0,
+                models=mix.chain,
+                retry=RetryPolicy.DEFAULT,
+                tier="auto",
+                name="Guard (defaults)",
+                interval=mix.interval,
+            )
+        else:
+            r = await _litellm.run_litellm_router(
+                server,
+                prompts,
+                clock=clock,
+                concurrency=mix.workers,
+                chain=mix.chain,
+                interval=mix.interval,
+            )
+        requests = server.emulator.stats()["totals"]["requests"]
+        return MixResult(r, requests, _while_down(server, mix.scenario), lag)
+
+
+async def failure_mixes(
+    names: list[str], speed: float, contenders: tuple[str, ...]
+) -> dict[str, list[MixResult]]:
+    out: dict[str, list[MixResult]] = {}
+    for name in names:
+        out[name] = [await run_mix(MIXES[name], c, speed) for c in contenders]
+    return out
+
+
+async def quota_wall(
+    requests: int, workers: int, speed: float, *, litellm: bool = False
+) -> list[RunResult]:
     prompts = [f"Summarise note {i} in one sentence." for i in range(requests)]
     minimum = 60.0 * ((requests - 1) // 10)  # 10 RPM: each minute's ten go out at its start
     results = []
-    for contender in ("guide", "sdk", "guard", "guard-paced", "guard-auto"):
+    contenders = ["guide", "sdk", "guard", "guard-paced", "guard-auto"]
+    if litellm:
+        contenders.append("litellm")
+    for contender in contenders:
         clock = ScaledClock(speed)
         with serve("free-tier", clock=clock) as server:
-            if contender == "guide":
+            if contender == "litellm":
+                r = await _litellm.run_litellm_router(
+                    server, prompts, clock=clock, concurrency=workers, chain=(FLASH,)
+                )
+                r = dataclasses.replace(r, minimum=minimum)
+            elif contender == "guide":
                 r = await run_guide(
                     server, prompts, clock=clock, concurrency=workers, minimum=minimum
                 )
@@ -159,16 +373,69 @@ def main(argv: list[str]) -> None:
     parser.add_argument(
         "--overhead-only",
         action="store_true",
-        help="skip the quota wall; measure only the overhead on the healthy emulator",
+        help="skip the quota wall and the mixes; measure only the overhead",
+    )
+    parser.add_argument("--no-overhead", action="store_true", help="skip the overhead")
+    parser.add_argument(
+        "--mixes",
+        default=",".join(MIXES),
+        help=f"failure mixes to run, comma-separated, or 'none' (of: {', '.join(MIXES)})",
     )
     args = parser.parse_args(argv)
+    mixes = [] if args.mixes == "none" else [m.strip() for m in args.mixes.split(",")]
+    unknown = [m for m in mixes if m not in MIXES]
+    if unknown:
+        parser.error(f"unknown mix {unknown[0]!r}; choose from {', '.join(MIXES)} or 'none'")
+    # Breaker changes are logged as warnings; the tables tell the story.
+    logging.getLogger("gemini_guard").setLevel(logging.ERROR)
+    why_not = _litellm.available()
+    contenders = CONTENDERS if why_not is None else CONTENDERS[:-1]
+    if why_not is not None:
+        print(f"LiteLLM's Router left out: {why_not}\n")
     if not args.overhead_only:
-        _print_quota_wall(args.requests, args.workers, args.speed)
-    _print_overhead(args.calls, in_process=args.in_process)
+        if mixes:
+            _print_mixes(mixes, args.speed, contenders)
+        _print_quota_wall(args.requests, args.workers, args.speed, litellm=why_not is None)
+    if not args.no_overhead:
+        _print_overhead(args.calls, in_process=args.in_process)
 
 
-def _print_quota_wall(requests: int, workers: int, speed: float) -> None:
-    results = asyncio.run(quota_wall(requests, workers, speed))
+_NAMES = {
+    "guide": "guide's loop",
+    "sdk": "SDK retry",
+    "guard": "Guard (defaults)",
+    "litellm": "LiteLLM Router",
+}
+
+
+def _print_mixes(names: list[str], speed: float, contenders: tuple[str, ...]) -> None:
+    results = asyncio.run(failure_mixes(names, speed, contenders))
+    print(f"Failure mixes: tier1 (no quota involved), clock x{speed:g}\n")
+    for name, rows in results.items():
+        mix = MIXES[name]
+        pace = f", one every {mix.interval:g} s" if mix.interval else ""
+        print(f"{name}: {mix.title}; {mix.calls} calls{pace}, {mix.workers} workers\n")
+        print(
+            "| contender | served | lost | requests | to a model while down "
+            "| served by the requested model | emulated time |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for row, contender in zip(rows, contenders, strict=True):
+            r = row.run
+            by, served = r.served_by(mix.chain[0])
+            share = f"{by}/{served}" + (f" ({100 * by / served:.0f}%)" if served else "")
+            if mix.recovered_at is not None:
+                late_by, late = r.served_by(mix.chain[0], since=mix.recovered_at - row.lag)
+                share += f"; begun after {mix.recovered_at:g} s: {late_by}/{late}"
+            print(
+                f"| {_NAMES[contender]} | {r.succeeded}/{r.prompts} | {r.lost} | {row.requests} "
+                f"| {row.while_down} | {share} | {r.elapsed:.0f} s |"
+            )
+        print()
+
+
+def _print_quota_wall(requests: int, workers: int, speed: float, *, litellm: bool) -> None:
+    results = asyncio.run(quota_wall(requests, workers, speed, litellm=litellm))
     print(
         f"Quota wall: free tier, {FLASH} at 10 RPM, {requests} requests, "
         f"{workers} workers, clock x{speed:g}\n"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +38,15 @@ from gemini_guard.policies import RetryPolicy
 from gemini_guard.telemetry import AttemptFailed, AttemptStarted, Event
 
 __all__ = [
+    "CallTally",
     "RunResult",
     "bad_day_scenario",
     "call_gemini_with_retry",
     "run_guard",
     "run_guide",
+    "run_sdk_retry",
+    "run_workers",
+    "server_counts",
 ]
 
 PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
@@ -130,24 +134,43 @@ class RunResult:
     elapsed: float  # clock seconds
     minimum: float  # clock seconds, theoretical
     span: float = 0.0  # clock seconds from the first success to the last
+    # One (clock seconds since the run started when the call began, the model that
+    # answered it) per served call.
+    served: tuple[tuple[float, str], ...] = ()
 
     @property
     def lost(self) -> int:
         return self.prompts - self.succeeded
 
+    def served_by(self, model: str, *, since: float = 0.0) -> tuple[int, int]:
+        """(calls begun at or after `since` that `model` answered, all served calls
+        begun then)."""
+        later = [m for t, m in self.served if t >= since]
+        return sum(1 for m in later if m == model), len(later)
 
-class _Tally:
+
+class CallTally:
+    """What a contender's calls came to, counted as they end."""
+
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.sent = self.got_429 = self.got_5xx = self.succeeded = 0
         self.first: float | None = None
         self.last: float | None = None
+        self.started = clock.monotonic()
+        self.served: list[tuple[float, str]] = []
 
-    def success(self) -> None:
+    def begin(self) -> float:
+        """Mark a call's start; pass the value to `success`."""
+        return self.clock.monotonic() - self.started
+
+    def success(self, began: float = 0.0, model: str | None = None) -> None:
         self.succeeded += 1
         now = self.clock.monotonic()
         self.first = now if self.first is None else self.first
         self.last = now
+        if model is not None:
+            self.served.append((began, model))
 
     @property
     def span(self) -> float:
@@ -161,7 +184,28 @@ class _Tally:
             self.got_5xx += 1
 
 
-async def _workers(prompts: list[str], concurrency: int, one: Callable[[str], object]) -> None:
+async def run_workers(
+    prompts: list[str],
+    concurrency: int,
+    one: Callable[[str], Awaitable[None]],
+    *,
+    clock: Clock | None = None,
+    interval: float = 0.0,
+) -> None:
+    """Send `prompts` through `one`, `concurrency` at a time; with `interval` (clock
+    seconds), prompt i arrives at i * interval, as traffic does, and waits for a free
+    worker if all are busy."""
+    if interval > 0 and clock is not None:
+        workers = asyncio.Semaphore(concurrency)
+        started = clock.monotonic()
+
+        async def arrive(i: int, prompt: str) -> None:
+            await clock.asleep(max(0.0, started + i * interval - clock.monotonic()))
+            async with workers:
+                await one(prompt)
+
+        await asyncio.gather(*(arrive(i, p) for i, p in enumerate(prompts)))
+        return
     queue: asyncio.Queue[str] = asyncio.Queue()
     for p in prompts:
         queue.put_nowait(p)
@@ -169,7 +213,7 @@ async def _workers(prompts: list[str], concurrency: int, one: Callable[[str], ob
     async def worker() -> None:
         while not queue.empty():
             prompt = queue.get_nowait()
-            await one(prompt)  # type: ignore[misc]
+            await one(prompt)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
@@ -190,24 +234,27 @@ async def run_guide(
     minimum: float,
     progress: Callable[[], None] = lambda: None,
     name: str = "guide's loop",
+    model: str = FLASH,
+    interval: float = 0.0,
 ) -> RunResult:
     client = _client(server)
-    tally = _Tally(clock)
+    tally = CallTally(clock)
     rng = random.Random(1)
     started = clock.monotonic()
 
     async def one(prompt: str) -> None:
+        began = tally.begin()
         try:
             await call_gemini_with_retry(
-                client, prompt, clock=clock, rng=rng, on_attempt=tally.status
+                client, prompt, clock=clock, rng=rng, model=model, on_attempt=tally.status
             )
-            tally.success()
+            tally.success(began, model)
         except errors.APIError:
             pass
         progress()
 
     try:
-        await _workers(prompts, concurrency, one)
+        await run_workers(prompts, concurrency, one, clock=clock, interval=interval)
     finally:
         await client.aio.aclose()
         client.close()
@@ -221,6 +268,7 @@ async def run_guide(
         clock.monotonic() - started,
         minimum,
         tally.span,
+        tuple(tally.served),
     )
 
 
@@ -232,6 +280,8 @@ async def run_sdk_retry(
     concurrency: int,
     minimum: float,
     progress: Callable[[], None] = lambda: None,
+    model: str = FLASH,
+    interval: float = 0.0,
 ) -> RunResult:
     """google-genai's own HttpRetryOptions (its defaults: 5 attempts, 1 s doubling to
     60 s, on 408/429/5xx). It sleeps real time, so its delays are divided by the
@@ -239,24 +289,25 @@ async def run_sdk_retry(
     factor = float(getattr(clock, "factor", 1.0))
     retry = types.HttpRetryOptions(initial_delay=1.0 / factor, max_delay=60.0 / factor)
     client = _client(server, retry_options=retry)
-    tally = _Tally(clock)
+    tally = CallTally(clock)
     started = clock.monotonic()
 
     async def one(prompt: str) -> None:
+        began = tally.begin()
         try:
-            await client.aio.models.generate_content(model=FLASH, contents=prompt)
-            tally.success()
+            await client.aio.models.generate_content(model=model, contents=prompt)
+            tally.success(began, model)
         except errors.APIError:
             pass
         progress()
 
-    before = _server_counts(server, FLASH)
+    before = server_counts(server, model)
     try:
-        await _workers(prompts, concurrency, one)
+        await run_workers(prompts, concurrency, one, clock=clock, interval=interval)
     finally:
         await client.aio.aclose()
         client.close()
-    after = _server_counts(server, FLASH)
+    after = server_counts(server, model)
     sent, got_429, got_5xx = (a - b for a, b in zip(after, before, strict=True))
     return RunResult(
         "SDK retry",
@@ -268,13 +319,14 @@ async def run_sdk_retry(
         clock.monotonic() - started,
         minimum,
         tally.span,
+        tuple(tally.served),
     )
 
 
 _QUOTA_REASONS = {"rpm", "tpm", "rpd", "phantom_429"}
 
 
-def _server_counts(server: EmulatorServer, model: str) -> tuple[int, int, int]:
+def server_counts(server: EmulatorServer, model: str) -> tuple[int, int, int]:
     """(requests, 429s, 5xx) the emulator saw for `model`, every project."""
     requests = got_429 = got_5xx = 0
     for models in server.emulator.stats()["projects"].values():
@@ -304,14 +356,15 @@ async def run_guard(
     progress: Callable[[], None] = lambda: None,
     name: str = "Guard",
     config: GuardConfig | None = None,
+    interval: float = 0.0,
 ) -> RunResult:
     """The workload through a Guard; `pacing=False` turns its quota limiter off.
     With `config`, the Guard is built from it (its chain, tier, policies, store and
     quota section), only pointed at the emulator and the demo's clock."""
-    from gemini_guard.guard import Guard
+    from gemini_guard.guard import Guard, guard_info
 
     client = _client(server)
-    tally = _Tally(clock)
+    tally = CallTally(clock)
 
     def hook(event: Event) -> None:
         if isinstance(event, AttemptStarted):
@@ -341,15 +394,17 @@ async def run_guard(
     started = clock.monotonic()
 
     async def one(prompt: str) -> None:
+        began = tally.begin()
         try:
-            await guard.aio.models.generate_content(model=models[0], contents=prompt)
-            tally.success()
+            response = await guard.aio.models.generate_content(model=models[0], contents=prompt)
+            info = guard_info(response)
+            tally.success(began, info.model if info is not None else None)
         except CallFailed:
             pass
         progress()
 
     try:
-        await _workers(prompts, concurrency, one)
+        await run_workers(prompts, concurrency, one, clock=clock, interval=interval)
     finally:
         await client.aio.aclose()
         client.close()
@@ -364,6 +419,7 @@ async def run_guard(
         clock.monotonic() - started,
         minimum,
         tally.span,
+        tuple(tally.served),
     )
 
 

@@ -13,12 +13,14 @@ path for a model that fails everything: 8 in a row, which is three calls with
 `fallback_after=3`; at a 35% error rate a run of 8 starts with probability
 0.65 * 0.35**8, about 1.5e-4 per attempt.
 
-The cooldown doubles with each open that follows without a successful close (up to
-`max_cooldown`). When the breaker opens for the third time in a row (its probes
-failed twice) and more than `storm_failures` failures fell within `storm_window`
-(the guide: more than 10 failures over several minutes), it pauses for
-`storm_cooldown` at least: time to check the status page, not to hammer. A short
-outage (a minute) recovers with the first or second probe instead.
+While an outage is young (the breaker first opened less than `storm_after` seconds
+ago, 2 minutes), it probes every `cooldown` (5 s): a blip of a minute is noticed
+within seconds of its end, so the calls go back to the model they asked for. Past
+that, the cooldown doubles with each failed probe (up to `max_cooldown`), and when
+more than `storm_failures` failures fell within `storm_window` (the guide: more than
+10 failures over several minutes) it pauses `storm_cooldown` (10 min) at least:
+time to check the status page, not to hammer. A probe is one request, so a dead
+model costs 24 requests in its first two minutes, then one per pause.
 
 The transitions are pure functions of a `BreakerSnapshot` (a frozen value), the
 policy and the wall clock (`Clock.time()`, so processes sharing a store agree).
@@ -64,9 +66,10 @@ class BreakerPolicy:
     failure_ratio: float = 0.8  # the main rule: this share of failures over `window`...
     window: float = 60.0  # seconds
     min_calls: int = 20  # ...counted only with at least this many calls in the window
-    cooldown: float = 30.0  # first open
-    max_cooldown: float = 300.0  # the doubling stops here
-    storm_failures: int = 10  # from the third open: more than this many failures within...
+    cooldown: float = 5.0  # between probes while the outage is young
+    max_cooldown: float = 300.0  # past `storm_after`, the doubling stops here
+    storm_after: float = 120.0  # an outage older than this is no blip...
+    storm_failures: int = 10  # ...and with more than this many failures within...
     storm_window: float = 300.0
     storm_cooldown: float = 600.0  # ...pause at least this long
     half_open_probes: int = 1  # requests let through at once while half-open
@@ -81,6 +84,7 @@ class BreakerPolicy:
         durations = (
             "window",
             "cooldown",
+            "storm_after",
             "max_cooldown",
             "storm_window",
             "storm_cooldown",
@@ -108,6 +112,7 @@ class BreakerSnapshot:
     outcomes: tuple[tuple[float, bool], ...] = ()  # (wall time, failed) within the window
     failures: tuple[float, ...] = ()  # failure times within the storm window
     probes: tuple[float, ...] = ()  # start times of probes in flight (half-open)
+    down_since: float = 0.0  # wall seconds of the first open since the last close; 0: closed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +123,7 @@ class BreakerSnapshot:
             "outcomes": [[t, failed] for t, failed in self.outcomes],
             "failures": list(self.failures),
             "probes": list(self.probes),
+            "down_since": self.down_since,
         }
 
     @classmethod
@@ -133,6 +139,8 @@ class BreakerSnapshot:
             outcomes=tuple((float(t), bool(f)) for t, f in raw["outcomes"]),
             failures=tuple(float(t) for t in raw["failures"]),
             probes=tuple(float(t) for t in raw["probes"]),
+            # absent in snapshots written before it existed
+            down_since=float(raw.get("down_since", 0.0)),
         )
 
 
@@ -176,13 +184,14 @@ def counts_as_failure(diagnosis: Diagnosis) -> bool:
     return diagnosis.category in UPSTREAM_FAILURES
 
 
-_STORM_OPENS = 3  # the first open and one failed probe are not yet "several minutes"
-
-
-def _cooldown(policy: BreakerPolicy, opens: int, failures: tuple[float, ...]) -> float:
+def _cooldown(
+    policy: BreakerPolicy, opens: int, failures: tuple[float, ...], down_for: float
+) -> float:
+    if down_for < policy.storm_after:
+        return policy.cooldown  # a young outage: probe often, it may be a blip
     growth: float = 2.0 ** min(opens - 1, 32)
     cooldown = min(policy.max_cooldown, policy.cooldown * growth)
-    if opens >= _STORM_OPENS and len(failures) > policy.storm_failures:
+    if len(failures) > policy.storm_failures:
         cooldown = max(cooldown, policy.storm_cooldown)
     return cooldown
 
@@ -191,8 +200,11 @@ def _open(
     snap: BreakerSnapshot, policy: BreakerPolicy, now: float, reason: str
 ) -> tuple[BreakerSnapshot, BreakerTransition]:
     opens = snap.opens + 1
-    until = now + _cooldown(policy, opens, snap.failures)
-    new = dataclasses.replace(snap, state="open", open_until=until, opens=opens, probes=())
+    down_since = snap.down_since if snap.state != "closed" and snap.down_since else now
+    until = now + _cooldown(policy, opens, snap.failures, now - down_since)
+    new = dataclasses.replace(
+        snap, state="open", open_until=until, opens=opens, probes=(), down_since=down_since
+    )
     return new, BreakerTransition(snap.state, "open", until, reason)
 
 
@@ -253,7 +265,7 @@ def record(
         # The hot path of every successful call: build the value directly
         # (dataclasses.replace costs several times more).
         return BreakerSnapshot(
-            snap.state, 0, snap.open_until, snap.opens, outcomes, failures, probes
+            snap.state, 0, snap.open_until, snap.opens, outcomes, failures, probes, snap.down_since
         ), None
 
     snap = BreakerSnapshot(
@@ -264,6 +276,7 @@ def record(
         outcomes,
         failures,
         probes,
+        snap.down_since,
     )
 
     snap = dataclasses.replace(snap, consecutive_failures=snap.consecutive_failures + 1)

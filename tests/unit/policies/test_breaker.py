@@ -130,7 +130,7 @@ def test_a_successful_probe_closes_it() -> None:
 
 def test_failed_probes_reopen_with_a_doubling_cooldown_up_to_the_max() -> None:
     policy = BreakerPolicy(
-        failure_threshold=1, cooldown=10.0, max_cooldown=35.0, storm_failures=100
+        failure_threshold=1, cooldown=10.0, max_cooldown=35.0, storm_failures=100, storm_after=0
     )
     breaker, clock = make(policy)
     cooldowns = []
@@ -145,7 +145,7 @@ def test_failed_probes_reopen_with_a_doubling_cooldown_up_to_the_max() -> None:
 
 
 def test_cooldown_starts_over_after_a_successful_close() -> None:
-    policy = BreakerPolicy(failure_threshold=1, cooldown=10.0, storm_failures=100)
+    policy = BreakerPolicy(failure_threshold=1, cooldown=10.0, storm_failures=100, storm_after=0)
     breaker, clock = make(policy)
     fail_n(breaker, clock, 1)
     clock.advance(10)
@@ -157,42 +157,47 @@ def test_cooldown_starts_over_after_a_successful_close() -> None:
     assert moves[-1].open_until == clock.time() + 10.0
 
 
-def test_more_than_ten_failures_over_minutes_mean_a_long_pause_from_the_third_open() -> None:
-    policy = BreakerPolicy(
-        failure_threshold=100,
-        failure_ratio=1.0,
-        min_calls=100,
-        storm_failures=10,
-        storm_window=300,
-        storm_cooldown=600,
-        cooldown=30,
-    )
-    breaker, clock = make(policy)
-    # 11 failures spread over 4 minutes, each followed by a success: never
-    # consecutive, never a majority; but more than 10 failures within 5 minutes.
-    for _ in range(11):
-        breaker.record(clock.time(), None)
-        clock.advance(20)
-        breaker.record(clock.time(), FAIL)
+def test_a_young_outage_is_probed_often_and_an_old_one_pauses_for_the_status_page() -> None:
+    breaker, clock = make(BreakerPolicy())  # the defaults
+    fail_n(breaker, clock, 8)  # the fast path opens it
+    intervals = []
+    while True:
+        snap = breaker.store.load(breaker.key)
+        assert snap is not None
+        interval = snap.open_until - clock.time()
+        intervals.append(interval)
+        if interval > 5.0:
+            break
+        clock.advance(interval)
+        fail_n(breaker, clock, 1)  # the probe fails
+    # every 5 s for the first two minutes (a one-minute blip is seen within 5 s of
+    # its end), then, with far more than 10 failures in 5 minutes, a 10-minute pause
+    assert intervals[:-1] == [5.0] * 24
+    assert intervals[-1] == 600.0
+    snap = breaker.store.load(breaker.key)
+    assert snap is not None
+    assert snap.down_since == clock.time() - 120.0
+
+
+def test_a_blip_recovers_at_the_first_probe_after_it_ends() -> None:
+    breaker, clock = make(BreakerPolicy())
+    down_until = clock.time() + 60.0
+    fail_n(breaker, clock, 8)
+    served_at = None
+    while served_at is None:
+        clock.advance(1.0)
+        admission, _ = breaker.admit(clock.time())
+        if not admission.allowed:
+            continue
+        failed = clock.time() < down_until
+        breaker.record(clock.time(), FAIL if failed else None, probe=admission.probe)
+        if not failed:
+            served_at = clock.time()
+    assert served_at - down_until <= 5.0
     assert breaker.state(clock.time()) == "closed"
     snap = breaker.store.load(breaker.key)
     assert snap is not None
-    assert len(snap.failures) == 11
-    # The first open and the reopening after one failed probe keep their short
-    # cooldowns (a one-minute blip recovers); the third open in a row is the storm.
-    strict = Breaker(
-        breaker.key, policy=policy.with_options(failure_threshold=1), store=breaker.store
-    )
-    cooldowns = []
-    for _ in range(3):
-        probe, _ = strict.admit(clock.time())
-        move = strict.record(clock.time(), FAIL, probe=probe.probe)
-        assert move is not None
-        assert move.new == "open"
-        assert move.open_until is not None
-        cooldowns.append(move.open_until - clock.time())
-        clock.advance(cooldowns[-1])
-    assert cooldowns == [30.0, 60.0, 600.0]
+    assert (snap.down_since, snap.opens) == (0.0, 0)
 
 
 def _traffic(breaker_policy: BreakerPolicy, error_rate: float, n: int, seed: int) -> list[str]:
