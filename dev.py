@@ -3,7 +3,8 @@
 
     python3 dev.py test [PYTEST ARGS]   # make .venv, install, ruff, mypy, pytest
     python3 dev.py demo                 # the main job, offline, no API key
-    python3 dev.py bench [NAME]         # run benchmarks under bench/
+    python3 dev.py bench [NAME]         # run benchmarks under bench/ (installs the
+                                        # `bench` extra, LiteLLM, the first time)
 
 The virtual environment is reinstalled only when pyproject.toml changes, so a
 second `test` starts in seconds.
@@ -65,6 +66,10 @@ def demo(args: list[str]) -> None:
 
 def bench(args: list[str]) -> None:
     ensure_venv()
+    # The peers a benchmark measures the Guard against (the `bench` extra: LiteLLM).
+    probe = "import importlib.util as u, sys; sys.exit(u.find_spec('litellm') is None)"
+    if subprocess.call([_exe("python"), "-c", probe], cwd=ROOT):
+        _run(_exe("python"), "-m", "pip", "install", "--quiet", "-e", ".[dev,bench]")
     _run(_exe("python"), "-m", "bench", *args)
 
 

@@ -22,16 +22,17 @@ on a 429 in a group of several deployments), so it does not matter here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from gemini_guard.cli.demo import DEMO_KEY, CallTally, RunResult, run_workers, server_counts
+from gemini_guard.cli.demo import DEMO_KEY, FLASH, CallTally, RunResult, run_workers, server_counts
 from gemini_guard.clock import Clock
 from gemini_guard.emulator import EmulatorServer
 
-__all__ = ["available", "run_litellm_router"]
+__all__ = ["available", "run_litellm_router", "warm_up"]
 
 _DEFAULT_COOLDOWN = 5.0  # seconds: litellm's DEFAULT_COOLDOWN_TIME_SECONDS
 
@@ -141,4 +142,19 @@ async def run_litellm_router(
         0.0,
         tally.span,
         tuple(tally.served),
+        tally.started,
     )
+
+
+def warm_up() -> None:
+    """One call through a Router on a healthy emulator, so that the real seconds the
+    Router spends on its first call (importing its provider code) are not counted in
+    a scenario's emulated time (at x60 one real second is a minute of a blip)."""
+    from gemini_guard.clock import SystemClock
+    from gemini_guard.emulator import serve
+
+    clock = SystemClock()
+    with serve("healthy", clock=clock) as server:
+        asyncio.run(
+            run_litellm_router(server, ["warm up"], clock=clock, concurrency=1, chain=(FLASH,))
+        )

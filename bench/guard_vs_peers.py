@@ -10,8 +10,8 @@
      60 calls, 4 workers, pro -> flash -> flash-lite;
    - mixed: pro down (503), flash 500 to 30%; 30 calls, 3 workers, pro -> flash;
    - blip: pro 503 for the first 60 emulated seconds, then fine; 60 calls arriving
-     one every 1.5 s (at most 4 at once), pro -> flash (the share served by pro is
-     also given for the 40 calls begun after 60 s);
+     one every 2 s (at most 4 at once), pro -> flash (the share served by pro is also
+     given for the calls begun after 60 s, about 30);
    - storm: pro down; 30 calls, 4 workers, pro -> flash -> flash-lite;
    - phantom: pro answers a bare 429 ("Resource has been exhausted (e.g. check
      quota).", no details) to 40% of requests; 60 calls, 4 workers, pro -> flash.
@@ -137,7 +137,7 @@ MIXES: dict[str, Mix] = {
             60,
             4,
             recovered_at=60.0,
-            interval=1.5,  # 90 s of traffic: 40 calls after pro is back
+            interval=2.0,  # 120 s of traffic: 30 calls begin after pro is back
         ),
         Mix(
             "storm",
@@ -189,9 +189,6 @@ async def run_mix(mix: Mix, contender: str, speed: float) -> MixResult:
     clock = ScaledClock(speed)
     with serve(mix.scenario, clock=clock) as server:
         first = mix.chain[0]
-        # The scenario's times count from the emulator's start, a little before the
-        # run's (building the clients takes real milliseconds, seconds at x60).
-        lag = server.emulator.elapsed()
         if contender == "guide":
             r = await run_guide(
                 server,
@@ -235,6 +232,9 @@ async def run_mix(mix: Mix, contender: str, speed: float) -> MixResult:
                 interval=mix.interval,
             )
         requests = server.emulator.stats()["totals"]["requests"]
+        # The scenario's times count from the emulator's start, a little before the
+        # run's (building the clients takes real milliseconds, seconds at x60).
+        lag = r.started - (clock.monotonic() - server.emulator.elapsed())
         return MixResult(r, requests, _while_down(server, mix.scenario), lag)
 
 
@@ -392,6 +392,8 @@ def main(argv: list[str]) -> None:
     contenders = CONTENDERS if why_not is None else CONTENDERS[:-1]
     if why_not is not None:
         print(f"LiteLLM's Router left out: {why_not}\n")
+    else:
+        _litellm.warm_up()
     if not args.overhead_only:
         if mixes:
             _print_mixes(mixes, args.speed, contenders)

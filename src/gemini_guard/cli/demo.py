@@ -137,6 +137,7 @@ class RunResult:
     # One (clock seconds since the run started when the call began, the model that
     # answered it) per served call.
     served: tuple[tuple[float, str], ...] = ()
+    started: float = 0.0  # the clock's monotonic() when the run began
 
     @property
     def lost(self) -> int:
@@ -269,6 +270,7 @@ async def run_guide(
         minimum,
         tally.span,
         tuple(tally.served),
+        tally.started,
     )
 
 
@@ -320,6 +322,7 @@ async def run_sdk_retry(
         minimum,
         tally.span,
         tuple(tally.served),
+        tally.started,
     )
 
 
@@ -420,6 +423,7 @@ async def run_guard(
         minimum,
         tally.span,
         tuple(tally.served),
+        tally.started,
     )
 
 

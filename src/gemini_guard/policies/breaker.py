@@ -7,8 +7,8 @@
 It must see an outage, not bad luck. The main rule is a ratio: at least `min_calls`
 outcomes within `window` seconds, of which at least `failure_ratio` failed. With the
 defaults (20 calls, 80%) a model failing 35% of its requests almost never trips it
-(P[Binomial(20, 0.35) >= 16] is about 2e-5 per window), while one failing 90% does
-within a window. "N consecutive failures" (`failure_threshold`, 8) stays as the fast
+(P[Binomial(20, 0.35) >= 16] is 5e-5 per window), while one failing 90% does on its
+first 20 calls with P = 0.96. "N consecutive failures" (`failure_threshold`, 8) stays as the fast
 path for a model that fails everything: 8 in a row, which is three calls with
 `fallback_after=3`; at a 35% error rate a run of 8 starts with probability
 0.65 * 0.35**8, about 1.5e-4 per attempt.
