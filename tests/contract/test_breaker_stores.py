@@ -138,6 +138,39 @@ def test_a_breaker_opened_through_one_handle_is_open_for_another(open_store: Ope
     assert admission.retry_at == pytest.approx(now + 2 + 30)
 
 
+def test_the_failure_ratio_counts_outcomes_from_every_handle(open_store: Opener) -> None:
+    # Three "processes" each see a few failures and successes of the same model: no
+    # run of 8 anywhere, but 80% of 20 calls within a minute failed, together.
+    policy = BreakerPolicy()  # the defaults: 80% of at least 20 calls in 60 s
+    handles = [Breaker("p/gemini-2.5-pro", policy=policy, store=open_store()) for _ in range(3)]
+    now = 1_700_000_000.0
+    moves = []
+    for i in range(20):
+        failed = i % 5 != 0  # 1 success, 4 failures, over and over
+        moves.append(handles[i % 3].record(now + i, OverloadedError if failed else None))
+    opened = [m for m in moves if m is not None]
+    assert [(m.old, m.new) for m in opened] == [("closed", "open")]
+    assert "80% of 20 calls" in opened[0].reason
+    assert moves[-1] is opened[0]  # on the 20th call, not before
+
+
+def test_a_young_outage_is_probed_every_cooldown_across_handles(open_store: Opener) -> None:
+    policy = BreakerPolicy(failure_threshold=1, cooldown=5, storm_after=120)
+    here = Breaker("p/m", policy=policy, store=open_store())
+    there = Breaker("p/m", policy=policy, store=open_store())
+    now = 1_700_000_000.0
+    here.record(now, OverloadedError)
+    for k in range(1, 4):  # probes taken by the other handle keep failing
+        probe, _ = there.admit(now + 5 * k)
+        assert probe.probe
+        move = there.record(now + 5 * k, OverloadedError, probe=True)
+        assert move is not None
+        assert move.open_until == now + 5 * k + 5  # still young: 5 s, no doubling
+    snap = here.store.load("p/m")
+    assert snap is not None
+    assert snap.down_since == now  # when the outage began, kept by every store
+
+
 def test_only_one_half_open_probe_across_handles(open_store: Opener) -> None:
     policy = BreakerPolicy(failure_threshold=1, cooldown=30, half_open_probes=1)
     handles = [Breaker("p/m", policy=policy, store=open_store()) for _ in range(3)]
