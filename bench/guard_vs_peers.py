@@ -427,8 +427,11 @@ def _print_mixes(names: list[str], speed: float, contenders: tuple[str, ...]) ->
             by, served = r.served_by(mix.chain[0])
             share = f"{by}/{served}" + (f" ({100 * by / served:.0f}%)" if served else "")
             if mix.recovered_at is not None:
-                late_by, late = r.served_by(mix.chain[0], since=mix.recovered_at - row.lag)
-                share += f"; begun after {mix.recovered_at:g} s: {late_by}/{late}"
+                since = mix.recovered_at - row.lag
+                late_by, late = r.served_by(mix.chain[0], since=since)
+                # The outage ends `recovered_at` after the emulator started; each run
+                # begins a few emulated seconds later (its clients built in real ms).
+                share += f"; begun after the outage ({since:.0f} s into the run): {late_by}/{late}"
             print(
                 f"| {_NAMES[contender]} | {r.succeeded}/{r.prompts} | {r.lost} | {row.requests} "
                 f"| {row.while_down} | {share} | {r.elapsed:.0f} s |"

@@ -12,9 +12,11 @@ same decisions.
         breaker admits?          else skip (CircuitOpen when nothing is left)
         quota gate reserve       wait permit.wait on the clock, then confirm the
                                  permit (wait again while it asks for more)
-        send                     success: settle, breaker/budget success, return
-        failure                  diagnose, settle, breaker/budget failure,
-                                 decide_after_failure: Retry / FallBack / Fail
+        send                     success: settle, breaker success, budget refill,
+                                 return
+        failure                  diagnose, settle, breaker failure,
+                                 decide_after_failure: Retry (spends from the
+                                 model's retry budget) / FallBack / Fail
 
 Time. The call's deadline and every wait go through the injected `Clock`. The
 per-attempt timeout is handed to the transport in `AttemptPlan.timeout` (clock
@@ -292,7 +294,8 @@ class Engine:
     """The shared state of one Guard's calls and the logic of one call.
 
     `breakers` are per project and model ("project/model" keys in `breaker_store`);
-    `budget` and `parking` are shared by every call made through this engine.
+    `budget` (a bucket per "project/model") and `parking` are shared by every call
+    made through this engine. Every call starts from its own model, `chain[0]`.
     """
 
     def __init__(
