@@ -156,6 +156,7 @@ class BreakerSection(Section):
     min_calls: int | None = Field(default=None, ge=1)
     cooldown: float | None = Field(default=None, ge=0)
     max_cooldown: float | None = Field(default=None, ge=0)
+    storm_after: float | None = Field(default=None, ge=0)
     storm_failures: int | None = Field(default=None, ge=1)
     storm_window: float | None = Field(default=None, gt=0)
     storm_cooldown: float | None = Field(default=None, ge=0)
