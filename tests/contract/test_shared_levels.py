@@ -176,7 +176,7 @@ def test_a_recovery_step_is_taken_once(make_store: StoreFactory) -> None:
     processes[0].cut(KEY, "rpm", 10, now=now, wall=wall, booked_at=now)
     for limits in processes[1:]:
         limits.follow(KEY, wall=wall)
-    later = 60.0
+    later = 15.0  # the policy's recovery period
     assert [
         limits.effective(KEY, "rpm", 10, now=now + later, wall=wall + later) for limits in processes
     ] == [8, 8, 8]
@@ -220,10 +220,11 @@ def test_a_cut_learned_by_one_limiter_paces_the_other(make_store: StoreFactory) 
     clock.advance(5.0)  # B reads the shared levels again at its next settle
     b.settle(reserve(b), sent=True)
     assert b.budget(PROJECT, MODEL).requests == 7
-    # Three slots in the window: four more fit under 7, where 10 would take seven.
-    waits = [reserve(b).wait for _ in range(5)]
-    assert waits[:4] == [0.0] * 4
-    assert waits[4] == pytest.approx(55.0, abs=1e-6)  # when the first slot leaves
+    # Two slots in the window (the refused request was not admitted, so it does not
+    # count): five more fit under 7, where 10 would take eight.
+    waits = [reserve(b).wait for _ in range(6)]
+    assert waits[:5] == [0.0] * 5
+    assert waits[5] == pytest.approx(55.0, abs=1e-6)  # when the first slot leaves
     assert learned(events_b) == []  # A reported it; B only paces by it
     # A process started now paces by it from its first request.
     c = gate_on(make_store(), clock)
@@ -242,7 +243,7 @@ def test_four_limiters_agree_and_report_the_change_once(make_store: StoreFactory
         gate.settle(permit, sent=True, diagnosis=rate_limited())
     assert [(e.enforced, e.previous) for e in learned(events)] == [(7, 10)]
     assert [gate.budget(PROJECT, MODEL).requests for gate in gates] == [7] * 4
-    clock.advance(60.0)
+    clock.advance(15.0)  # the policy's recovery period
     assert [gate.budget(PROJECT, MODEL).requests for gate in gates] == [8] * 4
     assert [e.effective for e in recovered(events)] == [8]
     # A stated value from the server is news once, whoever hears it.

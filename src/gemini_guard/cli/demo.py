@@ -271,7 +271,7 @@ async def run_sdk_retry(
     )
 
 
-_QUOTA_REASONS = {"rpm", "tpm", "rpd", "phantom_429"}
+_QUOTA_REASONS = {"rpm", "tpm", "rpd", "phantom_429", "capacity_429"}
 
 
 def _server_counts(server: EmulatorServer, model: str) -> tuple[int, int, int]:

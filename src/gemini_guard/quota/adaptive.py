@@ -5,12 +5,15 @@ Google changes quotas without notice (the free tier was cut 50-80% on
 
 - a 429 whose body carries `quotaValue`: the server states the limit; the
   limiter adopts it as the new ceiling at once;
-- a 429 that arrives although the ledger had room: the limit must be lower than
-  configured; the effective limit is cut multiplicatively (AIMD, as TCP does).
+- a 429 that arrives although the ledger had room, when the evidence fits a limit
+  (a body naming a quota; for a bare 429, see `evidence`): the limit must be lower
+  than configured; the effective limit is cut multiplicatively (AIMD, as TCP
+  does), never below the floor the evidence gives (what the server just admitted).
 
 After each quiet period the effective limit recovers additively, and never above
-the ceiling (the configured limit, or the stated `quotaValue` if lower). Every
-change is reported as an event. This module is pure: it is given the time.
+the ceiling (the configured limit, or the stated `quotaValue` if lower); a cut that
+the answers then contradict is undone at once (`revert`). Every change is reported
+as an event. This module is pure: it is given the time.
 
 The limits are the project's, so what one process learns holds for all. Given a
 `LevelStore` (`shared_levels`, beside the ledger), every change — a cut, a
@@ -52,14 +55,16 @@ class AdaptivePolicy:
     """How fast the effective limit falls and comes back, and how it is shared.
 
     - `decrease`: factor applied on a 429 the ledger did not expect (0 < f < 1).
-    - `recovery_period`: seconds without a cut before each step up.
+    - `recovery_period`: seconds without a cut before each step up (15: a cut of
+      30% is undone within 45 s of clean answers when it was wrong; the price,
+      for a limit only bare 429s reveal, is one probe above it every 15 s).
     - `recovery_step`: each step adds this fraction of the ceiling (at least 1).
     - `shared`: keep the levels in the quota store, shared by every process using it.
     - `refresh_period`: seconds between two reads of the shared levels.
     """
 
     decrease: float = 0.7
-    recovery_period: float = 60.0
+    recovery_period: float = 15.0
     recovery_step: float = 0.1
     shared: bool = True
     refresh_period: float = 5.0
@@ -424,8 +429,12 @@ class AdaptiveLimits:
         now: float,
         wall: float,
         booked_at: float,
+        floor: int = 1,
+        to: int | None = None,
     ) -> LimitLearned | None:
-        """A 429 came although the ledger had room: cut the effective limit.
+        """A 429 came although the ledger had room: cut the effective limit (by
+        `decrease`, or to `to`), never below `floor` (the server has just admitted
+        that many: the limit is not lower).
 
         Requests booked before the previous cut were paced by the old limit; their
         429s say nothing new, so one burst cuts once. Shared, the same holds for a
@@ -453,7 +462,10 @@ class AdaptiveLimits:
                 or (current.last_cut == seen_cut and booked < seen_at)
             ):
                 return old
-            lowered = max(1, math.floor(previous * policy.decrease))
+            target = math.floor(previous * policy.decrease) if to is None else to
+            lowered = max(1, floor, target)
+            if lowered >= previous:
+                return old  # the evidence says the limit is where we pace already
             cuts.append((previous, lowered))
             stated = current.stated if current is not None else None
             return Level(effective=lowered, stated=stated, last_change=t, last_cut=t)
@@ -471,6 +483,52 @@ class AdaptiveLimits:
                 configured=configured,
                 previous=previous,
                 source="unexpected_429",
+                at=wall,
+            )
+        )
+
+    def last_cut(self, key: QuotaKey, metric: Metric) -> float | None:
+        """When the level paced by was last cut (its stamp), if it is cut."""
+        level = self._levels.get((key, metric))
+        return None if level is None else level.last_cut
+
+    def revert(
+        self,
+        key: QuotaKey,
+        metric: Metric,
+        configured: int | None,
+        *,
+        now: float,
+        wall: float,
+        stamp: float,
+    ) -> LimitRecovered | None:
+        """The cut stamped `stamp` was wrong (the answers contradicted it): back to
+        the ceiling at once. A later cut, by any process, is left as it is."""
+        t = self._time(now, wall)
+        steps: list[int] = []  # the ceiling returned to, when this was written
+
+        def undo(old: Level | None) -> Level | None:
+            steps.clear()
+            if old is None or old.last_cut != stamp:
+                return old
+            ceiling = _ceiling(old, configured)
+            if ceiling is None or old.effective >= ceiling:
+                return old
+            steps.append(ceiling)
+            if old.stated is None:
+                return None  # the configured limit applies again
+            return replace(old, effective=ceiling, last_change=t)
+
+        self._commit(key, metric, undo, wall=wall, t=t, learned=False)
+        if not steps:
+            return None
+        return self._emit(
+            LimitRecovered(
+                project=key.project,
+                model=key.model,
+                metric=metric,
+                effective=steps[0],
+                ceiling=steps[0],
                 at=wall,
             )
         )

@@ -15,7 +15,10 @@ KEY = QuotaKey("p", "gemini-2.5-flash")
 
 def test_cut_then_recover_step_by_step_never_above_configured() -> None:
     events: list[object] = []
-    limits = AdaptiveLimits(AdaptivePolicy(decrease=0.5, recovery_step=0.2), on_event=events.append)
+    limits = AdaptiveLimits(
+        AdaptivePolicy(decrease=0.5, recovery_period=60.0, recovery_step=0.2),
+        on_event=events.append,
+    )
     learned = limits.cut(KEY, "rpm", 10, now=0.0, wall=1.0, booked_at=0.0)
     assert learned == LimitLearned(
         project="p",
