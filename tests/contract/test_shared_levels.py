@@ -220,11 +220,10 @@ def test_a_cut_learned_by_one_limiter_paces_the_other(make_store: StoreFactory) 
     clock.advance(5.0)  # B reads the shared levels again at its next settle
     b.settle(reserve(b), sent=True)
     assert b.budget(PROJECT, MODEL).requests == 7
-    # Two slots in the window (the refused request was not admitted, so it does not
-    # count): five more fit under 7, where 10 would take eight.
-    waits = [reserve(b).wait for _ in range(6)]
-    assert waits[:5] == [0.0] * 5
-    assert waits[5] == pytest.approx(55.0, abs=1e-6)  # when the first slot leaves
+    # Three slots in the window: four more fit under 7, where 10 would take seven.
+    waits = [reserve(b).wait for _ in range(5)]
+    assert waits[:4] == [0.0] * 4
+    assert waits[4] == pytest.approx(55.0, abs=1e-6)  # when the first slot leaves
     assert learned(events_b) == []  # A reported it; B only paces by it
     # A process started now paces by it from its first request.
     c = gate_on(make_store(), clock)

@@ -112,6 +112,14 @@ def _recovered(
     )
 
 
+def _held(level: Level | None, t: float) -> Level | None:
+    """`level` with its recovery restarted at `t`: a 429 that fits a limit at the
+    level paced by says the level is right, so the next step up waits a period."""
+    if level is None or level.last_change >= t:
+        return level
+    return replace(level, last_change=t)
+
+
 def _paced(level: Level | None, configured: int | None) -> int | None:
     """The limit a level (with no recovery due) paces by."""
     if level is None:
@@ -465,7 +473,8 @@ class AdaptiveLimits:
             target = math.floor(previous * policy.decrease) if to is None else to
             lowered = max(1, floor, target)
             if lowered >= previous:
-                return old  # the evidence says the limit is where we pace already
+                # The evidence puts the limit where we pace: no step up for now.
+                return _held(current, t)
             cuts.append((previous, lowered))
             stated = current.stated if current is not None else None
             return Level(effective=lowered, stated=stated, last_change=t, last_cut=t)
@@ -486,6 +495,22 @@ class AdaptiveLimits:
                 at=wall,
             )
         )
+
+    def hold(
+        self, key: QuotaKey, metric: Metric, configured: int | None, *, now: float, wall: float
+    ) -> None:
+        """A 429 that may be a limit below the level paced by, not proven yet:
+        restart the recovery of a cut level, so it does not step up meanwhile."""
+        t = self._time(now, wall)
+        policy = self.policy
+
+        def keep(old: Level | None) -> Level | None:
+            if old is None:
+                return None
+            return _held(_recovered(old, configured, t, policy), t)
+
+        if (key, metric) in self._levels:
+            self._commit(key, metric, keep, wall=wall, t=t, learned=False)
 
     def last_cut(self, key: QuotaKey, metric: Metric) -> float | None:
         """When the level paced by was last cut (its stamp), if it is cut."""

@@ -17,8 +17,10 @@ capacity is short. A limit and noise leave different traces in the answers:
 - A limit shows as our rate approaches it: a 429 near the level paced by (at
   `decrease` of it or more) fits a cut of that level. One far below it would be a
   much lower limit, which Google states in the 429's body; a bare one fits only
-  when it holds like a wall: refusals for a whole minute at levels the server
-  never admits meanwhile. Then the cut goes to the level seen, not below the floor.
+  when it holds like a wall: for a whole minute, nine answers in ten refused, at
+  levels the server never admits meanwhile. Then the cut goes to the level seen,
+  never below the floor. (Noise at a steady rate also refuses at levels no success
+  exceeds, when the traffic is very regular; it rarely refuses nine in ten.)
 - A "limit" at a tenth of the one published for the tier, with nothing stated in
   the body, is what the phantom-429 bug looked like; Google's own cuts were 50-80%.
 
@@ -44,6 +46,9 @@ __all__ = ["PHANTOM_SHARE", "Judgement", "PhantomFigures", "RateEvidence"]
 WINDOW = 60.0  # the server's sliding window, seconds
 PHANTOM_SHARE = 0.1  # a bare 429 below this share of the ceiling is not a limit
 PHANTOM_HOLD = 60.0  # seconds bare 429s stay noise after one contradicted a limit
+TELL_AFTER = 3  # noise 429s in a minute before they are reported
+WALL_SHARE = 0.9  # a wall refuses at least this share of what is sent
+CUT_MEMORY = 300.0  # seconds a cut of ours still tells where the limit was
 _KEEP = 2 * WINDOW  # answers older than this say nothing any more
 _MAX_LEDGERS = 10_000  # a cache, not a registry
 
@@ -77,6 +82,7 @@ class _Cut:
     at: float  # when (the limiter's wall clock)
     level: int  # the level the 429 that made it was refused at
     stamp: float  # the `last_cut` of the level it wrote, which names it
+    to: int  # the level it cut to
 
 
 @dataclass(slots=True)
@@ -90,6 +96,7 @@ class _Answers:
     wall_since: float | None = None  # far-below 429s, uncontradicted since then
     wall_level: int = 0  # the lowest level they came at
     wall_last: float = float("-inf")  # the latest of them
+    wall_refused: int = 0  # bare 429s since wall_since
     told_at: float = float("-inf")  # when the noise was last reported
 
 
@@ -125,11 +132,23 @@ class RateEvidence:
         return bisect.bisect_right(ok_at, end) - bisect.bisect_right(ok_at, start)
 
     @staticmethod
-    def _floor(answers: _Answers, now: float) -> int:
+    def _floor(answers: _Answers, now: float, slack: float) -> int:
         first = bisect.bisect_right(answers.ok_at, now - WINDOW)
         levels = answers.ok_level[first:]
-        # Admitted at level k: the limit is above k. And all of them were admitted.
-        return max(len(levels), max(levels, default=-1) + 1)
+        # Answered after now - 60 + slack: sent within the last minute, so admitted
+        # within one window of the server's: the limit is at least that many.
+        within = len(answers.ok_at) - bisect.bisect_right(answers.ok_at, now - WINDOW + slack)
+        # Admitted at level k: the limit is above k.
+        return max(within, max(levels, default=-1) + 1)
+
+    @staticmethod
+    def _reference(answers: _Answers, paced: int, now: float) -> int:
+        """The level a 429 is near when it fits a limit: the one paced by, or the
+        one our recent cut found, if lower (recovery may have stepped above it)."""
+        cut = answers.cut
+        if cut is None or now - cut.at > CUT_MEMORY:
+            return paced
+        return min(paced, cut.to)
 
     def sent(self, key: QuotaKey) -> None:
         with self._lock:
@@ -143,18 +162,28 @@ class RateEvidence:
                 answers.flight -= 1
 
     def succeeded(
-        self, key: QuotaKey, *, sent_at: float, now: float, counted: bool = True
+        self,
+        key: QuotaKey,
+        *,
+        sent_at: float,
+        now: float,
+        slack: float = 0.0,
+        counted: bool = True,
     ) -> float | None:
         """Record a success. When it contradicts our last cut from a bare 429
         (admitted at or above the level that cut was refused at, within a minute),
         that cut was noise: returns its stamp (to undo it), and bare 429s are held
-        to be noise for a while. `counted`: its sending was recorded by `sent`."""
+        to be noise for a while. `counted`: its sending was recorded by `sent`.
+        `slack`: the longest an answer takes, about (see `judge`)."""
         with self._lock:
             answers = self._of(key)
             if counted and answers.flight > 0:
                 answers.flight -= 1
             self._trim(answers, now)
-            level = self._admitted(answers, sent_at - WINDOW, sent_at)
+            # Its level, at least: answered before it was sent (so admitted before it
+            # arrived) and sent within the minute before its answer (so still in the
+            # server's window when it arrived).
+            level = self._admitted(answers, now - WINDOW + slack, sent_at)
             at = bisect.bisect_right(answers.ok_at, now)
             answers.ok_at.insert(at, now)
             answers.ok_level.insert(at, level)
@@ -176,17 +205,23 @@ class RateEvidence:
         ceiling: int | None,
         paced: int | None,
         decrease: float,
+        slack: float = 0.0,
         counted: bool = True,
     ) -> Judgement:
         """Judge a bare 429 sent at `sent_at` and answered at `now`; `ceiling` is
-        the configured (or stated) limit, `paced` the one paced by now."""
+        the configured (or stated) limit, `paced` the one paced by now. `slack`:
+        about the longest an answer takes; the server counts a request when it
+        arrives, which the answers only bound (a success answered after
+        `now - 60 + slack` was sent, so admitted, within the last minute)."""
         with self._lock:
             answers = self._of(key)
             if counted and answers.flight > 0:
                 answers.flight -= 1
             self._trim(answers, now)
+            # At most: every success answered after it could have been in the
+            # server's window when it arrived, and every request still in flight.
             level = self._admitted(answers, sent_at - WINDOW, now) + answers.flight
-            floor = self._floor(answers, now)
+            floor = self._floor(answers, now, slack)
             why: Why
             if level < floor:
                 why = "contradicted"
@@ -196,26 +231,31 @@ class RateEvidence:
                 why = "held"
             elif ceiling is not None and level < PHANTOM_SHARE * ceiling:
                 why = "small_share"
-            elif paced is None or level >= decrease * paced:
+            elif paced is None or level >= decrease * self._reference(answers, paced, now):
                 return Judgement(True, level, floor, "near")
             else:
                 if answers.wall_since is None or now - answers.wall_last > WINDOW / 2:
                     answers.wall_since, answers.wall_level = now, level
+                    answers.wall_refused = 0
                 answers.wall_level = min(answers.wall_level, level)
                 answers.wall_last = now
+                answers.wall_refused += 1
                 if now - answers.wall_since >= WINDOW:
+                    admitted = self._admitted(answers, answers.wall_since, now)
+                    refused = answers.wall_refused
                     answers.wall_since = None
-                    return Judgement(True, level, floor, "wall", to=answers.wall_level)
+                    if refused >= WALL_SHARE * (refused + admitted):
+                        return Judgement(True, level, floor, "wall", to=answers.wall_level)
                 return Judgement(False, level, floor, "far_below")
             answers.noise_at.append(now)
             return Judgement(False, level, floor, why)
 
-    def cut_made(self, key: QuotaKey, *, now: float, level: int, stamp: float) -> None:
-        """Our cut from a bare 429 refused at `level` (`stamp`: the `last_cut` it
-        wrote): a success at or above that level within a minute shows it was
-        noise (see `succeeded`)."""
+    def cut_made(self, key: QuotaKey, *, now: float, level: int, stamp: float, to: int) -> None:
+        """Our cut from a bare 429 refused at `level` down `to` a level (`stamp`: the
+        `last_cut` it wrote): a success at or above `level` within a minute shows it
+        was noise (see `succeeded`)."""
         with self._lock:
-            self._of(key).cut = _Cut(now, level, stamp)
+            self._of(key).cut = _Cut(now, level, stamp, to)
 
     def take_cut(self, key: QuotaKey) -> float | None:
         """The stamp of our last cut from a bare 429, forgotten (it is being undone)."""
@@ -233,7 +273,7 @@ class RateEvidence:
             if answers is None or now - answers.told_at < WINDOW:
                 return None
             self._trim(answers, now)
-            if not answers.noise_at:
+            if len(answers.noise_at) < TELL_AFTER:
                 return None
             answers.told_at = now
             admitted = self._admitted(answers, now - WINDOW, now)

@@ -448,8 +448,10 @@ class QuotaLimiter:
         while the server still counts this one in its window (under a ScaledClock(60)
         emulator, 1 ms of latency is 60 ms of quota time: a few 429s per window).
 
-        `sent=False` releases the slot (the request never left); so does a 429: the
-        server did not admit the request, so it does not count it. `input_tokens`
+        `sent=False` releases the slot (the request never left); so does a bare 429
+        (no quota named: a phantom or shared-capacity refusal, which counts against no
+        quota of the project). A 429 naming a quota keeps its slot: the client cannot
+        tell whether the server counted it. `input_tokens`
         (the server's usageMetadata.promptTokenCount) replaces the estimate. A 429
         `diagnosis` teaches the limiter the enforced limit, when it fits one.
         """
@@ -527,7 +529,11 @@ class QuotaLimiter:
             return
         sent_at = ticket.start if confirmed_at is None else confirmed_at
         stamp = evidence.succeeded(
-            ticket.key, sent_at=sent_at, now=wall, counted=confirmed_at is not None
+            ticket.key,
+            sent_at=sent_at,
+            now=wall,
+            slack=self._allowance(),
+            counted=confirmed_at is not None,
         )
         if stamp is not None:
             self._undo_cut(ticket.key, stamp, wall)
@@ -560,12 +566,15 @@ class QuotaLimiter:
                 key, "rpm", configured, now=self._clock.monotonic(), wall=wall
             ),
             decrease=adaptive.policy.decrease,
+            slack=self._allowance(),
             counted=confirmed_at is not None,
         )
         if judgement.limit:
             return judgement
         if judgement.why == "far_below":
-            return None  # not a limit yet, nor noise to report
+            # Not a limit yet, nor noise to report: keep a cut level from climbing.
+            adaptive.hold(key, "rpm", configured, now=self._clock.monotonic(), wall=wall)
+            return None
         if judgement.why == "contradicted":
             stamp = evidence.take_cut(key)
             if stamp is not None:
@@ -657,7 +666,9 @@ class QuotaLimiter:
                 stamp = self._adaptive.last_cut(key, metric)
                 if judgement is not None and learned is not None and stamp is not None:
                     assert self._evidence is not None
-                    self._evidence.cut_made(key, now=wall, level=judgement.level, stamp=stamp)
+                    self._evidence.cut_made(
+                        key, now=wall, level=judgement.level, stamp=stamp, to=learned.enforced
+                    )
             self._budgets.pop(key, None)
             self._lanes.clear()  # the budgets and hard limits they hold may be stale
         if per_day:
@@ -883,9 +894,16 @@ class QuotaLimiter:
 
 
 def _refused(diagnosis: Diagnosis | None) -> bool:
-    """A 429: the server refused the request without admitting it, so its quota
-    windows do not count it (the emulator's rule too), and neither does the ledger."""
-    return diagnosis is not None and diagnosis.http_status == 429
+    """A bare 429 (no quota named): the server refused the request for want of
+    capacity, not of the project's quota, so the ledger does not count it. Were it
+    counted, a phantom 429 would take a slot a real request could use, and the floor
+    of what the server admits (see `evidence`) would sink under noise at every cut."""
+    return (
+        diagnosis is not None
+        and diagnosis.http_status == 429
+        and diagnosis.category is Category.RATE_LIMITED
+        and diagnosis.quota is None
+    )
 
 
 def _ticket_of(permit: Permit) -> Reservation:
