@@ -98,18 +98,15 @@ def _recovered(
     ceiling = _ceiling(level, configured)
     if ceiling is None or level.effective >= ceiling:
         return level
-    steps = math.floor((t - level.last_change) / policy.recovery_period)
-    if steps <= 0:
+    if t - level.last_change < policy.recovery_period:
         return level
+    # One step at a time, each after a period at the level before it: a level that
+    # nobody paced by for a while has not been tried, so it is not stepped past.
     step = max(1, math.floor(ceiling * policy.recovery_step))
-    effective = min(ceiling, level.effective + steps * step)
+    effective = min(ceiling, level.effective + step)
     if effective >= ceiling and level.stated is None:
         return None  # nothing left to remember: the configured limit applies
-    return replace(
-        level,
-        effective=effective,
-        last_change=level.last_change + steps * policy.recovery_period,
-    )
+    return replace(level, effective=effective, last_change=t)
 
 
 def _held(level: Level | None, t: float) -> Level | None:
@@ -511,6 +508,33 @@ class AdaptiveLimits:
 
         if (key, metric) in self._levels:
             self._commit(key, metric, keep, wall=wall, t=t, learned=False)
+
+    def lift(
+        self,
+        key: QuotaKey,
+        metric: Metric,
+        configured: int | None,
+        *,
+        to: int,
+        now: float,
+        wall: float,
+    ) -> None:
+        """The server has just admitted `to` in a minute: the limit is not lower, so
+        a level cut below that (by answers still in flight at the cut) goes up to it."""
+        t = self._time(now, wall)
+        level = self._levels.get((key, metric))
+        if level is None or level.effective >= to:
+            return
+
+        def up(old: Level | None) -> Level | None:
+            if old is None or old.effective >= to:
+                return old
+            ceiling = _ceiling(old, configured)
+            if ceiling is not None and to >= ceiling:
+                return None if old.stated is None else replace(old, effective=ceiling)
+            return replace(old, effective=to)
+
+        self._commit(key, metric, up, wall=wall, t=t, learned=False)
 
     def last_cut(self, key: QuotaKey, metric: Metric) -> float | None:
         """When the level paced by was last cut (its stamp), if it is cut."""

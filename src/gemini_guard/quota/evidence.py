@@ -17,10 +17,11 @@ capacity is short. A limit and noise leave different traces in the answers:
 - A limit shows as our rate approaches it: a 429 near the level paced by (at
   `decrease` of it or more) fits a cut of that level. One far below it would be a
   much lower limit, which Google states in the 429's body; a bare one fits only
-  when it holds like a wall: for a whole minute, nine answers in ten refused, at
-  levels the server never admits meanwhile. Then the cut goes to the level seen,
-  never below the floor. (Noise at a steady rate also refuses at levels no success
-  exceeds, when the traffic is very regular; it rarely refuses nine in ten.)
+  when it holds like a wall: for a whole minute, more answers refused than
+  admitted, at levels the server never admits meanwhile. Then the cut goes to the
+  level seen, never below the floor. (Noise at a steady rate also refuses at
+  levels no success exceeds, when the traffic is very regular: at less than half
+  of what is sent, and above a tenth of the limit, it is not taken for a wall.)
 - A "limit" at a tenth of the one published for the tier, with nothing stated in
   the body, is what the phantom-429 bug looked like; Google's own cuts were 50-80%.
 
@@ -47,7 +48,7 @@ WINDOW = 60.0  # the server's sliding window, seconds
 PHANTOM_SHARE = 0.1  # a bare 429 below this share of the ceiling is not a limit
 PHANTOM_HOLD = 60.0  # seconds bare 429s stay noise after one contradicted a limit
 TELL_AFTER = 3  # noise 429s in a minute before they are reported
-WALL_SHARE = 0.9  # a wall refuses at least this share of what is sent
+WALL_SHARE = 0.5  # a wall refuses at least this share of what is sent
 CUT_MEMORY = 300.0  # seconds a cut of ours still tells where the limit was
 _KEEP = 2 * WINDOW  # answers older than this say nothing any more
 _MAX_LEDGERS = 10_000  # a cache, not a registry
@@ -132,14 +133,13 @@ class RateEvidence:
         return bisect.bisect_right(ok_at, end) - bisect.bisect_right(ok_at, start)
 
     @staticmethod
-    def _floor(answers: _Answers, now: float, slack: float) -> int:
+    def _floor(answers: _Answers, now: float) -> int:
         first = bisect.bisect_right(answers.ok_at, now - WINDOW)
         levels = answers.ok_level[first:]
-        # Answered after now - 60 + slack: sent within the last minute, so admitted
-        # within one window of the server's: the limit is at least that many.
-        within = len(answers.ok_at) - bisect.bisect_right(answers.ok_at, now - WINDOW + slack)
-        # Admitted at level k: the limit is above k.
-        return max(within, max(levels, default=-1) + 1)
+        # What succeeded in the last minute; and admitted at level k: the limit is
+        # above k. (Answers bound arrivals only within a latency: a minute of answers
+        # may hold a few more than one window of arrivals, a few 429s at most.)
+        return max(len(levels), max(levels, default=-1) + 1)
 
     @staticmethod
     def _reference(answers: _Answers, paced: int, now: float) -> int:
@@ -221,7 +221,7 @@ class RateEvidence:
             # At most: every success answered after it could have been in the
             # server's window when it arrived, and every request still in flight.
             level = self._admitted(answers, sent_at - WINDOW, now) + answers.flight
-            floor = self._floor(answers, now, slack)
+            floor = self._floor(answers, now)
             why: Why
             if level < floor:
                 why = "contradicted"

@@ -537,6 +537,19 @@ class QuotaLimiter:
         )
         if stamp is not None:
             self._undo_cut(ticket.key, stamp, wall)
+        adaptive = self._adaptive
+        if adaptive is not None and adaptive.has_levels(ticket.key):
+            # Never below what the server admitted in the last minute.
+            key = ticket.key
+            adaptive.lift(
+                key,
+                "rpm",
+                self._configured_of(key).rpm,
+                to=evidence.admitted(key, now=wall),
+                now=self._clock.monotonic(),
+                wall=wall,
+            )
+            self._budgets.pop(key, None)
 
     def _undo_cut(self, key: QuotaKey, stamp: float, wall: float) -> None:
         adaptive = self._adaptive
