@@ -55,9 +55,9 @@ class AdaptivePolicy:
     """How fast the effective limit falls and comes back, and how it is shared.
 
     - `decrease`: factor applied on a 429 the ledger did not expect (0 < f < 1).
-    - `recovery_period`: seconds without a cut before each step up (15: a cut of
-      30% is undone within 45 s of clean answers when it was wrong; the price,
-      for a limit only bare 429s reveal, is one probe above it every 15 s).
+    - `recovery_period`: seconds without a cut (or a 429 that fits the level) before
+      each step up (15: a wrong cut of 30% is undone within 45 s of clean answers;
+      the price, for a limit only bare 429s reveal, is a probe above it now and then).
     - `recovery_step`: each step adds this fraction of the ceiling (at least 1).
     - `shared`: keep the levels in the quota store, shared by every process using it.
     - `refresh_period`: seconds between two reads of the shared levels.
@@ -109,10 +109,14 @@ def _recovered(
     return replace(level, effective=effective, last_change=t)
 
 
-def _held(level: Level | None, t: float) -> Level | None:
+def _held(level: Level | None, configured: int | None, t: float) -> Level | None:
     """`level` with its recovery restarted at `t`: a 429 that fits a limit at the
-    level paced by says the level is right, so the next step up waits a period."""
+    level paced by says the level is right, so the next step up waits a period.
+    (A level at its ceiling has nothing to recover: left as it is.)"""
     if level is None or level.last_change >= t:
+        return level
+    ceiling = _ceiling(level, configured)
+    if ceiling is None or level.effective >= ceiling:
         return level
     return replace(level, last_change=t)
 
@@ -471,7 +475,7 @@ class AdaptiveLimits:
             lowered = max(1, floor, target)
             if lowered >= previous:
                 # The evidence puts the limit where we pace: no step up for now.
-                return _held(current, t)
+                return _held(current, configured, t)
             cuts.append((previous, lowered))
             stated = current.stated if current is not None else None
             return Level(effective=lowered, stated=stated, last_change=t, last_cut=t)
@@ -504,7 +508,7 @@ class AdaptiveLimits:
         def keep(old: Level | None) -> Level | None:
             if old is None:
                 return None
-            return _held(_recovered(old, configured, t, policy), t)
+            return _held(_recovered(old, configured, t, policy), configured, t)
 
         if (key, metric) in self._levels:
             self._commit(key, metric, keep, wall=wall, t=t, learned=False)

@@ -451,9 +451,9 @@ class QuotaLimiter:
         `sent=False` releases the slot (the request never left); so does a bare 429
         (no quota named: a phantom or shared-capacity refusal, which counts against no
         quota of the project). A 429 naming a quota keeps its slot: the client cannot
-        tell whether the server counted it. `input_tokens`
-        (the server's usageMetadata.promptTokenCount) replaces the estimate. A 429
-        `diagnosis` teaches the limiter the enforced limit, when it fits one.
+        tell whether the server counted it. `input_tokens` (the server's
+        usageMetadata.promptTokenCount) replaces the estimate. A 429 `diagnosis`
+        teaches the limiter the enforced limit, when it fits one (see `evidence`).
         """
         ticket = _ticket_of(permit)
         wall = self._clock.time()
@@ -489,7 +489,9 @@ class QuotaLimiter:
             if day is not None:
                 await self._store.amark_day_spent(ticket.key, day=day)
         elif sent:
-            if self._levels_block():
+            adaptive = self._adaptive
+            # Only a ledger with learned levels may write them (lift, undo a cut).
+            if self._levels_block() and adaptive is not None and adaptive.has_levels(ticket.key):
                 await asyncio.to_thread(self._succeeded, ticket, wall, confirmed_at)
             else:
                 self._succeeded(ticket, wall, confirmed_at)
