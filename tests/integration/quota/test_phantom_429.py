@@ -14,11 +14,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from google import genai
+from google.genai import types
 
 from gemini_guard.cli.demo import FLASH, PRO, RunResult, run_guard
 from gemini_guard.clock import ScaledClock
 from gemini_guard.emulator import serve
+from gemini_guard.guard import Guard
 from gemini_guard.policies import RetryPolicy
+from gemini_guard.telemetry import Event, PhantomRateLimits, QuotaNotice
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +69,48 @@ def test_noise_429s_cost_the_guard_no_quota_waits(
     # ...and pacing cost next to nothing: emulated seconds, a few of slack for the
     # real-time jitter a ScaledClock multiplies.
     assert paced.elapsed <= 1.2 * unpaced.elapsed + 5.0, (paced, unpaced)
+
+
+def test_the_guard_reports_phantom_429s_as_a_telemetry_event() -> None:
+    clock = ScaledClock(SPEED)
+    events: list[Event] = []
+
+    async def go() -> None:
+        with serve("phantom-429", clock=clock) as server:
+            client = genai.Client(
+                api_key="phantom-test-key",
+                http_options=types.HttpOptions(base_url=server.base_url),
+            )
+            guard = Guard(
+                client=client,
+                models=[PRO, FLASH],
+                clock=clock,
+                hooks=[events.append],
+                log=False,
+                seed=1,
+                tier="tier1",
+            )
+            try:
+                for i in range(20):
+                    await guard.aio.models.generate_content(model=PRO, contents=f"note {i}")
+            finally:
+                guard.close()
+                await client.aio.aclose()
+                client.close()
+
+    asyncio.run(go())
+    told = [e for e in events if isinstance(e, PhantomRateLimits)]
+    assert told, [type(e).__name__ for e in events]
+    first = told[0]
+    assert (first.model, first.notice, first.limit, first.tier) == (
+        PRO,
+        "phantom_429",
+        150,
+        "tier1",
+    )
+    assert first.refused >= 3
+    assert first.share == first.rate / 150
+    assert "phantom-429 problem" in first.message
+    assert "幻影 429" in first.message_zh
+    learned = [e for e in events if isinstance(e, QuotaNotice) and e.notice == "limit_learned"]
+    assert learned == []
