@@ -20,8 +20,8 @@ capacity is short. A limit and noise leave different traces in the answers:
   when it holds like a wall: for a whole minute, more answers refused than
   admitted, at levels the server never admits meanwhile. Then the cut goes to the
   level seen, never below the floor. (Noise at a steady rate also refuses at
-  levels no success exceeds, when the traffic is very regular: at less than half
-  of what is sent, and above a tenth of the limit, it is not taken for a wall.)
+  levels no success exceeds when the traffic is very regular; refusing less than
+  half of what is sent, it is not taken for a wall.)
 - A "limit" at a tenth of the one published for the tier, with nothing stated in
   the body, is what the phantom-429 bug looked like; Google's own cuts were 50-80%.
 
