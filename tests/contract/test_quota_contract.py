@@ -281,6 +281,12 @@ def test_unexpected_429_cuts_pacing_and_it_recovers(store: QuotaStore) -> None:
     permits = [reserve(gate) for _ in range(7)]  # with the first: 8 > 7 in the window
     assert [p.wait for p in permits[:6]] == [0.0] * 6
     assert permits[6].wait == pytest.approx(60.0, abs=1e-6)
+    # Recovery: a step of 10% of the limit each 15 s period paced at the level before.
+    steps = []
+    for _ in range(3):
+        clock.advance(15.0)
+        steps.append(gate.budget(PROJECT, MODEL).requests)
+    assert steps == [8, 9, 10]
     clock.advance(60.0 * 10)
     assert gate.budget(PROJECT, MODEL).requests == 10  # recovered, never above configured
 

@@ -176,17 +176,21 @@ def test_a_recovery_step_is_taken_once(make_store: StoreFactory) -> None:
     processes[0].cut(KEY, "rpm", 10, now=now, wall=wall, booked_at=now)
     for limits in processes[1:]:
         limits.follow(KEY, wall=wall)
-    later = 60.0
+    later = 15.0  # the policy's recovery period
     assert [
         limits.effective(KEY, "rpm", 10, now=now + later, wall=wall + later) for limits in processes
     ] == [8, 8, 8]
     assert [(e.effective, e.ceiling) for e in recovered(events)] == [(8, 10)]
-    # Back at the configured limit: the level is gone from the store, for everyone.
-    much_later = 3 * 60.0
-    assert processes[2].effective(KEY, "rpm", 10, now=now + much_later, wall=wall + much_later)
-    assert processes[0].refresh(wall=wall + much_later) == {KEY}
+    # One step a period, whoever takes it: 9, then back at the configured limit, when
+    # the level is gone from the store, for everyone.
+    for step in (2, 3):
+        at = step * later
+        assert processes[step - 1].effective(KEY, "rpm", 10, now=now + at, wall=wall + at) == (
+            7 + step
+        )
+    assert processes[0].refresh(wall=wall + 3 * later) == {KEY}
     assert not processes[0].has_levels(KEY)
-    assert len(recovered(events)) == 2
+    assert [e.effective for e in recovered(events)] == [8, 9, 10]
 
 
 def test_a_stated_value_caps_a_cut_and_is_news_once(make_store: StoreFactory) -> None:
@@ -203,6 +207,47 @@ def test_a_stated_value_caps_a_cut_and_is_news_once(make_store: StoreFactory) ->
         (7, "unexpected_429"),
         (5, "quota_value"),
     ]
+
+
+def test_a_wrong_cut_is_undone_for_everyone_and_a_later_cut_is_kept(
+    make_store: StoreFactory,
+) -> None:
+    clock = FakeClock()
+    events: list[object] = []
+    a, b = adaptive(make_store(), events), adaptive(make_store(), events)
+    now, wall = clock.monotonic(), clock.time()
+    assert a.cut(KEY, "rpm", 10, now=now, wall=wall + 1, booked_at=now) is not None
+    stamp = a.last_cut(KEY, "rpm")
+    assert stamp is not None
+    assert b.follow(KEY, wall=wall + 2)
+    assert b.effective(KEY, "rpm", 10, now=now + 2, wall=wall + 2) == 7
+    # B's answers contradict A's cut: B undoes it, in the store.
+    undone = b.revert(KEY, "rpm", 10, now=now + 3, wall=wall + 3, stamp=stamp)
+    assert undone is not None
+    assert (undone.effective, undone.ceiling) == (10, 10)
+    assert a.refresh(wall=wall + 8) == {KEY}
+    assert not a.has_levels(KEY)
+    # A cut made since is another cut: a stale stamp leaves it alone.
+    assert a.cut(KEY, "rpm", 10, now=now + 9, wall=wall + 9, booked_at=now + 8.5) is not None
+    assert b.revert(KEY, "rpm", 10, now=now + 10, wall=wall + 10, stamp=stamp) is None
+    assert b.effective(KEY, "rpm", 10, now=now + 10, wall=wall + 10) == 7
+
+
+def test_a_level_below_what_was_admitted_is_lifted_for_everyone(
+    make_store: StoreFactory,
+) -> None:
+    clock = FakeClock()
+    a, b = adaptive(make_store()), adaptive(make_store())
+    now, wall = clock.monotonic(), clock.time()
+    a.cut(KEY, "rpm", 10, now=now, wall=wall, booked_at=now)  # 7
+    b.lift(KEY, "rpm", 10, to=8, now=now + 1, wall=wall + 1)  # B has not read it: no-op
+    assert b.follow(KEY, wall=wall + 1)
+    b.lift(KEY, "rpm", 10, to=8, now=now + 1, wall=wall + 1)
+    assert a.refresh(wall=wall + 6) == {KEY}
+    assert a.effective(KEY, "rpm", 10, now=now + 6, wall=wall + 6) == 8
+    b.lift(KEY, "rpm", 10, to=12, now=now + 7, wall=wall + 7)  # at the ceiling: forgotten
+    assert a.refresh(wall=wall + 12) == {KEY}
+    assert not a.has_levels(KEY)
 
 
 # -- through QuotaLimiter -------------------------------------------------------------
@@ -242,7 +287,7 @@ def test_four_limiters_agree_and_report_the_change_once(make_store: StoreFactory
         gate.settle(permit, sent=True, diagnosis=rate_limited())
     assert [(e.enforced, e.previous) for e in learned(events)] == [(7, 10)]
     assert [gate.budget(PROJECT, MODEL).requests for gate in gates] == [7] * 4
-    clock.advance(60.0)
+    clock.advance(15.0)  # the policy's recovery period
     assert [gate.budget(PROJECT, MODEL).requests for gate in gates] == [8] * 4
     assert [e.effective for e in recovered(events)] == [8]
     # A stated value from the server is news once, whoever hears it.

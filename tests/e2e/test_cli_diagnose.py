@@ -184,3 +184,14 @@ def test_keys_are_not_echoed(key_in: str) -> None:
     text = f"GET https://generativelanguage.googleapis.com/v1/models?key={key} -> 403 Forbidden"
     result = run(text) if key_in == "argument" else run("-", stdin=text)
     assert key not in result.stdout + result.stderr
+
+
+def test_a_bare_429_with_the_recent_rate() -> None:
+    phantom = (
+        '{"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", '
+        '"status": "RESOURCE_EXHAUSTED"}}'
+    )
+    result = run(phantom, "--rate", "1", "--limit", "150", "--tier", "tier1")
+    assert result.returncode == 0, result.stderr
+    assert "0.7% of your Tier 1 limit" in result.stdout
+    assert "not your quota" in result.stdout

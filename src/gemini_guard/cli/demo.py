@@ -326,7 +326,7 @@ async def run_sdk_retry(
     )
 
 
-_QUOTA_REASONS = {"rpm", "tpm", "rpd", "phantom_429"}
+_QUOTA_REASONS = {"rpm", "tpm", "rpd", "phantom_429", "capacity_429"}
 
 
 def server_counts(server: EmulatorServer, model: str) -> tuple[int, int, int]:

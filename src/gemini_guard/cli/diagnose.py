@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gemini_guard.cli import main
-from gemini_guard.diagnosis import Category, Diagnosis, diagnose
+from gemini_guard.diagnosis import Category, Diagnosis, RecentRate, diagnose
 from gemini_guard.diagnosis._catalog import format_seconds
 from gemini_guard.diagnosis._explain import Explanation, Lang, explanation, normalize_lang
 from gemini_guard.diagnosis._reference import QUICK_TABLE, Sample, load_samples, variants_of
@@ -215,12 +215,31 @@ def _sample_items(samples: Sequence[Sample], lang: Lang) -> list[tuple[str, Diag
     is_flag=True,
     help="Diagnose the sample errors shipped with gemini-guard.",
 )
+@click.option(
+    "--rate",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Requests your project sent to the model in the minute before the error: "
+    "a bare 429 far below --limit is explained as what it is (not your quota).",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="The model's RPM limit for --rate."
+)
+@click.option(
+    "--tier",
+    type=click.Choice(["free", "tier1", "tier2", "tier3"]),
+    default=None,
+    help="Your tier, named in that explanation.",
+)
 def diagnose_command(
     source: tuple[str, ...],
     as_json: bool,
     lang: str | None,
     show_table: bool,
     show_samples: bool,
+    rate: int | None,
+    limit: int | None,
+    tier: str | None,
 ) -> None:
     """Explain a Gemini API error: what it means, whether to retry, how to fix it.
 
@@ -246,7 +265,8 @@ def diagnose_command(
         sys.exit(_print_many(console, items, language, as_json))
 
     diagnosis = diagnose(text)
-    exp = explanation(diagnosis, language)
+    recent = None if rate is None else RecentRate(requests=rate, limit=limit, tier=tier)
+    exp = explanation(diagnosis, language, recent=recent)
     if as_json:
         click.echo(json.dumps(_as_json(diagnosis, exp), ensure_ascii=False, indent=2))
     else:

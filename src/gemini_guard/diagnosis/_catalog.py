@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gemini_guard.diagnosis._explain import Explanation, Lang
-from gemini_guard.diagnosis._model import Category, Diagnosis, QuotaViolation
+from gemini_guard.diagnosis._model import Category, Diagnosis, QuotaViolation, RecentRate
 from gemini_guard.pacific import PACIFIC, next_reset
 
 __all__ = ["KEYS_URL", "STATUS_URL", "build", "format_seconds"]
@@ -31,6 +31,7 @@ class Ctx:
     d: Diagnosis
     lang: Lang
     now: float
+    recent: RecentRate | None = None  # the caller's own rate, when it told it
 
     def t(self, en: str, zh: str) -> str:
         return zh if self.lang == "zh" else en
@@ -174,7 +175,11 @@ def _rate_limited(c: Ctx) -> Explanation:
                 "稍等后重试，并使用带随机抖动的指数退避（例如约 2 秒、4 秒、8 秒）。",
             )
         )
-    if quota is None:
+    far_below = _far_below_limit(c) if quota is None else None
+    if far_below is not None:
+        title, cause, more = far_below
+        steps += more
+    elif quota is None:
         title = c.t(
             "Rate limited (429 RESOURCE_EXHAUSTED) without quota details",
             "被限流（429 RESOURCE_EXHAUSTED），响应中没有配额详情",
@@ -232,7 +237,60 @@ def _rate_limited(c: Ctx) -> Explanation:
         "is not hit again.",
         "按服务器给出的延迟（有上限）等待后重试，并对后续调用限速，避免再次触发限额。",
     )
+    if far_below is not None:
+        guard = c.t(
+            "retries it with backoff and jitter as a transient capacity error, and keeps "
+            "pacing at the limit it knows: such a 429 lowers nothing.",
+            "把它当作暂时的算力错误，带退避和随机抖动重试，"
+            "并保持按已知限额限速：这种 429 不会降低限速。",
+        )
     return Explanation(c.lang, title, cause, tuple(steps), guard)
+
+
+_TIER_NAMES = {"free": "free tier", "tier1": "Tier 1", "tier2": "Tier 2", "tier3": "Tier 3"}
+_FAR_BELOW = 0.5  # a limit shows as traffic approaches it; below half, a bare 429 is not one
+
+
+def _far_below_limit(c: Ctx) -> tuple[str, str, list[str]] | None:
+    """Title, cause and steps for a bare 429 that came far below the caller's limit."""
+    recent = c.recent
+    if recent is None or recent.limit is None or recent.requests >= _FAR_BELOW * recent.limit:
+        return None
+    share = 100.0 * recent.requests / recent.limit
+    pct = f"{share:.1f}%" if share < 10 else f"{share:.0f}%"
+    tier = _TIER_NAMES.get(recent.tier or "", "")
+    limit = c.t(f"your {tier} limit" if tier else "your limit", f"{tier}限额" if tier else "限额")
+    title = c.t(
+        f"429 at {pct} of {limit}: not your quota (a phantom or shared-capacity 429)",
+        f"429 出现在{limit}的 {pct}：不是你的配额（幻影 429 或共享算力不足）",
+    )
+    cause = c.t(
+        f"Your project sent {recent.requests:,} requests to {c.model()} in the last minute, "
+        f"{pct} of {limit} of {recent.limit:,} per minute, and the server answered "
+        "429 RESOURCE_EXHAUSTED without naming a quota. A rate limit refuses only as "
+        "traffic approaches it: this looks like the phantom-429 problem Google "
+        "acknowledged in December 2025 (paid projects refused at a small fraction of "
+        "their limits), or shared capacity for the model running short.",
+        f"你的项目在过去一分钟向 {c.model()} 发送了 {recent.requests:,} 个请求，"
+        f"只是{limit}（每分钟 {recent.limit:,} 次）的 {pct}，服务器却返回了不指明配额的 "
+        "429 RESOURCE_EXHAUSTED。速率限制只会在流量接近上限时拒绝请求：这看起来是 Google 在 "
+        "2025 年 12 月承认的“幻影 429”问题（付费项目在远低于限额时被拒绝），"
+        "或该模型的共享算力不足。",
+    )
+    steps = [
+        c.t(
+            f"Check the rate-limit page ({USAGE_URL}); if your usage is far below the limit, "
+            "contact Google support with the times and request ids of these 429s.",
+            f"查看速率限制页面（{USAGE_URL}）；如果用量远低于限额，"
+            "请带上这些 429 的时间和请求 ID 联系 Google 支持。",
+        ),
+        c.t(
+            "Do not slow down to a lower limit: keep retrying with backoff, and fall back to "
+            "another model if it persists.",
+            "不要把限速降到更低：继续带退避地重试，如果持续出现就切换到其他模型。",
+        ),
+    ]
+    return title, cause, steps
 
 
 def _daily(c: Ctx) -> Explanation:
@@ -890,6 +948,9 @@ BUILDERS: dict[Category, Callable[[Ctx], Explanation]] = {
 }
 
 
-def build(diagnosis: Diagnosis, lang: Lang, *, now: float) -> Explanation:
-    """The explanation of `diagnosis` in `lang`, dated by `now` (wall epoch seconds)."""
-    return BUILDERS[diagnosis.category](Ctx(diagnosis, lang, now))
+def build(
+    diagnosis: Diagnosis, lang: Lang, *, now: float, recent: RecentRate | None = None
+) -> Explanation:
+    """The explanation of `diagnosis` in `lang`, dated by `now` (wall epoch seconds);
+    `recent`: the caller's own rate when it came, if known."""
+    return BUILDERS[diagnosis.category](Ctx(diagnosis, lang, now, recent))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from gemini_guard.diagnosis._model import Diagnosis
+from gemini_guard.diagnosis._model import Diagnosis, RecentRate
 
 __all__ = ["Explanation", "Lang", "explain", "explanation", "normalize_lang"]
 
@@ -45,12 +45,17 @@ def _now(now: float | None) -> float:
 
 
 def explanation(
-    diagnosis: Diagnosis, lang: object = "en", *, now: float | None = None
+    diagnosis: Diagnosis,
+    lang: object = "en",
+    *,
+    now: float | None = None,
+    recent: RecentRate | None = None,
 ) -> Explanation:
-    """The structured explanation of `diagnosis` in `lang` (see `normalize_lang`)."""
+    """The structured explanation of `diagnosis` in `lang` (see `normalize_lang`);
+    `recent`: the caller's own rate when it came, when known."""
     from gemini_guard.diagnosis._catalog import build
 
-    return build(diagnosis, normalize_lang(lang), now=_now(now))
+    return build(diagnosis, normalize_lang(lang), now=_now(now), recent=recent)
 
 
 def render(exp: Explanation) -> str:
@@ -63,6 +68,12 @@ def render(exp: Explanation) -> str:
     return "\n".join(lines)
 
 
-def explain(diagnosis: Diagnosis, lang: object = "en", *, now: float | None = None) -> str:
+def explain(
+    diagnosis: Diagnosis,
+    lang: object = "en",
+    *,
+    now: float | None = None,
+    recent: RecentRate | None = None,
+) -> str:
     """The cause and the fix of `diagnosis` as text, in English or Chinese."""
-    return render(explanation(diagnosis, lang, now=now))
+    return render(explanation(diagnosis, lang, now=now, recent=recent))

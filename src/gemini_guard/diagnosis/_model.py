@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Category", "Diagnosis", "QuotaViolation"]
+__all__ = ["Category", "Diagnosis", "QuotaViolation", "RecentRate"]
 
 
 class Category(enum.StrEnum):
@@ -45,6 +45,24 @@ class QuotaViolation:
 
 
 @dataclass(frozen=True, slots=True)
+class RecentRate:
+    """What the caller knows of its own traffic when a 429 came, for `explain`:
+    `requests` sent to the model in the last minute (per project), against the
+    `limit` (requests per minute) of its `tier` ("free", "tier1", ...), if known."""
+
+    requests: int
+    limit: int | None = None
+    tier: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.requests < 0 or (self.limit is not None and self.limit <= 0):
+            raise ValueError(
+                f"RecentRate(requests={self.requests!r}, limit={self.limit!r}): requests "
+                "must be >= 0 and limit > 0 (or None)"
+            )
+
+
+@dataclass(frozen=True, slots=True)
 class Diagnosis:
     """A failure, understood: what it is, whether to retry, when, and how to fix it."""
 
@@ -57,11 +75,19 @@ class Diagnosis:
     retry_after: float | None = None
     quota: QuotaViolation | None = None
 
-    def explain(self, lang: Literal["en", "zh"] | str = "en", *, now: float | None = None) -> str:
+    def explain(
+        self,
+        lang: Literal["en", "zh"] | str = "en",
+        *,
+        now: float | None = None,
+        recent: RecentRate | None = None,
+    ) -> str:
         """The cause and the fix for this very case, in English ("en") or Chinese ("zh").
 
         `now` (wall epoch seconds) dates the per-day reset; the system clock by default.
+        `recent`: the caller's own rate when the failure came; a bare 429 far below the
+        limit is then explained as what it is (not your quota).
         """
         from gemini_guard.diagnosis._explain import explain
 
-        return explain(self, lang, now=now)
+        return explain(self, lang, now=now, recent=recent)

@@ -42,7 +42,7 @@ from gemini_guard.emulator.caches import (
     parse_rfc3339,
 )
 from gemini_guard.emulator.error_bodies import ErrorReply
-from gemini_guard.emulator.faults import pick_fault, sample_latency
+from gemini_guard.emulator.faults import REFUSING_FAULTS, pick_fault, refusal, sample_latency
 from gemini_guard.emulator.generate import (
     Generation,
     generate,
@@ -493,8 +493,8 @@ class Emulator:
                 streaming=streaming,
                 rng=self._rng,
             )
-            if fault is not None and fault.kind == "phantom_429":
-                raise _Reject(error_bodies.phantom_429())
+            if fault is not None and fault.kind in REFUSING_FAULTS:
+                raise _Reject(refusal(fault, rng=self._rng))
             if fault is None or self.scenario.faults_consume_quota:
                 self._admit(account, model.name, tokens)
             latency = sample_latency(self.scenario.latency, model=model.name, rng=self._rng)
@@ -601,8 +601,8 @@ class Emulator:
                 rng=self._rng,
             )
             if fault is not None:
-                if fault.kind == "phantom_429":
-                    raise _Reject(error_bodies.phantom_429())
+                if fault.kind in REFUSING_FAULTS:
+                    raise _Reject(refusal(fault, rng=self._rng))
                 return await self._fail(fault, account, model.name, "countTokens", 0)
             cached = 0
             inner = normal.get("generateContentRequest")

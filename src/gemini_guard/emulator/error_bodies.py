@@ -22,6 +22,7 @@ __all__ = [
     "cache_not_found",
     "cache_too_small",
     "cached_content_model_mismatch",
+    "capacity_429",
     "credit_depleted",
     "deadline_exceeded",
     "format_retry_info",
@@ -317,6 +318,23 @@ def phantom_429() -> ErrorReply:
     return _error(
         429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", "phantom_429"
     )
+
+
+VERTEX_429_URL = "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429"
+
+
+def capacity_429(*, with_reason: bool) -> ErrorReply:
+    """Vertex AI's 429 under dynamic shared quota: capacity ran short, for everyone.
+    No QuotaFailure, no RetryInfo; some carry the older `errors[]` list with
+    `reason: rateLimitExceeded`."""
+    message = f"Resource exhausted. Please try again later. Please refer to {VERTEX_429_URL}"
+    reply = _error(429, "RESOURCE_EXHAUSTED", message, "capacity_429")
+    if with_reason:
+        assert isinstance(reply.body, dict)
+        reply.body["error"]["errors"] = [
+            {"message": message, "domain": "global", "reason": "rateLimitExceeded"}
+        ]
+    return reply
 
 
 # -- server trouble ------------------------------------------------------------------

@@ -12,9 +12,11 @@ import math
 import random
 from collections.abc import Sequence
 
+from gemini_guard.emulator import error_bodies
+from gemini_guard.emulator.error_bodies import ErrorReply
 from gemini_guard.emulator.scenario import Fault, LatencyRule
 
-__all__ = ["pick_fault", "sample_latency"]
+__all__ = ["REFUSING_FAULTS", "pick_fault", "refusal", "sample_latency"]
 
 
 def pick_fault(
@@ -46,3 +48,20 @@ def sample_latency(rules: Sequence[LatencyRule], *, model: str, rng: random.Rand
             return 0.0
         return rng.lognormvariate(math.log(rule.seconds), rule.sigma)
     return 0.0
+
+
+# -- faults that refuse a request with a 429 before it is admitted --------------------
+# Neither kind looks at the caller's usage, and neither consumes quota: the request is
+# refused before the quota ledger counts it.
+
+REFUSING_FAULTS = frozenset({"phantom_429", "capacity_429"})
+# The share of shared-capacity 429s that carry the older `errors[]` list with
+# `reason: rateLimitExceeded` (some do, some do not).
+_WITH_REASON = 0.5
+
+
+def refusal(fault: Fault, *, rng: random.Random) -> ErrorReply:
+    """The 429 a refusing fault answers with."""
+    if fault.kind == "capacity_429":
+        return error_bodies.capacity_429(with_reason=rng.random() < _WITH_REASON)
+    return error_bodies.phantom_429()

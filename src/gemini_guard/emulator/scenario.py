@@ -51,6 +51,7 @@ FaultKind = Literal[
     "stream_error",  # a stream sends `after_chunks` chunks, then an error event
     "stream_drop",  # a stream sends `after_chunks` chunks, then the connection is cut
     "phantom_429",  # 429 RESOURCE_EXHAUSTED without details, whatever the usage
+    "capacity_429",  # Vertex's shared-capacity 429 "Resource exhausted. Please try again later."
 ]
 # The API methods a fault can strike.
 FaultMethod = Literal["generateContent", "streamGenerateContent", "countTokens"]

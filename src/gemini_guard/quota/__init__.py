@@ -12,7 +12,13 @@ limiter.settle(permit, sent=True, input_tokens=usage.prompt_token_count)
 from __future__ import annotations
 
 from gemini_guard.quota.adaptive import AdaptiveLimits, AdaptivePolicy
-from gemini_guard.quota.events import LimitLearned, LimitRecovered, StoreDegraded, StoreRecovered
+from gemini_guard.quota.events import (
+    LimitLearned,
+    LimitRecovered,
+    PhantomRateLimit,
+    StoreDegraded,
+    StoreRecovered,
+)
 from gemini_guard.quota.ledger import Budget
 from gemini_guard.quota.limiter import QuotaLimiter
 from gemini_guard.quota.limits import LimitPolicy
@@ -29,6 +35,7 @@ __all__ = [
     "LimitLearned",
     "LimitPolicy",
     "LimitRecovered",
+    "PhantomRateLimit",
     "Project",
     "ProjectPool",
     "QuotaKey",

@@ -5,12 +5,15 @@ Google changes quotas without notice (the free tier was cut 50-80% on
 
 - a 429 whose body carries `quotaValue`: the server states the limit; the
   limiter adopts it as the new ceiling at once;
-- a 429 that arrives although the ledger had room: the limit must be lower than
-  configured; the effective limit is cut multiplicatively (AIMD, as TCP does).
+- a 429 that arrives although the ledger had room, when the evidence fits a limit
+  (a body naming a quota; for a bare 429, see `evidence`): the limit must be lower
+  than configured; the effective limit is cut multiplicatively (AIMD, as TCP
+  does), never below the floor the evidence gives (what the server just admitted).
 
 After each quiet period the effective limit recovers additively, and never above
-the ceiling (the configured limit, or the stated `quotaValue` if lower). Every
-change is reported as an event. This module is pure: it is given the time.
+the ceiling (the configured limit, or the stated `quotaValue` if lower); a cut that
+the answers then contradict is undone at once (`revert`). Every change is reported
+as an event. This module is pure: it is given the time.
 
 The limits are the project's, so what one process learns holds for all. Given a
 `LevelStore` (`shared_levels`, beside the ledger), every change — a cut, a
@@ -52,14 +55,16 @@ class AdaptivePolicy:
     """How fast the effective limit falls and comes back, and how it is shared.
 
     - `decrease`: factor applied on a 429 the ledger did not expect (0 < f < 1).
-    - `recovery_period`: seconds without a cut before each step up.
+    - `recovery_period`: seconds without a cut (or a 429 that fits the level) before
+      each step up (15: a wrong cut of 30% is undone within 45 s of clean answers;
+      the price, for a limit only bare 429s reveal, is a probe above it now and then).
     - `recovery_step`: each step adds this fraction of the ceiling (at least 1).
     - `shared`: keep the levels in the quota store, shared by every process using it.
     - `refresh_period`: seconds between two reads of the shared levels.
     """
 
     decrease: float = 0.7
-    recovery_period: float = 60.0
+    recovery_period: float = 15.0
     recovery_step: float = 0.1
     shared: bool = True
     refresh_period: float = 5.0
@@ -93,18 +98,27 @@ def _recovered(
     ceiling = _ceiling(level, configured)
     if ceiling is None or level.effective >= ceiling:
         return level
-    steps = math.floor((t - level.last_change) / policy.recovery_period)
-    if steps <= 0:
+    if t - level.last_change < policy.recovery_period:
         return level
+    # One step at a time, each after a period at the level before it: a level that
+    # nobody paced by for a while has not been tried, so it is not stepped past.
     step = max(1, math.floor(ceiling * policy.recovery_step))
-    effective = min(ceiling, level.effective + steps * step)
+    effective = min(ceiling, level.effective + step)
     if effective >= ceiling and level.stated is None:
         return None  # nothing left to remember: the configured limit applies
-    return replace(
-        level,
-        effective=effective,
-        last_change=level.last_change + steps * policy.recovery_period,
-    )
+    return replace(level, effective=effective, last_change=t)
+
+
+def _held(level: Level | None, configured: int | None, t: float) -> Level | None:
+    """`level` with its recovery restarted at `t`: a 429 that fits a limit at the
+    level paced by says the level is right, so the next step up waits a period.
+    (A level at its ceiling has nothing to recover: left as it is.)"""
+    if level is None or level.last_change >= t:
+        return level
+    ceiling = _ceiling(level, configured)
+    if ceiling is None or level.effective >= ceiling:
+        return level
+    return replace(level, last_change=t)
 
 
 def _paced(level: Level | None, configured: int | None) -> int | None:
@@ -424,8 +438,12 @@ class AdaptiveLimits:
         now: float,
         wall: float,
         booked_at: float,
+        floor: int = 1,
+        to: int | None = None,
     ) -> LimitLearned | None:
-        """A 429 came although the ledger had room: cut the effective limit.
+        """A 429 came although the ledger had room: cut the effective limit (by
+        `decrease`, or to `to`), never below `floor` (the server has just admitted
+        that many: the limit is not lower).
 
         Requests booked before the previous cut were paced by the old limit; their
         429s say nothing new, so one burst cuts once. Shared, the same holds for a
@@ -453,7 +471,11 @@ class AdaptiveLimits:
                 or (current.last_cut == seen_cut and booked < seen_at)
             ):
                 return old
-            lowered = max(1, math.floor(previous * policy.decrease))
+            target = math.floor(previous * policy.decrease) if to is None else to
+            lowered = max(1, floor, target)
+            if lowered >= previous:
+                # The evidence puts the limit where we pace: no step up for now.
+                return _held(current, configured, t)
             cuts.append((previous, lowered))
             stated = current.stated if current is not None else None
             return Level(effective=lowered, stated=stated, last_change=t, last_cut=t)
@@ -471,6 +493,95 @@ class AdaptiveLimits:
                 configured=configured,
                 previous=previous,
                 source="unexpected_429",
+                at=wall,
+            )
+        )
+
+    def hold(
+        self, key: QuotaKey, metric: Metric, configured: int | None, *, now: float, wall: float
+    ) -> None:
+        """A 429 that may be a limit below the level paced by, not proven yet:
+        restart the recovery of a cut level, so it does not step up meanwhile."""
+        t = self._time(now, wall)
+        policy = self.policy
+
+        def keep(old: Level | None) -> Level | None:
+            if old is None:
+                return None
+            return _held(_recovered(old, configured, t, policy), configured, t)
+
+        if (key, metric) in self._levels:
+            self._commit(key, metric, keep, wall=wall, t=t, learned=False)
+
+    def lift(
+        self,
+        key: QuotaKey,
+        metric: Metric,
+        configured: int | None,
+        *,
+        to: int,
+        now: float,
+        wall: float,
+    ) -> None:
+        """The server has just admitted `to` in a minute: the limit is not lower, so
+        a level cut below that (by answers still in flight at the cut) goes up to it."""
+        t = self._time(now, wall)
+        level = self._levels.get((key, metric))
+        if level is None or level.effective >= to:
+            return
+
+        def up(old: Level | None) -> Level | None:
+            if old is None or old.effective >= to:
+                return old
+            ceiling = _ceiling(old, configured)
+            if ceiling is not None and to >= ceiling:
+                return None if old.stated is None else replace(old, effective=ceiling)
+            return replace(old, effective=to)
+
+        self._commit(key, metric, up, wall=wall, t=t, learned=False)
+
+    def last_cut(self, key: QuotaKey, metric: Metric) -> float | None:
+        """When the level paced by was last cut (its stamp), if it is cut."""
+        level = self._levels.get((key, metric))
+        return None if level is None else level.last_cut
+
+    def revert(
+        self,
+        key: QuotaKey,
+        metric: Metric,
+        configured: int | None,
+        *,
+        now: float,
+        wall: float,
+        stamp: float,
+    ) -> LimitRecovered | None:
+        """The cut stamped `stamp` was wrong (the answers contradicted it): back to
+        the ceiling at once. A later cut, by any process, is left as it is."""
+        t = self._time(now, wall)
+        steps: list[int] = []  # the ceiling returned to, when this was written
+
+        def undo(old: Level | None) -> Level | None:
+            steps.clear()
+            if old is None or old.last_cut != stamp:
+                return old
+            ceiling = _ceiling(old, configured)
+            if ceiling is None or old.effective >= ceiling:
+                return old
+            steps.append(ceiling)
+            if old.stated is None:
+                return None  # the configured limit applies again
+            return replace(old, effective=ceiling, last_change=t)
+
+        self._commit(key, metric, undo, wall=wall, t=t, learned=False)
+        if not steps:
+            return None
+        return self._emit(
+            LimitRecovered(
+                project=key.project,
+                model=key.model,
+                metric=metric,
+                effective=steps[0],
+                ceiling=steps[0],
                 at=wall,
             )
         )

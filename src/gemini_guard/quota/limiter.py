@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import logging
 import secrets
 import threading
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from gemini_guard.diagnosis._model import Category
 from gemini_guard.errors import ConfigError, DailyQuotaExhausted, QuotaWait, RequestRejected
 from gemini_guard.quota import _diagnoses
 from gemini_guard.quota.adaptive import AdaptiveLimits, AdaptivePolicy
-from gemini_guard.quota.events import Metric
+from gemini_guard.quota.events import Metric, PhantomRateLimit
+from gemini_guard.quota.evidence import Judgement, RateEvidence
 from gemini_guard.quota.ledger import NO_LIMITS, Budget, Granted, Refused, day_index
 from gemini_guard.quota.limits import LimitPolicy, normalize_model
 from gemini_guard.quota.shared_levels import MemoryLevelStore, open_level_store
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from gemini_guard.diagnosis import Diagnosis
 
 __all__ = ["QuotaLimiter"]
+
+_log = logging.getLogger("gemini_guard")
 
 _METRICS: tuple[Metric, ...] = ("rpm", "tpm", "rpd", "tpd")
 _CACHE_SIZE = 10_000  # bounded: a cache, not a registry
@@ -126,6 +130,8 @@ class QuotaLimiter:
                 else None
             )
             self._adaptive = AdaptiveLimits(policy, on_event=on_event, shared=shared)
+        # What this process's answers say about bare 429s (a limit, or noise).
+        self._evidence: RateEvidence | None = None if adaptive is False else RateEvidence()
         self._revealed_tier: dict[str, Literal["free"]] = {}
         self._configured: dict[QuotaKey, Limits] = {}
         self._budgets: dict[QuotaKey, Budget] = {}
@@ -418,6 +424,8 @@ class QuotaLimiter:
         if len(self._sent_at) >= _CACHE_SIZE:
             self._sent_at.clear()  # permits never settled: forget, do not grow
         self._sent_at[reservation.slot_id] = now
+        if self._evidence is not None:
+            self._evidence.sent(reservation.key)
         return 0.0
 
     # -- settle ---------------------------------------------------------------------
@@ -440,19 +448,24 @@ class QuotaLimiter:
         while the server still counts this one in its window (under a ScaledClock(60)
         emulator, 1 ms of latency is 60 ms of quota time: a few 429s per window).
 
-        `sent=False` releases the slot (the request never left). `input_tokens` (the
-        server's usageMetadata.promptTokenCount) replaces the estimate. A 429
-        `diagnosis` teaches the limiter the enforced limit.
+        `sent=False` releases the slot (the request never left); so does a bare 429
+        (no quota named: a phantom or shared-capacity refusal, which counts against no
+        quota of the project). A 429 naming a quota keeps its slot: the client cannot
+        tell whether the server counted it. `input_tokens` (the server's
+        usageMetadata.promptTokenCount) replaces the estimate. A 429 `diagnosis`
+        teaches the limiter the enforced limit, when it fits one (see `evidence`).
         """
         ticket = _ticket_of(permit)
         wall = self._clock.time()
         tokens = self._settled_tokens(ticket, sent, input_tokens)
-        self._store.settle(ticket, sent=sent, end=wall, tokens=tokens)
-        self._observe(ticket, sent, wall)
+        self._store.settle(ticket, sent=sent and not _refused(diagnosis), end=wall, tokens=tokens)
+        confirmed_at = self._observe(ticket, sent, wall)
         if diagnosis is not None:
-            day = self._learn(ticket, diagnosis, wall)
+            day = self._learn(ticket, diagnosis, wall, confirmed_at)
             if day is not None:
                 self._store.mark_day_spent(ticket.key, day=day)
+        elif sent:
+            self._succeeded(ticket, wall, confirmed_at)
         self._refresh_levels(wall)
 
     async def asettle(
@@ -467,26 +480,39 @@ class QuotaLimiter:
         ticket = _ticket_of(permit)
         wall = self._clock.time()
         tokens = self._settled_tokens(ticket, sent, input_tokens)
-        await self._store.asettle(ticket, sent=sent, end=wall, tokens=tokens)
-        self._observe(ticket, sent, wall)
+        await self._store.asettle(
+            ticket, sent=sent and not _refused(diagnosis), end=wall, tokens=tokens
+        )
+        confirmed_at = self._observe(ticket, sent, wall)
         if diagnosis is not None:
-            day = await self._alearn(ticket, diagnosis, wall)
+            day = await self._alearn(ticket, diagnosis, wall, confirmed_at)
             if day is not None:
                 await self._store.amark_day_spent(ticket.key, day=day)
+        elif sent:
+            adaptive = self._adaptive
+            # Only a ledger with learned levels may write them (lift, undo a cut).
+            if self._levels_block() and adaptive is not None and adaptive.has_levels(ticket.key):
+                await asyncio.to_thread(self._succeeded, ticket, wall, confirmed_at)
+            else:
+                self._succeeded(ticket, wall, confirmed_at)
         await self._arefresh_levels(wall)
 
     @staticmethod
     def _settled_tokens(ticket: Reservation, sent: bool, input_tokens: int | None) -> int:
         return _counted_tokens(ticket.tokens, input_tokens) if sent else ticket.tokens
 
-    def _observe(self, ticket: Reservation, sent: bool, wall: float) -> None:
-        """Track how long answers take: in-flight slots are booked with that allowance."""
-        sent_at = self._sent_at.pop(ticket.slot_id, ticket.start)
+    def _observe(self, ticket: Reservation, sent: bool, wall: float) -> float | None:
+        """Track how long answers take: in-flight slots are booked with that allowance.
+        Returns when the attempt was confirmed (sent), if it was."""
+        confirmed_at = self._sent_at.pop(ticket.slot_id, None)
         if not sent:
-            return
+            if confirmed_at is not None and self._evidence is not None:
+                self._evidence.failed(ticket.key)
+            return confirmed_at
+        sent_at = ticket.start if confirmed_at is None else confirmed_at
         latency = wall - sent_at
         if latency < 0:
-            return  # sent before its start (the caller did not wait): says nothing
+            return confirmed_at  # sent before its start (the caller did not wait): says nothing
         # Jacobson's estimator: the allowance (mean + 4 deviations) covers nearly
         # every answer without letting one slow outlier hold slots for minutes.
         if self._latency is None:
@@ -495,8 +521,103 @@ class QuotaLimiter:
             error = latency - self._latency
             self._latency += error / 8
             self._latency_dev += (abs(error) - self._latency_dev) / 4
+        return confirmed_at
 
-    def _learn(self, ticket: Reservation, diagnosis: Diagnosis, wall: float) -> int | None:
+    def _succeeded(self, ticket: Reservation, wall: float, confirmed_at: float | None) -> None:
+        """A success is evidence: the server admitted us at that level. One at or
+        above the level a bare 429 cut us at shows the cut was noise: undo it."""
+        evidence = self._evidence
+        if evidence is None:
+            return
+        sent_at = ticket.start if confirmed_at is None else confirmed_at
+        stamp = evidence.succeeded(
+            ticket.key,
+            sent_at=sent_at,
+            now=wall,
+            slack=self._allowance(),
+            counted=confirmed_at is not None,
+        )
+        if stamp is not None:
+            self._undo_cut(ticket.key, stamp, wall)
+        adaptive = self._adaptive
+        if adaptive is not None and adaptive.has_levels(ticket.key):
+            # Never below what the server admitted in the last minute.
+            key = ticket.key
+            adaptive.lift(
+                key,
+                "rpm",
+                self._configured_of(key).rpm,
+                to=evidence.admitted(key, now=wall),
+                now=self._clock.monotonic(),
+                wall=wall,
+            )
+            self._budgets.pop(key, None)
+
+    def _undo_cut(self, key: QuotaKey, stamp: float, wall: float) -> None:
+        adaptive = self._adaptive
+        assert adaptive is not None
+        configured = self._configured_of(key).rpm
+        now = self._clock.monotonic()
+        if adaptive.revert(key, "rpm", configured, now=now, wall=wall, stamp=stamp) is not None:
+            self._budgets.pop(key, None)
+            self._lanes.clear()
+
+    def _judge_bare(
+        self, ticket: Reservation, configured: int | None, wall: float, confirmed_at: float | None
+    ) -> Judgement | None:
+        """Judge a bare 429 (no quota named) by the recent answers: the judgement
+        when it fits a limit, None when it is noise (then say so, once a minute)."""
+        evidence, adaptive = self._evidence, self._adaptive
+        assert evidence is not None
+        assert adaptive is not None
+        key = ticket.key
+        ceiling = adaptive.ceiling(key, "rpm", configured)
+        judgement = evidence.judge(
+            key,
+            sent_at=ticket.start if confirmed_at is None else confirmed_at,
+            now=wall,
+            ceiling=ceiling,
+            paced=adaptive.effective(
+                key, "rpm", configured, now=self._clock.monotonic(), wall=wall
+            ),
+            decrease=adaptive.policy.decrease,
+            slack=self._allowance(),
+            counted=confirmed_at is not None,
+        )
+        if judgement.limit:
+            return judgement
+        if judgement.why == "far_below":
+            # Not a limit yet, nor noise to report: keep a cut level from climbing.
+            adaptive.hold(key, "rpm", configured, now=self._clock.monotonic(), wall=wall)
+            return None
+        if judgement.why == "contradicted":
+            stamp = evidence.take_cut(key)
+            if stamp is not None:
+                self._undo_cut(key, stamp, wall)
+        figures = evidence.noise_to_tell(key, now=wall)
+        if figures is not None and ceiling is not None:
+            tier = self._revealed_tier.get(key.project) or self._policy.tier_of(key.project)
+            event = PhantomRateLimit(
+                project=key.project,
+                model=key.model,
+                refused=figures.refused,
+                rate=figures.admitted,
+                limit=ceiling,
+                tier=None if tier == "auto" else tier,
+                at=wall,
+            )
+            _log.warning("%s\n%s", event.message, event.message_zh)
+            if self._on_event is not None:
+                self._on_event(event)
+        return None
+
+    def _learn(
+        self,
+        ticket: Reservation,
+        diagnosis: Diagnosis,
+        wall: float,
+        confirmed_at: float | None = None,
+    ) -> int | None:
         """Learn from a failed attempt; returns the Pacific day to mark spent, if any."""
         key = ticket.key
         quota = diagnosis.quota
@@ -504,6 +625,15 @@ class QuotaLimiter:
         per_day = category is Category.DAILY_QUOTA_EXHAUSTED or (
             category is Category.RATE_LIMITED and quota is not None and quota.scope == "day"
         )
+        # A bare 429 (no quota named) is judged by the answers before it can cut.
+        judged = (
+            category is Category.RATE_LIMITED
+            and quota is None
+            and self._evidence is not None
+            and self._configured_of(key).rpm is not None
+        )
+        if self._evidence is not None and confirmed_at is not None and not judged:
+            self._evidence.failed(key)
         if category is not Category.RATE_LIMITED and not per_day:
             return None
         if (
@@ -530,9 +660,30 @@ class QuotaLimiter:
                     key, metric, quota.limit, configured, now=now, wall=wall
                 )
             elif not per_day:
-                self._adaptive.cut(
-                    key, metric, configured, now=now, wall=wall, booked_at=ticket.booked_at
+                judgement = None
+                if judged:
+                    judgement = self._judge_bare(ticket, configured, wall, confirmed_at)
+                noise = judged and judgement is None
+                learned = (
+                    None
+                    if noise
+                    else self._adaptive.cut(
+                        key,
+                        metric,
+                        configured,
+                        now=now,
+                        wall=wall,
+                        booked_at=ticket.booked_at,
+                        floor=1 if judgement is None else judgement.floor,
+                        to=None if judgement is None else judgement.to,
+                    )
                 )
+                stamp = self._adaptive.last_cut(key, metric)
+                if judgement is not None and learned is not None and stamp is not None:
+                    assert self._evidence is not None
+                    self._evidence.cut_made(
+                        key, now=wall, level=judgement.level, stamp=stamp, to=learned.enforced
+                    )
             self._budgets.pop(key, None)
             self._lanes.clear()  # the budgets and hard limits they hold may be stale
         if per_day:
@@ -554,12 +705,18 @@ class QuotaLimiter:
         shared = None if adaptive is None else adaptive.shared
         return shared is not None and not isinstance(shared, MemoryLevelStore)
 
-    async def _alearn(self, ticket: Reservation, diagnosis: Diagnosis, wall: float) -> int | None:
+    async def _alearn(
+        self,
+        ticket: Reservation,
+        diagnosis: Diagnosis,
+        wall: float,
+        confirmed_at: float | None = None,
+    ) -> int | None:
         """`_learn` for asyncio callers: a shared level store is written from a worker
         thread, so the event loop does not wait on SQLite or Redis."""
         if self._levels_block():
-            return await asyncio.to_thread(self._learn, ticket, diagnosis, wall)
-        return self._learn(ticket, diagnosis, wall)
+            return await asyncio.to_thread(self._learn, ticket, diagnosis, wall, confirmed_at)
+        return self._learn(ticket, diagnosis, wall, confirmed_at)
 
     async def _arefresh_levels(self, wall: float) -> None:
         adaptive = self._adaptive
@@ -749,6 +906,19 @@ class QuotaLimiter:
             assert usage.next_free is not None
             return max(0.0, usage.next_free - now)
         return 0.0
+
+
+def _refused(diagnosis: Diagnosis | None) -> bool:
+    """A bare 429 (no quota named): the server refused the request for want of
+    capacity, not of the project's quota, so the ledger does not count it. Were it
+    counted, a phantom 429 would take a slot a real request could use, and the floor
+    of what the server admits (see `evidence`) would sink under noise at every cut."""
+    return (
+        diagnosis is not None
+        and diagnosis.http_status == 429
+        and diagnosis.category is Category.RATE_LIMITED
+        and diagnosis.quota is None
+    )
 
 
 def _ticket_of(permit: Permit) -> Reservation:

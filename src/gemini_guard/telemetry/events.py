@@ -10,6 +10,7 @@ the category and the full (redacted) message. No event ever holds an API key.
     ├── AttemptStarted        a request is about to be sent
     ├── QuotaWaited           the quota gate asked to wait before sending
     ├── QuotaNotice           the limiter learned a limit, or its shared store failed
+    │   └── PhantomRateLimits bare 429s that are not the project's limit (phantom 429s)
     ├── ModelSkipped          a chain model was not tried (breaker open, parked)
     ├── BreakerStateChanged   a model's breaker moved (closed/open/half_open)
     ├── CallSucceeded         the call returned a response
@@ -36,6 +37,7 @@ __all__ = [
     "FailureEvent",
     "FallbackTaken",
     "ModelSkipped",
+    "PhantomRateLimits",
     "PreflightProblems",
     "QuotaNotice",
     "QuotaWaited",
@@ -104,6 +106,24 @@ class QuotaNotice(Event):
     project: str | None = None
     metric: str | None = None  # "rpm", "tpm", "rpd", "tpd"
     limit: int | None = None  # the limit now paced by
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PhantomRateLimits(QuotaNotice):
+    """Bare 429s (no quota named) that the limiter judged not to be the project's
+    limit: they came at a small share of it, or at a rate the server had just
+    admitted. Pacing stays at `limit` requests per minute; the 429s are retried.
+    `notice` is "phantom_429"; `message` (English) and `message_zh` (Chinese) give
+    the figures and what to do. At most one per model and project a minute.
+    """
+
+    kind: ClassVar[str] = "phantom_rate_limits"
+
+    refused: int  # bare 429s judged not a limit in the last minute
+    rate: int  # requests the server admitted meanwhile (this process's)
+    share: float  # rate / limit
+    tier: str | None  # "free", "tier1", ... (None: not configured)
+    message_zh: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

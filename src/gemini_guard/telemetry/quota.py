@@ -7,8 +7,14 @@ hooks, logs and JSONL files see one kind of event.
 
 from __future__ import annotations
 
-from gemini_guard.quota.events import LimitLearned, LimitRecovered, StoreDegraded, StoreRecovered
-from gemini_guard.telemetry.events import QuotaNotice
+from gemini_guard.quota.events import (
+    LimitLearned,
+    LimitRecovered,
+    PhantomRateLimit,
+    StoreDegraded,
+    StoreRecovered,
+)
+from gemini_guard.telemetry.events import PhantomRateLimits, QuotaNotice
 
 __all__ = ["quota_notice"]
 
@@ -41,6 +47,22 @@ def quota_notice(event: object) -> QuotaNotice | None:
             project=event.project,
             metric=event.metric,
             limit=event.effective,
+        )
+    if isinstance(event, PhantomRateLimit):
+        return PhantomRateLimits(
+            timestamp=event.at,
+            call_id="",
+            model=event.model,
+            notice="phantom_429",
+            message=event.message,
+            message_zh=event.message_zh,
+            project=event.project,
+            metric="rpm",
+            limit=event.limit,
+            refused=event.refused,
+            rate=event.rate,
+            share=event.rate / event.limit,
+            tier=event.tier,
         )
     if isinstance(event, StoreDegraded):
         return QuotaNotice(

@@ -83,11 +83,62 @@ async def test_overload_is_a_503_storm_on_pro_in_its_window(open_client: ClientF
     assert (await _statuses(client, "gemini-2.5-pro", 20))[200] == 20
 
 
-async def test_phantom_429s_hit_at_low_utilisation(open_client: ClientFactory) -> None:
-    client = open_client(Emulator("phantom-429", clock=FakeClock()))
-    seen = await _statuses(client, "gemini-2.5-flash", 200)  # tier 1 allows 2,000 RPM
-    assert 15 <= seen[429] <= 50
-    assert seen[429] + seen[200] == 200
+async def _bodies_of_429s(
+    client: httpx.AsyncClient, model: str, n: int
+) -> tuple[int, list[dict[str, object]]]:
+    """(successes, the error objects of the 429s) of `n` requests."""
+    ok, refused = 0, []
+    for _ in range(n):
+        response = await client.post(
+            f"/v1beta/models/{model}:generateContent", json=BODY, headers={"x-goog-api-key": "k"}
+        )
+        if response.status_code == 200:
+            ok += 1
+        else:
+            assert response.status_code == 429, response.text
+            refused.append(response.json()["error"])
+    return ok, refused
+
+
+async def test_phantom_429s_hit_pro_at_low_utilisation(open_client: ClientFactory) -> None:
+    emulator = Emulator("phantom-429", clock=FakeClock())
+    client = open_client(emulator)
+    # 100 requests: two thirds of the 150 RPM tier 1 allows gemini-2.5-pro.
+    ok, refused = await _bodies_of_429s(client, "gemini-2.5-pro", 100)
+    assert 25 <= len(refused) <= 55  # 40% at random
+    assert ok + len(refused) == 100
+    assert {e["message"] for e in refused} == {"Resource has been exhausted (e.g. check quota)."}
+    assert all("details" not in e and e["status"] == "RESOURCE_EXHAUSTED" for e in refused)
+    # The refused requests were not admitted: only the successes count against the quota.
+    (project,) = emulator.stats()["projects"].values()
+    assert project["gemini-2.5-pro"]["rejected"] == {"phantom_429": len(refused)}
+    assert await _statuses(client, "gemini-2.5-flash", 100) == Counter({200: 100})
+
+
+async def test_shared_capacity_429s_come_whatever_the_rate(open_client: ClientFactory) -> None:
+    clock = FakeClock()
+    client = open_client(Emulator("shared-capacity", clock=clock))
+    ok, refused = await _bodies_of_429s(client, "gemini-2.5-pro", 100)
+    assert 15 <= len(refused) <= 45  # 30% while capacity is short
+    message = (
+        "Resource exhausted. Please try again later. Please refer to "
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429"
+    )
+    assert {e["message"] for e in refused} == {message}
+    assert all("details" not in e for e in refused)  # no QuotaFailure, no RetryInfo
+    reasons = [e.get("errors") for e in refused]
+    with_reason = [r for r in reasons if r is not None]
+    assert with_reason  # some carry the older errors[] list...
+    assert len(with_reason) < len(refused)  # ...and some do not
+    assert all(
+        r == [{"message": message, "domain": "global", "reason": "rateLimitExceeded"}]
+        for r in with_reason
+    )
+    clock.advance(180.0)  # capacity is less short after two minutes, at any rate
+    ok, refused = await _bodies_of_429s(client, "gemini-2.5-pro", 100)
+    assert len(refused) <= 20
+    assert ok == 100 - len(refused)
+    assert await _statuses(client, "gemini-2.5-flash", 50) == Counter({200: 50})
 
 
 async def test_flaky_mixes_server_errors_drops_and_broken_streams(

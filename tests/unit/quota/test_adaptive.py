@@ -15,7 +15,10 @@ KEY = QuotaKey("p", "gemini-2.5-flash")
 
 def test_cut_then_recover_step_by_step_never_above_configured() -> None:
     events: list[object] = []
-    limits = AdaptiveLimits(AdaptivePolicy(decrease=0.5, recovery_step=0.2), on_event=events.append)
+    limits = AdaptiveLimits(
+        AdaptivePolicy(decrease=0.5, recovery_period=60.0, recovery_step=0.2),
+        on_event=events.append,
+    )
     learned = limits.cut(KEY, "rpm", 10, now=0.0, wall=1.0, booked_at=0.0)
     assert learned == LimitLearned(
         project="p",
@@ -29,10 +32,14 @@ def test_cut_then_recover_step_by_step_never_above_configured() -> None:
     )
     assert limits.effective(KEY, "rpm", 10, now=59.0, wall=0.0) == 5
     assert limits.effective(KEY, "rpm", 10, now=60.0, wall=0.0) == 7  # +20% of 10
-    assert limits.effective(KEY, "rpm", 10, now=180.0, wall=0.0) == 10  # two more steps, capped
+    # One step per period paced at the level before it, however long ago that was:
+    # a level nobody has tried is not stepped past.
+    assert limits.effective(KEY, "rpm", 10, now=1_000.0, wall=0.0) == 9
+    assert limits.effective(KEY, "rpm", 10, now=1_059.0, wall=0.0) == 9
+    assert limits.effective(KEY, "rpm", 10, now=1_060.0, wall=0.0) == 10  # capped
     assert limits.effective(KEY, "rpm", 10, now=10_000.0, wall=0.0) == 10
     recovered = [e for e in events if isinstance(e, LimitRecovered)]
-    assert [e.effective for e in recovered] == [7, 10]
+    assert [e.effective for e in recovered] == [7, 9, 10]
     assert not limits.has_levels(KEY)  # back to configured: nothing left to remember
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from gemini_guard.clock import FakeClock
-from gemini_guard.diagnosis import Category, Diagnosis
+from gemini_guard.diagnosis import Category, Diagnosis, QuotaViolation
 from gemini_guard.errors import ConfigError
 from gemini_guard.quota import AdaptiveLimits, AdaptivePolicy, QuotaKey, QuotaLimiter
 from gemini_guard.quota.adaptive import _MAX_FOLLOWED
@@ -87,13 +87,22 @@ def test_limiters_given_one_memory_store_share_its_levels() -> None:
         QuotaLimiter(store=s, clock=clock, tier="free", latency_allowance=0.0)
         for s in (shared, shared, apart)
     )
-    refused = Diagnosis(
+    refused = Diagnosis(  # names the quota, without its value: a cut
         http_status=429,
         grpc_status="RESOURCE_EXHAUSTED",
         reason=None,
-        message="Resource has been exhausted",
+        message="Quota exceeded for metric: generate_content_free_tier_requests",
         category=Category.RATE_LIMITED,
         retryable=True,
+        quota=QuotaViolation(
+            scope="minute",
+            unit="requests",
+            tier="free",
+            limit=None,
+            model=KEY.model,
+            quota_id="GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+            metric=None,
+        ),
     )
     a.settle(
         a.reserve(project=KEY.project, model=KEY.model, tokens=0), sent=True, diagnosis=refused

@@ -154,7 +154,9 @@ class MemoryStore:
 
     def usage(self, key: QuotaKey, *, now: float, period: float = 60.0) -> KeyUsage:
         with self._lock:
-            book = self._books.get(key) or SlotBook()
+            book = self._books.get(key)
+            if book is None:  # not `or`: a book with no slots is falsy, yet keeps its days
+                book = SlotBook()
             today = day_index(now)[0]
             counts = book.days.days.get(today)
             return usage_of_book(
