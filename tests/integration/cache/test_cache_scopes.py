@@ -511,3 +511,24 @@ def test_two_tenant_scopes_are_isolated_and_a_named_group_shares(
         gateway.close()
         if other_replica is not gateway:
             other_replica.close()
+
+
+def test_a_cached_stream_is_not_replayed_to_an_invalid_key(
+    server: EmulatorServer, clock: FakeClock, cache_for: CacheFor
+) -> None:
+    good = make_guard(server, clock, cache_for, KEY_A1, project=PROJECT_A)
+    bad = make_guard(server, clock, cache_for, KEY_BAD, project=PROJECT_A)
+
+    def stream(guard: Guard) -> list[str]:
+        chunks = guard.models.generate_content_stream(
+            model=FLASH, contents="stream it", config=DETERMINISTIC
+        )
+        return [c.text or "" for c in chunks]
+
+    first = stream(good)
+    assert stream(good) == first
+    assert from_cache()
+    with pytest.raises(CallFailed) as caught:
+        stream(bad)
+    assert caught.value.diagnosis.category == Category.INVALID_API_KEY
+    assert requests_seen(server) == 2

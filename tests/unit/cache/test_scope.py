@@ -53,6 +53,18 @@ def test_a_client_whose_key_cannot_be_read_needs_a_named_project() -> None:
         guard_scope("key", client=unknown, project="proj-1")
 
 
+def test_a_vertex_client_is_scoped_by_its_project() -> None:
+    vertex = genai.Client(vertexai=True, project="vx-proj-1", location="us-central1")
+    try:
+        # No API key: OAuth credentials are checked by Google, not gated here.
+        assert guard_scope("project", client=vertex, project="default") == CacheScope.project(
+            "vx-proj-1"
+        )
+        assert guard_scope("project", client=vertex, project="named") == CacheScope.project("named")
+    finally:
+        vertex.close()
+
+
 def test_a_pool_is_one_scope_of_its_projects(client: genai.Client) -> None:
     pool = ProjectPool([Project("b", keys=("kb",)), Project("a", keys=("ka1", "ka2"))])
     try:
