@@ -53,6 +53,9 @@ def attach(guard: Guard, cache: ResponseCache | CacheConfig | str) -> ResponseCa
     gate = guard.quota
     pool = gate if isinstance(gate, ProjectPool) else None
     scope = guard_scope(config.scope, client=guard.client, project=guard.engine.project, pool=pool)
+    # A pool sends each call with the key of the project it picks: a context cache
+    # made with the Guard's own client would live in another project.
+    context_client = None if pool is not None else guard.client
     if not isinstance(cache, ResponseCache):
         cache = ResponseCache(
             config,
@@ -60,11 +63,8 @@ def attach(guard: Guard, cache: ResponseCache | CacheConfig | str) -> ResponseCa
             scope=scope,
             clock=guard.clock,
             telemetry=guard.telemetry,
-            client=guard.client,
+            client=context_client,
         )
-    # A pool sends each call with the key of the project it picks: a context cache
-    # made with the Guard's own client would live in another project.
-    context_client = None if pool is not None else guard.client
     guard.models = CachedModels(guard, guard.models, cache, scope, context_client)  # type: ignore[assignment]
     guard.aio.models = AsyncCachedModels(  # type: ignore[assignment]
         guard, guard.aio.models, cache, scope, context_client

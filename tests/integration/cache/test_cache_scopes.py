@@ -532,3 +532,35 @@ def test_a_cached_stream_is_not_replayed_to_an_invalid_key(
         stream(bad)
     assert caught.value.diagnosis.category == Category.INVALID_API_KEY
     assert requests_seen(server) == 2
+
+
+def test_a_project_pool_is_one_scope_without_context_caching(
+    server: EmulatorServer, clock: FakeClock
+) -> None:
+    from gemini_guard.cache.scope import CacheScope
+    from gemini_guard.quota.pool import Project, ProjectPool
+
+    pool = ProjectPool(
+        [Project(PROJECT_A, keys=(KEY_A1,)), Project(PROJECT_B, keys=(KEY_B,))], clock=clock
+    )
+    guard = opened(
+        Guard(
+            client=emulator_client(server, KEY_A1),
+            clock=clock,
+            quota=pool,
+            cache=CacheConfig(context=True),
+            log=False,
+        )
+    )
+    assert guard.cache is not None
+    # The pool picks a project (and its key) after the lookup: a context cache made
+    # with the Guard's own client would be named in another project's requests.
+    assert guard.cache.context is None
+    scope = guard.cache.scope
+    assert scope.kind == "project"
+    assert scope == CacheScope.project("pool\x00" + "\x00".join(sorted([PROJECT_A, PROJECT_B])))
+    ask(guard)
+    ask(guard)
+    assert from_cache()
+    assert requests_seen(server) == 1
+    pool.close()
