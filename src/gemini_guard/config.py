@@ -225,6 +225,11 @@ class CacheConfig(Section):
     context_min_repeats: int = Field(default=2, ge=1)  # times a prefix is seen first
     context_ttl: float = Field(default=3600.0, gt=0)
     context_refresh: float = Field(default=300.0, ge=0)  # refresh when less remains
+    # Who shares answers: "project" (default; the key alone when no project is named),
+    # "key", or "shared" across projects (an opt-in). See gemini_guard.cache.scope.
+    scope: Literal["project", "key", "shared"] = "project"
+    # Seconds an API key's acceptance lets it be served before one call goes upstream.
+    credential_ttl: float = Field(default=600.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod

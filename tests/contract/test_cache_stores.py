@@ -159,6 +159,53 @@ def test_stats_from_many_threads_are_not_lost(shared_cache_url: str) -> None:
             opened.close()
 
 
+def test_a_gated_get_answers_only_while_the_credential_is_accepted(store: CacheStore) -> None:
+    clock = FakeClock()
+    store.put("s/a", b"answer", now=clock.time(), ttl=3600)
+    assert store.get("s/a", now=clock.time(), credential="c1") is None  # never accepted
+    store.record_credential("c1", accepted=True, now=clock.time(), ttl=100)
+    assert store.get("s/a", now=clock.time(), credential="c1") == b"answer"
+    assert store.get("s/a", now=clock.time(), credential="c2") is None  # another one
+    assert store.get("s/a", now=clock.time()) == b"answer"  # ungated
+    clock.advance(99)
+    assert store.get("s/a", now=clock.time(), credential="c1") == b"answer"
+    clock.advance(1)  # the acceptance ran out: unknown again
+    assert store.get("s/a", now=clock.time(), credential="c1") is None
+    store.record_credential("c1", accepted=True, now=clock.time(), ttl=100)
+    store.record_credential("c1", accepted=False, now=clock.time(), ttl=100)
+    assert store.get("s/a", now=clock.time(), credential="c1") is None  # refused
+    assert store.get("s/a", now=clock.time()) == b"answer"  # the entry itself is kept
+
+
+def test_a_refusal_recorded_by_one_handle_stops_the_others(shared_cache_url: str) -> None:
+    clock = FakeClock()
+    first, second = open_cache_store(shared_cache_url), open_cache_store(shared_cache_url)
+    try:
+        first.put("s/a", b"answer", now=clock.time(), ttl=60)
+        first.record_credential("c", accepted=True, now=clock.time(), ttl=60)
+        assert second.get("s/a", now=clock.time(), credential="c") == b"answer"
+        first.record_credential("c", accepted=False, now=clock.time(), ttl=60)
+        assert second.get("s/a", now=clock.time(), credential="c") is None
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_secret_is_made_once_and_shared(cache_url: str) -> None:
+    first, second = open_cache_store(cache_url), open_cache_store(cache_url)
+    try:
+        secret = first.secret()
+        assert len(secret) == 32
+        assert first.secret() == secret
+        if cache_url == "memory://":
+            assert second.secret() != secret  # one process's own
+        else:
+            assert second.secret() == secret
+    finally:
+        first.close()
+        second.close()
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [

@@ -5,7 +5,9 @@
     guard.cache.stats()                                         # hits, misses, saved $
 
 - keys: sha256 of the canonical request (model, contents, system instruction, tools,
-  generation config), namespaced per project; never the API key (`keys`);
+  generation config), namespaced per scope; never the API key (`keys`);
+- scopes: an answer is served only within its scope (by default the Google Cloud
+  project, else the API key) and only to keys the API has accepted (`scope`);
 - policy: temperature-0 calls by default, or calls marked with the label
   `gemini-guard-cache` / `cache_options(...)` (`policy`); TTL; LRU size bound;
 - concurrent identical calls share one upstream call (`coalescing`);
@@ -19,6 +21,7 @@ from gemini_guard.cache.events import CacheHit, CacheStored, ContextCacheChanged
 from gemini_guard.cache.keys import canonical_request, request_key
 from gemini_guard.cache.policy import CACHE_LABEL, cache_options
 from gemini_guard.cache.response import ResponseCache
+from gemini_guard.cache.scope import CacheScope
 from gemini_guard.cache.stats import CacheStats
 from gemini_guard.cache.stores import CacheStore, open_cache_store
 from gemini_guard.config import CacheConfig
@@ -28,6 +31,7 @@ __all__ = [
     "AsyncCoalescer",
     "CacheConfig",
     "CacheHit",
+    "CacheScope",
     "CacheStats",
     "CacheStore",
     "CacheStored",

@@ -8,6 +8,13 @@
                                 ─► the Guard's own call (validate, chain, quota, retry)
                                 ─► store the answer if it came from the model asked for
 
+Each Guard's calls are made for its scope (`gemini_guard.cache.scope.guard_scope`,
+chosen by `CacheConfig.scope`), worked out once here: its own entries only, and hits
+only while the API accepts its key. Every call that goes upstream tells the cache
+whether the key was accepted or refused; a call whose key is not vouched for in this
+process joins only the flights of its own key (another key's answer would reach it
+unearned).
+
 A hit skips the Guard's preflight checks: an entry exists only for a request that
 passed them and was answered. Answers from a fallback model are not stored, so the
 cache never pins a degraded answer for a whole TTL. Streams are stored once complete
@@ -22,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 
-from gemini_guard.cache.context import Prefix
+from gemini_guard.cache.context import ContextCaching, Prefix
 from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.response import Plan, ResponseCache
+from gemini_guard.cache.scope import CacheScope, guard_scope
 from gemini_guard.config import CacheConfig
-from gemini_guard.errors import RequestRejected
+from gemini_guard.errors import CallFailed, RequestRejected
 from gemini_guard.pipeline import CallInfo
 
 if TYPE_CHECKING:
@@ -39,17 +47,33 @@ Response = types.GenerateContentResponse
 
 def attach(guard: Guard, cache: ResponseCache | CacheConfig | str) -> ResponseCache:
     """Put `cache` in front of `guard.models` and `guard.aio.models`; returns it."""
+    from gemini_guard.quota.pool import ProjectPool
+
+    config = cache.config if isinstance(cache, ResponseCache) else _config(cache)
+    gate = guard.quota
+    pool = gate if isinstance(gate, ProjectPool) else None
+    scope = guard_scope(config.scope, client=guard.client, project=guard.engine.project, pool=pool)
+    # A pool sends each call with the key of the project it picks: a context cache
+    # made with the Guard's own client would live in another project.
+    context_client = None if pool is not None else guard.client
     if not isinstance(cache, ResponseCache):
         cache = ResponseCache(
-            cache,
+            config,
             project=guard.engine.project,
+            scope=scope,
             clock=guard.clock,
             telemetry=guard.telemetry,
-            client=guard.client,
+            client=context_client,
         )
-    guard.models = CachedModels(guard, guard.models, cache)  # type: ignore[assignment]
-    guard.aio.models = AsyncCachedModels(guard, guard.aio.models, cache)  # type: ignore[assignment]
+    guard.models = CachedModels(guard, guard.models, cache, scope, context_client)  # type: ignore[assignment]
+    guard.aio.models = AsyncCachedModels(  # type: ignore[assignment]
+        guard, guard.aio.models, cache, scope, context_client
+    )
     return cache
+
+
+def _config(cache: CacheConfig | str) -> CacheConfig:
+    return cache if isinstance(cache, CacheConfig) else CacheConfig(url=cache)
 
 
 def _hit_info(model: str) -> CallInfo:
@@ -66,16 +90,39 @@ def _served_by_asked(guard: Guard, model: str) -> bool:
 class CachedModels:
     """`guard.models` with the response cache in front (other calls pass through)."""
 
-    def __init__(self, guard: Guard, inner: GuardedModels, cache: ResponseCache) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        inner: GuardedModels,
+        cache: ResponseCache,
+        scope: CacheScope,
+        context_client: Any = None,
+    ) -> None:
         self._guard = guard
         self._inner = inner
         self.cache = cache
+        self.scope = scope
+        self._context_client = context_client
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    @property
+    def context(self) -> ContextCaching | None:
+        return self.cache.context_for(self.scope, self._context_client)
+
     def _send(self, model: str, contents: Any, config: Any) -> Response:
-        context = self.cache.context
+        """The Guard's call; what it says of the key is told to the cache."""
+        try:
+            response = self._send_whole_or_short(model, contents, config)
+        except CallFailed as error:
+            self.cache.call_failed(self.scope, error)
+            raise
+        self.cache.credential_accepted(self.scope)
+        return response
+
+    def _send_whole_or_short(self, model: str, contents: Any, config: Any) -> Response:
+        context = self.context
         prepared = context.prepare(model, contents, config) if context is not None else None
         if prepared is None:
             return self._inner.generate_content(model=model, contents=contents, config=config)
@@ -98,11 +145,11 @@ class CachedModels:
         config: types.GenerateContentConfigOrDict | None = None,
     ) -> Response:
         cache = self.cache
-        plan = cache.plan(model, contents, config)
+        plan = cache.plan(model, contents, config, scope=self.scope)
         key = plan.key
         if key is None:
             return self._send(model, contents, plan.config)
-        hit = cache.lookup(key)
+        hit = cache.lookup(key, scope=self.scope)
         if hit is not None:
             served, (response,) = hit
             self._guard._finish(response, _hit_info(served))
@@ -120,7 +167,8 @@ class CachedModels:
 
         if not cache.config.coalesce:
             return call()[0]
-        (response, entry), shared = cache.coalescer.run(key, call)
+        flight = cache.flight(key, self.scope)
+        (response, entry), shared = cache.coalescer.run(flight, call)
         if not shared:
             return response
         if entry is None:  # the leader's answer is not storable: share the object
@@ -137,10 +185,11 @@ class CachedModels:
         config: types.GenerateContentConfigOrDict | None = None,
     ) -> Iterator[Response]:
         cache = self.cache
-        plan = cache.plan(model, contents, config, stream=True)
+        scope = self.scope
+        plan = cache.plan(model, contents, config, stream=True, scope=scope)
         key = plan.key
         if key is not None:
-            hit = cache.lookup(key)
+            hit = cache.lookup(key, scope=scope)
             if hit is not None:
                 served, chunks = hit
                 for chunk in chunks:
@@ -149,7 +198,7 @@ class CachedModels:
                 return
             cache.miss()
         # Context caching applies to streams too.
-        context = cache.context
+        context = self.context
         prepared = context.prepare(model, contents, plan.config) if context else None
         if prepared is not None:
             prefix, name = prepared
@@ -160,9 +209,16 @@ class CachedModels:
                 model=model, contents=contents, config=plan.config
             )
         seen: list[Response] = []
-        for chunk in stream:
-            seen.append(chunk)
-            yield chunk
+        try:
+            # The Guard's call is made when the first chunk is asked for.
+            for chunk in stream:
+                if not seen:
+                    cache.credential_accepted(scope)
+                seen.append(chunk)
+                yield chunk
+        except CallFailed as error:
+            cache.call_failed(scope, error)
+            raise
         if prepared is not None and seen:
             _account(context, prepared[0], prepared[1], seen[-1])
         if key is not None and _served_by_asked(self._guard, model):
@@ -174,16 +230,39 @@ class CachedModels:
 class AsyncCachedModels:
     """`guard.aio.models` with the response cache in front."""
 
-    def __init__(self, guard: Guard, inner: AsyncGuardedModels, cache: ResponseCache) -> None:
+    def __init__(
+        self,
+        guard: Guard,
+        inner: AsyncGuardedModels,
+        cache: ResponseCache,
+        scope: CacheScope,
+        context_client: Any = None,
+    ) -> None:
         self._guard = guard
         self._inner = inner
         self.cache = cache
+        self.scope = scope
+        self._context_client = context_client
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    @property
+    def context(self) -> ContextCaching | None:
+        return self.cache.context_for(self.scope, self._context_client)
+
     async def _send(self, model: str, contents: Any, config: Any) -> Response:
-        context = self.cache.context
+        """The Guard's call; what it says of the key is told to the cache."""
+        try:
+            response = await self._send_whole_or_short(model, contents, config)
+        except CallFailed as error:
+            await self.cache.acall_failed(self.scope, error)
+            raise
+        await self.cache.acredential_accepted(self.scope)
+        return response
+
+    async def _send_whole_or_short(self, model: str, contents: Any, config: Any) -> Response:
+        context = self.context
         prepared = await context.aprepare(model, contents, config) if context else None
         if prepared is None:
             return await self._inner.generate_content(model=model, contents=contents, config=config)
@@ -205,11 +284,11 @@ class AsyncCachedModels:
         config: types.GenerateContentConfigOrDict | None = None,
     ) -> Response:
         cache = self.cache
-        plan = cache.plan(model, contents, config)
+        plan = cache.plan(model, contents, config, scope=self.scope)
         key = plan.key
         if key is None:
             return await self._send(model, contents, plan.config)
-        hit = await cache.alookup(key)
+        hit = await cache.alookup(key, scope=self.scope)
         if hit is not None:
             served, (response,) = hit
             self._guard._finish(response, _hit_info(served))
@@ -227,7 +306,8 @@ class AsyncCachedModels:
 
         if not cache.config.coalesce:
             return (await call())[0]
-        (response, entry), shared = await cache.async_coalescer.run(key, call)
+        flight = cache.flight(key, self.scope)
+        (response, entry), shared = await cache.async_coalescer.run(flight, call)
         if not shared or entry is None:
             return response
         served, (copy,) = cache.answer(key, entry, coalesced=True)
@@ -242,25 +322,32 @@ class AsyncCachedModels:
         config: types.GenerateContentConfigOrDict | None = None,
     ) -> AsyncIterator[Response]:
         cache = self.cache
-        plan = cache.plan(model, contents, config, stream=True)
+        scope = self.scope
+        plan = cache.plan(model, contents, config, stream=True, scope=scope)
         key = plan.key
         if key is not None:
-            hit = await cache.alookup(key)
+            hit = await cache.alookup(key, scope=scope)
             if hit is not None:
                 served, chunks = hit
                 return _replay(self._guard, served, chunks)
             cache.miss()
-        context = cache.context
+        context = self.context
         prepared = await context.aprepare(model, contents, plan.config) if context else None
-        if prepared is not None:
-            short, cfg = context.rewrite(prepared[0], prepared[1], plan.config)  # type: ignore[union-attr]
-            stream = await self._inner.generate_content_stream(
-                model=model, contents=short, config=cfg
-            )
-        else:
-            stream = await self._inner.generate_content_stream(
-                model=model, contents=contents, config=plan.config
-            )
+        try:
+            # The Guard's call: it returns once the first chunk has come.
+            if prepared is not None:
+                short, cfg = context.rewrite(prepared[0], prepared[1], plan.config)  # type: ignore[union-attr]
+                stream = await self._inner.generate_content_stream(
+                    model=model, contents=short, config=cfg
+                )
+            else:
+                stream = await self._inner.generate_content_stream(
+                    model=model, contents=contents, config=plan.config
+                )
+        except CallFailed as error:
+            await cache.acall_failed(scope, error)
+            raise
+        await cache.acredential_accepted(scope)
         return self._record(stream, model, plan, prepared)
 
     async def _record(
@@ -275,8 +362,9 @@ class AsyncCachedModels:
         async for chunk in stream:
             seen.append(chunk)
             yield chunk
-        if prepared is not None and seen and cache.context is not None:
-            _account(cache.context, prepared[0], prepared[1], seen[-1])
+        context = self.context
+        if prepared is not None and seen and context is not None:
+            _account(context, prepared[0], prepared[1], seen[-1])
         if plan.key is not None and _served_by_asked(self._guard, model):
             entry = cache.encode(model, seen, stream=True)
             if entry is not None:

@@ -6,7 +6,8 @@ objects or plain dicts, `0` or `0.0`. What does not change the answer is left ou
 `http_options` (timeouts, headers, base URL), `labels` (billing tags, and the cache's
 own per-call marker), and client-side switches such as automatic function calling.
 The API key is never an input to a key: the key is a function of the request alone,
-namespaced by the project it is answered for, so two projects never share an entry.
+namespaced by the scope it is answered for (`gemini_guard.cache.scope`: the response
+cache passes the scope's HMAC digest, never a name), so two scopes never share an entry.
 
 Normalisation walks the request alongside the SDK's own type annotations, so only
 real field names are renamed (a schema property called `maxTokens` stays as it is),
@@ -326,8 +327,9 @@ def _fast_payload(model: Any, contents: Any, config: Any) -> str | None:
 
 
 def request_key(*, project: str, model: str, contents: Any, config: Any) -> str | None:
-    """The cache key of a request for `project`: "<project>/<sha256>", or None when the
-    request cannot be cached (see `Uncacheable`)."""
+    """The cache key of a request in the namespace `project` (the response cache passes
+    a scope digest): "<project>/<sha256>", or None when the request cannot be cached
+    (see `Uncacheable`)."""
     payload = _fast_payload(model, contents, config)
     if payload is None:
         try:

@@ -9,8 +9,16 @@ Answers travel as `Entry`s, decoded once: a `memory://` store keeps the entry ob
 itself, the others its bytes (decoded again on each hit, as they come from another
 process's writes).
 
-With a shared store (SQLite, Redis) the counters are also added to the store's, per
-project, for `gemini-guard quota --cache` to show. Counting stays in memory; the
+Every call is made for a `CacheScope` (`gemini_guard.cache.scope`): its key carries
+the scope's HMAC digest, so a lookup only finds its own scope's entries, and a hit
+needs the scope's credential to be accepted by the API (`credential_accepted`,
+`credential_refused`, recorded in the store so every process sharing it knows). A
+cache has a default scope (`scope=`, else the project `project`), used when a call
+names none.
+
+With a shared store (SQLite, Redis) the counters are also added to the store's, under
+the fingerprint of the default scope (`stats_label`), for `gemini-guard quota
+--cache` to show. Counting stays in memory; the
 deltas ride along with the next store access once `stats_interval` seconds have
 passed since the last write, and on `close()` / `flush_stats()`, so a hit costs no
 extra round trip. A memory store is one process's own: its counters are not copied.
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,12 +41,13 @@ from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.events import CacheHit, CacheStored
 from gemini_guard.cache.keys import request_key
 from gemini_guard.cache.policy import decide, split_label
+from gemini_guard.cache.scope import CacheScope, ScopeKeys, refuses_credential
 from gemini_guard.cache.stats import CacheStats, Counters, SharedCounters
 from gemini_guard.cache.stores import CacheStore, open_cache_store
 from gemini_guard.cache.stores.memory import MemoryCacheStore
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.config import CacheConfig
-from gemini_guard.errors import StoreError
+from gemini_guard.errors import CallFailed, StoreError
 from gemini_guard.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -76,6 +86,7 @@ class ResponseCache:
         config: CacheConfig | str = "memory://",
         *,
         project: str = "default",
+        scope: CacheScope | None = None,
         clock: Clock | None = None,
         telemetry: Telemetry | None = None,
         store: CacheStore | None = None,
@@ -84,6 +95,8 @@ class ResponseCache:
     ) -> None:
         self.config = config if isinstance(config, CacheConfig) else CacheConfig(url=config)
         self.project = project
+        # The scope of calls that name none (a Guard names its own on every call).
+        self.scope = scope if scope is not None else CacheScope.project(project)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.telemetry = telemetry if telemetry is not None else Telemetry()
         self.store: CacheStore = (
@@ -95,6 +108,15 @@ class ResponseCache:
         self._entries: MemoryCacheStore[Any] | None = (
             self.store if isinstance(self.store, MemoryCacheStore) else None
         )
+        self.keys = ScopeKeys(self.store)
+        # Credentials the API accepted here (until when) and refused here: a refusal
+        # is kept even if the store could not record it, so it stops hits at once.
+        self._vouched: dict[str, float] = {}
+        self._refused: set[str] = set()
+        # Credentials a gated lookup found no entry for since their last recorded
+        # acceptance: the store may hold another process's refusal, so the next
+        # success is written even when this process still vouches for them.
+        self._unsure: set[str] = set()
         self.counters: Counters
         # Shared stores get the counters too (see the module docstring).
         self._shared: SharedCounters | None = None
@@ -104,27 +126,48 @@ class ResponseCache:
             self.counters = self._shared = SharedCounters()
             # Counts not yet written when the cache is dropped or the process exits.
             self._at_exit = weakref.finalize(
-                self, _write_pending, self._shared, self.store, project
+                self, _write_pending, self._shared, self.store, self.keys, self.scope
             )
         self.stats_interval = stats_interval
         self._stats_written_at = float("-inf")
         self.coalescer = Coalescer()
         self.async_coalescer = AsyncCoalescer()
-        self.context: ContextCaching | None = None
-        if self.config.context and client is not None:
-            self.context = ContextCaching(
-                client,
-                planner=ContextPlanner(
-                    min_tokens=self.config.context_min_tokens,
-                    min_repeats=self.config.context_min_repeats,
-                    ttl=self.config.context_ttl,
-                    refresh=self.config.context_refresh,
-                ),
-                project=project,
-                clock=self.clock,
-                telemetry=self.telemetry,
-                counters=self.counters,
-            )
+        self._client = client
+        # Context caches per scope: a cachedContents entry lives in one project on
+        # Google's side, and one scope's prefixes are nobody else's business.
+        self._contexts: dict[CacheScope, ContextCaching] = {}
+        self._contexts_lock = threading.Lock()
+
+    @property
+    def context(self) -> ContextCaching | None:
+        """Context caching of the default scope (None when off or without a client)."""
+        return self.context_for(self.scope, self._client)
+
+    def context_for(self, scope: CacheScope, client: genai.Client | None) -> ContextCaching | None:
+        """Context caching for `scope`'s calls, made with `client` on first use (None
+        when context caching is off or there is no client)."""
+        if not self.config.context:
+            return None
+        found = self._contexts.get(scope)
+        if found is not None or client is None:
+            return found
+        with self._contexts_lock:
+            found = self._contexts.get(scope)
+            if found is None:
+                found = self._contexts[scope] = ContextCaching(
+                    client,
+                    planner=ContextPlanner(
+                        min_tokens=self.config.context_min_tokens,
+                        min_repeats=self.config.context_min_repeats,
+                        ttl=self.config.context_ttl,
+                        refresh=self.config.context_refresh,
+                    ),
+                    project=scope.kind,
+                    clock=self.clock,
+                    telemetry=self.telemetry,
+                    counters=self.counters,
+                )
+        return found
 
     def __repr__(self) -> str:
         return f"ResponseCache({self.store!r}, project={self.project!r})"
@@ -138,7 +181,7 @@ class ResponseCache:
         if self._shared is None:
             return True
         self._stats_written_at = self.clock.monotonic()
-        return _write_pending(self._shared, self.store, self.project)
+        return _write_pending(self._shared, self.store, self.keys, self.scope)
 
     def _stats_due(self) -> None:
         shared = self._shared
@@ -151,27 +194,146 @@ class ResponseCache:
 
     # -- decisions -----------------------------------------------------------------
 
-    def plan(self, model: str, contents: Any, config: Any, *, stream: bool = False) -> Plan:
+    def plan(
+        self,
+        model: str,
+        contents: Any,
+        config: Any,
+        *,
+        stream: bool = False,
+        scope: CacheScope | None = None,
+    ) -> Plan:
         config, label = split_label(config)
         ttl = decide(config, label, policy=self.config.policy, default_ttl=self.config.ttl)
         if ttl is None or (stream and not self.config.streams):
             self.counters.add(skipped=1)
             return Plan(config, None, 0.0)
-        key = request_key(project=self.project, model=model, contents=contents, config=config)
+        try:
+            namespace = self.keys.scope_id(scope if scope is not None else self.scope)
+        except StoreError as exc:
+            # No secret, no key: the call goes upstream and nothing is kept.
+            self.counters.add(store_errors=1, skipped=1)
+            _log.warning("response cache unavailable, the call is sent: %s", exc)
+            return Plan(config, None, 0.0)
+        key = request_key(project=namespace, model=model, contents=contents, config=config)
         if key is None:
             self.counters.add(skipped=1)
         return Plan(config, key, ttl)
 
+    def scope_key(self, scope: CacheScope, model: str, contents: Any, config: Any) -> str | None:
+        """The stored key of a request in `scope` (None when it cannot be cached)."""
+        return request_key(
+            project=self.keys.scope_id(scope), model=model, contents=contents, config=config
+        )
+
+    @property
+    def stats_label(self) -> str:
+        """The label this cache's counters are filed under in a shared store: a
+        fingerprint of its default scope, never a name."""
+        return _label(self.keys, self.scope)
+
+    # -- credentials -----------------------------------------------------------------
+
+    def vouched(self, scope: CacheScope) -> bool:
+        """True when `scope`'s credential (if any) was accepted by the API in this
+        process and not refused since: its calls may share another's answer."""
+        credential = scope.credential
+        if credential is None:
+            return True
+        return self._vouched.get(credential, float("-inf")) > self.clock.time()
+
+    def flight(self, key: str, scope: CacheScope) -> str:
+        """The name concurrent identical calls of `scope` share one upstream call under.
+
+        A call whose credential is vouched for joins any vouched call's flight. One
+        that is not shares only with calls of its own credential: the leader's answer
+        then proves that credential too, and no other key's answer reaches it."""
+        credential = scope.credential
+        if credential is None or self.vouched(scope):
+            return key
+        return f"{key}#{self.keys.credential_id(credential)}"
+
+    def _gate(self, scope: CacheScope | None) -> tuple[bool, str | None]:
+        """(may be served at all, the credential digest the store must vouch for)."""
+        credential = (scope if scope is not None else self.scope).credential
+        if credential is None:
+            return True, None
+        if credential in self._refused:
+            return False, None
+        try:
+            return True, self.keys.credential_id(credential)
+        except StoreError as exc:
+            self.counters.add(store_errors=1)
+            _log.warning("response cache lookup failed, treated as a miss: %s", exc)
+            return False, None
+
+    def credential_accepted(self, scope: CacheScope) -> None:
+        """The API answered a call of `scope`: its credential may be served again."""
+        credential = scope.credential
+        if credential is None:
+            return
+        now = self.clock.time()
+        ttl = self.config.credential_ttl
+        known = self._vouched.get(credential, float("-inf"))
+        self._refused.discard(credential)
+        self._vouched[credential] = now + ttl
+        # A fresh record in the store is needed when none may be there (never
+        # written, half its time gone) or another process may have refused it since.
+        if known - now > ttl / 2 and credential not in self._unsure:
+            return
+        self._unsure.discard(credential)
+        self._record(credential, accepted=True, now=now)
+
+    def credential_refused(self, scope: CacheScope) -> None:
+        """The API refused `scope`'s credential: no hit for it from now on, in any
+        process sharing the store, until one of its own calls succeeds."""
+        credential = scope.credential
+        if credential is None:
+            return
+        self._refused.add(credential)
+        self._vouched.pop(credential, None)
+        self._record(credential, accepted=False, now=self.clock.time())
+
+    def call_failed(self, scope: CacheScope, error: BaseException) -> None:
+        """Learn from a failed call of `scope`: a refused credential is recorded."""
+        if isinstance(error, CallFailed) and refuses_credential(error.diagnosis.category):
+            self.credential_refused(scope)
+
+    async def acredential_accepted(self, scope: CacheScope) -> None:
+        if self.store.local or scope.credential is None:
+            self.credential_accepted(scope)
+        else:
+            await asyncio.to_thread(self.credential_accepted, scope)
+
+    async def acall_failed(self, scope: CacheScope, error: BaseException) -> None:
+        if self.store.local:
+            self.call_failed(scope, error)
+        else:
+            await asyncio.to_thread(self.call_failed, scope, error)
+
+    def _record(self, credential: str, *, accepted: bool, now: float) -> None:
+        try:
+            self.store.record_credential(
+                self.keys.credential_id(credential),
+                accepted=accepted,
+                now=now,
+                ttl=self.config.credential_ttl,
+            )
+        except StoreError as exc:
+            # A lost acceptance only costs hits; a lost refusal is still kept here.
+            self.counters.add(store_errors=1)
+            _log.warning("response cache could not record a credential: %s", exc)
+
     # -- the store, never failing a call -------------------------------------------
 
-    def _get(self, key: str) -> Entry | None:
+    def _get(self, key: str, credential: str | None = None) -> Entry | None:
         entries = self._entries
         try:
             if entries is not None:
-                found = entries.get(key, now=self.clock.time())
+                found = entries.get(key, now=self.clock.time(), credential=credential)
                 # Bytes when the store is shared with code that puts them directly.
                 return found if found is None or isinstance(found, Entry) else Entry.decode(found)
-            value = self.store.get(key, now=self.clock.time())
+            value = self.store.get(key, now=self.clock.time(), credential=credential)
         except StoreError as exc:
             self.counters.add(store_errors=1)
             _log.warning("response cache lookup failed, treated as a miss: %s", exc)
@@ -194,10 +356,10 @@ class ResponseCache:
             self._stats_due()
         return True
 
-    async def _aget(self, key: str) -> Entry | None:
+    async def _aget(self, key: str, credential: str | None) -> Entry | None:
         if self.store.local:
-            return self._get(key)
-        return await asyncio.to_thread(self._get, key)
+            return self._get(key, credential)
+        return await asyncio.to_thread(self._get, key, credential)
 
     async def _aput(self, key: str, entry: Entry, ttl: float) -> bool:
         if self.store.local:
@@ -228,13 +390,36 @@ class ResponseCache:
             )
         return entry.model, entry.responses()
 
-    def lookup(self, key: str) -> tuple[str, list[Response]] | None:
-        entry = self._get(key)
-        return None if entry is None else self.answer(key, entry, coalesced=False)
+    def lookup(
+        self, key: str, *, scope: CacheScope | None = None
+    ) -> tuple[str, list[Response]] | None:
+        """The answer stored under `key` for `scope` (default: the cache's own), or None
+        on a miss or when the scope's credential is not accepted."""
+        allowed, credential = self._gate(scope)
+        if not allowed:
+            return None
+        entry = self._get(key, credential)
+        return self._served(key, entry, scope, credential)
 
-    async def alookup(self, key: str) -> tuple[str, list[Response]] | None:
-        entry = await self._aget(key)
-        return None if entry is None else self.answer(key, entry, coalesced=False)
+    async def alookup(
+        self, key: str, *, scope: CacheScope | None = None
+    ) -> tuple[str, list[Response]] | None:
+        allowed, credential = self._gate(scope)
+        if not allowed:
+            return None
+        entry = await self._aget(key, credential)
+        return self._served(key, entry, scope, credential)
+
+    def _served(
+        self, key: str, entry: Entry | None, scope: CacheScope | None, credential: str | None
+    ) -> tuple[str, list[Response]] | None:
+        if entry is None:
+            if credential is not None:
+                raw = (scope if scope is not None else self.scope).credential
+                if raw is not None:
+                    self._unsure.add(raw)
+            return None
+        return self.answer(key, entry, coalesced=False)
 
     def encode(self, model: str, responses: list[Response], *, stream: bool) -> Entry | None:
         """The entry for a completed answer, or None when it is not to be kept."""
@@ -272,22 +457,28 @@ class ResponseCache:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def clear(self) -> int:
-        """Drop this project's entries; how many."""
-        return self.store.clear(f"{self.project}/")
+    def clear(self, scope: CacheScope | None = None) -> int:
+        """Drop the entries of `scope` (default: the cache's own); how many."""
+        return self.store.clear(f"{self.keys.scope_id(scope or self.scope)}/")
 
     def close(self) -> None:
         """Delete the context caches created here, write the counts, close the store."""
-        if self.context is not None:
-            self.context.close()
+        for context in self._drain_contexts():
+            context.close()
         self._close_store()
 
     async def aclose(self) -> None:
-        if self.context is not None:
-            await self.context.aclose()
+        for context in self._drain_contexts():
+            await context.aclose()
         if self._shared is not None:
             await asyncio.to_thread(self.flush_stats)
         self._close_store()
+
+    def _drain_contexts(self) -> list[ContextCaching]:
+        with self._contexts_lock:
+            contexts = list(self._contexts.values())
+            self._contexts.clear()
+        return contexts
 
     def _close_store(self) -> None:
         if self._shared is not None:
@@ -308,7 +499,13 @@ class ResponseCache:
         await self.aclose()
 
 
-def _write_pending(counters: SharedCounters, store: CacheStore, project: str) -> bool:
+def _label(keys: ScopeKeys, scope: CacheScope) -> str:
+    return keys.scope_id(scope)[:12]
+
+
+def _write_pending(
+    counters: SharedCounters, store: CacheStore, keys: ScopeKeys, scope: CacheScope
+) -> bool:
     """Add `counters`' unwritten deltas to `store`; on failure keep them for next time.
 
     A module function, not a method, so the exit finalizer holds no reference to the
@@ -318,7 +515,7 @@ def _write_pending(counters: SharedCounters, store: CacheStore, project: str) ->
     if not deltas:
         return True
     try:
-        store.add_stats(project, deltas)
+        store.add_stats(_label(keys, scope), deltas)
     except Exception as exc:  # counting never fails a call or a close
         counters.restore_pending(deltas)
         _log.warning("cache counters were not written to %r: %s", store, exc)

@@ -123,8 +123,12 @@ def test_two_projects_never_share_an_entry(
     assert requests_seen(server) == 2
     with sqlite3.connect(tmp_path / "cache.db") as db:
         rows = db.execute("SELECT key, value FROM response_cache").fetchall()
-    assert sorted(k.split("/")[0] for k, _ in rows) == ["alpha", "beta"]
+    # Two scopes, each named by a digest: the project names are not written.
+    scopes = {k.split("/")[0] for k, _ in rows}
+    assert len(scopes) == 2
     for stored_key, value in rows:
+        assert "alpha" not in stored_key
+        assert "beta" not in stored_key
         assert KEY not in stored_key
         assert KEY.encode() not in bytes(value)
 
@@ -265,13 +269,15 @@ def test_a_memory_store_shared_with_bytes_still_answers(
     server: EmulatorServer, clock: FakeClock
 ) -> None:
     from gemini_guard.cache import ResponseCache, codec
-    from gemini_guard.cache.keys import request_key
+    from gemini_guard.cache.scope import guard_scope
     from gemini_guard.cache.stores.memory import MemoryCacheStore
 
     store: MemoryCacheStore[bytes] = MemoryCacheStore()
     g = guard(server, clock, ResponseCache("memory://", clock=clock, store=store))
     live = g.models.generate_content(model=FLASH, contents="shared", config=DETERMINISTIC)
-    key = request_key(project="default", model=FLASH, contents="put", config=DETERMINISTIC)
+    assert g.cache is not None
+    scope = guard_scope("project", client=g.client, project="default")
+    key = g.cache.scope_key(scope, FLASH, "put", DETERMINISTIC)
     assert key is not None
     # Another user of the same store puts the stored form itself.
     store.put(

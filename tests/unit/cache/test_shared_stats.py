@@ -63,21 +63,22 @@ def test_counts_reach_the_store_once_per_interval_and_on_close(url: str) -> None
     clock = FakeClock()
     cache = ResponseCache(url, project="team-a", clock=clock, stats_interval=10.0)
     entry = serve_twice(cache)
+    label = cache.stats_label  # counters are filed under a fingerprint, never the name
     # The put wrote the miss at once; the hit counted after it waits for the interval.
-    assert (written(url)["team-a"].misses, written(url)["team-a"].hits) == (1, 0)
+    assert (written(url)[label].misses, written(url)[label].hits) == (1, 0)
     assert cache.lookup("team-a/abc") is not None  # within the interval: nothing written
-    assert written(url)["team-a"].hits == 0
+    assert written(url)[label].hits == 0
     clock.advance(10.0)
     # The next access writes what was counted before it (its own hit comes after).
     assert cache.lookup("team-a/abc") is not None
-    stats = written(url)["team-a"]
+    stats = written(url)[label]
     assert (stats.hits, stats.misses, stats.stored) == (2, 1, 1)
     assert stats.tokens_saved == 2 * entry.tokens_saved == 240
     assert stats.dollars_saved == pytest.approx(2 * entry.dollars_saved)
     assert stats.dollars_saved > 0
     cache.answer("team-a/abc", entry, coalesced=True)  # no store access: pending
     cache.close()
-    stats = written(url)["team-a"]
+    stats = written(url)[label]
     assert (stats.hits, stats.coalesced) == (3, 1)
     mine = cache.stats()
     assert stats.dollars_saved == pytest.approx(mine.dollars_saved)
@@ -93,8 +94,11 @@ def test_two_caches_on_one_file_add_up_per_project(url: str) -> None:
         serve_twice(cache, request=f"r{n}")
         cache.close()
     stats = written(url)
-    assert (stats["team-a"].hits, stats["team-a"].misses) == (2, 2)
-    assert (stats["team-b"].hits, stats["team-b"].misses) == (1, 1)
+    team_a, team_b = first.stats_label, other.stats_label
+    assert second.stats_label == team_a != team_b
+    assert set(stats) == {team_a, team_b}
+    assert (stats[team_a].hits, stats[team_a].misses) == (2, 2)
+    assert (stats[team_b].hits, stats[team_b].misses) == (1, 1)
 
 
 def test_a_failing_write_keeps_the_counts_for_later(url: str) -> None:
@@ -115,7 +119,7 @@ def test_a_failing_write_keeps_the_counts_for_later(url: str) -> None:
     store.broken = False
     cache.miss()
     assert cache.flush_stats() is True
-    assert store.read_stats() == {"p": {"misses": 2}}
+    assert store.read_stats() == {cache.stats_label: {"misses": 2}}
 
 
 def test_a_memory_cache_writes_no_counters() -> None:
@@ -133,4 +137,7 @@ def test_counts_left_unwritten_are_written_when_the_process_exits(url: str) -> N
         "cache.miss(); cache.miss()\n"  # counted, never closed, never flushed
     )
     subprocess.run([sys.executable, "-c", program], check=True, timeout=60)
-    assert written(url)["p"].misses == 2
+    reader = ResponseCache(url, project="p")  # the same store, so the same fingerprint
+    label = reader.stats_label
+    reader.close()
+    assert written(url)[label].misses == 2

@@ -7,6 +7,7 @@ rebuilds the response's structure. Used through `CacheStore`, it holds bytes.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -31,9 +32,14 @@ class MemoryCacheStore(Generic[V]):
         self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
         self._lock = threading.Lock()
         self._stats: dict[str, dict[str, float]] = {}
+        # credential digest -> (accepted, until): the API's last word on it.
+        self._credentials: dict[str, tuple[bool, float]] = {}
+        self._secret = os.urandom(32)
 
-    def get(self, key: str, *, now: float) -> V | None:
+    def get(self, key: str, *, now: float, credential: str | None = None) -> V | None:
         with self._lock:
+            if credential is not None and not self._accepted(credential, now):
+                return None
             item = self._items.get(key)
             if item is None:
                 return None
@@ -49,6 +55,22 @@ class MemoryCacheStore(Generic[V]):
             self._items.move_to_end(key)
             while len(self._items) > self.max_entries:
                 self._items.popitem(last=False)
+
+    def _accepted(self, credential: str, now: float) -> bool:
+        accepted, until = self._credentials.get(credential, (False, 0.0))
+        return accepted and until > now
+
+    def record_credential(self, credential: str, *, accepted: bool, now: float, ttl: float) -> None:
+        with self._lock:
+            self._credentials[credential] = (accepted, now + ttl)
+            if len(self._credentials) > self.max_entries:
+                # Expired records say nothing more than no record at all.
+                for name, (_, until) in list(self._credentials.items()):
+                    if until <= now:
+                        del self._credentials[name]
+
+    def secret(self) -> bytes:
+        return self._secret
 
     def delete(self, key: str) -> bool:
         with self._lock:

@@ -4,20 +4,24 @@ Keys (prefix `gg` by default, `?prefix=` to change it):
 - `<prefix>:cache:e:<key>`  a hash: `v` the value, `x` the expiry (wall seconds);
 - `<prefix>:cache:lru`      a sorted set of entry keys scored by last use;
 - `<prefix>:cache:seq`      the counter that orders uses;
-- `<prefix>:cache:stats:<project>` a hash of the project's counters (HINCRBY for
-  counts, HINCRBYFLOAT for dollars), and `<prefix>:cache:stats` the set of projects
+- `<prefix>:cache:cred:<digest>` a credential's record: the wall time its acceptance
+  lasts until, or "0" for a refusal (PEXPIRE'd when the record ends);
+- `<prefix>:cache:secret`   the HMAC secret (SET NX by whichever process asks first);
+- `<prefix>:cache:stats:<label>` a hash of the label's counters (HINCRBY for
+  counts, HINCRBYFLOAT for dollars), and `<prefix>:cache:stats` the set of labels
   that have one (so reading them needs no SCAN).
-`get` and `put` are Lua scripts (package resources), so the touch of a hit and the
-count-then-evict of a put are atomic. Expiry is read against the caller's clock;
-each entry also gets a Redis PEXPIRE of its TTL, so entries never asked for again
-do not stay in memory. A failure of Redis is a `StoreError` (the response cache
-treats it as a miss and carries on).
+`get` and `put` are Lua scripts (package resources), so the touch of a hit, its
+check of the credential, and the count-then-evict of a put are atomic. Expiry is read
+against the caller's clock; each entry also gets a Redis PEXPIRE of its TTL, so
+entries never asked for again do not stay in memory. A failure of Redis is a
+`StoreError` (the response cache treats it as a miss and carries on).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -100,9 +104,31 @@ class RedisCacheStore:
         except errors.RedisError as exc:
             raise StoreError(f"the Redis cache failed: {exc}") from exc
 
-    def get(self, key: str, *, now: float) -> bytes | None:
-        value = self._run(self._get, self._keys(key), [repr(now)])
+    def get(self, key: str, *, now: float, credential: str | None = None) -> bytes | None:
+        keys = self._keys(key)
+        if credential is not None:
+            keys.append(f"{self._prefix}:cred:{credential}")
+        value = self._run(self._get, keys, [repr(now)])
         return bytes(value) if value is not None else None
+
+    def record_credential(self, credential: str, *, accepted: bool, now: float, ttl: float) -> None:
+        ttl_ms = max(1, math.ceil(ttl * 1000))
+        value = repr(now + ttl) if accepted else "0"
+        try:
+            self._client.set(f"{self._prefix}:cred:{credential}", value, px=ttl_ms)
+        except self._redis.exceptions.RedisError as exc:
+            raise StoreError(f"the Redis cache failed: {exc}") from exc
+
+    def secret(self) -> bytes:
+        name = f"{self._prefix}:secret"
+        try:
+            pipe = self._client.pipeline()  # MULTI/EXEC: the first writer's secret wins
+            pipe.set(name, os.urandom(32).hex(), nx=True)
+            pipe.get(name)
+            _, value = pipe.execute()
+        except self._redis.exceptions.RedisError as exc:
+            raise StoreError(f"the Redis cache failed: {exc}") from exc
+        return bytes.fromhex(value.decode())
 
     def put(self, key: str, value: bytes, *, now: float, ttl: float) -> None:
         ttl_ms = max(1, math.ceil(ttl * 1000))

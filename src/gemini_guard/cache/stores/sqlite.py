@@ -5,13 +5,18 @@ clock tick (a `FakeClock` that has not moved) still have a strict order. Each wr
 is one `BEGIN IMMEDIATE` transaction, so the count-then-evict step of a `put` cannot
 race another process's.
 
-Counters (`add_stats`) live in `cache_stats`, one row per (project, counter name),
+Credentials the API accepted or refused live in `cache_credentials` (an HMAC digest,
+never a key); a `get` given one reads its record and the entry in one transaction.
+The HMAC secret is a row of `cache_meta`, made by whichever process asks first.
+
+Counters (`add_stats`) live in `cache_stats`, one row per (label, counter name),
 so a counter added by a later version needs no migration. NUMERIC keeps integer
 counters integers and dollar amounts reals.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,6 +38,15 @@ CREATE TABLE IF NOT EXISTS cache_stats (
     name TEXT NOT NULL,
     value NUMERIC NOT NULL,
     PRIMARY KEY (project, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache_credentials (
+    credential TEXT PRIMARY KEY,
+    accepted INTEGER NOT NULL,
+    until REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache_meta (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -67,8 +81,16 @@ class SQLiteCacheStore:
     def __repr__(self) -> str:
         return f"SQLiteCacheStore({str(self.path)!r}, max_entries={self.max_entries})"
 
-    def get(self, key: str, *, now: float) -> bytes | None:
+    def get(self, key: str, *, now: float, credential: str | None = None) -> bytes | None:
         with self._transaction() as db:
+            if credential is not None:
+                vouched = db.execute(
+                    "SELECT 1 FROM cache_credentials "
+                    "WHERE credential = ? AND accepted = 1 AND until > ?",
+                    (credential, now),
+                ).fetchone()
+                if vouched is None:
+                    return None
             row = db.execute(
                 "SELECT value, expires_at FROM response_cache WHERE key = ?", (key,)
             ).fetchone()
@@ -94,6 +116,25 @@ class SQLiteCacheStore:
                     "(SELECT key FROM response_cache ORDER BY used LIMIT ?)",
                     (count - self.max_entries,),
                 )
+
+    def record_credential(self, credential: str, *, accepted: bool, now: float, ttl: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO cache_credentials (credential, accepted, until) "
+                "VALUES (?, ?, ?)",
+                (credential, int(accepted), now + ttl),
+            )
+            # Expired records say nothing more than no record at all.
+            db.execute("DELETE FROM cache_credentials WHERE until <= ?", (now,))
+
+    def secret(self) -> bytes:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO cache_meta (name, value) VALUES ('secret', ?)",
+                (os.urandom(32),),
+            )
+            ((value,),) = db.execute("SELECT value FROM cache_meta WHERE name = 'secret'")
+            return bytes(value)
 
     def delete(self, key: str) -> bool:
         with self._transaction() as db:
