@@ -274,6 +274,8 @@ class Emulator:
             raise _Reject(error_bodies.api_key_invalid())
         if spec.state == "leaked":
             raise _Reject(error_bodies.key_leaked())
+        if spec.state == "echo":  # a test fault (see scenario.KeyState)
+            raise _Reject(error_bodies.key_echoed(key))
         if spec.state == "region_blocked":
             raise _Reject(error_bodies.location_unsupported())
         if spec.state == "credit_depleted":

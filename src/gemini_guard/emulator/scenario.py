@@ -41,7 +41,10 @@ __all__ = [
 ]
 
 TierName = Literal["free", "tier1", "tier2", "tier3"]
-KeyState = Literal["ok", "invalid", "region_blocked", "leaked", "credit_depleted"]
+KeyState = Literal["ok", "invalid", "region_blocked", "leaked", "credit_depleted", "echo"]
+# "echo": a test fault, not a real API behaviour: every request with the key fails
+# with a 400 that repeats the key in every text field (message, details, metadata), as
+# a misbehaving gateway or proxy might; it proves no layer above writes it anywhere.
 FaultKind = Literal[
     "overloaded",  # 503 UNAVAILABLE "The model is overloaded."
     "internal",  # 500 INTERNAL
