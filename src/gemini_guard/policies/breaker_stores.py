@@ -38,7 +38,7 @@ from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.policies.breaker import BreakerSnapshot, BreakerStore, MemoryBreakerStore
 from gemini_guard.redis_url import public_redis_url, split_redis_url
-from gemini_guard.sqlite_file import SQLiteFile, path_from_url
+from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
 
 if TYPE_CHECKING:
     import redis
@@ -91,15 +91,21 @@ CREATE TABLE IF NOT EXISTS breaker_snapshots (
 class SQLiteBreakerStore:
     """Breaker snapshots in a SQLite file (one row per breaker); one connection per thread."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 10.0, on_corrupt: OnCorrupt = "fail"
+    ) -> None:
         self._file = SQLiteFile(
-            path, what="the SQLite breaker store", schema=_SCHEMA, busy_timeout=busy_timeout
+            path,
+            what="the SQLite breaker store",
+            schema=_SCHEMA,
+            busy_timeout=busy_timeout,
+            on_corrupt=on_corrupt,
         )
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteBreakerStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
-        return cls(path_from_url(url, option="store"))
+        return cls(path_from_url(url, option="store"), on_corrupt=on_corrupt_from_url(url))
 
     @property
     def path(self) -> Path:
