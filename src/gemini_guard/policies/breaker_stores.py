@@ -37,7 +37,12 @@ from urllib.parse import urlsplit
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.policies.breaker import BreakerSnapshot, BreakerStore, MemoryBreakerStore
-from gemini_guard.redis_url import public_redis_url, split_redis_url
+from gemini_guard.redis_url import (
+    CONNECT_TIMEOUT,
+    SOCKET_TIMEOUT,
+    public_redis_url,
+    split_redis_url,
+)
 from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
 
 if TYPE_CHECKING:
@@ -156,7 +161,8 @@ class RedisBreakerStore:
         prefix: str = "gg",
         on_outage: Outage = "degrade",
         retry_after: float = 5.0,
-        socket_timeout: float = 2.0,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
         clock: Clock | None = None,
     ) -> None:
         if on_outage not in ("degrade", "fail"):
@@ -177,7 +183,7 @@ class RedisBreakerStore:
         self._client: redis.Redis = redis.Redis.from_url(
             url,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
         )
         self._url = public_redis_url(url)  # no credentials

@@ -41,7 +41,12 @@ from urllib.parse import urlsplit
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.quota.events import Metric
 from gemini_guard.quota.stores.base import QuotaKey, QuotaStore
-from gemini_guard.redis_url import public_redis_url, split_redis_url
+from gemini_guard.redis_url import (
+    CONNECT_TIMEOUT,
+    SOCKET_TIMEOUT,
+    public_redis_url,
+    split_redis_url,
+)
 from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
 
 if TYPE_CHECKING:
@@ -310,7 +315,8 @@ class RedisLevelStore:
         *,
         prefix: str = "gg",
         retry_after: float = 5.0,
-        socket_timeout: float = 2.0,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         if any(ch in prefix for ch in "{}"):
             raise ConfigError(f"prefix={prefix!r} must not contain braces (hash tags)")
@@ -326,7 +332,7 @@ class RedisLevelStore:
         self._client: redis.Redis = redis.Redis.from_url(
             url,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
         )
         self._url = public_redis_url(url)  # no credentials
