@@ -238,7 +238,7 @@ class SQLiteFile:
                 raise
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise self._failed(exc) from exc
+            raise self._failed(exc) from None
 
     def _failed(self, exc: sqlite3.Error) -> StoreError:
         if is_damage(exc):
@@ -250,7 +250,7 @@ class SQLiteFile:
         try:
             return list(self.connection().execute(sql, params).fetchall())
         except sqlite3.Error as exc:
-            raise self._failed(exc) from exc
+            raise self._failed(exc) from None
 
     def close(self) -> None:
         with self._lock:

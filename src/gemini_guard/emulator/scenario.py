@@ -51,6 +51,7 @@ FaultKind = Literal[
     "deadline",  # 504 DEADLINE_EXCEEDED after `delay` seconds
     "bad_gateway",  # 502 with Google's HTML error page
     "drop",  # the connection is closed without any response
+    "drop_mid_body",  # a 200 starts, half its body is sent, then the connection is cut
     "stream_error",  # a stream sends `after_chunks` chunks, then an error event
     "stream_drop",  # a stream sends `after_chunks` chunks, then the connection is cut
     "phantom_429",  # 429 RESOURCE_EXHAUSTED without details, whatever the usage
