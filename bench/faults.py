@@ -127,9 +127,18 @@ def kill9_batch(work: Path, *, kills: int = 8, items: int = 300, seed: int = 1) 
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            deadline = time.monotonic() + rng.uniform(0.3, 1.5)
-            while time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.01)
+            if injected % 2:  # any moment: start-up, repair, mid-run
+                deadline = time.monotonic() + rng.uniform(0.3, 1.5)
+                while time.monotonic() < deadline and proc.poll() is None:
+                    time.sleep(0.01)
+            else:  # while results stream in: often between a commit and its line
+                before = out.stat().st_size if out.exists() else 0
+                deadline = time.monotonic() + 30
+                while proc.poll() is None and time.monotonic() < deadline:
+                    if out.exists() and out.stat().st_size > before:
+                        break
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0.0, 0.12))
             if proc.poll() is not None:
                 break
             proc.send_signal(signal.SIGKILL)
