@@ -88,6 +88,18 @@ def is_damage(exc: BaseException) -> bool:
     )
 
 
+def _hint(exc: sqlite3.Error) -> str:
+    """How to fix the usual operational failures, after their message."""
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text:
+        return "; make the file, its -wal and -shm files and its directory writable by this process"
+    if "full" in text:
+        return "; free disk space (what was committed is kept)"
+    if "locked" in text or "busy" in text:
+        return "; another process holds a write transaction longer than the busy timeout"
+    return ""
+
+
 def _aside(path: Path) -> Path:
     """Move `path` (with its -wal and -shm files) to a fresh `<path>.damaged-<n>`."""
     n = 1
@@ -243,7 +255,7 @@ class SQLiteFile:
     def _failed(self, exc: sqlite3.Error) -> StoreError:
         if is_damage(exc):
             return self._damaged(exc)
-        return StoreError(f"{self._what} {self.path} failed: {exc}")
+        return StoreError(f"{self._what} {self.path} failed: {exc}{_hint(exc)}")
 
     def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one read outside any transaction."""

@@ -150,3 +150,17 @@ def test_a_damaged_journal_says_how_to_resume_and_resuming_doubles_nothing(
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(row["id"] for row in lines(out)) == sorted(ids)
     assert sent(emulator) == len(ids)  # the rebuilt journal sent nothing again
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("sqlite:///x.db?on_corrupt=maybe", "on_corrupt must be 'fail' or 'reset'"),
+        ("sqlite:///x.db?mode=ro", "unknown: mode"),
+    ],
+)
+def test_a_bad_on_corrupt_option_is_a_config_error(url: str, words: str) -> None:
+    from gemini_guard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        SQLiteStore.from_url(url)
