@@ -446,6 +446,9 @@ def sqlite_state(work: Path, *, threads: int = 4, calls_per_phase: int = 40) -> 
             for t in pool:
                 t.start()
             start.set()
+            # Strike once a quarter of the calls are done: under load, not before or after.
+            while len(outcomes) < calls_per_phase // 4 and any(t.is_alive() for t in pool):
+                time.sleep(0.001)
             injected = fault()
             for t in pool:
                 t.join()
@@ -479,7 +482,6 @@ def sqlite_state(work: Path, *, threads: int = 4, calls_per_phase: int = 40) -> 
             if os.geteuid() != 0:
 
                 def read_only() -> int:
-                    time.sleep(0.05)
                     state.chmod(0o444)
                     for side in ("-wal", "-shm"):
                         with contextlib.suppress(FileNotFoundError):
@@ -492,7 +494,6 @@ def sqlite_state(work: Path, *, threads: int = 4, calls_per_phase: int = 40) -> 
                         path.chmod(0o644)
 
             def corrupt() -> int:
-                time.sleep(0.05)
                 with sqlite3.connect(state) as db:  # a checkpoint puts every page in the file
                     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 data = bytearray(state.read_bytes())

@@ -30,10 +30,12 @@ def test_a_second_run_on_the_same_output_refuses_naming_the_first(
     tmp_path: Path, emulator: EmulatorServer
 ) -> None:
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    ids = write_input(source, 300)
+    ids = write_input(source, 200)
+    # One at a time (40 ms each): the first run lasts 8 s, long enough for a second
+    # interpreter to start even on a loaded machine.
     first = subprocess.Popen(
-        command(source, out), env=env_for(emulator), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [*command(source, out), "--concurrency", "1"], env=env_for(emulator),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         _wait_for_output(out, first)

@@ -58,7 +58,7 @@ def test_a_paused_and_a_killed_redis_under_a_four_process_quota_run(tmp_path: Pa
     assert "degraded" in paused.message
     # A frozen Redis costs a call two short timeouts, not seconds.
     assert paused.worst_added_ms is not None
-    assert paused.worst_added_ms < 1000
+    assert paused.worst_added_ms < 1500  # the 2 s timeout of before: over 4000
 
 
 def test_a_sqlite_state_file_made_read_only_then_corrupted_under_load(tmp_path: Path) -> None:
