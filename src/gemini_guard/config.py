@@ -64,6 +64,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gemini_guard.errors import ConfigError
 from gemini_guard.policies import BreakerPolicy, RetryPolicy
+from gemini_guard.secrets import register_secret
 
 if TYPE_CHECKING:
     from gemini_guard.guard import Guard
@@ -114,7 +115,9 @@ class ProjectSection(Section):
         return data
 
     def api_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) or None
+        key = os.environ.get(self.api_key_env) or None
+        register_secret(key)  # whatever its shape, it never reaches a message or a file
+        return key
 
 
 class RetrySection(Section):

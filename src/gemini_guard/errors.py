@@ -14,7 +14,8 @@
         └── StreamInterrupted       a stream broke after its first chunk; .partial_text
 
 Every `CallFailed` has `.diagnosis` (the final `Diagnosis`) and `.attempts`
-(one `Attempt` per request sent or skipped). Messages never contain an API key.
+(one `Attempt` per request sent or skipped). Messages never contain an API key, and
+the SDK error chained under a `CallFailed` is scrubbed of every known secret.
 """
 
 from __future__ import annotations
@@ -55,7 +56,18 @@ class Attempt:
 
 
 class GuardError(Exception):
-    """Base class of every error gemini-guard raises."""
+    """Base class of every error gemini-guard raises.
+
+    Its message is redacted when it is made (every registered secret, anything that
+    looks like a key), so no text built from a server's answer can carry one. Where we
+    chain an SDK error as `__cause__`, it is scrubbed in place first
+    (`gemini_guard.secrets.scrubbed`): a printed traceback is clean too.
+    """
+
+    def __init__(self, *args: object) -> None:
+        from gemini_guard.diagnosis._redact import redact
+
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(GuardError, ValueError):

@@ -44,6 +44,7 @@ from gemini_guard.policies import (
 )
 from gemini_guard.policies.breaker_stores import open_breaker_store
 from gemini_guard.quota_gate import NoQuota, QuotaGate
+from gemini_guard.secrets import scrubbed
 from gemini_guard.telemetry import (
     CallFailedEvent,
     LoggingSink,
@@ -663,7 +664,7 @@ class GuardedModels:
                 partial.append(_chunk_text(chunk))
                 yield chunk
         except Exception as exc:
-            raise g._stream_failed(served, info, exc, "".join(partial)) from exc
+            raise g._stream_failed(served, info, exc, "".join(partial)) from scrubbed(exc)
 
     def count_tokens(
         self,
@@ -798,7 +799,7 @@ class AsyncGuardedModels:
                 partial.append(_chunk_text(chunk))
                 yield chunk
         except Exception as exc:
-            raise self._guard._stream_failed(served, info, exc, "".join(partial)) from exc
+            raise self._guard._stream_failed(served, info, exc, "".join(partial)) from scrubbed(exc)
 
     async def count_tokens(
         self,

@@ -71,6 +71,7 @@ from gemini_guard.policies import (
     spends_budget,
 )
 from gemini_guard.quota_gate import NoQuota, Permit, QuotaGate, TallyingGate
+from gemini_guard.secrets import scrubbed
 from gemini_guard.telemetry import (
     AttemptFailed,
     AttemptStarted,
@@ -905,7 +906,7 @@ class Engine:
             if state.final is not None:
                 break
 
-        raise self._failure(state, chain) from state.last_error
+        raise self._failure(state, chain) from scrubbed(state.last_error)
 
     def _failure(self, state: _CallState, chain: tuple[str, ...]) -> CallFailed:
         clock = self.clock

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gemini_guard.batch.journal import Journal
 from gemini_guard.batch.result import BatchResult
+from gemini_guard.errors import StoreError
 
 __all__ = ["OutputWriter", "RepairReport", "repair"]
 
@@ -54,18 +55,33 @@ def _replace(path: Path, lines: Iterable[bytes]) -> None:
     os.replace(tmp, path)
 
 
+def _unwritable(path: Path, exc: OSError) -> StoreError:
+    return StoreError(
+        f"cannot write the batch output {path}: {exc.strerror or exc}. Every finished "
+        "result is in the journal; free disk space (or fix permissions) and run the same "
+        "command again: it writes the missing lines and sends nothing twice"
+    )
+
+
 def repair(path: str | Path, journal: Journal, *, drop: Iterable[str] = ()) -> RepairReport:
     """Make `path` hold exactly one line per journaled id (and per id it already had).
 
     `drop`: ids whose lines must go (their requests are about to run again); the
     caller then removes them from the journal, in that order, so that a crash in
-    between only brings the old lines back.
+    between only brings the old lines back. A full disk or an unwritable file raises
+    `StoreError` saying so.
     """
     path = Path(path)
+    try:
+        return _repair(path, journal, set(drop))
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+
+
+def _repair(path: Path, journal: Journal, dropping: set[str]) -> RepairReport:
     data = path.read_bytes() if path.exists() else b""
     end = data.rfind(b"\n") + 1
     torn = len(data) - end
-    dropping = set(drop)
     kept: list[bytes] = []
     seen: set[str] = set()
     dropped = 0
@@ -108,19 +124,31 @@ class OutputWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _unwritable(self.path, exc) from None
 
     def write(self, line: str) -> None:
+        """Append `line`; a full disk raises `StoreError` (the line is in the journal,
+        and the next run's repair appends it)."""
         data = line.encode("utf-8")
-        while data:
-            written = os.write(self._fd, data)
-            data = data[written:]
+        try:
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+        except OSError as exc:
+            raise _unwritable(self.path, exc) from None
 
     def sync(self) -> None:
         os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = -1
+            fd, self._fd = self._fd, -1
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass  # what was written is journaled; the close must not mask the cause
+            finally:
+                os.close(fd)

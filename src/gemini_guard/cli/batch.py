@@ -184,7 +184,7 @@ def batch(
     """
     from gemini_guard.clock import ScaledClock, SystemClock
     from gemini_guard.config import load_config
-    from gemini_guard.errors import ConfigError
+    from gemini_guard.errors import ConfigError, GuardError
 
     if time_scale is not None and time_scale <= 0:
         raise click.BadParameter("must be > 0", param_hint="--time-scale")
@@ -215,20 +215,25 @@ def batch(
                 err=True,
             )
         client = _client(base_url, key)
-        if mode == "batch-api":
-            code = _run_batch_api(client, clock, input_path, output, chain[0], retry_failed)
-        else:
-            code = _run_guard(
-                config,
-                client,
-                clock,
-                input_path,
-                output,
-                chain,
-                tier_name,
-                concurrency,
-                retry_failed,
-            )
+        try:
+            if mode == "batch-api":
+                code = _run_batch_api(client, clock, input_path, output, chain[0], retry_failed)
+            else:
+                code = _run_guard(
+                    config,
+                    client,
+                    clock,
+                    input_path,
+                    output,
+                    chain,
+                    tier_name,
+                    concurrency,
+                    retry_failed,
+                )
+        except GuardError as exc:
+            # Another run holds the output, or a file could not be written or read:
+            # the message says which file and how to go on.
+            raise click.ClickException(str(exc)) from None
     sys.exit(code)
 
 

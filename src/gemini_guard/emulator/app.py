@@ -274,6 +274,8 @@ class Emulator:
             raise _Reject(error_bodies.api_key_invalid())
         if spec.state == "leaked":
             raise _Reject(error_bodies.key_leaked())
+        if spec.state == "echo":  # a test fault (see scenario.KeyState)
+            raise _Reject(error_bodies.key_echoed(key))
         if spec.state == "region_blocked":
             raise _Reject(error_bodies.location_unsupported())
         if spec.state == "credit_depleted":
@@ -560,6 +562,9 @@ class Emulator:
         if fault.kind == "drop":
             self._record(account, model, method, 0, "dropped", input_tokens=tokens)
             return _DropResponse(self)
+        if fault.kind == "drop_mid_body":  # the answer was paid for and is lost in transit
+            self._record(account, model, method, 200, "dropped_mid_body", input_tokens=tokens)
+            return _DropResponse(self, partial=_PARTIAL_BODY)
         if fault.kind == "deadline":
             await self.clock.asleep(fault.delay)
             reply = error_bodies.deadline_exceeded()
@@ -974,14 +979,34 @@ def _page(field: str, items: list[dict[str, Any]], request: Request) -> dict[str
     return body
 
 
-class _DropResponse(Response):
-    """No response at all: the connection is closed under the client."""
+# What a "drop_mid_body" fault sends of a 200 before it cuts the connection: the start
+# of a real answer, announced as longer than it is.
+_PARTIAL_BODY = b'{\n  "candidates": [\n    {\n      "content": {\n        "parts": [\n'
+_ANNOUNCED_LENGTH = 4096
 
-    def __init__(self, emulator: Emulator) -> None:
+
+class _DropResponse(Response):
+    """No response at all, or (`partial`) a 200 whose body stops midway: the
+    connection is closed under the client."""
+
+    def __init__(self, emulator: Emulator, *, partial: bytes | None = None) -> None:
         super().__init__()
         self._emulator = emulator
+        self._partial = partial
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._partial is not None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json; charset=UTF-8"),
+                        (b"content-length", str(_ANNOUNCED_LENGTH).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": self._partial, "more_body": True})
         await self._emulator.drop_connection(scope, receive)
 
 

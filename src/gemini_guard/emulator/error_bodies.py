@@ -32,6 +32,7 @@ __all__ = [
     "invalid_argument",
     "invalid_json",
     "invalid_value",
+    "key_echoed",
     "key_leaked",
     "location_unsupported",
     "missing_key",
@@ -94,6 +95,30 @@ def api_key_invalid() -> ErrorReply:
                 "metadata": {"service": "generativelanguage.googleapis.com"},
             },
             {"@type": _TYPE + "LocalizedMessage", "locale": "en-US", "message": message},
+        ],
+    )
+
+
+# -- test fault: a server that echoes the credential it was sent -----------------------
+
+
+def key_echoed(key: str) -> ErrorReply:
+    """A 400 repeating `key` in every text field (scenario key state "echo")."""
+    message = f"API key not valid: {key!r} (sent as key={key}). Authorization: Bearer {key}"
+    return _error(
+        400,
+        "INVALID_ARGUMENT",
+        message,
+        "invalid_key",
+        [
+            {
+                "@type": _TYPE + "ErrorInfo",
+                "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com",
+                "metadata": {"service": "generativelanguage.googleapis.com", "key": key},
+            },
+            {"@type": _TYPE + "LocalizedMessage", "locale": "en-US", "message": message},
+            {"@type": _TYPE + "DebugInfo", "detail": key},
         ],
     )
 

@@ -41,13 +41,17 @@ __all__ = [
 ]
 
 TierName = Literal["free", "tier1", "tier2", "tier3"]
-KeyState = Literal["ok", "invalid", "region_blocked", "leaked", "credit_depleted"]
+KeyState = Literal["ok", "invalid", "region_blocked", "leaked", "credit_depleted", "echo"]
+# "echo": a test fault, not a real API behaviour: every request with the key fails
+# with a 400 that repeats the key in every text field (message, details, metadata), as
+# a misbehaving gateway or proxy might; it proves no layer above writes it anywhere.
 FaultKind = Literal[
     "overloaded",  # 503 UNAVAILABLE "The model is overloaded."
     "internal",  # 500 INTERNAL
     "deadline",  # 504 DEADLINE_EXCEEDED after `delay` seconds
     "bad_gateway",  # 502 with Google's HTML error page
     "drop",  # the connection is closed without any response
+    "drop_mid_body",  # a 200 starts, half its body is sent, then the connection is cut
     "stream_error",  # a stream sends `after_chunks` chunks, then an error event
     "stream_drop",  # a stream sends `after_chunks` chunks, then the connection is cut
     "phantom_429",  # 429 RESOURCE_EXHAUSTED without details, whatever the usage

@@ -37,8 +37,13 @@ from urllib.parse import urlsplit
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.policies.breaker import BreakerSnapshot, BreakerStore, MemoryBreakerStore
-from gemini_guard.redis_url import public_redis_url, split_redis_url
-from gemini_guard.sqlite_file import SQLiteFile, path_from_url
+from gemini_guard.redis_url import (
+    CONNECT_TIMEOUT,
+    SOCKET_TIMEOUT,
+    public_redis_url,
+    split_redis_url,
+)
+from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
 
 if TYPE_CHECKING:
     import redis
@@ -91,15 +96,21 @@ CREATE TABLE IF NOT EXISTS breaker_snapshots (
 class SQLiteBreakerStore:
     """Breaker snapshots in a SQLite file (one row per breaker); one connection per thread."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 10.0, on_corrupt: OnCorrupt = "fail"
+    ) -> None:
         self._file = SQLiteFile(
-            path, what="the SQLite breaker store", schema=_SCHEMA, busy_timeout=busy_timeout
+            path,
+            what="the SQLite breaker store",
+            schema=_SCHEMA,
+            busy_timeout=busy_timeout,
+            on_corrupt=on_corrupt,
         )
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteBreakerStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
-        return cls(path_from_url(url, option="store"))
+        return cls(path_from_url(url, option="store"), on_corrupt=on_corrupt_from_url(url))
 
     @property
     def path(self) -> Path:
@@ -150,7 +161,8 @@ class RedisBreakerStore:
         prefix: str = "gg",
         on_outage: Outage = "degrade",
         retry_after: float = 5.0,
-        socket_timeout: float = 2.0,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
         clock: Clock | None = None,
     ) -> None:
         if on_outage not in ("degrade", "fail"):
@@ -171,7 +183,7 @@ class RedisBreakerStore:
         self._client: redis.Redis = redis.Redis.from_url(
             url,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
         )
         self._url = public_redis_url(url)  # no credentials

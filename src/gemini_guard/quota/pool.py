@@ -35,6 +35,7 @@ from gemini_guard.quota.limiter import QuotaLimiter
 from gemini_guard.quota.limits import normalize_model, parse_tier
 from gemini_guard.quota.stores.base import QuotaStore
 from gemini_guard.quota_gate import Permit
+from gemini_guard.secrets import register_secrets
 from gemini_guard.tiers import Limits
 
 if TYPE_CHECKING:
@@ -75,6 +76,7 @@ class Project:
                 f"projects.{self.name}.keys needs at least one API key (non-empty strings)"
             )
         object.__setattr__(self, "keys", keys)
+        register_secrets(keys)
         parse_tier(self.tier, field_name=f"projects.{self.name}.tier")
 
     @property

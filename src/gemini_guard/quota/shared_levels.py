@@ -41,8 +41,13 @@ from urllib.parse import urlsplit
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.quota.events import Metric
 from gemini_guard.quota.stores.base import QuotaKey, QuotaStore
-from gemini_guard.redis_url import public_redis_url, split_redis_url
-from gemini_guard.sqlite_file import SQLiteFile, path_from_url
+from gemini_guard.redis_url import (
+    CONNECT_TIMEOUT,
+    SOCKET_TIMEOUT,
+    public_redis_url,
+    split_redis_url,
+)
+from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
 
 if TYPE_CHECKING:
     import redis
@@ -196,14 +201,20 @@ def _row_level(row: tuple[Any, ...]) -> Level:
 class SQLiteLevelStore:
     """Levels in the ledger's SQLite file, table `quota_levels`."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 10.0, on_corrupt: OnCorrupt = "fail"
+    ) -> None:
         self._file = SQLiteFile(
-            path, what="the SQLite level store", schema=_SCHEMA, busy_timeout=busy_timeout
+            path,
+            what="the SQLite level store",
+            schema=_SCHEMA,
+            busy_timeout=busy_timeout,
+            on_corrupt=on_corrupt,
         )
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteLevelStore:
-        return cls(path_from_url(url, option="store"))
+        return cls(path_from_url(url, option="store"), on_corrupt=on_corrupt_from_url(url))
 
     @property
     def url(self) -> str:
@@ -304,7 +315,8 @@ class RedisLevelStore:
         *,
         prefix: str = "gg",
         retry_after: float = 5.0,
-        socket_timeout: float = 2.0,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         if any(ch in prefix for ch in "{}"):
             raise ConfigError(f"prefix={prefix!r} must not contain braces (hash tags)")
@@ -320,7 +332,7 @@ class RedisLevelStore:
         self._client: redis.Redis = redis.Redis.from_url(
             url,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
         )
         self._url = public_redis_url(url)  # no credentials

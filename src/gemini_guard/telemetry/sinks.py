@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gemini_guard.diagnosis._redact import REDACTED, redact
+from gemini_guard.secrets import register_secret
 from gemini_guard.telemetry.events import Event, FailureEvent
 
 __all__ = ["JsonlSink", "LoggingSink", "Sink", "Telemetry"]
@@ -117,6 +118,7 @@ class Telemetry:
     def add_secret(self, secret: str | None) -> None:
         # Very short strings are not secrets worth hiding, and replacing them would
         # garble every message ("k" as a test key).
+        register_secret(secret)  # process-wide too: files and exceptions, not only events
         if secret and len(secret) >= 8 and secret not in self._secrets:
             self._secrets = (*self._secrets, secret)
 

@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from gemini_guard.cache.stores.base import CacheStore
-from gemini_guard.errors import ConfigError
+from gemini_guard.errors import ConfigError, StoreError
 
 __all__ = ["CacheStore", "open_cache_store"]
 
+_log = logging.getLogger("gemini_guard.cache")
 _EXAMPLES = "memory://, sqlite:///path/to/cache.db, redis://localhost:6379/0"
 
 
@@ -31,7 +33,14 @@ def open_cache_store(url: str, *, max_entries: int = 10_000) -> CacheStore:
     if scheme == "sqlite":
         from gemini_guard.cache.stores.sqlite import SQLiteCacheStore
 
-        return SQLiteCacheStore.from_url(url, max_entries=max_entries)
+        try:
+            return SQLiteCacheStore.from_url(url, max_entries=max_entries)
+        except StoreError as exc:
+            # A cache never fails a call, nor the start of the Guard: go on without it.
+            from gemini_guard.cache.stores.bypass import BypassedCacheStore
+
+            _log.warning("response cache bypassed (calls go on, uncached): %s", exc)
+            return BypassedCacheStore(str(exc), max_entries=max_entries)
     if scheme in {"redis", "rediss", "unix"}:
         from gemini_guard.cache.stores.redis import RedisCacheStore
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from gemini_guard.errors import ConfigError, StoreError
-from gemini_guard.redis_url import split_redis_url
+from gemini_guard.redis_url import CONNECT_TIMEOUT, SOCKET_TIMEOUT, split_redis_url
 
 if TYPE_CHECKING:
     import redis
@@ -64,7 +64,8 @@ class RedisCacheStore:
         *,
         max_entries: int = 10_000,
         prefix: str = "gg",
-        socket_timeout: float = 2.0,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         if max_entries < 1:
             raise ConfigError(f"max_entries must be at least 1, got {max_entries}")
@@ -72,18 +73,25 @@ class RedisCacheStore:
         self.max_entries = max_entries
         self.url = url
         self._prefix = f"{prefix}:cache"
+        # One quick retry on a fresh connection, no backoff: redis-py's default retries
+        # with backoff would hold a call for seconds on a frozen server.
         self._client: redis.Redis = self._redis.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
+            retry=self._redis.retry.Retry(self._redis.backoff.NoBackoff(), 1),
         )
         self._get = _script("get")
         self._put = _script("put")
 
     @classmethod
     def from_url(cls, url: str, *, max_entries: int = 10_000) -> RedisCacheStore:
-        """`redis://[user:password@]host:port/db[?prefix=gg&socket_timeout=2]`."""
+        """`redis://[user:password@]host:port/db[?prefix=gg&socket_timeout=0.05]`."""
         # The quota store's URL may be reused here: its other options are not ours.
         rest, options = split_redis_url(url)
-        ours = {k: v for k, v in options.items() if k in ("prefix", "socket_timeout")}
+        ours = {
+            k: v for k, v in options.items() if k in ("prefix", "socket_timeout", "connect_timeout")
+        }
         return cls(rest, max_entries=max_entries, **ours)
 
     def __repr__(self) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gemini_guard.errors import ConfigError
-from gemini_guard.sqlite_file import SQLiteFile, path_from_url
+from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
 
 __all__ = ["SQLiteCacheStore"]
 
@@ -59,20 +59,36 @@ class SQLiteCacheStore:
     local = False
 
     def __init__(
-        self, path: str | Path, *, max_entries: int = 10_000, busy_timeout: float = 10.0
+        self,
+        path: str | Path,
+        *,
+        max_entries: int = 10_000,
+        busy_timeout: float = 10.0,
+        on_corrupt: OnCorrupt = "fail",
     ) -> None:
         if max_entries < 1:
             raise ConfigError(f"max_entries must be at least 1, got {max_entries}")
         self.max_entries = max_entries
+        # NORMAL: a power cut may lose the last entries, never the file's consistency;
+        # a cache promises no more (see docs/reliability.md).
         self._file = SQLiteFile(
-            path, what="the SQLite cache", schema=_SCHEMA, busy_timeout=busy_timeout
+            path,
+            what="the SQLite cache",
+            schema=_SCHEMA,
+            busy_timeout=busy_timeout,
+            synchronous="NORMAL",
+            on_corrupt=on_corrupt,
         )
         self._transaction = self._file.transaction
 
     @classmethod
     def from_url(cls, url: str, *, max_entries: int = 10_000) -> SQLiteCacheStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
-        return cls(path_from_url(url, option="cache"), max_entries=max_entries)
+        return cls(
+            path_from_url(url, option="cache"),
+            max_entries=max_entries,
+            on_corrupt=on_corrupt_from_url(url, option="cache"),
+        )
 
     @property
     def path(self) -> Path:

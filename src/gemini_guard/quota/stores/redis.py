@@ -30,7 +30,12 @@ from gemini_guard.quota.events import StoreDegraded, StoreRecovered
 from gemini_guard.quota.ledger import MAX_FLIGHT, NO_LIMITS, Budget, Granted, Refused, day_index
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, Reservation, usage_of_book
 from gemini_guard.quota.stores.memory import MemoryStore
-from gemini_guard.redis_url import public_redis_url, split_redis_url
+from gemini_guard.redis_url import (
+    CONNECT_TIMEOUT,
+    SOCKET_TIMEOUT,
+    public_redis_url,
+    split_redis_url,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -100,7 +105,8 @@ class RedisStore:
         prefix: str = "gg",
         on_outage: Outage = "degrade",
         retry_after: float = 5.0,
-        socket_timeout: float = 2.0,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        connect_timeout: float = CONNECT_TIMEOUT,
         on_event: Callable[[object], None] | None = None,
     ) -> None:
         if on_outage not in ("degrade", "fail"):
@@ -121,13 +127,14 @@ class RedisStore:
         self._on_outage: Outage = on_outage
         self._retry_after = retry_after
         self._socket_timeout = socket_timeout
+        self._connect_timeout = connect_timeout
         self._on_event = on_event
         # One quick retry: a pooled connection may be stale after a Redis restart;
         # more would only delay noticing that Redis is down.
         self._client: redis.Redis = self._redis_module.Redis.from_url(
             url,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
+            socket_connect_timeout=connect_timeout,
             retry=self._redis_module.retry.Retry(self._redis_module.backoff.NoBackoff(), 1),
         )
         self._execute: Any = self._client.execute_command  # untyped in redis-py
@@ -220,7 +227,7 @@ class RedisStore:
             client = module.asyncio.Redis.from_url(
                 self._url,
                 socket_timeout=self._socket_timeout,
-                socket_connect_timeout=self._socket_timeout,
+                socket_connect_timeout=self._connect_timeout,
                 retry=module.asyncio.retry.Retry(module.backoff.NoBackoff(), 1),
             )
             self._aclients[loop] = client

@@ -24,7 +24,7 @@ from gemini_guard.quota.ledger import (
     day_index,
 )
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, Reservation, usage_of_book
-from gemini_guard.sqlite_file import SQLiteFile, path_from_url
+from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
 
 __all__ = ["SQLiteStore"]
 
@@ -91,7 +91,9 @@ def _migrate(db: sqlite3.Connection) -> None:
 class SQLiteStore:
     """Ledgers in one SQLite file; one connection per thread."""
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 10.0, on_corrupt: OnCorrupt = "fail"
+    ) -> None:
         self._day_of = DayBook()  # caches the Pacific day's bounds (day_of)
         self._file = SQLiteFile(
             path,
@@ -99,13 +101,14 @@ class SQLiteStore:
             schema=_SCHEMA,
             migrate=_migrate,
             busy_timeout=busy_timeout,
+            on_corrupt=on_corrupt,
         )
         self._transaction = self._file.transaction
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
-        return cls(path_from_url(url, option="store"))
+        return cls(path_from_url(url, option="store"), on_corrupt=on_corrupt_from_url(url))
 
     @staticmethod
     def from_url_path(url: str) -> Path:
