@@ -78,7 +78,8 @@ def test_file(tmp_path: Path) -> None:
 def test_json_output_has_the_fields() -> None:
     result = run("--json", TRACEBACK)
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    [data] = json.loads(result.stdout)
+    assert data["count"] == 1
     assert data["category"] == "rate_limited"
     assert data["retryable"] is True
     assert data["retry_after"] == 37.0
@@ -99,7 +100,7 @@ def test_json_output_has_the_fields() -> None:
 
 def test_lang_zh_option() -> None:
     result = run("--lang", "zh", "--json", SDK_LINE)
-    data = json.loads(result.stdout)
+    [data] = json.loads(result.stdout)
     assert data["explanation"]["lang"] == "zh"
     assert CJK.search(data["explanation"]["title"])
     text = run("--lang", "zh", SDK_LINE).stdout
@@ -116,7 +117,8 @@ def test_exit_2_when_not_understood() -> None:
     result = run("the weather is nice")
     assert result.returncode == 2
     assert "Not recognised" in result.stdout
-    assert json.loads(run("--json", "nothing to see").stdout)["understood"] is False
+    [data] = json.loads(run("--json", "nothing to see").stdout)
+    assert data["understood"] is False
 
 
 def test_bare_code_explains_its_variants() -> None:
