@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import hashlib
 import itertools
 import json
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -57,6 +58,12 @@ from gemini_guard.emulator.request_body import (
     normalize_count_tokens_request,
     normalize_generate_request,
 )
+from gemini_guard.emulator.request_json import (
+    MAX_REQUEST_BYTES,
+    check_field_types,
+    parse_request_json,
+    too_large,
+)
 from gemini_guard.emulator.scenario import Fault, FaultMethod, Scenario, load_scenario
 from gemini_guard.emulator.stats import RequestRecord, Stats
 from gemini_guard.tiers import Limits, load_models
@@ -64,6 +71,7 @@ from gemini_guard.tiers import Limits, load_models
 __all__ = ["API_VERSIONS", "DroppedConnection", "Emulator"]
 
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
+_log = logging.getLogger("gemini_guard.emulator")
 _NO_PROJECT = "-"
 _NO_MODEL = "-"
 
@@ -299,20 +307,19 @@ class Emulator:
 
     @staticmethod
     async def _body(request: Request) -> Any:
-        raw = await request.body()
-        if not raw.strip():
-            return {}
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            text = raw.decode("utf-8", "replace")
-            pos = getattr(exc, "pos", 0)
-            line_start = text.rfind("\n", 0, pos) + 1
-            line_end = text.find("\n", pos)
-            line = text[line_start : line_end if line_end >= 0 else len(text)]
-            raise _Reject(
-                error_bodies.invalid_json(f"Unexpected token.\n{line}\n{' ' * (pos - line_start)}^")
-            ) from None
+        """The parsed JSON body, or the 400 the real API gives (size, nesting, NaN...)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+            raise _Reject(too_large(int(declared)))
+        raw = bytearray()
+        async for piece in request.stream():
+            raw += piece
+            if len(raw) > MAX_REQUEST_BYTES:
+                raise _Reject(too_large(len(raw)))
+        parsed = parse_request_json(bytes(raw))
+        if isinstance(parsed, ErrorReply):
+            raise _Reject(parsed)
+        return parsed
 
     async def _guarded(
         self,
@@ -332,6 +339,16 @@ class Emulator:
             reply = rejected.reply
             self._record(account, model_box[0], method, reply.status, reply.reason)
             return _reply(reply)
+        except ClientDisconnect:
+            # An ordinary event (a client timed out or was stopped): one line, no traceback.
+            client = request.client
+            _log.info(
+                "client %s disconnected before sending the whole request (%s)",
+                f"{client.host}:{client.port}" if client else "?",
+                method,
+            )
+            self._record(account, model_box[0], method, 499, "client_disconnected")
+            return Response(status_code=499)
 
     # -- /_emulator --------------------------------------------------------------
 
@@ -471,6 +488,10 @@ class Emulator:
             model = self._model(name, version=version, method=method)
             model_box[0] = model.name
             body = await self._body(request)
+            if isinstance(body, Mapping):
+                typed = check_field_types(body)
+                if typed is not None:
+                    raise _Reject(typed)
             normal = normalize_generate_request(
                 body, output_token_limit=model.output_token_limit, model=model.name
             )
