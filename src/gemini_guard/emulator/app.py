@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import hashlib
 import itertools
 import json
+import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -113,12 +114,12 @@ async def test_a_request_over_the_size_cap(open_client: Any) -> None:
 
 async def test_a_client_that_disconnects_is_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
     emulator = Emulator("healthy", clock=FakeClock())
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     scope = {
