@@ -43,7 +43,7 @@ from gemini_guard.emulator.caches import (
     parse_rfc3339,
 )
 from gemini_guard.emulator.error_bodies import ErrorReply
-from gemini_guard.emulator.faults import pick_fault, sample_latency
+from gemini_guard.emulator.faults import QUIET_KINDS, STALL_KINDS, pick_fault, sample_latency
 from gemini_guard.emulator.generate import (
     Generation,
     generate,
@@ -51,6 +51,7 @@ from gemini_guard.emulator.generate import (
     response_json,
     split_for_stream,
 )
+from gemini_guard.emulator.quiet import quiet_response
 from gemini_guard.emulator.quota import QuotaLedger, Violation
 from gemini_guard.emulator.request_body import (
     camel,
@@ -73,6 +74,8 @@ __all__ = ["API_VERSIONS", "DroppedConnection", "Emulator"]
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
 _log = logging.getLogger("gemini_guard.emulator")
 _NO_PROJECT = "-"
+# Faults that strike inside a stream that has started, not instead of it.
+_STREAM_KINDS = frozenset({"stream_error", "stream_drop"}) | STALL_KINDS
 _NO_MODEL = "-"
 
 
@@ -521,7 +524,11 @@ class Emulator:
             latency = sample_latency(self.scenario.latency, model=model.name, rng=self._rng)
             if latency > 0:
                 await self.clock.asleep(latency)
-            if fault is not None and fault.kind not in ("stream_error", "stream_drop"):
+            if fault is not None and fault.kind in QUIET_KINDS:
+                return self._quiet(
+                    fault, account, model.name, method, tokens, normal, request, streaming
+                )
+            if fault is not None and fault.kind not in _STREAM_KINDS:
                 return await self._fail(fault, account, model.name, method, tokens)
             generation = generate(
                 model=model.name,
@@ -554,6 +561,33 @@ class Emulator:
             return _StreamResponse(self, chunks, fault)
 
         return await self._guarded(request, method, handle, name.removeprefix("models/"))
+
+    def _quiet(
+        self,
+        fault: Fault,
+        account: Account,
+        model: str,
+        method: str,
+        tokens: int,
+        normal: Mapping[str, Any],
+        request: Request,
+        streaming: bool,
+    ) -> Response:
+        """A 200 whose answer is unusable: the quiet failure `fault.kind`."""
+        body = quiet_response(
+            fault.kind,
+            model=model,
+            response_id=self._response_id(),
+            prompt_tokens=tokens,
+            config=normal.get("generationConfig"),
+        )
+        output = int(body["usageMetadata"].get("thoughtsTokenCount", 0))
+        self._record(
+            account, model, method, 200, fault.kind, input_tokens=tokens, output_tokens=output
+        )
+        if streaming and request.query_params.get("alt") == "sse":
+            return _StreamResponse(self, [body], None)
+        return _json([body] if streaming else body)
 
     def _record_generation(
         self,
@@ -1028,6 +1062,10 @@ class _StreamResponse(Response):
                 ],
             }
         )
+        fault = self._fault
+        if fault is not None and fault.kind in STALL_KINDS:
+            await self._stalled(fault, send)
+            return
         # A stream fault strikes before the last chunk, so the stream never completes.
         break_at = min(self._fault.after_chunks, len(self._chunks) - 1) if self._fault else None
         for index, chunk in enumerate(self._chunks):
@@ -1038,6 +1076,17 @@ class _StreamResponse(Response):
                 error = error_bodies.internal().body
                 await send({"type": "http.response.body", "body": _sse(error), "more_body": True})
                 break
+            await send({"type": "http.response.body", "body": _sse(chunk), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _stalled(self, fault: Fault, send: Send) -> None:
+        """Silence for `fault.delay` on the emulator's clock, before the first chunk or
+        after `after_chunks`; then the rest of the answer, as a slow stream would."""
+        silent_at = 0 if fault.kind == "stall_before_first_chunk" else fault.after_chunks
+        silent_at = min(silent_at, len(self._chunks) - 1)
+        for index, chunk in enumerate(self._chunks):
+            if index == silent_at:
+                await self._emulator.clock.asleep(fault.delay)
             await send({"type": "http.response.body", "body": _sse(chunk), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

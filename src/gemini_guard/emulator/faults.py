@@ -14,7 +14,20 @@ from collections.abc import Sequence
 
 from gemini_guard.emulator.scenario import Fault, LatencyRule
 
-__all__ = ["pick_fault", "sample_latency"]
+__all__ = ["QUIET_KINDS", "STALL_KINDS", "pick_fault", "sample_latency"]
+
+# Quiet failures: the request succeeds (200, quota spent) but the answer is unusable.
+QUIET_KINDS = frozenset(
+    {
+        "blocked_prompt",
+        "safety_block",
+        "empty_candidate",
+        "thinking_exhausted",
+        "malformed_function_call",
+    }
+)
+# Stalls: a stream stays silent for the fault's `delay` on the emulator's clock.
+STALL_KINDS = frozenset({"stall_before_first_chunk", "stall_mid_stream"})
 
 
 def pick_fault(

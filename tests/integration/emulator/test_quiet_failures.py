@@ -1,0 +1,109 @@
+"""Quiet failures and stalls from the emulator, as the real google-genai SDK receives them.
+
+Each fault kind fires with probability 1 here; the SDK parses the 200 without an
+error, and `diagnose` tells what is wrong with what it got.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from google.genai import types
+
+from gemini_guard import Category, diagnose, diagnose_response
+from gemini_guard.clock import FakeClock, ScaledClock
+from gemini_guard.emulator import Emulator, serve
+
+from .conftest import sdk_client
+
+MODEL = "gemini-2.5-flash"
+
+
+def _scenario(kind: str, **extra: Any) -> dict[str, Any]:
+    return {"name": kind, "quotas": False, "faults": [{"kind": kind, **extra}]}
+
+
+QUIET = [
+    ("blocked_prompt", Category.PROMPT_BLOCKED),
+    ("safety_block", Category.RESPONSE_BLOCKED),
+    ("empty_candidate", Category.EMPTY_RESPONSE),
+    ("thinking_exhausted", Category.THINKING_EXHAUSTED),
+    ("malformed_function_call", Category.MALFORMED_FUNCTION_CALL),
+]
+
+
+@pytest.mark.parametrize(("kind", "category"), QUIET, ids=[k for k, _ in QUIET])
+def test_the_sdk_gets_a_quiet_failure_and_diagnose_names_it(kind: str, category: Category) -> None:
+    config = types.GenerateContentConfig(max_output_tokens=256)
+    with serve(_scenario(kind), clock=FakeClock()) as server:
+        client = sdk_client(server)
+        response = client.models.generate_content(model=MODEL, contents="hello", config=config)
+        assert not response.text  # the SDK raises nothing: the failure is quiet
+        d = diagnose(response)
+        assert d.category is category
+        assert diagnose_response(response) == d
+        chunks = list(
+            client.models.generate_content_stream(model=MODEL, contents="hello", config=config)
+        )
+        streamed = diagnose_response([c.model_dump(mode="json", exclude_none=True) for c in chunks])
+        assert streamed is not None
+        assert streamed.category is category
+        stats = server.emulator.stats()["totals"]
+        assert stats["rejected"].get(kind) == 2
+    if kind == "thinking_exhausted":
+        assert response.usage_metadata is not None
+        assert response.usage_metadata.thoughts_token_count == 256
+        assert "256 thinking tokens" in d.explain("en")
+
+
+def test_a_probability_fires_on_about_that_share() -> None:
+    emulator = Emulator(
+        {
+            "name": "p",
+            "quotas": False,
+            "seed": 3,
+            "faults": [{"kind": "empty_candidate", "probability": 0.3}],
+        },
+        clock=FakeClock(),
+    )
+    with serve(emulator=emulator) as server:
+        client = sdk_client(server)
+        empty = sum(
+            diagnose(client.models.generate_content(model=MODEL, contents=f"q{i}")).category
+            is Category.EMPTY_RESPONSE
+            for i in range(100)
+        )
+    assert 15 <= empty <= 45
+    assert server.emulator.stats()["totals"]["rejected"].get("empty_candidate") == empty
+
+
+def test_a_healthy_answer_is_no_problem() -> None:
+    with serve("healthy", clock=FakeClock()) as server:
+        client = sdk_client(server)
+        response = client.models.generate_content(model=MODEL, contents="hello")
+    assert response.text
+    assert diagnose(response).category is Category.NO_PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("kind", "silent_after"), [("stall_before_first_chunk", 0), ("stall_mid_stream", 2)]
+)
+def test_a_stream_stalls_on_the_emulators_clock(kind: str, silent_after: int) -> None:
+    # 120 emulated seconds of silence pass in 0.2 real seconds on a 600x clock.
+    clock = ScaledClock(600)
+    scenario = _scenario(kind, delay=120, after_chunks=2)
+    scenario["stream_chunk_tokens"] = 2
+    with serve(scenario, clock=clock) as server:
+        client = sdk_client(server)
+        stream = client.models.generate_content_stream(model=MODEL, contents="tell me a story")
+        arrivals = []
+        started = clock.monotonic()
+        for chunk in stream:
+            arrivals.append((clock.monotonic(), chunk.text or ""))
+    gaps = [b - a for (a, _), (b, _) in zip([(started, ""), *arrivals[:-1]], arrivals, strict=True)]
+    assert len(arrivals) > silent_after + 1
+    silent = gaps[silent_after]
+    assert silent >= 120
+    assert all(gap < 60 for i, gap in enumerate(gaps) if i != silent_after)
+    assert "".join(text for _, text in arrivals)  # the answer arrives after the stall
