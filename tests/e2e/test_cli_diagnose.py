@@ -186,3 +186,66 @@ def test_keys_are_not_echoed(key_in: str) -> None:
     text = f"GET https://generativelanguage.googleapis.com/v1/models?key={key} -> 403 Forbidden"
     result = run(text) if key_in == "argument" else run("-", stdin=text)
     assert key not in result.stdout + result.stderr
+
+
+MIXED_LOG = "\n".join(
+    [
+        "2026-02-01 10:00:00 INFO starting",
+        "2026-02-01 10:00:01 WARNING " + SDK_LINE,
+        "2026-02-01 10:00:03 WARNING " + SDK_LINE.replace("37s", "35s"),
+        '2026-02-01 10:00:09 ERROR failed: {"error": {"code": 503, "message": '
+        '"The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}',
+        "2026-02-01 10:00:12 ERROR google.genai.errors.ClientError: 400 INVALID_ARGUMENT. "
+        "{'error': {'code': 400, 'message': 'API key not valid. Please pass a valid API key.', "
+        "'status': 'INVALID_ARGUMENT'}}",
+        "2026-02-01 10:00:13 INFO done",
+    ]
+)
+
+
+def test_a_log_with_several_errors_reports_each_with_its_count(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(MIXED_LOG, "utf-8")
+    result = run(str(log))
+    assert result.returncode == 0, result.stderr
+    assert "3 different errors, 4 occurrences" in result.stdout
+    for words in ("Per-minute quota exceeded", "overloaded", "API key is not valid"):
+        assert words in result.stdout
+    assert "×2, first at line 2" in result.stdout
+    data = json.loads(run("--json", str(log)).stdout)
+    assert [(d["category"], d["count"], d["first_line"]) for d in data] == [
+        ("rate_limited", 2, 2),
+        ("overloaded", 1, 4),
+        ("invalid_api_key", 1, 5),
+    ]
+
+
+def test_a_saved_response_is_read_for_quiet_failures(tmp_path: Path) -> None:
+    saved = tmp_path / "response.json"
+    saved.write_text(
+        json.dumps(
+            {
+                "candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS"}],
+                "usageMetadata": {"promptTokenCount": 8, "thoughtsTokenCount": 1000},
+            }
+        ),
+        "utf-8",
+    )
+    result = run(str(saved))
+    assert result.returncode == 0, result.stderr
+    assert "Thinking used the whole output budget" in result.stdout
+    [data] = json.loads(run("--json", str(saved)).stdout)
+    assert data["category"] == "thinking_exhausted"
+    assert data["is_problem"] is True
+
+
+def test_a_text_past_the_limit_says_how_much_was_read(tmp_path: Path) -> None:
+    from gemini_guard.diagnosis._log import MAX_LOG_CHARS
+
+    log = tmp_path / "huge.log"
+    line = "INFO routine\n"
+    log.write_text(line * (MAX_LOG_CHARS // len(line) + 1000) + SDK_LINE + "\n", "utf-8")
+    result = run(str(log))
+    assert result.returncode == 0, result.stderr
+    assert "only its last 2 M characters were read" in result.stderr
+    assert "Per-minute quota exceeded" in result.stdout

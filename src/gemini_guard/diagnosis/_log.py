@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from gemini_guard.diagnosis._diagnose import diagnose
 from gemini_guard.diagnosis._model import Category, Diagnosis
+from gemini_guard.diagnosis._response import looks_like_response
 from gemini_guard.diagnosis._text import BODY_START, MAX_TEXT, balanced_end, evidence_from_text
 
 __all__ = ["MAX_LOG_CHARS", "LogEntry", "LogReport", "diagnose_log"]
@@ -106,6 +107,8 @@ def diagnose_log(text: str, *, max_chars: int = MAX_LOG_CHARS) -> LogReport:
     total = len(text)
     if total > max_chars:
         text = text[-max_chars:]
+    if looks_like_response(text):  # a saved response: what is wrong with it, if anything
+        return LogReport((LogEntry(diagnose(text), 1, 1),), len(text), total)
     try:
         found: dict[tuple[object, ...], tuple[Diagnosis, int, int]] = {}
         newlines = [m.start() for m in re.finditer("\n", text)]
