@@ -249,3 +249,13 @@ def test_a_text_past_the_limit_says_how_much_was_read(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "only its last 2 M characters were read" in result.stderr
     assert "Per-minute quota exceeded" in result.stdout
+
+
+def test_the_new_variants_are_explained_by_code() -> None:
+    cancelled = run("499")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "Cancelled on Google's side" in cancelled.stdout
+    bad = json.loads(run("--json", "400").stdout)
+    thought = [v for v in bad if "thought_signature" in v["message"]]
+    assert len(thought) == 1
+    assert "thought_signature" in " ".join(thought[0]["explanation"]["steps"])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gemini_guard.diagnosis._model import Category, Diagnosis
+from gemini_guard.diagnosis._redact import redact
 
 __all__ = ["BLOCKING_FINISH_REASONS", "diagnose_response", "looks_like_response"]
 
@@ -200,7 +201,7 @@ def _diagnosis(category: Category, reason: str | None, message: str, retryable: 
         http_status=200,
         grpc_status=None,
         reason=reason or None,
-        message=message[:2000],
+        message=redact(message[:2000]),
         category=category,
         retryable=retryable,
     )

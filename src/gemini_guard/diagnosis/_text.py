@@ -70,6 +70,10 @@ _NETWORK_WORDS = re.compile(
 _EXCEPTION_LINE = re.compile(
     r"(?m)^\s*([A-Za-z_][\w.]*(?:Error|Exception|Timeout|Exhausted))(?::\s*(.*))?$"
 )
+_FAILURE_LINE = re.compile(
+    r"(?i)\b(?:error|failed|failure|exception|exhausted|overloaded|unavailable|denied|"
+    r"invalid|quota|timed out|[45]\d\d)\b"
+)
 _HTML_START = re.compile(r"(?is)<!doctype\s+html|<html[\s>]")
 
 
@@ -158,7 +162,12 @@ def _key_line(text: str) -> str:
     matches = list(_EXCEPTION_LINE.finditer(text))
     if matches:
         return matches[-1].group(0).strip()
-    return lines[0].strip()  # a multi-line error message starts with what it is
+    # A log's first lines are often routine ("Loaded cached credentials."): the line
+    # that names a failure says more; else a multi-line message starts with what it is.
+    for line in lines:
+        if _FAILURE_LINE.search(line):
+            return line.strip()
+    return lines[0].strip()
 
 
 def evidence_from_text(text: str) -> Evidence:

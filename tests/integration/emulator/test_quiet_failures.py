@@ -107,3 +107,20 @@ def test_a_stream_stalls_on_the_emulators_clock(kind: str, silent_after: int) ->
     assert silent >= 120
     assert all(gap < 60 for i, gap in enumerate(gaps) if i != silent_after)
     assert "".join(text for _, text in arrivals)  # the answer arrives after the stall
+
+
+async def test_the_async_sdk_gets_them_too() -> None:
+    from gemini_guard.emulator import serve_async
+
+    async with serve_async(_scenario("safety_block"), clock=FakeClock()) as server:
+        client = sdk_client(server)
+        response = await client.aio.models.generate_content(model=MODEL, contents="hello")
+        chunks = [
+            c.model_dump(mode="json", exclude_none=True)
+            async for c in await client.aio.models.generate_content_stream(
+                model=MODEL, contents="hello"
+            )
+        ]
+    assert diagnose(response).category is Category.RESPONSE_BLOCKED
+    assert diagnose(chunks).category is Category.RESPONSE_BLOCKED
+    assert diagnose(response).reason == "SAFETY"
