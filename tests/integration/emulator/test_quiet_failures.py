@@ -6,6 +6,7 @@ error, and `diagnose` tells what is wrong with what it got.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -86,27 +87,45 @@ def test_a_healthy_answer_is_no_problem() -> None:
     assert diagnose(response).category is Category.NO_PROBLEM
 
 
-@pytest.mark.parametrize(
-    ("kind", "silent_after"), [("stall_before_first_chunk", 0), ("stall_mid_stream", 2)]
-)
-def test_a_stream_stalls_on_the_emulators_clock(kind: str, silent_after: int) -> None:
-    # 120 emulated seconds of silence pass in 0.2 real seconds on a 600x clock.
-    clock = ScaledClock(600)
-    scenario = _scenario(kind, delay=120, after_chunks=2)
+def _arrivals(clock: FakeClock | ScaledClock, kind: str, delay: float) -> list[tuple[float, str]]:
+    """(emulated time, text) of each chunk of a stalled stream, from the request on."""
+    scenario = _scenario(kind, delay=delay, after_chunks=2)
     scenario["stream_chunk_tokens"] = 2
     with serve(scenario, clock=clock) as server:
         client = sdk_client(server)
-        stream = client.models.generate_content_stream(model=MODEL, contents="tell me a story")
-        arrivals = []
         started = clock.monotonic()
-        for chunk in stream:
-            arrivals.append((clock.monotonic(), chunk.text or ""))
-    gaps = [b - a for (a, _), (b, _) in zip([(started, ""), *arrivals[:-1]], arrivals, strict=True)]
-    assert len(arrivals) > silent_after + 1
-    silent = gaps[silent_after]
-    assert silent >= 120
-    assert all(gap < 60 for i, gap in enumerate(gaps) if i != silent_after)
+        stream = client.models.generate_content_stream(model=MODEL, contents="tell me a story")
+        arrivals = [(started, "")]
+        arrivals += [(clock.monotonic(), chunk.text or "") for chunk in stream]
+    return arrivals
+
+
+def _gaps(arrivals: list[tuple[float, str]]) -> list[float]:
+    return [b - a for (a, _), (b, _) in itertools.pairwise(arrivals)]
+
+
+STALLS = [("stall_before_first_chunk", 0), ("stall_mid_stream", 2)]
+
+
+@pytest.mark.parametrize(("kind", "silent_after"), STALLS)
+def test_a_stall_waits_its_delay_on_the_emulators_clock(kind: str, silent_after: int) -> None:
+    clock = FakeClock()
+    arrivals = _arrivals(clock, kind, delay=120)
+    assert clock.sleeps == [120]  # one silence of the scenario's delay, on the clock
+    assert arrivals[-1][0] - arrivals[0][0] == pytest.approx(120)
+    if silent_after == 0:  # nothing at all before the stall
+        assert all(at == pytest.approx(120) for at, _ in arrivals[1:])
     assert "".join(text for _, text in arrivals)  # the answer arrives after the stall
+
+
+@pytest.mark.parametrize(("kind", "silent_after"), STALLS)
+def test_a_stall_seen_by_the_client_on_a_scaled_clock(kind: str, silent_after: int) -> None:
+    # 100 emulated seconds of silence pass in 1 real second on a 100x clock.
+    gaps = _gaps(_arrivals(ScaledClock(100), kind, delay=100))
+    assert len(gaps) > silent_after + 1
+    # The client sees the silence less the time the chunk before it took to arrive.
+    assert gaps[silent_after] >= 90
+    assert max(gaps) == gaps[silent_after]
 
 
 async def test_the_async_sdk_gets_them_too() -> None:
