@@ -156,6 +156,8 @@ def _panel(diagnosis: Diagnosis, exp: Explanation, *, label: str | None = None) 
     )
     if diagnosis.category is Category.UNKNOWN:
         border = "bright_black"
+    elif not diagnosis.is_problem:
+        border = "green"
     elif diagnosis.retryable:
         border = "yellow"
     else:

@@ -14,8 +14,8 @@ from gemini_guard.diagnosis._wire import parse_error_body
 
 __all__ = ["BODY_START", "MAX_TEXT", "balanced_end", "evidence_from_text", "relayed_evidence"]
 
-# The whole text is read up to this size (about 2 s of matching on a slow machine);
-# beyond it, only its end, where a traceback puts the error. `diagnose_log` and the
+# The whole text is read up to this size (matching grows with the text, so it is
+# bounded); beyond it, only its end, where a traceback puts the error. `diagnose_log` and the
 # CLI say when a text was cut.
 MAX_TEXT = 2_000_000
 # Bodies tried, counted from the end: the last error of a log is the one that counts.
