@@ -74,9 +74,9 @@ __all__ = ["API_VERSIONS", "DroppedConnection", "Emulator"]
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
 _log = logging.getLogger("gemini_guard.emulator")
 _NO_PROJECT = "-"
+_NO_MODEL = "-"
 # Faults that strike inside a stream that has started, not instead of it.
 _STREAM_KINDS = frozenset({"stream_error", "stream_drop"}) | STALL_KINDS
-_NO_MODEL = "-"
 
 
 class DroppedConnection(ConnectionResetError):
@@ -313,12 +313,12 @@ class Emulator:
         """The parsed JSON body, or the 400 the real API gives (size, nesting, NaN...)."""
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
-            raise _Reject(too_large(int(declared)))
+            raise _Reject(too_large())
         raw = bytearray()
         async for piece in request.stream():
             raw += piece
             if len(raw) > MAX_REQUEST_BYTES:
-                raise _Reject(too_large(len(raw)))
+                raise _Reject(too_large())
         parsed = parse_request_json(bytes(raw))
         if isinstance(parsed, ErrorReply):
             raise _Reject(parsed)

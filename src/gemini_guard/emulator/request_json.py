@@ -18,7 +18,13 @@ from typing import Any
 from gemini_guard.emulator import error_bodies
 from gemini_guard.emulator.error_bodies import ErrorReply
 
-__all__ = ["MAX_DEPTH", "MAX_REQUEST_BYTES", "check_field_types", "parse_request_json"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_REQUEST_BYTES",
+    "check_field_types",
+    "parse_request_json",
+    "too_large",
+]
 
 # The Gemini API's documented cap on a whole request with inline data: 20 MB.
 MAX_REQUEST_BYTES = 20 * 1024 * 1024
@@ -35,8 +41,8 @@ def _no_constants(name: str) -> Any:
     raise _BadJson(name)
 
 
-def too_large(size: int | None = None) -> ErrorReply:
-    del size  # the API states the limit, not the size it got
+def too_large() -> ErrorReply:
+    """The API states its limit, not the size it got."""
     return error_bodies.invalid_argument(
         f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes.",
         reason="request_too_large",
@@ -65,7 +71,7 @@ def _depth_and_surrogate(value: Any) -> str | None:
 def parse_request_json(raw: bytes) -> Any | ErrorReply:
     """The parsed body, or the 400 the API answers to it. An empty body is `{}`."""
     if len(raw) > MAX_REQUEST_BYTES:
-        return too_large(len(raw))
+        return too_large()
     if not raw.strip():
         return {}
     try:
