@@ -622,6 +622,8 @@ class Emulator:
             reply = error_bodies.overloaded()
         elif fault.kind == "internal":
             reply = error_bodies.internal()
+        elif fault.kind == "cancelled":
+            reply = error_bodies.cancelled()
         else:  # bad_gateway
             reply = error_bodies.bad_gateway_html()
         self._record(account, model, method, reply.status, reply.reason, input_tokens=tokens)

@@ -58,6 +58,7 @@ FaultKind = Literal[
     "empty_candidate",  # a candidate with no parts, finishReason STOP
     "thinking_exhausted",  # MAX_TOKENS, no visible text, the budget in thoughtsTokenCount
     "malformed_function_call",  # finishReason MALFORMED_FUNCTION_CALL, no content
+    "cancelled",  # 499 CANCELLED, reason backendError (the backend gave up under load)
     # Stalls: a stream that goes silent for `delay` emulated seconds.
     "stall_before_first_chunk",  # headers sent, then nothing for `delay`, then the answer
     "stall_mid_stream",  # `after_chunks` chunks, then nothing for `delay`, then the rest

@@ -143,3 +143,15 @@ async def test_the_async_sdk_gets_them_too() -> None:
     assert diagnose(response).category is Category.RESPONSE_BLOCKED
     assert diagnose(chunks).category is Category.RESPONSE_BLOCKED
     assert diagnose(response).reason == "SAFETY"
+
+
+def test_a_cancelled_request_reaches_the_sdk_as_a_retryable_499() -> None:
+    from google.genai import errors
+
+    with serve(_scenario("cancelled"), clock=FakeClock()) as server:
+        client = sdk_client(server)
+        with pytest.raises(errors.ClientError) as caught:
+            client.models.generate_content(model=MODEL, contents="hello")
+    d = diagnose(caught.value)
+    assert (d.http_status, d.grpc_status, d.category) == (499, "CANCELLED", Category.SERVER_ERROR)
+    assert d.retryable
