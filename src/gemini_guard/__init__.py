@@ -7,7 +7,14 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from gemini_guard.clock import Clock, FakeClock, ScaledClock, SystemClock
-from gemini_guard.diagnosis import Category, Diagnosis, QuotaViolation, diagnose, diagnose_http
+from gemini_guard.diagnosis import (
+    Category,
+    Diagnosis,
+    QuotaViolation,
+    diagnose,
+    diagnose_http,
+    diagnose_response,
+)
 from gemini_guard.errors import (
     Attempt,
     AttemptsExhausted,
@@ -100,6 +107,7 @@ __all__ = [
     "__version__",
     "diagnose",
     "diagnose_http",
+    "diagnose_response",
     "guard_info",
     "last_call",
     "load_config",

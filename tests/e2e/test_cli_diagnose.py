@@ -78,7 +78,8 @@ def test_file(tmp_path: Path) -> None:
 def test_json_output_has_the_fields() -> None:
     result = run("--json", TRACEBACK)
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    [data] = json.loads(result.stdout)
+    assert data["count"] == 1
     assert data["category"] == "rate_limited"
     assert data["retryable"] is True
     assert data["retry_after"] == 37.0
@@ -99,7 +100,7 @@ def test_json_output_has_the_fields() -> None:
 
 def test_lang_zh_option() -> None:
     result = run("--lang", "zh", "--json", SDK_LINE)
-    data = json.loads(result.stdout)
+    [data] = json.loads(result.stdout)
     assert data["explanation"]["lang"] == "zh"
     assert CJK.search(data["explanation"]["title"])
     text = run("--lang", "zh", SDK_LINE).stdout
@@ -116,7 +117,8 @@ def test_exit_2_when_not_understood() -> None:
     result = run("the weather is nice")
     assert result.returncode == 2
     assert "Not recognised" in result.stdout
-    assert json.loads(run("--json", "nothing to see").stdout)["understood"] is False
+    [data] = json.loads(run("--json", "nothing to see").stdout)
+    assert data["understood"] is False
 
 
 def test_bare_code_explains_its_variants() -> None:
@@ -195,3 +197,76 @@ def test_a_bare_429_with_the_recent_rate() -> None:
     assert result.returncode == 0, result.stderr
     assert "0.7% of your Tier 1 limit" in result.stdout
     assert "not your quota" in result.stdout
+
+
+MIXED_LOG = "\n".join(
+    [
+        "2026-02-01 10:00:00 INFO starting",
+        "2026-02-01 10:00:01 WARNING " + SDK_LINE,
+        "2026-02-01 10:00:03 WARNING " + SDK_LINE.replace("37s", "35s"),
+        '2026-02-01 10:00:09 ERROR failed: {"error": {"code": 503, "message": '
+        '"The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}',
+        "2026-02-01 10:00:12 ERROR google.genai.errors.ClientError: 400 INVALID_ARGUMENT. "
+        "{'error': {'code': 400, 'message': 'API key not valid. Please pass a valid API key.', "
+        "'status': 'INVALID_ARGUMENT'}}",
+        "2026-02-01 10:00:13 INFO done",
+    ]
+)
+
+
+def test_a_log_with_several_errors_reports_each_with_its_count(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(MIXED_LOG, "utf-8")
+    result = run(str(log))
+    assert result.returncode == 0, result.stderr
+    assert "3 different errors, 4 occurrences" in result.stdout
+    for words in ("Per-minute quota exceeded", "overloaded", "API key is not valid"):
+        assert words in result.stdout
+    assert "×2, first at line 2" in result.stdout
+    data = json.loads(run("--json", str(log)).stdout)
+    assert [(d["category"], d["count"], d["first_line"]) for d in data] == [
+        ("rate_limited", 2, 2),
+        ("overloaded", 1, 4),
+        ("invalid_api_key", 1, 5),
+    ]
+
+
+def test_a_saved_response_is_read_for_quiet_failures(tmp_path: Path) -> None:
+    saved = tmp_path / "response.json"
+    saved.write_text(
+        json.dumps(
+            {
+                "candidates": [{"content": {"role": "model"}, "finishReason": "MAX_TOKENS"}],
+                "usageMetadata": {"promptTokenCount": 8, "thoughtsTokenCount": 1000},
+            }
+        ),
+        "utf-8",
+    )
+    result = run(str(saved))
+    assert result.returncode == 0, result.stderr
+    assert "Thinking used the whole output budget" in result.stdout
+    [data] = json.loads(run("--json", str(saved)).stdout)
+    assert data["category"] == "thinking_exhausted"
+    assert data["is_problem"] is True
+
+
+def test_a_text_past_the_limit_says_how_much_was_read(tmp_path: Path) -> None:
+    from gemini_guard.diagnosis._log import MAX_LOG_CHARS
+
+    log = tmp_path / "huge.log"
+    line = "INFO routine\n"
+    log.write_text(line * (MAX_LOG_CHARS // len(line) + 1000) + SDK_LINE + "\n", "utf-8")
+    result = run(str(log))
+    assert result.returncode == 0, result.stderr
+    assert "only its last 2 M characters were read" in result.stderr
+    assert "Per-minute quota exceeded" in result.stdout
+
+
+def test_the_new_variants_are_explained_by_code() -> None:
+    cancelled = run("499")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "Cancelled on Google's side" in cancelled.stdout
+    bad = json.loads(run("--json", "400").stdout)
+    thought = [v for v in bad if "thought_signature" in v["message"]]
+    assert len(thought) == 1
+    assert "thought_signature" in " ".join(thought[0]["explanation"]["steps"])

@@ -21,6 +21,7 @@ from gemini_guard.cli import main
 from gemini_guard.diagnosis import Category, Diagnosis, RecentRate, diagnose
 from gemini_guard.diagnosis._catalog import format_seconds
 from gemini_guard.diagnosis._explain import Explanation, Lang, explanation, normalize_lang
+from gemini_guard.diagnosis._log import LogReport, diagnose_log
 from gemini_guard.diagnosis._reference import QUICK_TABLE, Sample, load_samples, variants_of
 
 __all__ = ["diagnose_command", "lang_from_env"]
@@ -62,10 +63,17 @@ def _read_source(parts: Sequence[str]) -> str:
     return " ".join(parts)
 
 
-def _as_json(diagnosis: Diagnosis, exp: Explanation, *, label: str | None = None) -> dict[str, Any]:
+def _as_json(
+    diagnosis: Diagnosis,
+    exp: Explanation,
+    *,
+    label: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     data: dict[str, Any] = dataclasses.asdict(diagnosis)
     data["category"] = diagnosis.category.value
     data["understood"] = diagnosis.category is not Category.UNKNOWN
+    data["is_problem"] = diagnosis.is_problem
     data["explanation"] = {
         "lang": exp.lang,
         "title": exp.title,
@@ -75,6 +83,7 @@ def _as_json(diagnosis: Diagnosis, exp: Explanation, *, label: str | None = None
     }
     if label is not None:
         data["label"] = label
+    data.update(extra or {})
     return data
 
 
@@ -147,6 +156,8 @@ def _panel(diagnosis: Diagnosis, exp: Explanation, *, label: str | None = None) 
     )
     if diagnosis.category is Category.UNKNOWN:
         border = "bright_black"
+    elif not diagnosis.is_problem:
+        border = "green"
     elif diagnosis.retryable:
         border = "yellow"
     else:
@@ -264,11 +275,63 @@ def diagnose_command(
         items = _sample_items(variants, language) if variants else [(str(code), diagnose(code))]
         sys.exit(_print_many(console, items, language, as_json))
 
-    diagnosis = diagnose(text)
     recent = None if rate is None else RecentRate(requests=rate, limit=limit, tier=tier)
-    exp = explanation(diagnosis, language, recent=recent)
+    sys.exit(_print_log(console, diagnose_log(text), language, as_json, recent=recent))
+
+
+def _print_log(
+    console: Console,
+    report: LogReport,
+    lang: Lang,
+    as_json: bool,
+    *,
+    recent: RecentRate | None = None,
+) -> int:
+    """Each distinct error of the text, with its count; a note when the text was cut."""
+    zh = lang == "zh"
+    if report.truncated:
+        read_mb, total_mb = report.chars_read / 1e6, report.chars_total / 1e6
+        click.echo(
+            f"注意：文本过长（{total_mb:.1f} M 字符），只读取了最后 {read_mb:.0f} M 字符。"
+            if zh
+            else f"note: the text is {total_mb:.1f} M characters long; only its last "
+            f"{read_mb:.0f} M characters were read.",
+            err=True,
+        )
+    several = len(report.entries) > 1
     if as_json:
-        click.echo(json.dumps(_as_json(diagnosis, exp), ensure_ascii=False, indent=2))
+        out = [
+            _as_json(
+                e.diagnosis,
+                explanation(e.diagnosis, lang, recent=recent),
+                extra={
+                    "count": e.count,
+                    "first_line": e.first_line,
+                    "chars_read": report.chars_read,
+                    "chars_total": report.chars_total,
+                },
+            )
+            for e in report.entries
+        ]
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        console.print(_panel(diagnosis, exp))
-    sys.exit(EXIT_UNDERSTOOD if diagnosis.category is not Category.UNKNOWN else EXIT_NOT_UNDERSTOOD)
+        if several:
+            total = sum(e.count for e in report.entries)
+            console.print(
+                f"{len(report.entries)} 种不同的错误，共 {total} 次："
+                if zh
+                else f"{len(report.entries)} different errors, {total} occurrences:"
+            )
+        for e in report.entries:
+            label = None
+            if several or e.count > 1:
+                label = (
+                    f"×{e.count}，首次出现在第 {e.first_line} 行"
+                    if zh
+                    else f"×{e.count}, first at line {e.first_line}"
+                )
+            console.print(
+                _panel(e.diagnosis, explanation(e.diagnosis, lang, recent=recent), label=label)
+            )
+    understood = all(e.diagnosis.category is not Category.UNKNOWN for e in report.entries)
+    return EXIT_UNDERSTOOD if understood else EXIT_NOT_UNDERSTOOD

@@ -687,7 +687,48 @@ def _not_found(c: Ctx) -> Explanation:
     )
 
 
+THOUGHT_SIGNATURES_URL = "https://ai.google.dev/gemini-api/docs/thought-signatures"
+
+
+def _missing_thought_signature(c: Ctx) -> Explanation:
+    return Explanation(
+        c.lang,
+        c.t(
+            "A function call in the history lacks its thought_signature (400)",
+            "历史记录中的函数调用缺少 thought_signature（400）",
+        ),
+        c.t(
+            "Gemini 3 models return a thoughtSignature with each function call part and "
+            "require it back, unchanged, when that call is sent again in the conversation "
+            "history. The history you sent rebuilt the functionCall part without it (the "
+            "message names the function and its position).",
+            "Gemini 3 模型会在每个函数调用部分附带 thoughtSignature，"
+            "并要求在对话历史中再次发送该调用时原样带回。"
+            "你发送的历史重建了 functionCall 部分却丢掉了它（错误信息里给出了函数名和位置）。",
+        ),
+        (
+            c.t(
+                "Send the model's previous turn back as it came (response.candidates[0].content), "
+                "parts and thought_signature included; the SDKs' chat sessions do this for you.",
+                "把模型上一轮的内容原样发回（response.candidates[0].content），包括各个部分和 "
+                "thought_signature；使用 SDK 的 chat 会话会自动做到这一点。",
+            ),
+            c.t(
+                "If you store history yourself (a database, another provider's format, an "
+                "OpenAI-compatible proxy), keep thought_signature next to each function call "
+                f"and replay it. See {THOUGHT_SIGNATURES_URL}.",
+                "如果你自己保存对话历史（数据库、其他服务商的格式、OpenAI 兼容代理），"
+                "请为每个函数调用保存 thought_signature 并在重放时带上。"
+                f"参见 {THOUGHT_SIGNATURES_URL}。",
+            ),
+        ),
+        c.t("does not retry: the request must change.", "不会重试：需要修改请求。"),
+    )
+
+
 def _bad_request(c: Ctx) -> Explanation:
+    if "thought_signature" in c.lowered:
+        return _missing_thought_signature(c)
     detail = c.d.message[:300] if c.d.message else ""
     return Explanation(
         c.lang,
@@ -765,7 +806,35 @@ def _overloaded(c: Ctx) -> Explanation:
     )
 
 
+def _cancelled(c: Ctx) -> Explanation:
+    return Explanation(
+        c.lang,
+        c.t(
+            "Cancelled on Google's side (499 CANCELLED)",
+            "请求在 Google 一侧被取消（499 CANCELLED）",
+        ),
+        c.t(
+            "The service cancelled the request while it was working on it; under heavy load "
+            "the backend gives up on requests this way (reason backendError). Your client did "
+            "not cancel it, and the request itself is fine.",
+            "服务在处理过程中取消了这个请求；在高负载时后端会以这种方式放弃请求（reason 为 "
+            "backendError）。这不是客户端取消的，请求本身也没有问题。",
+        ),
+        (
+            _wait_step(c),
+            c.t(
+                f"If it keeps happening, use a lighter model ({LIGHTER_MODELS}) for a while.",
+                f"如果持续出现，暂时改用更轻量的模型（{LIGHTER_MODELS}）。",
+            ),
+            _status_step(c),
+        ),
+        c.t(*_SERVICE_GUARD),
+    )
+
+
 def _server_error(c: Ctx) -> Explanation:
+    if c.d.http_status == 499 or c.d.grpc_status == "CANCELLED":
+        return _cancelled(c)
     not_impl = c.d.http_status == 501
     return Explanation(
         c.lang,
@@ -953,4 +1022,9 @@ def build(
 ) -> Explanation:
     """The explanation of `diagnosis` in `lang`, dated by `now` (wall epoch seconds);
     `recent`: the caller's own rate when it came, if known."""
-    return BUILDERS[diagnosis.category](Ctx(diagnosis, lang, now, recent))
+    builder = BUILDERS.get(diagnosis.category)
+    if builder is None:
+        from gemini_guard.diagnosis._catalog_quiet import QUIET_BUILDERS
+
+        builder = QUIET_BUILDERS[diagnosis.category]
+    return builder(Ctx(diagnosis, lang, now, recent))

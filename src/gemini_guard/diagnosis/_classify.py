@@ -23,7 +23,14 @@ from gemini_guard.diagnosis._wire import (
     retry_delay_from_message,
 )
 
-__all__ = ["RETRYABLE", "Evidence", "classify", "parse_retry_after_header", "pick_violation"]
+__all__ = [
+    "GRPC_HTTP",
+    "RETRYABLE",
+    "Evidence",
+    "classify",
+    "parse_retry_after_header",
+    "pick_violation",
+]
 
 Failure = Literal["timeout", "network"]
 
@@ -59,6 +66,26 @@ RETRYABLE: frozenset[Category] = frozenset(
 )
 
 _GRPC = re.compile(r"^[A-Z][A-Z_]{2,40}$")
+# The HTTP status Google's APIs give each canonical gRPC code (google.rpc.Code), for
+# text that names only the gRPC status (Java, Go and gRPC clients print no HTTP code).
+GRPC_HTTP: dict[str, int] = {
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INVALID_ARGUMENT": 400,
+    "DEADLINE_EXCEEDED": 504,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "PERMISSION_DENIED": 403,
+    "UNAUTHENTICATED": 401,
+    "RESOURCE_EXHAUSTED": 429,
+    "FAILED_PRECONDITION": 400,
+    "ABORTED": 409,
+    "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+}
 _HTML = re.compile(r"(?is)^\s*(?:<!doctype\s+html|<html|<head|<body|<title)")
 _TITLE = re.compile(r"(?is)<title[^>]*>(.*?)</title>")
 _TAGS = re.compile(r"(?s)<[^>]*>")
@@ -105,7 +132,16 @@ def _is_quota(f: Facts) -> bool:
         bool(f.violations)
         or f.http_status == 429
         or f.grpc_status == "RESOURCE_EXHAUSTED"
-        or _has(f, "quota exceeded", "resource has been exhausted", "exceeded your current quota")
+        or _has(
+            f,
+            "quota exceeded",
+            "resource has been exhausted",
+            "exceeded your current quota",
+            # Gemini Code Assist (the Gemini CLI's backend): "You have exhausted your
+            # capacity on this model. Your quota will reset after 5s."
+            "exhausted your capacity",
+            "quota will reset after",
+        )
     )
 
 
@@ -199,6 +235,36 @@ def _bad_request(f: Facts) -> bool:
     )
 
 
+# google.rpc.Code by number (0 is OK).
+_GRPC_NAMES = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
+_GRPC_NUMBER = re.compile(r"\bAPP_ERROR\((\d{1,2})\)")
+
+
+def _cancelled_upstream(f: Facts) -> bool:
+    """499 CANCELLED that Google's backend gave up on (not a client's own cancel)."""
+    if not (f.http_status == 499 or f.grpc_status == "CANCELLED"):
+        return False
+    return not _has(f, "locally cancelled", "cancelled by client", "context canceled", "aborterror")
+
+
 def _quota_category(f: Facts) -> Category:
     chosen = pick_violation(f.violations)
     if chosen is not None and chosen.limit == 0:
@@ -228,6 +294,9 @@ RULES: tuple[tuple[str, Callable[[Facts], bool], Category | Callable[[Facts], Ca
         lambda f: f.http_status == 404 or f.grpc_status == "NOT_FOUND",
         Category.NOT_FOUND,
     ),
+    # Under load Google's backend cancels requests itself (499, reason backendError):
+    # the service's failure, worth a retry, although 499 is a 4xx.
+    ("cancelled upstream", _cancelled_upstream, Category.SERVER_ERROR),
     ("overloaded", _overloaded, Category.OVERLOADED),
     ("deadline exceeded", _deadline, Category.DEADLINE_EXCEEDED),
     ("bad gateway", _bad_gateway, Category.BAD_GATEWAY),
@@ -293,6 +362,15 @@ def classify(evidence: Evidence, *, now: float | None = None) -> Diagnosis:
         grpc = body.status
     elif evidence.grpc_status and _GRPC.match(evidence.grpc_status):
         grpc = evidence.grpc_status
+    if grpc is None and body is not None:
+        # "RPC Failure: ... APP_ERROR(14) The model is overloaded." relayed under an
+        # HTTP phrase ("Bad Request"): the numeric gRPC code is the real status.
+        numbered = _GRPC_NUMBER.search(body.message or "")
+        if numbered and int(numbered.group(1)) < len(_GRPC_NAMES):
+            grpc = _GRPC_NAMES[int(numbered.group(1))]
+            http = GRPC_HTTP.get(grpc, http)
+    if http is None and grpc is not None and evidence.failure is None:
+        http = GRPC_HTTP.get(grpc)
 
     message = body.message if body is not None and body.message else None
     page = evidence.text if evidence.text is not None else None

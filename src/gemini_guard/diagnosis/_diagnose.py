@@ -8,8 +8,19 @@ from gemini_guard.diagnosis._classify import Evidence, classify
 from gemini_guard.diagnosis._extract import evidence_from_body, evidence_from_object
 from gemini_guard.diagnosis._model import Category, Diagnosis
 from gemini_guard.diagnosis._redact import redact
+from gemini_guard.diagnosis._response import diagnose_response, looks_like_response
 
-__all__ = ["diagnose", "diagnose_http"]
+__all__ = ["HEALTHY", "diagnose", "diagnose_http", "diagnose_response"]
+
+# What diagnose() says of a response with nothing wrong: typed, never None.
+HEALTHY = Diagnosis(
+    http_status=200,
+    grpc_status=None,
+    reason=None,
+    message="The response carries usable output.",
+    category=Category.NO_PROBLEM,
+    retryable=False,
+)
 
 
 def _now_if_needed(evidence: Evidence, now: float | None) -> float | None:
@@ -46,6 +57,10 @@ def diagnose(error: object, *, now: float | None = None) -> Diagnosis:
     clients or of Python itself, a proxy's HTML error page, or a `CallFailed`. Anything
     else gives category `unknown`. It never raises.
 
+    A successful response (a `GenerateContentResponse`, its JSON body, or a stream's
+    chunks) is read for quiet failures (see `diagnose_response`); a usable one gives
+    `HEALTHY`, whose category is `no_problem` and `is_problem` False.
+
     `now` (wall epoch seconds) is only used to turn an HTTP-date Retry-After header into
     seconds; the system clock by default.
     """
@@ -55,6 +70,9 @@ def diagnose(error: object, *, now: float | None = None) -> Diagnosis:
         carried = getattr(error, "diagnosis", None) if isinstance(error, BaseException) else None
         if isinstance(carried, Diagnosis):
             return carried
+        if looks_like_response(error):
+            found = diagnose_response(error)
+            return found if found is not None else HEALTHY
         evidence = evidence_from_object(error)
         return classify(evidence, now=_now_if_needed(evidence, now))
     except Exception:  # the contract is "never raises"; a bug here must not hide the error

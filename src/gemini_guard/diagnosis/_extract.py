@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gemini_guard.diagnosis._classify import Evidence, Failure
-from gemini_guard.diagnosis._text import evidence_from_text
+from gemini_guard.diagnosis._text import evidence_from_text, relayed_evidence
 
 __all__ = ["evidence_from_body", "evidence_from_object"]
 
@@ -140,8 +140,8 @@ def evidence_from_body(
         except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict | list):
-            return Evidence(http_status=status, body=parsed, headers=lowered)
-        if body.strip():
+            body = parsed
+        elif body.strip():
             found = evidence_from_text(body)
             return Evidence(
                 http_status=status if status is not None else found.http_status,
@@ -150,8 +150,17 @@ def evidence_from_body(
                 headers=lowered,
                 grpc_status=found.grpc_status,
             )
-        return Evidence(http_status=status, headers=lowered)
+        else:
+            return Evidence(http_status=status, headers=lowered)
     if isinstance(body, Mapping | list | tuple):
+        relayed = relayed_evidence(body)
+        if relayed is not None:
+            return Evidence(
+                http_status=status if status is not None else relayed.http_status,
+                body=relayed.body,
+                headers=lowered,
+                grpc_status=relayed.grpc_status,
+            )
         return Evidence(http_status=status, body=body, headers=lowered)
     return Evidence(http_status=status, headers=lowered)
 

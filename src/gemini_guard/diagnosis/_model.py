@@ -29,6 +29,15 @@ class Category(enum.StrEnum):
     TIMEOUT = "timeout"
     NETWORK = "network"
     UNKNOWN = "unknown"
+    # Answers that came back 200 but are not usable (see `diagnose_response`).
+    PROMPT_BLOCKED = "prompt_blocked"
+    RESPONSE_BLOCKED = "response_blocked"
+    MALFORMED_FUNCTION_CALL = "malformed_function_call"
+    EMPTY_RESPONSE = "empty_response"
+    THINKING_EXHAUSTED = "thinking_exhausted"
+    GENERATION_STOPPED = "generation_stopped"
+    # A response with nothing wrong: what diagnose() says of a healthy answer.
+    NO_PROBLEM = "no_problem"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +83,11 @@ class Diagnosis:
     retryable: bool
     retry_after: float | None = None
     quota: QuotaViolation | None = None
+
+    @property
+    def is_problem(self) -> bool:
+        """False only for a response diagnosed as healthy (`Category.NO_PROBLEM`)."""
+        return self.category is not Category.NO_PROBLEM
 
     def explain(
         self,

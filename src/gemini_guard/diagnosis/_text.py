@@ -10,11 +10,15 @@ import json
 import re
 
 from gemini_guard.diagnosis._classify import Evidence, Failure
+from gemini_guard.diagnosis._wire import parse_error_body
 
-__all__ = ["evidence_from_text"]
+__all__ = ["BODY_START", "MAX_TEXT", "balanced_end", "evidence_from_text", "relayed_evidence"]
 
-# Pasted logs can be long; the error is near the end of a traceback, so keep the tail.
-MAX_TEXT = 200_000
+# The whole text is read up to this size (matching grows with the text, so it is
+# bounded); beyond it, only its end, where a traceback puts the error. `diagnose_log` and the
+# CLI say when a text was cut.
+MAX_TEXT = 2_000_000
+# Bodies tried, counted from the end: the last error of a log is the one that counts.
 MAX_CANDIDATES = 64
 
 # Where an embedded error object may begin: `{"error":`, `{'error':`, `[{"error":`, or the
@@ -42,8 +46,11 @@ _LEADING_CODE = re.compile(r"(?m)^\s*([1-5]\d\d)\s+[A-Z][a-z]")
 _AFTER_EXCEPTION = re.compile(r"(?:[A-Za-z]|\]):\s+([1-5]\d\d)\s+[A-Za-z]")
 _GRPC_WORD = re.compile(
     r"\b(RESOURCE_EXHAUSTED|UNAVAILABLE|DEADLINE_EXCEEDED|INVALID_ARGUMENT|"
-    r"FAILED_PRECONDITION|PERMISSION_DENIED|NOT_FOUND|UNAUTHENTICATED|INTERNAL)\b"
+    r"FAILED_PRECONDITION|PERMISSION_DENIED|NOT_FOUND|UNAUTHENTICATED|INTERNAL|CANCELLED|"
+    r"UNIMPLEMENTED|OUT_OF_RANGE|ABORTED|DATA_LOSS)\b"
 )
+# Go's gRPC status text: "rpc error: code = ResourceExhausted desc = ...".
+_GO_CODE = re.compile(r"\bcode\s*=\s*([A-Z][A-Za-z]{2,30})\s+desc\s*=")
 _TIMEOUT_WORDS = re.compile(
     r"(?i)\b(?:ReadTimeout|ConnectTimeout|WriteTimeout|PoolTimeout|TimeoutException|"
     r"TimeoutError|ServerTimeoutError|ReadTimeoutError|ConnectTimeoutError|socket\.timeout|"
@@ -62,6 +69,10 @@ _NETWORK_WORDS = re.compile(
 # The last line of a traceback: "package.module.SomeError: what happened".
 _EXCEPTION_LINE = re.compile(
     r"(?m)^\s*([A-Za-z_][\w.]*(?:Error|Exception|Timeout|Exhausted))(?::\s*(.*))?$"
+)
+_FAILURE_LINE = re.compile(
+    r"(?i)\b(?:error|failed|failure|exception|exhausted|overloaded|unavailable|denied|"
+    r"invalid|quota|timed out|[45]\d\d)\b"
 )
 _HTML_START = re.compile(r"(?is)<!doctype\s+html|<html[\s>]")
 
@@ -92,6 +103,10 @@ def _balanced_end(text: str, start: int) -> int | None:
     return None
 
 
+BODY_START = _BODY_START
+balanced_end = _balanced_end
+
+
 def _parse_literal(snippet: str) -> object:
     """A JSON value or a Python literal (what the SDK prints), or None."""
     try:
@@ -118,7 +133,7 @@ def _embedded_body(text: str) -> tuple[object, int] | None:
     starts = [m.start() for m in _BODY_START.finditer(text)]
     found: tuple[object, int] | None = None
     taken_until = -1
-    for start in starts[:MAX_CANDIDATES]:
+    for start in starts[-MAX_CANDIDATES:]:
         if start < taken_until:
             continue  # inside an object already parsed
         end = _balanced_end(text, start)
@@ -147,7 +162,12 @@ def _key_line(text: str) -> str:
     matches = list(_EXCEPTION_LINE.finditer(text))
     if matches:
         return matches[-1].group(0).strip()
-    return lines[0].strip()  # a multi-line error message starts with what it is
+    # A log's first lines are often routine ("Loaded cached credentials."): the line
+    # that names a failure says more; else a multi-line message starts with what it is.
+    for line in lines:
+        if _FAILURE_LINE.search(line):
+            return line.strip()
+    return lines[0].strip()
 
 
 def evidence_from_text(text: str) -> Evidence:
@@ -167,7 +187,7 @@ def evidence_from_text(text: str) -> Evidence:
     except (ValueError, RecursionError):
         whole = None
     if isinstance(whole, dict | list):
-        return Evidence(body=whole)
+        return relayed_evidence(whole) or Evidence(body=whole)
 
     if _HTML_START.search(stripped[:2000]):
         page = stripped[_HTML_START.search(stripped[:2000]).start() :]  # type: ignore[union-attr]
@@ -189,15 +209,42 @@ def evidence_from_text(text: str) -> Evidence:
         return Evidence(http_status=http, body=body, grpc_status=grpc)
 
     http = _status_in(stripped)
-    grpc_match = _GRPC_WORD.search(stripped)
     failure = _failure_in(stripped) if http is None else None
     return Evidence(
         http_status=http,
-        grpc_status=grpc_match.group(1) if grpc_match else None,
+        grpc_status=_grpc_in(stripped),
         failure=failure,
         detail=_key_line(stripped),
         context=stripped[-20_000:],
     )
+
+
+def relayed_evidence(body: object) -> Evidence | None:
+    """The API's error when another client relayed it as text inside its own JSON.
+
+    Dify, plugin hosts and proxies put the SDK's line in their `message`:
+    `{"error_type": "ClientError", "message": "400 INVALID_ARGUMENT. {'error': {...}}"}`.
+    Such an outer object has no numeric code and no gRPC status of its own, so its
+    message is read as text; a real error body is left alone.
+    """
+    outer = parse_error_body(body)
+    if outer is None or not outer.message or "{" not in outer.message:
+        return None
+    if outer.code is not None and outer.status is not None and outer.status.isupper():
+        return None
+    inner = evidence_from_text(outer.message)
+    return inner if inner.body is not None else None
+
+
+def _grpc_in(text: str) -> str | None:
+    words = _GRPC_WORD.search(text)
+    if words:
+        return words.group(1)
+    go = _GO_CODE.search(text)
+    if go:
+        # ResourceExhausted -> RESOURCE_EXHAUSTED
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", go.group(1)).upper()
+    return None
 
 
 def _status_in(text: str) -> int | None:

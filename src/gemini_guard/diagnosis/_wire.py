@@ -21,6 +21,7 @@ __all__ = [
     "parse_duration",
     "parse_error_body",
     "parse_quota_id",
+    "parse_spoken_duration",
     "quota_from_message",
     "retry_delay_from_message",
 ]
@@ -103,22 +104,41 @@ def parse_duration(value: object) -> float | None:
     return seconds
 
 
-_RETRY_IN = re.compile(
-    r"(?i)retry\s+(?:in|after)\s+(\d+(?:\.\d+)?)\s*"
-    r"(ms|milliseconds?|s|sec(?:ond)?s?)(?![a-z])"
+# The server's delay in words: "Please retry in 37.284115s.", "...retry in 856.559356ms.",
+# "Your quota will reset after 5h59m59s.", "reset after 53s". The look-behind keeps a
+# client's own retry log ("..._with_retry in 2.0 seconds as it raised ...", "Retrying
+# after 6173ms") from passing for the server's delay.
+_DELAY_PHRASE = re.compile(
+    r"(?i)(?<![\w.])(?:retry|resets?)\s+(?:in|after)\s+"
+    r"(?P<amount>(?:\d+h)?(?:\d+m(?!s))?\d+(?:\.\d+)?\s*(?:ms|milliseconds?|s|secs?|seconds?))"
+    r"(?![a-z])"
 )
+_UNIT = re.compile(r"(?i)(\d+(?:\.\d+)?)\s*(ms|milliseconds?|h|m|s|secs?|seconds?)")
+_UNIT_SECONDS = {"ms": 0.001, "m": 60.0, "h": 3600.0}
+
+
+def parse_spoken_duration(text: str) -> float | None:
+    """Seconds from "37.2s", "856ms", "5h59m59s", "2m3s", "53 seconds"."""
+    total = 0.0
+    found = False
+    for match in _UNIT.finditer(text):
+        unit = match.group(2).lower()
+        key = "ms" if unit.startswith("mil") or unit == "ms" else unit[0]
+        total += float(match.group(1)) * _UNIT_SECONDS.get(key, 1.0)
+        found = True
+    return total if found and math.isfinite(total) else None
 
 
 def retry_delay_from_message(message: str) -> float | None:
-    """Seconds from "Please retry in 37.284115s." or "...retry in 856.559356ms."."""
-    match = _RETRY_IN.search(message)
+    """The server's delay said in words ("Please retry in 37.284115s.", "...856.559356ms.",
+    "Your quota will reset after 5h59m59s."), or the protobuf text `retry_delay {...}`."""
+    match = _DELAY_PHRASE.search(message)
     if not match:
         proto = _PROTO_DELAY.search(message)
         if proto:
             return int(proto.group(1)[:12]) + int((proto.group(2) or "0")[:9]) / 1e9
         return None
-    amount = float(match.group(1))
-    return amount / 1000.0 if match.group(2).lower().startswith("m") else amount
+    return parse_spoken_duration(match.group("amount")[:64])
 
 
 def parse_quota_id(

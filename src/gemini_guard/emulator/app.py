@@ -19,6 +19,7 @@ import base64
 import hashlib
 import itertools
 import json
+import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -42,7 +43,14 @@ from gemini_guard.emulator.caches import (
     parse_rfc3339,
 )
 from gemini_guard.emulator.error_bodies import ErrorReply
-from gemini_guard.emulator.faults import REFUSING_FAULTS, pick_fault, refusal, sample_latency
+from gemini_guard.emulator.faults import (
+    QUIET_KINDS,
+    REFUSING_FAULTS,
+    STALL_KINDS,
+    pick_fault,
+    refusal,
+    sample_latency,
+)
 from gemini_guard.emulator.generate import (
     Generation,
     generate,
@@ -50,12 +58,19 @@ from gemini_guard.emulator.generate import (
     response_json,
     split_for_stream,
 )
+from gemini_guard.emulator.quiet import quiet_response
 from gemini_guard.emulator.quota import QuotaLedger, Violation
 from gemini_guard.emulator.request_body import (
     camel,
     field,
     normalize_count_tokens_request,
     normalize_generate_request,
+)
+from gemini_guard.emulator.request_json import (
+    MAX_REQUEST_BYTES,
+    check_field_types,
+    parse_request_json,
+    too_large,
 )
 from gemini_guard.emulator.scenario import Fault, FaultMethod, Scenario, load_scenario
 from gemini_guard.emulator.stats import RequestRecord, Stats
@@ -64,8 +79,11 @@ from gemini_guard.tiers import Limits, load_models
 __all__ = ["API_VERSIONS", "DroppedConnection", "Emulator"]
 
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
+_log = logging.getLogger("gemini_guard.emulator")
 _NO_PROJECT = "-"
 _NO_MODEL = "-"
+# Faults that strike inside a stream that has started, not instead of it.
+_STREAM_KINDS = frozenset({"stream_error", "stream_drop"}) | STALL_KINDS
 
 
 class DroppedConnection(ConnectionResetError):
@@ -301,20 +319,19 @@ class Emulator:
 
     @staticmethod
     async def _body(request: Request) -> Any:
-        raw = await request.body()
-        if not raw.strip():
-            return {}
-        try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            text = raw.decode("utf-8", "replace")
-            pos = getattr(exc, "pos", 0)
-            line_start = text.rfind("\n", 0, pos) + 1
-            line_end = text.find("\n", pos)
-            line = text[line_start : line_end if line_end >= 0 else len(text)]
-            raise _Reject(
-                error_bodies.invalid_json(f"Unexpected token.\n{line}\n{' ' * (pos - line_start)}^")
-            ) from None
+        """The parsed JSON body, or the 400 the real API gives (size, nesting, NaN...)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
+            raise _Reject(too_large())
+        raw = bytearray()
+        async for piece in request.stream():
+            raw += piece
+            if len(raw) > MAX_REQUEST_BYTES:
+                raise _Reject(too_large())
+        parsed = parse_request_json(bytes(raw))
+        if isinstance(parsed, ErrorReply):
+            raise _Reject(parsed)
+        return parsed
 
     async def _guarded(
         self,
@@ -334,6 +351,16 @@ class Emulator:
             reply = rejected.reply
             self._record(account, model_box[0], method, reply.status, reply.reason)
             return _reply(reply)
+        except ClientDisconnect:
+            # An ordinary event (a client timed out or was stopped): one line, no traceback.
+            client = request.client
+            _log.info(
+                "client %s disconnected before sending the whole request (%s)",
+                f"{client.host}:{client.port}" if client else "?",
+                method,
+            )
+            self._record(account, model_box[0], method, 499, "client_disconnected")
+            return Response(status_code=499)
 
     # -- /_emulator --------------------------------------------------------------
 
@@ -473,6 +500,10 @@ class Emulator:
             model = self._model(name, version=version, method=method)
             model_box[0] = model.name
             body = await self._body(request)
+            if isinstance(body, Mapping):
+                typed = check_field_types(body)
+                if typed is not None:
+                    raise _Reject(typed)
             normal = normalize_generate_request(
                 body, output_token_limit=model.output_token_limit, model=model.name
             )
@@ -502,7 +533,11 @@ class Emulator:
             latency = sample_latency(self.scenario.latency, model=model.name, rng=self._rng)
             if latency > 0:
                 await self.clock.asleep(latency)
-            if fault is not None and fault.kind not in ("stream_error", "stream_drop"):
+            if fault is not None and fault.kind in QUIET_KINDS:
+                return self._quiet(
+                    fault, account, model.name, method, tokens, normal, request, streaming
+                )
+            if fault is not None and fault.kind not in _STREAM_KINDS:
                 return await self._fail(fault, account, model.name, method, tokens)
             generation = generate(
                 model=model.name,
@@ -535,6 +570,33 @@ class Emulator:
             return _StreamResponse(self, chunks, fault)
 
         return await self._guarded(request, method, handle, name.removeprefix("models/"))
+
+    def _quiet(
+        self,
+        fault: Fault,
+        account: Account,
+        model: str,
+        method: str,
+        tokens: int,
+        normal: Mapping[str, Any],
+        request: Request,
+        streaming: bool,
+    ) -> Response:
+        """A 200 whose answer is unusable: the quiet failure `fault.kind`."""
+        body = quiet_response(
+            fault.kind,
+            model=model,
+            response_id=self._response_id(),
+            prompt_tokens=tokens,
+            config=normal.get("generationConfig"),
+        )
+        output = int(body["usageMetadata"].get("thoughtsTokenCount", 0))
+        self._record(
+            account, model, method, 200, fault.kind, input_tokens=tokens, output_tokens=output
+        )
+        if streaming and request.query_params.get("alt") == "sse":
+            return _StreamResponse(self, [body], None)
+        return _json([body] if streaming else body)
 
     def _record_generation(
         self,
@@ -572,6 +634,8 @@ class Emulator:
             reply = error_bodies.overloaded()
         elif fault.kind == "internal":
             reply = error_bodies.internal()
+        elif fault.kind == "cancelled":
+            reply = error_bodies.cancelled()
         else:  # bad_gateway
             reply = error_bodies.bad_gateway_html()
         self._record(account, model, method, reply.status, reply.reason, input_tokens=tokens)
@@ -1032,6 +1096,10 @@ class _StreamResponse(Response):
                 ],
             }
         )
+        fault = self._fault
+        if fault is not None and fault.kind in STALL_KINDS:
+            await self._stalled(fault, send)
+            return
         # A stream fault strikes before the last chunk, so the stream never completes.
         break_at = min(self._fault.after_chunks, len(self._chunks) - 1) if self._fault else None
         for index, chunk in enumerate(self._chunks):
@@ -1042,6 +1110,17 @@ class _StreamResponse(Response):
                 error = error_bodies.internal().body
                 await send({"type": "http.response.body", "body": _sse(error), "more_body": True})
                 break
+            await send({"type": "http.response.body", "body": _sse(chunk), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _stalled(self, fault: Fault, send: Send) -> None:
+        """Silence for `fault.delay` on the emulator's clock, before the first chunk or
+        after `after_chunks`; then the rest of the answer, as a slow stream would."""
+        silent_at = 0 if fault.kind == "stall_before_first_chunk" else fault.after_chunks
+        silent_at = min(silent_at, len(self._chunks) - 1)
+        for index, chunk in enumerate(self._chunks):
+            if index == silent_at:
+                await self._emulator.clock.asleep(fault.delay)
             await send({"type": "http.response.body", "body": _sse(chunk), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

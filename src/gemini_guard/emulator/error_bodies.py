@@ -22,6 +22,7 @@ __all__ = [
     "cache_not_found",
     "cache_too_small",
     "cached_content_model_mismatch",
+    "cancelled",
     "capacity_429",
     "credit_depleted",
     "deadline_exceeded",
@@ -379,6 +380,17 @@ def internal() -> ErrorReply:
         " https://developers.generativeai.google/guide/troubleshooting",
         "internal",
     )
+
+
+def cancelled() -> ErrorReply:
+    """499 CANCELLED: Google's backend giving up on a request under load."""
+    reply = _error(499, "CANCELLED", "The operation was cancelled.", "cancelled")
+    assert isinstance(reply.body, dict)
+    # The legacy errors[] list the real body carries, with reason backendError.
+    reply.body["error"]["errors"] = [
+        {"message": "The operation was cancelled.", "domain": "global", "reason": "backendError"}
+    ]
+    return reply
 
 
 def deadline_exceeded() -> ErrorReply:

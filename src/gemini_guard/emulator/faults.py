@@ -16,7 +16,27 @@ from gemini_guard.emulator import error_bodies
 from gemini_guard.emulator.error_bodies import ErrorReply
 from gemini_guard.emulator.scenario import Fault, LatencyRule
 
-__all__ = ["REFUSING_FAULTS", "pick_fault", "refusal", "sample_latency"]
+__all__ = [
+    "QUIET_KINDS",
+    "REFUSING_FAULTS",
+    "STALL_KINDS",
+    "pick_fault",
+    "refusal",
+    "sample_latency",
+]
+
+# Quiet failures: the request succeeds (200, quota spent) but the answer is unusable.
+QUIET_KINDS = frozenset(
+    {
+        "blocked_prompt",
+        "safety_block",
+        "empty_candidate",
+        "thinking_exhausted",
+        "malformed_function_call",
+    }
+)
+# Stalls: a stream stays silent for the fault's `delay` on the emulator's clock.
+STALL_KINDS = frozenset({"stall_before_first_chunk", "stall_mid_stream"})
 
 
 def pick_fault(

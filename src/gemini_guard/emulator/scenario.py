@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from gemini_guard.errors import ScenarioError
 
 __all__ = [
+    "STREAM_ONLY_KINDS",
     "BatchSpec",
     "Fault",
     "FaultKind",
@@ -56,7 +57,21 @@ FaultKind = Literal[
     "stream_drop",  # a stream sends `after_chunks` chunks, then the connection is cut
     "phantom_429",  # 429 RESOURCE_EXHAUSTED without details, whatever the usage
     "capacity_429",  # Vertex's shared-capacity 429 "Resource exhausted. Please try again later."
+    # Quiet failures: a 200 without usable output (see emulator/quiet.py).
+    "blocked_prompt",  # promptFeedback.blockReason SAFETY, no candidates
+    "safety_block",  # a candidate stopped with finishReason SAFETY, no text
+    "empty_candidate",  # a candidate with no parts, finishReason STOP
+    "thinking_exhausted",  # MAX_TOKENS, no visible text, the budget in thoughtsTokenCount
+    "malformed_function_call",  # finishReason MALFORMED_FUNCTION_CALL, no content
+    "cancelled",  # 499 CANCELLED, reason backendError (the backend gave up under load)
+    # Stalls: a stream that goes silent for `delay` emulated seconds.
+    "stall_before_first_chunk",  # headers sent, then nothing for `delay`, then the answer
+    "stall_mid_stream",  # `after_chunks` chunks, then nothing for `delay`, then the rest
 ]
+# Faults that only make sense on a stream.
+STREAM_ONLY_KINDS = frozenset(
+    {"stream_error", "stream_drop", "stall_before_first_chunk", "stall_mid_stream"}
+)
 # The API methods a fault can strike.
 FaultMethod = Literal["generateContent", "streamGenerateContent", "countTokens"]
 
@@ -101,7 +116,7 @@ class Fault(_Strict):
     models: tuple[str, ...] = ()  # empty: every model
     start: float = Field(default=0.0, ge=0)
     end: float | None = Field(default=None, gt=0)
-    delay: float = Field(default=60.0, ge=0)  # "deadline": seconds before the 504
+    delay: float = Field(default=60.0, ge=0)  # "deadline": seconds before the 504; stalls
     after_chunks: int = Field(default=1, ge=0)  # stream faults: chunks sent before failing
     # Generation by default; countTokens only when named, so that existing scenarios
     # keep failing exactly the requests they failed before.
@@ -116,7 +131,7 @@ class Fault(_Strict):
         return self
 
     def applies(self, model: str, elapsed: float, *, streaming: bool) -> bool:
-        if self.kind in ("stream_error", "stream_drop") and not streaming:
+        if self.kind in STREAM_ONLY_KINDS and not streaming:
             return False
         if self.models and model not in self.models:
             return False

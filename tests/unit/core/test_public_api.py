@@ -37,6 +37,7 @@ EXPECTED = {
     "__version__",
     "diagnose",
     "diagnose_http",
+    "diagnose_response",
     "guard_info",
     "last_call",
     "load_config",

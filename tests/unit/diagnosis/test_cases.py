@@ -85,3 +85,14 @@ def test_the_body_gives_the_same_answer_as_json_text_and_bytes(case: dict[str, A
     text = json.dumps(case["body"])
     assert diagnose_http(case["status"], text, case.get("headers")) == as_dict
     assert diagnose_http(case["status"], text.encode(), case.get("headers")) == as_dict
+
+
+SOURCED = [c for c in CASES if "source" in c]
+
+
+def test_the_real_shapes_of_issue_15_name_their_public_source() -> None:
+    assert len(SOURCED) >= 13
+    for case in SOURCED:
+        assert case["source"].startswith("https://github.com/"), case["name"]
+        assert "/issues/" in case["source"] or "/pull/" in case["source"], case["name"]
+        assert case["note"]
