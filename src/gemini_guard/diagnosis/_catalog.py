@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gemini_guard.diagnosis._explain import Explanation, Lang
 from gemini_guard.diagnosis._model import Category, Diagnosis, QuotaViolation
+from gemini_guard.diagnosis._vertex import vertex_explanation
 from gemini_guard.pacific import PACIFIC, next_reset
 
 __all__ = ["KEYS_URL", "STATUS_URL", "build", "format_seconds"]
@@ -892,4 +893,5 @@ BUILDERS: dict[Category, Callable[[Ctx], Explanation]] = {
 
 def build(diagnosis: Diagnosis, lang: Lang, *, now: float) -> Explanation:
     """The explanation of `diagnosis` in `lang`, dated by `now` (wall epoch seconds)."""
-    return BUILDERS[diagnosis.category](Ctx(diagnosis, lang, now))
+    ctx = Ctx(diagnosis, lang, now)
+    return vertex_explanation(ctx) or BUILDERS[diagnosis.category](ctx)

@@ -61,9 +61,12 @@ from gemini_guard.emulator.scenario import Fault, FaultMethod, Scenario, load_sc
 from gemini_guard.emulator.stats import RequestRecord, Stats
 from gemini_guard.tiers import Limits, load_models
 
-__all__ = ["API_VERSIONS", "DroppedConnection", "Emulator"]
+__all__ = ["API_VERSIONS", "VERTEX_ACCOUNT_KEY", "DroppedConnection", "Emulator"]
 
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
+# The ASGI scope key under which the Vertex surface (emulator/vertex.py) hands a
+# request on with the account it authenticated by bearer token.
+VERTEX_ACCOUNT_KEY = "gemini_guard.vertex_account"
 _NO_PROJECT = "-"
 _NO_MODEL = "-"
 
@@ -106,6 +109,9 @@ def _reply(reply: ErrorReply) -> Response:
         media_type=reply.content_type,
         headers=reply.headers,
     )
+
+
+reply_response = _reply
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -206,7 +212,10 @@ class Emulator:
         return models
 
     def _routes(self) -> list[Route]:
+        from gemini_guard.emulator.vertex import VertexSurface
+
         return [
+            *VertexSurface(self).routes(),
             Route("/_emulator/stats", self._stats_endpoint, methods=["GET"]),
             Route("/_emulator/scenario", self._scenario_endpoint, methods=["GET"]),
             Route("/{version}/models", self._models_list, methods=["GET"]),
@@ -259,6 +268,9 @@ class Emulator:
         return base64.urlsafe_b64encode(digest[:17]).decode().rstrip("=")
 
     def _authenticate(self, request: Request) -> Account:
+        vertex = request.scope.get(VERTEX_ACCOUNT_KEY)
+        if isinstance(vertex, Account):
+            return vertex
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
         if not key:
             raise _Reject(error_bodies.missing_key())
@@ -332,6 +344,20 @@ class Emulator:
             reply = rejected.reply
             self._record(account, model_box[0], method, reply.status, reply.reason)
             return _reply(reply)
+
+    # -- for the Vertex AI surface (emulator/vertex.py) ----------------------------
+
+    def knows_model(self, name: str) -> bool:
+        return name.removeprefix("models/") in self._models
+
+    def record_rejection(
+        self, account: Account | None, model: str, method: str, reply: ErrorReply
+    ) -> None:
+        self._record(account, model, method, reply.status, reply.reason)
+
+    async def dispatch_model_request(self, request: Request) -> Response:
+        """Handle `request` as the Gemini API route `/{version}/models/{rest}` would."""
+        return await self._models_dispatch(request)
 
     # -- /_emulator --------------------------------------------------------------
 
