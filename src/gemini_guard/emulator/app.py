@@ -206,6 +206,7 @@ class Emulator:
         models = {
             name: ModelInfo(name, spec.input_token_limit, spec.output_token_limit)
             for name, spec in load_models().items()
+            if spec.can_generate  # embeddings are not emulated
         }
         for name, entry in self.scenario.models.items():
             models[name] = ModelInfo(name, entry.input_token_limit, entry.output_token_limit)
