@@ -15,7 +15,7 @@ So text is read by script, each kind of run at its own cost:
 - digits: 1 each (Gemini's tokenizer splits numbers digit by digit);
 - other letters (Cyrillic, Greek, Arabic, Devanagari...): 0.3 token each;
 - ASCII punctuation and symbols: 0.9 each; a line break (or a run of them) 1;
-  a run of two or more spaces or tabs (indentation) 1; a single space is free.
+  a run of two or more spaces or tabs (indentation) 1; a single space or tab is free.
 The costs were fitted to the token counts of Gemini's own tokenizer (the Gemma 3
 SentencePiece vocabulary, which google-genai's LocalTokenizer uses for Gemini 2.x and
 3 models) on a calibration set of English, Chinese, code, mixed text, Japanese,
@@ -91,8 +91,11 @@ _RUNS = re.compile(
     r"|(?P<digits>[0-9]+)"
     r"|(?P<breaks>[\r\n]+)"
     r"|(?P<indent>[ \t]{2,})"
-    r"|(?P<space> )"
-    r"|(?P<letters>[^\W\d_]+)"
+    r"|(?P<space>[ \t])"
+    # Letters of other scripts; a run stops at Latin, CJK and Hangul, priced above.
+    r"|(?P<letters>[^\W\d_A-Za-z\u00c0-\u024f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf"
+    r"\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff\uac00-\ud7af\u1100-\u11ff"
+    r"\u3130-\u318f\u3000-\u303f\uff00-\uffef]+)"
     r"|(?P<symbols>.)",
     re.DOTALL,
 )
@@ -133,34 +136,80 @@ class TextCounts:
         return math.ceil(cost - 1e-9)
 
 
+# The groups of _RUNS, by number (match.lastindex), and the TextCounts field each adds to.
+_FIELDS = (
+    "",
+    "han",
+    "kana",
+    "hangul",
+    "fullwidth_punct",
+    "words",
+    "digits",
+    "line_breaks",
+    "indents",
+    "",  # a single space
+    "other_letters",
+    "symbols",
+)
+_WORD_GROUP = _FIELDS.index("words")
+_RUN_GROUPS = frozenset(_FIELDS.index(f) for f in ("line_breaks", "indents"))
+# Tokens per character of each group; words, line breaks and indents cost per run.
+_CHAR_COSTS = (
+    0.0,
+    HAN,
+    KANA,
+    HANGUL,
+    FULLWIDTH_PUNCT,
+    0.0,
+    DIGIT,
+    0.0,
+    0.0,
+    0.0,
+    OTHER_LETTER,
+    SYMBOL,
+)
+_RUN_COSTS = (0.0, 0.0, 0.0, 0.0, 0.0, WORD, 0.0, LINE_BREAK, INDENT, 0.0, 0.0, 0.0)
+
+
+def _long_word_extra(length: int) -> int:
+    """What a word of `length` letters costs beyond its first token."""
+    if length <= WORD_FREE_LETTERS:
+        return 0
+    return -(-length // LETTERS_PER_LONG_WORD_TOKEN) - 1
+
+
 def count_text(text: str) -> TextCounts:
     """The runs of `text` by kind (see `TextCounts`)."""
-    counts = dict.fromkeys(TextCounts.__slots__, 0)
+    counts = [0] * len(_FIELDS)
+    extra = 0
     for match in _RUNS.finditer(text):
-        kind = match.lastgroup
-        run = match.group()
-        if kind == "word":
-            counts["words"] += 1
-            if len(run) > WORD_FREE_LETTERS:
-                counts["extra_word_tokens"] += -(-len(run) // LETTERS_PER_LONG_WORD_TOKEN) - 1
-        elif kind == "wide":
-            counts["fullwidth_punct"] += len(run)
-        elif kind == "letters":
-            counts["other_letters"] += len(run)
-        elif kind == "breaks":
-            counts["line_breaks"] += 1
-        elif kind == "indent":
-            counts["indents"] += 1
-        elif kind in ("han", "kana", "hangul", "digits", "symbols"):
-            counts[kind] += len(run)
-    return TextCounts(**counts)
+        group = match.lastindex or 0
+        start, end = match.span()
+        if group == _WORD_GROUP or group in _RUN_GROUPS:
+            counts[group] += 1
+            if group == _WORD_GROUP:
+                extra += _long_word_extra(end - start)
+        else:
+            counts[group] += end - start
+    fields = {name: counts[i] for i, name in enumerate(_FIELDS) if name}
+    return TextCounts(**fields, extra_word_tokens=extra)
 
 
 def estimate_text_tokens(text: str) -> int:
     """Estimated tokens in `text`, by script (0 for the empty string)."""
     if not text:
         return 0
-    return count_text(text).tokens
+    # The same sum as TextCounts.tokens, without building one: this runs on every
+    # paced call.
+    char_costs, run_costs, word = _CHAR_COSTS, _RUN_COSTS, _WORD_GROUP
+    cost = 0.0
+    for match in _RUNS.finditer(text):
+        group = match.lastindex or 0
+        start, end = match.span()
+        cost += run_costs[group] + char_costs[group] * (end - start)
+        if group == word and end - start > WORD_FREE_LETTERS:
+            cost += _long_word_extra(end - start)
+    return math.ceil(cost - 1e-9)
 
 
 def truncate_to_tokens(text: str, max_tokens: int) -> str:

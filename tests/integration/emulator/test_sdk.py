@@ -11,6 +11,7 @@ from google.genai import errors, types
 
 from gemini_guard.clock import FakeClock
 from gemini_guard.emulator import EmulatorServer, serve, serve_async
+from gemini_guard.tiers import load_models
 from tests.integration.emulator.conftest import sdk_client
 
 VERSIONS = [None, "v1beta", "v1alpha"]  # None: the SDK's default (v1)
@@ -83,11 +84,15 @@ async def test_async_generate_and_stream(healthy: EmulatorServer, version: str |
 def test_models_list_and_get(healthy: EmulatorServer, version: str | None) -> None:
     client = sdk_client(healthy, api_version=version)
     names = [m.name for m in client.models.list(config={"page_size": 2})]  # pages through
-    assert names == [
+    # The shipped table's generative models, in its order (embeddings are not emulated).
+    table = [f"models/{name}" for name, spec in load_models().items() if spec.can_generate]
+    assert names == table
+    assert names[:3] == [
         "models/gemini-2.5-pro",
         "models/gemini-2.5-flash",
         "models/gemini-2.5-flash-lite",
     ]
+    assert "models/gemini-embedding-001" not in names
     model = client.models.get(model="gemini-2.5-flash")
     assert model.input_token_limit == 1_048_576
     assert model.output_token_limit == 65_536
