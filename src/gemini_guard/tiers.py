@@ -157,7 +157,8 @@ def override_path() -> Path:
     named = os.environ.get(OVERRIDE_ENV)
     if named:
         return Path(named).expanduser()
-    config = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
+    # os.path.expanduser never raises: without a home it leaves "~" (no such file).
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
     return Path(config) / "gemini-guard" / "models.toml"
 
 
