@@ -6,7 +6,8 @@ figure: too low and a burst of long prompts overruns the TPM limit before the
 corrections arrive; too high and calls wait for room they never use. The Guard takes
 its figure from a `TokenCounter`, chosen with `Guard(token_counter=...)`:
 
-- "estimate" (default): `gemini_guard.tokens`, about 4 characters a token, offline.
+- "estimate" (default): `gemini_guard.tokens`, by script (English, Chinese, code...),
+  offline.
 - "api": the model's own tokenizer, `models.count_tokens` on the Guard's client, once
   per distinct request; see `ApiTokenCounter`.
 - a function `(model, contents, config) -> int`, or any object with `count` and

@@ -1,22 +1,59 @@
 """A cheap, offline estimate of how many tokens a request's contents use.
 
 The Gemini API counts tokens with the model's tokenizer (`:countTokens`), which costs a
-request. For pacing, preflight checks and the emulator, an estimate is enough: Google
-documents roughly 4 characters per token for English text, and a fixed 258 tokens per
-image (or other inline/file media part). One rule, used everywhere, so that the
-emulator's accounting and the Guard's estimate agree.
+request. For pacing, preflight checks, `plan` and the emulator an estimate is enough,
+as long as it holds for every script: one rule of "about 4 characters per token" is
+right for English (a little high, in fact) and several times too low for Chinese,
+where a token covers one or two characters.
+
+So text is read by script, each kind of run at its own cost:
+- Han characters (Chinese, Japanese kanji): 0.6 token each; kana 0.4; Hangul 0.6;
+- full-width punctuation (，。！？「」…): 1 each;
+- Latin-script words: 1 token up to 10 letters (the vocabulary holds most words
+  whole); a longer one, rarer, 1 token per 4 letters (a word is cut where lower case
+  turns upper, as camelCase splits);
+- digits: 1 each (Gemini's tokenizer splits numbers digit by digit);
+- other letters (Cyrillic, Greek, Arabic, Devanagari...): 0.3 token each;
+- ASCII punctuation and symbols: 0.9 each; a line break (or a run of them) 1;
+  a run of two or more spaces or tabs (indentation) 1; a single space or tab is free.
+The costs were fitted to the token counts of Gemini's own tokenizer (the Gemma 3
+SentencePiece vocabulary, which google-genai's LocalTokenizer uses for Gemini 2.x and
+3 models) on a calibration set of English, Chinese, code, mixed text, Japanese,
+Korean and Russian: see docs/tokens.md for the error per script and
+`python -m bench calibrate_tokens` to measure it again.
+
+Each media part counts a fixed 258 tokens (an image up to 384 px, as Google
+documents); function calls and responses count by their JSON text. One rule, used
+everywhere, so that the emulator's accounting and the Guard's estimate agree; every
+character costs at most one token, so a text's length in characters bounds its
+estimate (`MAX_TOKENS_PER_CHAR`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHARS_PER_TOKEN", "MEDIA_PART_TOKENS", "estimate_text_tokens", "estimate_tokens"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "MAX_TOKENS_PER_CHAR",
+    "MEDIA_PART_TOKENS",
+    "TextCounts",
+    "count_text",
+    "estimate_text_tokens",
+    "estimate_tokens",
+    "truncate_to_tokens",
+]
 
+# The rough figure for English prose, kept for readers who think in it; the estimate
+# itself goes by script (see the module docstring).
 CHARS_PER_TOKEN = 4
+# No character costs more than one token, so len(text) bounds estimate_text_tokens(text).
+MAX_TOKENS_PER_CHAR = 1
 MEDIA_PART_TOKENS = 258
 
 _MEDIA_KEYS = ("inline_data", "inlineData", "file_data", "fileData")
@@ -31,10 +68,145 @@ _STRUCTURED_KEYS = (
     "codeExecutionResult",
 )
 
+# Costs in tokens (see the module docstring; fitted by bench/calibrate_tokens.py).
+HAN = 0.6
+KANA = 0.4
+HANGUL = 0.6
+FULLWIDTH_PUNCT = 1.0
+WORD = 1.0
+WORD_FREE_LETTERS = 10
+LETTERS_PER_LONG_WORD_TOKEN = 4
+DIGIT = 1.0
+OTHER_LETTER = 0.3
+SYMBOL = 0.9
+LINE_BREAK = 1.0
+INDENT = 1.0
+
+_RUNS = re.compile(
+    r"(?P<han>[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+)"
+    r"|(?P<kana>[\u3040-\u30ff\u31f0-\u31ff]+)"
+    r"|(?P<hangul>[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]+)"
+    r"|(?P<wide>[\u3000-\u303f\uff00-\uffef]+)"
+    # A word takes the space before it along (it is free), so that prose is half as
+    # many matches.
+    r"|(?P<word> ?[A-Za-z\u00c0-\u024f]"
+    r"(?:[a-z\u00df-\u00ff\u0100-\u024f]+|[A-Z\u00c0-\u00de]+(?![a-z]))?)"
+    r"|(?P<digits>[0-9]+)"
+    r"|(?P<breaks>[\r\n]+)"
+    r"|(?P<indent>[ \t]{2,})"
+    r"|(?P<space>[ \t])"
+    # Letters of other scripts; a run stops at Latin, CJK and Hangul, priced above.
+    r"|(?P<letters>[^\W\d_A-Za-z\u00c0-\u024f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf"
+    r"\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff\uac00-\ud7af\u1100-\u11ff"
+    r"\u3130-\u318f\u3000-\u303f\uff00-\uffef]+)"
+    r"|(?P<symbols>.)",
+    re.DOTALL,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TextCounts:
+    """What a text is made of, by the kinds of run the estimate prices differently."""
+
+    han: int = 0
+    kana: int = 0
+    hangul: int = 0
+    fullwidth_punct: int = 0
+    words: int = 0
+    extra_word_tokens: int = 0  # what words over 10 letters cost beyond 1 token each
+    digits: int = 0
+    other_letters: int = 0
+    symbols: int = 0
+    line_breaks: int = 0
+    indents: int = 0
+
+    @property
+    def tokens(self) -> int:
+        """The estimate: each kind at its cost, summed, rounded up."""
+        cost = (
+            self.han * HAN
+            + self.kana * KANA
+            + self.hangul * HANGUL
+            + self.fullwidth_punct * FULLWIDTH_PUNCT
+            + self.words * WORD
+            + self.extra_word_tokens
+            + self.digits * DIGIT
+            + self.other_letters * OTHER_LETTER
+            + self.symbols * SYMBOL
+            + self.line_breaks * LINE_BREAK
+            + self.indents * INDENT
+        )
+        return math.ceil(cost - 1e-9)
+
+
+# The groups of _RUNS, by number (match.lastindex), and the TextCounts field each adds to.
+_FIELDS = (
+    "",
+    "han",
+    "kana",
+    "hangul",
+    "fullwidth_punct",
+    "words",
+    "digits",
+    "line_breaks",
+    "indents",
+    "",  # a single space
+    "other_letters",
+    "symbols",
+)
+_WORD_GROUP = _FIELDS.index("words")
+_RUN_GROUPS = frozenset(_FIELDS.index(f) for f in ("line_breaks", "indents"))
+
+
+def _long_word_extra(length: int) -> int:
+    """What a word of `length` letters costs beyond its first token."""
+    if length <= WORD_FREE_LETTERS:
+        return 0
+    return -(-length // LETTERS_PER_LONG_WORD_TOKEN) - 1
+
+
+def count_text(text: str) -> TextCounts:
+    """The runs of `text` by kind (see `TextCounts`)."""
+    counts = [0] * len(_FIELDS)
+    extra = 0
+    word, per_run = _WORD_GROUP, _RUN_GROUPS
+    for match in _RUNS.finditer(text):
+        group = match.lastindex or 0
+        start, end = match.span()
+        if group == word:
+            counts[group] += 1
+            if end - start > WORD_FREE_LETTERS:  # rare: only then drop the leading space
+                extra += _long_word_extra(len(match.group().lstrip(" ")))
+        elif group in per_run:
+            counts[group] += 1
+        else:
+            counts[group] += end - start
+    fields = {name: counts[i] for i, name in enumerate(_FIELDS) if name}
+    return TextCounts(**fields, extra_word_tokens=extra)
+
 
 def estimate_text_tokens(text: str) -> int:
-    """Tokens in `text` at about 4 characters each (0 for the empty string)."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
+    """Estimated tokens in `text`, by script (0 for the empty string)."""
+    if not text:
+        return 0
+    return count_text(text).tokens
+
+
+def truncate_to_tokens(text: str, max_tokens: int) -> str:
+    """The longest prefix of `text` whose estimate is at most `max_tokens`.
+
+    The estimate never falls as a text grows, so a binary search over the length finds it.
+    """
+    if estimate_text_tokens(text) <= max_tokens:
+        return text
+    low, high = 0, len(text)  # estimate(text[:low]) <= max_tokens < estimate(text[:high])
+    while high - low > 1:
+        middle = (low + high) // 2
+        if estimate_text_tokens(text[:middle]) <= max_tokens:
+            low = middle
+        else:
+            high = middle
+    return text[:low]
 
 
 def estimate_tokens(contents: Any) -> int:
@@ -42,7 +214,7 @@ def estimate_tokens(contents: Any) -> int:
 
     A string, a list of strings, SDK `Content`/`Part` objects, or REST-style dicts
     (`{"role": ..., "parts": [{"text": ...}]}`), in camelCase or snake_case. Text is
-    counted at ~4 characters per token, each media part at 258 tokens, function calls
+    estimated by script (see `estimate_text_tokens`), each media part at 258 tokens, function calls
     and responses by the length of their JSON.
     """
     return sum(_part_tokens(part) for part in _parts(contents))

@@ -227,7 +227,9 @@ def make_plan(
             f"model {model!r} is not in the shipped table; pass its price and limits "
             "(or pick a model such as gemini-2.5-flash)"
         )
-    chosen_price = price if price is not None else spec.price  # type: ignore[union-attr]
+    chosen_price = price if price is not None else spec.price if spec is not None else None
+    if chosen_price is None:
+        raise ValueError(f"model {model!r} has no published price; pass its price")
     table = dict(limits) if limits is not None else dict(spec.tiers)  # type: ignore[union-attr]
     input_tokens = 0
     output_tokens = 0

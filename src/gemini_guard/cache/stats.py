@@ -134,18 +134,14 @@ def savings_of(model: str, usage: Any) -> Savings:
     cached = min(_count(usage, "cached_content_token_count"), prompt)
     output = _count(usage, "candidates_token_count") + _count(usage, "thoughts_token_count")
     spec = model_spec(model)
-    if spec is None:
+    if spec is None or spec.price is None:
         return Savings(prompt + output, 0.0)
-    price = spec.price
-    dollars = (
-        (prompt - cached) * price.input + cached * price.cached_input + output * price.output
-    ) / 1e6
-    return Savings(prompt + output, dollars)
+    return Savings(prompt + output, spec.price.cost(prompt, output, cached_tokens=cached))
 
 
 def context_savings(model: str, cached_tokens: int) -> float:
     """Dollars saved by billing `cached_tokens` at the cached price, not the input price."""
     spec = model_spec(model)
-    if spec is None:
+    if spec is None or spec.price is None:
         return 0.0
     return cached_tokens * (spec.price.input - spec.price.cached_input) / 1e6

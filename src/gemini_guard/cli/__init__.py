@@ -19,6 +19,7 @@ _SUBCOMMANDS = {
     "diagnose": "gemini_guard.cli.diagnose",
     "doctor": "gemini_guard.cli.doctor",
     "emulate": "gemini_guard.cli.emulate",
+    "models": "gemini_guard.cli.models",
     "plan": "gemini_guard.cli.plan",
     "quota": "gemini_guard.cli.quota",
 }

@@ -12,7 +12,7 @@ from gemini_guard.cli import main
 
 if TYPE_CHECKING:
     from gemini_guard.config import GuardConfig
-    from gemini_guard.tiers import Prices
+    from gemini_guard.tiers import Limits, Prices
 
 __all__ = ["describe_time", "plan", "price_override"]
 
@@ -55,12 +55,16 @@ def plan(
     """Estimate tokens, time to finish under the tier's limits, and cost in USD.
 
     Prices come from the shipped table unless the config has a [prices."MODEL"]
-    section (input, output, cached_input: USD per 1M tokens)."""
+    section (input, output, cached_input: USD per 1M tokens); limits likewise from
+    [quota.limits."MODEL"]. A model the table does not know, or whose limits or prices
+    Google does not publish, still gets its token estimate; the plan says what it
+    cannot work out and how to supply it."""
     from gemini_guard.batch.planner import make_plan
     from gemini_guard.batch.reader import read_requests
     from gemini_guard.clock import SystemClock
     from gemini_guard.config import load_config
     from gemini_guard.errors import ConfigError
+    from gemini_guard.tiers import Limits, Prices, model_spec
 
     if not input_path.is_file():
         raise click.ClickException(f"input file {input_path} does not exist")
@@ -69,6 +73,10 @@ def plan(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     read = read_requests(input_path)
+    spec = model_spec(model)
+    price = price_override(config, model) or (spec.price if spec is not None else None)
+    table = _limits_table(config, model, dict(spec.tiers) if spec is not None else {})
+    knows_time = tier in table
     try:
         figures = make_plan(
             read.requests,
@@ -76,34 +84,63 @@ def plan(
             tier=tier,
             output_tokens_per_request=output_tokens,
             start=SystemClock().time(),
-            price=price_override(config, model),
+            # Without a price or limits the figures that need them are not printed.
+            price=price if price is not None else Prices(input=0, output=0, cached_input=0),
+            limits=table if knows_time else {tier: Limits()},
         )
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     chosen = figures.chosen
     echo = click.echo
     echo(f"{figures.requests} requests on {model}, tier {tier}")
+    if spec is None:
+        echo(
+            f"note: {model} is not in the model table (`gemini-guard models` lists it); "
+            "estimating what can be estimated without it"
+        )
     if read.problems:
         echo(
             f"({len(read.problems)} input line(s) rejected, not counted; first: line "
             f"{read.problems[0].line}: {read.problems[0].message})"
         )
     echo(
-        f"tokens: {figures.input_tokens:,} input (estimated at ~4 characters per token), "
-        f"{figures.output_tokens:,} output (assumed {output_tokens} per request)"
+        f"tokens: {figures.input_tokens:,} input (estimated by script: about 1 per English "
+        f"word, 0.6 per Chinese character), {figures.output_tokens:,} output "
+        f"(assumed {output_tokens} per request)"
     )
-    echo(
-        "time:   "
-        + describe_time(chosen.finish.seconds, chosen.finish.binding, chosen.finish.days)
-        + f" at {_limits(chosen.limits)}"
-    )
-    echo(
-        f"cost:   ${figures.standard_cost:,.4f} at standard prices, "
-        f"${figures.batch_api_cost:,.4f} through the Batch API (50% less)"
-        f"  [input ${figures.price.input}/1M, output ${figures.price.output}/1M"
-        + (", from the config" if model in config.prices else "")
-        + "]"
-    )
+    if knows_time:
+        echo(
+            "time:   "
+            + describe_time(chosen.finish.seconds, chosen.finish.binding, chosen.finish.days)
+            + f" at {_limits(chosen.limits)}"
+        )
+    else:
+        echo(
+            f"time:   unknown: no published limits for {model} on tier {tier}. The Guard paces it "
+            "adaptively, learning the enforced limit from 429s; to estimate, give the "
+            f'limits in the config: [quota.limits."{model}"] rpm = ..., tpm = ..., rpd = ...'
+        )
+    if price is not None:
+        echo(
+            f"cost:   ${figures.standard_cost:,.4f} at standard prices, "
+            f"${figures.batch_api_cost:,.4f} through the Batch API "
+            f"({price.batch_discount:.0%} less)"
+            f"  [input ${price.input}/1M, output ${price.output}/1M"
+            + (", from the config" if model in config.prices else "")
+            + "]"
+        )
+        if price.input_long is not None:
+            echo(
+                f"        prompts over 200k tokens cost more: input ${price.input_long}/1M, "
+                f"output ${price.output_long}/1M"
+            )
+    else:
+        echo(
+            f"cost:   unknown: no published price for {model}; give it in the config: "
+            f'[prices."{model}"] input = ..., output = ... (USD per 1M tokens)'
+        )
+    if not knows_time:
+        return
     smallest = figures.smallest_tier_within_a_day
     if smallest is None:
         echo("no tier finishes within a day; split the work or use the Batch API")
@@ -114,6 +151,23 @@ def plan(
             + describe_time(best.finish.seconds, best.finish.binding, best.finish.days)
             + ")"
         )
+
+
+def _limits_table(config: GuardConfig, model: str, shipped: dict[str, Limits]) -> dict[str, Limits]:
+    """The limits per tier for `model`: the shipped ones, with the config's
+    [quota.limits."MODEL"] figures laid over every tier (they name no tier: they are
+    what the user's project is allowed)."""
+    from gemini_guard.tiers import TIERS, Limits
+
+    figures = config.quota.limits.get(model)
+    if not figures:
+        return shipped
+    out: dict[str, Limits] = {}
+    for name in TIERS:
+        base = shipped.get(name, Limits())
+        values = {k: figures.get(k, getattr(base, k)) for k in ("rpm", "tpm", "rpd", "tpd")}
+        out[name] = Limits(**values)
+    return out
 
 
 def _limits(limits: object) -> str:
@@ -135,5 +189,6 @@ def price_override(config: GuardConfig, model: str) -> Prices | None:
     cached = section.cached_input
     if cached is None:
         spec = model_spec(model)
-        cached = spec.price.cached_input if spec is not None else section.input
+        shipped = spec.price if spec is not None else None
+        cached = shipped.cached_input if shipped is not None else section.input
     return Prices(input=section.input, output=section.output, cached_input=cached)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gemini_guard.diagnosis._explain import Explanation, Lang
 from gemini_guard.diagnosis._model import Category, Diagnosis, QuotaViolation, RecentRate
+from gemini_guard.diagnosis._vertex import vertex_explanation
 from gemini_guard.pacific import PACIFIC, next_reset
 
 __all__ = ["KEYS_URL", "STATUS_URL", "build", "format_seconds"]
@@ -1022,9 +1023,13 @@ def build(
 ) -> Explanation:
     """The explanation of `diagnosis` in `lang`, dated by `now` (wall epoch seconds);
     `recent`: the caller's own rate when it came, if known."""
+    ctx = Ctx(diagnosis, lang, now, recent)
+    vertex = vertex_explanation(ctx)
+    if vertex is not None:
+        return vertex
     builder = BUILDERS.get(diagnosis.category)
     if builder is None:
         from gemini_guard.diagnosis._catalog_quiet import QUIET_BUILDERS
 
         builder = QUIET_BUILDERS[diagnosis.category]
-    return builder(Ctx(diagnosis, lang, now, recent))
+    return builder(ctx)

@@ -17,6 +17,7 @@ from typing import Literal
 
 from gemini_guard.diagnosis._model import Category, Diagnosis, QuotaViolation
 from gemini_guard.diagnosis._redact import redact
+from gemini_guard.diagnosis._vertex import vertex_quota_from_message
 from gemini_guard.diagnosis._wire import (
     parse_error_body,
     quota_from_message,
@@ -394,7 +395,11 @@ def classify(evidence: Evidence, *, now: float | None = None) -> Diagnosis:
     context = (evidence.context or "")[:MAX_CONTEXT]
     violations = body.violations if body is not None else ()
     if not violations:
-        violations = quota_from_message(message) or quota_from_message(context)
+        violations = (
+            quota_from_message(message)
+            or quota_from_message(context)
+            or vertex_quota_from_message(message)
+        )
 
     facts = Facts(
         http_status=http,

@@ -76,10 +76,13 @@ from gemini_guard.emulator.scenario import Fault, FaultMethod, Scenario, load_sc
 from gemini_guard.emulator.stats import RequestRecord, Stats
 from gemini_guard.tiers import Limits, load_models
 
-__all__ = ["API_VERSIONS", "DroppedConnection", "Emulator"]
+__all__ = ["API_VERSIONS", "VERTEX_ACCOUNT_KEY", "DroppedConnection", "Emulator"]
 
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
 _log = logging.getLogger("gemini_guard.emulator")
+# The ASGI scope key under which the Vertex surface (emulator/vertex.py) hands a
+# request on with the account it authenticated by bearer token.
+VERTEX_ACCOUNT_KEY = "gemini_guard.vertex_account"
 _NO_PROJECT = "-"
 _NO_MODEL = "-"
 # Faults that strike inside a stream that has started, not instead of it.
@@ -124,6 +127,9 @@ def _reply(reply: ErrorReply) -> Response:
         media_type=reply.content_type,
         headers=reply.headers,
     )
+
+
+reply_response = _reply
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -218,13 +224,17 @@ class Emulator:
         models = {
             name: ModelInfo(name, spec.input_token_limit, spec.output_token_limit)
             for name, spec in load_models().items()
+            if spec.can_generate  # embeddings are not emulated
         }
         for name, entry in self.scenario.models.items():
             models[name] = ModelInfo(name, entry.input_token_limit, entry.output_token_limit)
         return models
 
     def _routes(self) -> list[Route]:
+        from gemini_guard.emulator.vertex import VertexSurface
+
         return [
+            *VertexSurface(self).routes(),
             Route("/_emulator/stats", self._stats_endpoint, methods=["GET"]),
             Route("/_emulator/scenario", self._scenario_endpoint, methods=["GET"]),
             Route("/{version}/models", self._models_list, methods=["GET"]),
@@ -277,6 +287,9 @@ class Emulator:
         return base64.urlsafe_b64encode(digest[:17]).decode().rstrip("=")
 
     def _authenticate(self, request: Request) -> Account:
+        vertex = request.scope.get(VERTEX_ACCOUNT_KEY)
+        if isinstance(vertex, Account):
+            return vertex
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
         if not key:
             raise _Reject(error_bodies.missing_key())
@@ -361,6 +374,20 @@ class Emulator:
             )
             self._record(account, model_box[0], method, 499, "client_disconnected")
             return Response(status_code=499)
+
+    # -- for the Vertex AI surface (emulator/vertex.py) ----------------------------
+
+    def knows_model(self, name: str) -> bool:
+        return name.removeprefix("models/") in self._models
+
+    def record_rejection(
+        self, account: Account | None, model: str, method: str, reply: ErrorReply
+    ) -> None:
+        self._record(account, model, method, reply.status, reply.reason)
+
+    async def dispatch_model_request(self, request: Request) -> Response:
+        """Handle `request` as the Gemini API route `/{version}/models/{rest}` would."""
+        return await self._models_dispatch(request)
 
     # -- /_emulator --------------------------------------------------------------
 

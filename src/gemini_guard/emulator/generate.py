@@ -2,9 +2,9 @@
 
 - Text is derived from a SHA-256 of the model, the prompt and the candidate index, so
   the same request always gets the same answer, in any process, on any run.
-- Tokens are counted with the project's one estimate (`gemini_guard.tokens`: about
-  4 characters per token, 258 per media part), the same number for countTokens,
-  usageMetadata and the input-TPM quota.
+- Tokens are counted with the project's one estimate (`gemini_guard.tokens`: by
+  script, about a token per English word and 0.6 per Chinese character, 258 per media
+  part), the same number for countTokens, usageMetadata and the input-TPM quota.
 - With `responseMimeType: application/json` the text is JSON, shaped by
   `responseSchema` / `responseJsonSchema` when one is given.
 """
@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gemini_guard.emulator.request_body import field
-from gemini_guard.tokens import CHARS_PER_TOKEN, estimate_text_tokens, estimate_tokens
+from gemini_guard.tokens import (
+    CHARS_PER_TOKEN,
+    estimate_text_tokens,
+    estimate_tokens,
+    truncate_to_tokens,
+)
 
 __all__ = [
     "Candidate",
@@ -140,7 +145,7 @@ def _candidate_text(
         text = _prose(rng, 12 + rng.randrange(60))
     tokens = estimate_text_tokens(text)
     if max_tokens is not None and tokens > max_tokens:
-        text = text[: max_tokens * CHARS_PER_TOKEN]
+        text = truncate_to_tokens(text, max_tokens)
         return Candidate(text, estimate_text_tokens(text), "MAX_TOKENS")
     return Candidate(text, tokens, "STOP")
 

@@ -36,6 +36,8 @@ __all__ = [
     "LimitsSpec",
     "ModelEntry",
     "Scenario",
+    "VertexLocation",
+    "VertexSpec",
     "builtin_scenarios",
     "load_scenario",
     "parse_scenario",
@@ -174,6 +176,48 @@ class ModelEntry(_Strict):
     output_token_limit: int = Field(default=65_536, gt=0)
 
 
+class VertexLocation(_Strict):
+    """The dynamic shared quota of one Vertex AI location, as a capacity.
+
+    Vertex AI publishes no per-project RPM for pay-as-you-go traffic: every project
+    draws on Google's shared capacity for a model in a location, and gets a bare 429
+    when it runs short. Here that capacity is `rpm` requests per minute for each model
+    (all projects together), over [start, end); outside the window the location is
+    unlimited. `models` limits it to some models (empty: all).
+    """
+
+    rpm: int = Field(ge=0)
+    models: tuple[str, ...] = ()
+    start: float = Field(default=0.0, ge=0)
+    end: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _window(self) -> VertexLocation:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
+        return self
+
+    def capacity(self, model: str, elapsed: float) -> int | None:
+        """Requests per minute `model` may have here at `elapsed`; None: unlimited."""
+        if self.models and model not in self.models:
+            return None
+        if elapsed < self.start or (self.end is not None and elapsed >= self.end):
+            return None
+        return self.rpm
+
+
+class VertexSpec(_Strict):
+    """The Vertex AI surface: locations with a shared capacity (unlisted: unlimited).
+
+    `project_rpm` is a per-project quota of requests per minute per base model in each
+    location (Vertex's `generate_content_requests_per_minute_per_project_per_base_model`,
+    as with provisioned or raised quotas); None: no such quota.
+    """
+
+    locations: dict[str, VertexLocation] = Field(default_factory=dict)
+    project_rpm: int | None = Field(default=None, ge=0)
+
+
 class Scenario(_Strict):
     """Everything the emulator needs to know to behave like a given day of Gemini."""
 
@@ -193,6 +237,7 @@ class Scenario(_Strict):
     faults: tuple[Fault, ...] = ()
     latency: tuple[LatencyRule, ...] = ()
     batch: BatchSpec = BatchSpec()
+    vertex: VertexSpec = VertexSpec()
 
     @model_validator(mode="after")
     def _changes_in_order(self) -> Scenario:
@@ -305,6 +350,7 @@ def _allowed(loc: tuple[Any, ...]) -> str:
         "faults": Fault,
         "latency": LatencyRule,
         "batch": BatchSpec,
+        "vertex": VertexSpec,
     }
     model: type[BaseModel] = Scenario
     if parts:
@@ -314,6 +360,8 @@ def _allowed(loc: tuple[Any, ...]) -> str:
             if len(parts) < 1 + depth:
                 return "(names of your choice, each a table)"
             model = value_model
+        elif head == "vertex" and len(parts) >= 3 and parts[1] == "locations":
+            model = VertexLocation
         elif head in nested:
             model = nested[head]
     return ", ".join(model.model_fields)

@@ -78,11 +78,12 @@ class ModelInfo:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ModelInfo:
-        """From the shipped model table (token limits only)."""
+        """From the shipped model table (token limits and methods)."""
         return cls(
             name=spec.name,
             input_token_limit=spec.input_token_limit,
             output_token_limit=spec.output_token_limit,
+            supported_actions=spec.methods,
         )
 
 

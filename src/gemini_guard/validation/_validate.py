@@ -23,7 +23,7 @@ from google.genai import types as genai_types
 from gemini_guard.diagnosis._model import Category
 from gemini_guard.diagnosis._redact import redact
 from gemini_guard.tiers import load_models, model_spec
-from gemini_guard.tokens import CHARS_PER_TOKEN, estimate_text_tokens, estimate_tokens
+from gemini_guard.tokens import MAX_TOKENS_PER_CHAR, estimate_text_tokens, estimate_tokens
 from gemini_guard.validation._catalog import ModelCatalog, ModelInfo
 from gemini_guard.validation._fields import (
     FOREIGN_NAMES,
@@ -695,10 +695,11 @@ def _check_input_tokens(
         "contents",
         "input_too_large",
         f"about {estimate:,} input tokens, over {info.name}'s limit of "
-        f"{info.input_token_limit:,} (estimated at ~4 characters per token; "
+        f"{info.input_token_limit:,} (estimated by script, ~1 token per word or "
+        "0.6 per Chinese character; "
         "countTokens gives the exact figure)",
         f"约 {estimate:,} 个输入 token，超过 {info.name} 的上限 {info.input_token_limit:,}"
-        "（按约 4 个字符 1 个 token 估算；countTokens 可得准确数）",
+        "（按文字类别估算：约每个英文单词 1 个 token、每个汉字 0.6 个；countTokens 可得准确数）",
         allowed=f"≤ {info.input_token_limit:,} tokens",
         category=Category.REQUEST_TOO_LARGE,
     )
@@ -728,12 +729,13 @@ class ShapeVerdict:
         return limit is None or estimate_text_tokens(text) + self.system_tokens <= limit
 
     def longest_text(self) -> float:
-        """The length of the longest text that `fits` (inf without a token limit):
-        estimate_text_tokens grows with the length, so a length test says the same."""
+        """A length up to which every non-empty text `fits` (inf without a token limit):
+        no character is estimated at more than MAX_TOKENS_PER_CHAR tokens, so a text
+        that short cannot be over; a longer one is estimated in full."""
         limit = self.input_token_limit
         if limit is None:
             return math.inf
-        return max(0, limit - self.system_tokens) * CHARS_PER_TOKEN
+        return max(0, limit - self.system_tokens) / MAX_TOKENS_PER_CHAR
 
 
 def shape_verdict(model: Any, config: Any, *, catalog: ModelSource | None) -> ShapeVerdict:

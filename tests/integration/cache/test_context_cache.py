@@ -93,6 +93,7 @@ def test_context_cache_lifecycle(server: EmulatorServer, clock: FakeClock) -> No
     assert (stats.context_created, stats.context_refreshed, stats.context_uses) == (2, 1, 4)
     spec = model_spec(FLASH)
     assert spec is not None
+    assert spec.price is not None
     expected = stats.context_tokens * (spec.price.input - spec.price.cached_input) / 1e6
     assert stats.context_dollars_saved == pytest.approx(expected)
     assert server.emulator.stats()["totals"]["cached_tokens"] == stats.context_tokens

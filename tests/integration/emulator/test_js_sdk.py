@@ -80,8 +80,8 @@ def test_js_sdk_generates_streams_and_counts(healthy: EmulatorServer) -> None:
     assert out["text"]
     assert out["streamed"] == out["text"]
     assert out["model"] == "gemini-2.5-flash"
-    assert out["tokens"] == 4  # "Hello from node": 15 characters
-    assert out["usage"]["promptTokenCount"] == 4
+    assert out["tokens"] == 3  # "Hello from node": 3 words
+    assert out["usage"]["promptTokenCount"] == 3
     assert out["errorStatus"] == 404
     # The JS SDK speaks v1beta; the emulator saw its requests under its own project.
     totals = healthy.emulator.stats()["totals"]

@@ -11,6 +11,7 @@ from google.genai import errors, types
 
 from gemini_guard.clock import FakeClock
 from gemini_guard.emulator import EmulatorServer, serve, serve_async
+from gemini_guard.tiers import load_models
 from tests.integration.emulator.conftest import sdk_client
 
 VERSIONS = [None, "v1beta", "v1alpha"]  # None: the SDK's default (v1)
@@ -61,7 +62,7 @@ def test_generate_stream_and_count_tokens(healthy: EmulatorServer, version: str 
     counted = client.models.count_tokens(
         model="gemini-2.5-flash", contents="Explain sliding windows."
     )
-    assert counted.total_tokens == 6  # 24 characters at ~4 per token
+    assert counted.total_tokens == 4  # 3 words and a full stop
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -83,11 +84,15 @@ async def test_async_generate_and_stream(healthy: EmulatorServer, version: str |
 def test_models_list_and_get(healthy: EmulatorServer, version: str | None) -> None:
     client = sdk_client(healthy, api_version=version)
     names = [m.name for m in client.models.list(config={"page_size": 2})]  # pages through
-    assert names == [
+    # The shipped table's generative models, in its order (embeddings are not emulated).
+    table = [f"models/{name}" for name, spec in load_models().items() if spec.can_generate]
+    assert names == table
+    assert names[:3] == [
         "models/gemini-2.5-pro",
         "models/gemini-2.5-flash",
         "models/gemini-2.5-flash-lite",
     ]
+    assert "models/gemini-embedding-001" not in names
     model = client.models.get(model="gemini-2.5-flash")
     assert model.input_token_limit == 1_048_576
     assert model.output_token_limit == 65_536
@@ -146,7 +151,7 @@ def test_caches_create_get_list_use_delete(healthy: EmulatorServer, version: str
     cache = client.caches.create(
         model="gemini-2.5-flash",
         config=types.CreateCachedContentConfig(
-            contents=["A long shared document. " * 200],
+            contents=["A long shared document. " * 250],
             system_instruction="Answer from the document.",
             display_name="doc",
             ttl="600s",

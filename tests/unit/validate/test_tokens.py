@@ -2,19 +2,94 @@
 
 from __future__ import annotations
 
+import json
+import string
+from pathlib import Path
+
 import pytest
 from google.genai import types
 
-from gemini_guard.tokens import MEDIA_PART_TOKENS, estimate_text_tokens, estimate_tokens
+from gemini_guard.tokens import (
+    MAX_TOKENS_PER_CHAR,
+    MEDIA_PART_TOKENS,
+    count_text,
+    estimate_text_tokens,
+    estimate_tokens,
+)
+
+CALIBRATION = Path(__file__).parents[2] / "fixtures" / "token-calibration.json"
 
 
-@pytest.mark.parametrize(("text", "tokens"), [("", 0), ("a", 1), ("abcd", 1), ("abcde", 2)])
-def test_text_is_about_four_characters_a_token(text: str, tokens: int) -> None:
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("", 0),
+        ("a", 1),
+        ("What is your name?", 5),  # 4 words and "?": Gemini counts 5 as well
+        ("timestamps", 1),  # up to 10 letters, a word is one token
+        ("identifiers", 3),  # a longer word costs a token per 4 letters
+        ("GoogleGenAI", 3),  # camelCase splits: Google, Gen, AI
+        ("20261204", 8),  # digit by digit
+    ],
+)
+def test_text_is_read_by_script(text: str, tokens: int) -> None:
     assert estimate_text_tokens(text) == tokens
 
 
+def test_chinese_costs_far_more_per_character_than_english() -> None:
+    chinese = count_text("你好，世界！")
+    assert (chinese.han, chinese.fullwidth_punct) == (4, 2)
+    assert estimate_text_tokens("你好，世界！") == 5  # ceil(4 * 0.6 + 2)
+    english = "Hello there, world!"
+    assert estimate_text_tokens("天" * len(english)) > 2 * estimate_text_tokens(english)
+
+
+def test_code_counts_indentation_lines_and_symbols() -> None:
+    counts = count_text("def f(x):\n    return x + 1\n")
+    assert counts.line_breaks == 2
+    assert counts.indents == 1
+    assert counts.symbols == 4  # ( ) : +
+    assert counts.digits == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "x" * 1000, "9" * 50, "，" * 30, "\n\n\n", "a b c", string.printable, "天" * 99],
+)
+def test_no_character_costs_more_than_one_token(text: str) -> None:
+    assert estimate_text_tokens(text) <= len(text) * MAX_TOKENS_PER_CHAR
+
+
+def _calibration() -> dict[str, list[tuple[int, int]]]:
+    doc = json.loads(CALIBRATION.read_text("utf-8"))
+    out: dict[str, list[tuple[int, int]]] = {}
+    for sample in doc["samples"]:
+        pair = (estimate_text_tokens(sample["text"]), sample["tokens"])
+        out.setdefault(sample["script"], []).append(pair)
+    return out
+
+
+@pytest.mark.parametrize("script", ["en", "zh"])
+def test_prose_is_within_a_quarter_of_the_real_count_text_by_text(script: str) -> None:
+    # Real counts from Gemini's tokenizer (see the fixture's "about").
+    pairs = _calibration()[script]
+    assert len(pairs) >= 10
+    for estimate, real in pairs:
+        assert abs(estimate / real - 1) <= 0.25, (estimate, real)
+
+
+@pytest.mark.parametrize(
+    ("script", "bound"), [("en", 0.05), ("zh", 0.05), ("code", 0.10), ("mixed", 0.15)]
+)
+def test_totals_per_script_are_close_to_the_real_count(script: str, bound: float) -> None:
+    pairs = _calibration()[script]
+    estimated = sum(e for e, _ in pairs)
+    real = sum(r for _, r in pairs)
+    assert abs(estimated / real - 1) <= bound
+
+
 def test_every_contents_shape_gives_the_same_count() -> None:
-    text = "x" * 40  # 10 tokens
+    text = "sliding windows " * 5  # 10 words, 10 tokens
     shapes = [
         text,
         [text],
@@ -28,7 +103,7 @@ def test_every_contents_shape_gives_the_same_count() -> None:
 
 def test_media_parts_count_a_fixed_amount() -> None:
     image = types.Part.from_bytes(data=b"\x89PNG....", mime_type="image/png")
-    assert estimate_tokens([image, "abcd"]) == MEDIA_PART_TOKENS + 1
+    assert estimate_tokens([image, "abcd"]) == MEDIA_PART_TOKENS + 1  # one short word
     assert estimate_tokens(
         {"parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}
     ) == (MEDIA_PART_TOKENS)
