@@ -11,6 +11,7 @@ from gemini_guard.diagnosis import Category, Diagnosis, QuotaViolation, diagnose
 from gemini_guard.errors import (
     Attempt,
     AttemptsExhausted,
+    BudgetExceeded,
     CallFailed,
     CircuitOpen,
     ConfigError,
@@ -71,6 +72,7 @@ __all__ = [
     "Attempt",
     "AttemptsExhausted",
     "BreakerPolicy",
+    "BudgetExceeded",
     "CallFailed",
     "CallInfo",
     "Category",

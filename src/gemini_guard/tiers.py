@@ -12,7 +12,18 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
-__all__ = ["TIERS", "Limits", "ModelSpec", "Prices", "Tier", "load_models", "model_spec"]
+__all__ = [
+    "LONG_CONTEXT_TOKENS",
+    "TIERS",
+    "CallRates",
+    "Limits",
+    "ModelSpec",
+    "Prices",
+    "Tier",
+    "call_rates",
+    "load_models",
+    "model_spec",
+]
 
 Tier = Literal["free", "tier1", "tier2", "tier3"]
 TIERS: tuple[Tier, ...] = ("free", "tier1", "tier2", "tier3")
@@ -65,11 +76,54 @@ def _spec(name: str, raw: dict[str, Any]) -> ModelSpec:
 
 
 @functools.cache
+def _raw_models() -> dict[str, Any]:
+    text = resources.files("gemini_guard").joinpath("data/models.toml").read_text("utf-8")
+    models: dict[str, Any] = tomllib.loads(text)["models"]
+    return models
+
+
+@functools.cache
 def load_models() -> dict[str, ModelSpec]:
     """Every model in the shipped table, by name."""
-    text = resources.files("gemini_guard").joinpath("data/models.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
-    return {name: _spec(name, spec) for name, spec in raw["models"].items()}
+    return {name: _spec(name, spec) for name, spec in _raw_models().items()}
+
+
+# Google bills a prompt above this many tokens at a model's long-context prices,
+# where it publishes them.
+LONG_CONTEXT_TOKENS = 200_000
+# The Batch API's discount where the table gives none of its own.
+_BATCH_DISCOUNT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class CallRates:
+    """The USD per 1M tokens one call is billed at (its prompt size and API chosen)."""
+
+    input: float
+    output: float  # thinking tokens too
+    cached_input: float
+
+
+def call_rates(model: str, *, prompt_tokens: int = 0, batch: bool = False) -> CallRates | None:
+    """The rates of one call of `model` (None for a model not in the table).
+
+    A model's entry may carry `price_long_context = {input, output, cached_input}`
+    (prompts above 200k tokens) and `batch_discount` (a fraction, e.g. 0.5); without
+    them the standard prices apply, and the Batch API costs half.
+    """
+    name = model.removeprefix("models/")
+    raw = _raw_models().get(name)
+    if raw is None:
+        return None
+    price = raw["price"]
+    if prompt_tokens > LONG_CONTEXT_TOKENS and "price_long_context" in raw:
+        price = {**price, **raw["price_long_context"]}
+    factor = 1.0 - float(raw.get("batch_discount", _BATCH_DISCOUNT)) if batch else 1.0
+    return CallRates(
+        input=float(price["input"]) * factor,
+        output=float(price["output"]) * factor,
+        cached_input=float(price["cached_input"]) * factor,
+    )
 
 
 def model_spec(model: str) -> ModelSpec | None:

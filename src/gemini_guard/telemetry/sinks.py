@@ -1,8 +1,8 @@
 """Where events go: Python logging, a JSONL file, or any callable.
 
 A sink is any `Callable[[Event], None]`. `Telemetry` fans an event out to its sinks,
-scrubs secrets from every text field first, and never lets a failing sink break the
-call it observes.
+scrubs secrets from every text field first (except for a sink whose `reads_text`
+attribute is False), and never lets a failing sink break the call it observes.
 """
 
 from __future__ import annotations
@@ -151,10 +151,22 @@ class Telemetry:
         sinks = [s for s in self.sinks if not isinstance(s, LoggingSink) or s.enabled_for(event)]
         if not sinks:
             return
-        event = self.scrub(event)
+        clean: Event | None = None
         for sink in sinks:
+            # A sink that reads no free text (metrics) takes the event as built:
+            # scrubbing costs more than counting.
+            if getattr(sink, "reads_text", True):
+                if clean is None:
+                    clean = self.scrub(event)
+                given = clean
+            else:
+                given = event
             try:
-                sink(event)
+                sink(given)
             except Exception:
                 # Observing a call must never break it.
                 _log.exception("telemetry sink %r failed on a %s event", sink, event.kind)
+
+    def add_sink(self, sink: Sink) -> None:
+        """Send events to `sink` too, from the next event on."""
+        self.sinks = (*self.sinks, sink)
