@@ -53,7 +53,7 @@ from gemini_guard.telemetry import (
     quota_notice,
 )
 from gemini_guard.telemetry.extras import plug_in
-from gemini_guard.telemetry.spend import Spending, usage_of
+from gemini_guard.telemetry.spend import Spending, free_call, usage_of
 from gemini_guard.tiers import TIERS
 from gemini_guard.token_count import (
     TokenCounter,
@@ -552,11 +552,16 @@ class Guard:
         self._record_usage(response, info)
 
     def _record_usage(self, response: object, info: CallInfo) -> None:
-        """Price the call's usage (the last chunk's, for a stream) and tell it."""
-        usage = usage_of(response)
-        if usage is None or info.model is None:
+        """Price the call's usage (the last chunk's, for a stream) and tell it. A call
+        without usage (countTokens is free) is told too, as nothing billed: a
+        `CallUsage` closes every successful call."""
+        if info.model is None:
             return
+        usage = usage_of(response)
         project = info.attempts[-1].project if info.attempts else None
+        if usage is None:
+            self.telemetry.emit(free_call(info.call_id, info.model, self.clock.time(), project))
+            return
         self.telemetry.emit(
             self.spending.record(
                 call_id=info.call_id, model=info.model, usage=usage, project=project

@@ -136,10 +136,7 @@ class OtelTracing:
             call.span.set_attribute("gemini_guard.attempts", event.attempts)
             if event.input_tokens is not None:
                 call.span.set_attribute("gen_ai.usage.input_tokens", event.input_tokens)
-            if event.input_tokens is None:  # no usage to wait for (countTokens)
-                self._end_call(event.call_id, event.timestamp)
-            else:
-                call.ended_at = event.timestamp  # ended by its CallUsage
+            call.ended_at = event.timestamp  # ended by the CallUsage that follows
         elif isinstance(event, CallUsage):
             span = call.span
             span.set_attribute("gen_ai.usage.input_tokens", event.input_tokens)

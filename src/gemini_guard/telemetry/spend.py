@@ -20,7 +20,7 @@ from gemini_guard.pacific import next_reset, quota_day
 from gemini_guard.telemetry.events import CallUsage
 from gemini_guard.tiers import CallRates, call_rates
 
-__all__ = ["SpendReport", "Spending", "Usage", "call_cost", "usage_of"]
+__all__ = ["SpendReport", "Spending", "Usage", "call_cost", "free_call", "usage_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,21 @@ def usage_of(response: object) -> Usage | None:
         output_tokens=_count(meta, "candidates_token_count"),
         thinking_tokens=_count(meta, "thoughts_token_count"),
         cached_tokens=_count(meta, "cached_content_token_count"),
+    )
+
+
+def free_call(call_id: str, model: str, wall: float, project: str | None) -> CallUsage:
+    """The `CallUsage` of a call that bills nothing (countTokens)."""
+    return CallUsage(
+        timestamp=wall,
+        call_id=call_id,
+        model=model,
+        input_tokens=0,
+        output_tokens=0,
+        thinking_tokens=0,
+        cached_tokens=0,
+        cost_usd=0.0,
+        project=project,
     )
 
 
