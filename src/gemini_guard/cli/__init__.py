@@ -21,6 +21,7 @@ _SUBCOMMANDS = {
     "emulate": "gemini_guard.cli.emulate",
     "plan": "gemini_guard.cli.plan",
     "quota": "gemini_guard.cli.quota",
+    "report": "gemini_guard.cli.report",
 }
 
 
