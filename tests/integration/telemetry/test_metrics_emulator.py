@@ -7,6 +7,7 @@ received, the 429s and 503s it answered, and the fallbacks those 503s caused.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,8 +55,8 @@ def emulator_stats(server: EmulatorServer) -> dict[str, dict[str, object]]:
     for models in body["projects"].values():
         for model, cell in models.items():
             into = out.setdefault(model, {"requests": 0, "admitted": 0, "rejected": {}})
-            into["requests"] += cell["requests"]  # type: ignore[operator]
-            into["admitted"] += cell["admitted"]  # type: ignore[operator]
+            into["requests"] += cell["requests"]
+            into["admitted"] += cell["admitted"]
             rejected: dict[str, int] = into["rejected"]  # type: ignore[assignment]
             for reason, n in cell["rejected"].items():
                 rejected[reason] = rejected.get(reason, 0) + n
@@ -90,10 +91,8 @@ def run(server: EmulatorServer, clock: FakeClock, metrics: PrometheusMetrics) ->
         seed=3,
     )
     for i in range(CALLS):
-        try:
+        with contextlib.suppress(CallFailed):
             guard.models.generate_content(model=PRO, contents=f"question {i}")
-        except CallFailed:
-            pass
         clock.advance(2.0)
     return guard
 
@@ -130,15 +129,13 @@ def test_counters_match_what_the_emulator_saw(
     assert total(found, "gemini_guard_request_duration_seconds_count") == CALLS
     # tokens billed as the emulator counted them
     body = httpx.get(f"{server.base_url}/_emulator/stats").json()
-    assert total(found, "gemini_guard_tokens_total", kind="output") == body["totals"][
-        "output_tokens"
-    ]
+    assert (
+        total(found, "gemini_guard_tokens_total", kind="output") == body["totals"]["output_tokens"]
+    )
     assert total(found, "gemini_guard_spend_usd_total") == pytest.approx(guard.spend().total_usd)
     assert guard.spend().total_usd > 0
     # the learned flash limit shows in the quota gauges
-    assert total(
-        found, "gemini_guard_quota_requests_limit", model=FLASH, window="minute"
-    ) == 4
+    assert total(found, "gemini_guard_quota_requests_limit", model=FLASH, window="minute") == 4
     guard.close()
 
 

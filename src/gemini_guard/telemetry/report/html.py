@@ -26,7 +26,7 @@ _CATEGORY_COLORS = {
 }
 _STATE_COLORS = {"closed": "#16a34a", "half_open": "#f59e0b", "open": "#dc2626"}
 _W, _H = 960, 260
-_LEFT, _RIGHT, _TOP, _BOTTOM = 56, 16, 16, 34
+_LEFT, _RIGHT, _TOP, _BOTTOM = 56, 16, 30, 34
 
 _STYLE = """
 :root { color-scheme: light; --ink:#111827; --muted:#6b7280; --line:#e5e7eb; }
@@ -115,7 +115,7 @@ def _axes(data: ReportData, top: float, unit: str) -> list[str]:
         parts.append(
             f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_num(top * fraction)}</text>'
         )
-    parts.append(f'<text x="{_LEFT - 44}" y="{_TOP + 4}" text-anchor="start">{escape(unit)}</text>')
+    parts.append(f'<text x="{_LEFT - 44}" y="12" text-anchor="start">{escape(unit)}</text>')
     n = len(data.columns)
     step = max(1, round(n / 8))
     for i in range(0, n, step):
@@ -157,6 +157,7 @@ def _rate_chart(data: ReportData) -> str:
     top = _nice_top(top_value * 1.05)
     body = _axes(data, top, "req/min")
     legend = []
+    labels: dict[int, list[str]] = {}  # limit -> models paced by it (one label each)
     for index, model in enumerate(data.models):
         color = _PALETTE[index % len(_PALETTE)]
         values = data.attempts.get(model, [])
@@ -180,12 +181,14 @@ def _rate_chart(data: ReportData) -> str:
                 f'x2="{_W - _RIGHT}" y2="{y:.1f}" stroke="{color}" stroke-dasharray="6 4">'
                 f"<title>{escape(model)} limit {limits[-1][1]} RPM</title></line>"
             )
-            body.append(
-                f'<text x="{_W - _RIGHT - 4}" y="{y - 4:.1f}" text-anchor="end">'
-                f"{escape(model)} limit {limits[-1][1]}/min</text>"
-            )
+            labels.setdefault(limits[-1][1], []).append(model)
             text += f" (limit learned: {limits[-1][1]}/min)"
         legend.append((model, color, text))
+    for limit, paced in labels.items():
+        body.append(
+            f'<text x="{_W - _RIGHT - 4}" y="{_y(limit, top) - 4:.1f}" text-anchor="end">'
+            f"limit {limit}/min: {escape(', '.join(paced))}</text>"
+        )
     return _svg("requests", "requests per minute by model", body) + _legend(legend)
 
 
@@ -259,7 +262,7 @@ def _latency(data: ReportData) -> str:
 
 def _flows(data: ReportData) -> str:
     rows = [
-        (f"{src} → {dst}", float(n), f"{n:,} calls")
+        (f"{src} → {dst}", float(n), f"{n:,} call{'s' if n != 1 else ''}")
         for (src, dst), n in sorted(data.flows.items(), key=lambda kv: -kv[1])
     ]
     return _bars("fallbacks", rows, "#7c3aed")
