@@ -164,6 +164,12 @@ def _resume_hint() -> str:
     default=None,
     help="Clock speed-up (emulated seconds per real second); default 60 with --emulate.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics of the run on 127.0.0.1:PORT/metrics.",
+)
 def batch(
     input_path: Path,
     output: Path,
@@ -175,6 +181,7 @@ def batch(
     mode: str,
     scenario: str | None,
     time_scale: float | None,
+    metrics_port: int | None,
 ) -> None:
     """Run every request of INPUT.jsonl, paced to the quota; resumable and crash-safe.
 
@@ -228,6 +235,7 @@ def batch(
                 tier_name,
                 concurrency,
                 retry_failed,
+                metrics=_metrics(metrics_port),
             )
     sys.exit(code)
 
@@ -239,6 +247,18 @@ def _limits(model: str, tier: str) -> Any:
     if spec is not None and tier in spec.tiers:
         return spec.limits(tier)
     return Limits()
+
+
+def _metrics(port: int | None) -> Any:
+    """Prometheus metrics served on `port` for the run (False without a port)."""
+    if port is None:
+        return False
+    from gemini_guard.telemetry.prometheus import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    server = metrics.serve(port)
+    click.echo(f"metrics: http://127.0.0.1:{server.server_port}/metrics", err=True)
+    return metrics
 
 
 def clock_factor(clock: Clock) -> float:
@@ -255,6 +275,7 @@ def _run_guard(
     tier_name: str,
     concurrency_option: str,
     retry_failed: bool,
+    metrics: Any = False,
 ) -> int:
     from gemini_guard.batch.job import JobFiles, prepare
     from gemini_guard.batch.journal import Journal
@@ -302,6 +323,7 @@ def _run_guard(
             clock=clock,
             quota=limiter,
             hooks=[progress],
+            metrics=metrics,
             models=chain,
             tier=tier_name if tier_name != "auto" else "free",
             log=False,
