@@ -162,7 +162,7 @@ class ErrorRateRule:
         if share < self._min_share or share < self._factor * base:
             return None
         self._fired[event.model] = now
-        since = next(t for t, m in recent if m)
+        since = self._onset(recent)
         return _alert(
             event,
             self.name,
@@ -171,6 +171,22 @@ class ErrorRateRule:
             what=self._describe(event.model, errors, len(recent), share, base, since),
             next_step=self._next_step,
         )
+
+
+    def _onset(self, recent: list[tuple[float, bool]]) -> float:
+        """When the current run of errors began: walking back from the newest error,
+        the run ends at a quiet gap (a fifth of the window, or three times the usual
+        spacing of requests if that is longer), so an isolated error from before the
+        storm does not date it."""
+        matched = [t for t, m in recent if m]
+        spacing = (recent[-1][0] - recent[0][0]) / max(1, len(recent) - 1)
+        gap = max(self._window / 5, 3 * spacing)
+        onset = matched[-1]
+        for earlier in reversed(matched[:-1]):
+            if onset - earlier > gap:
+                break
+            onset = earlier
+        return onset
 
 
 def _describe_429(
