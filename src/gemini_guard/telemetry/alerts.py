@@ -172,7 +172,6 @@ class ErrorRateRule:
             next_step=self._next_step,
         )
 
-
     def _onset(self, recent: list[tuple[float, bool]]) -> float:
         """When the current run of errors began: walking back from the newest error,
         the run ends at a quiet gap (a fifth of the window, or three times the usual

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gemini_guard.telemetry import (
     Alert,
     AttemptFailed,
@@ -34,7 +36,7 @@ def failed(t: float, status: int, model: str = PRO) -> AttemptFailed:
     )  # fmt: skip
 
 
-def run(events: list[Event], alerts: Alerts | None = None) -> list[Alert]:
+def run(events: Sequence[Event], alerts: Alerts | None = None) -> list[Alert]:
     alerts = alerts or Alerts()
     for event in events:
         alerts(event)

@@ -68,10 +68,11 @@ def test_the_summary_says_when_what_and_how_much() -> None:
 
 
 def test_failed_calls_are_told_by_error() -> None:
-    events = bad_day()[:50] + [
-        {"event": "call_failed", "timestamp": T0 + 400, "call_id": "x", "model": PRO,
-         "error": "FallbackExhausted", "category": "overloaded"},
-    ]  # fmt: skip
+    failure = {
+        "event": "call_failed", "timestamp": T0 + 400, "call_id": "x", "model": PRO,
+        "error": "FallbackExhausted", "category": "overloaded",
+    }  # fmt: skip
+    events = [*bad_day()[:50], failure]
     data = analyse(events)
     assert any(line.endswith("calls failed (1 FallbackExhausted).") for line in data.summary)
 
