@@ -559,14 +559,26 @@ class Guard:
             return
         usage = usage_of(response)
         project = info.attempts[-1].project if info.attempts else None
+        attempts, elapsed = info.attempt_count, info.elapsed
         if usage is None:
-            self.telemetry.emit(free_call(info.call_id, info.model, self.clock.time(), project))
-            return
-        self.telemetry.emit(
-            self.spending.record(
-                call_id=info.call_id, model=info.model, usage=usage, project=project
+            event = free_call(
+                info.call_id,
+                info.model,
+                self.clock.time(),
+                project,
+                attempts=attempts,
+                elapsed=elapsed,
             )
-        )
+        else:
+            event = self.spending.record(
+                call_id=info.call_id,
+                model=info.model,
+                usage=usage,
+                project=project,
+                attempts=attempts,
+                elapsed=elapsed,
+            )
+        self.telemetry.emit(event)
 
     def _stream_failed(
         self, model: str, info: CallInfo, exc: Exception, partial: str

@@ -36,7 +36,7 @@ from gemini_guard.telemetry.events import (
     Alert,
     AttemptFailed,
     BreakerStateChanged,
-    CallSucceeded,
+    CallUsage,
     Event,
     QuotaNotice,
 )
@@ -136,7 +136,7 @@ class ErrorRateRule:
     def observe(self, event: Event, context: AlertContext) -> Alert | None:
         if isinstance(event, AttemptFailed):
             matched = self._matches(event)
-        elif isinstance(event, CallSucceeded):
+        elif isinstance(event, CallUsage):  # a success
             matched = False
         else:
             return None
@@ -301,7 +301,7 @@ class DailyQuotaRule:
         self._fired: set[tuple[str, str, str]] = set()
 
     def observe(self, event: Event, context: AlertContext) -> Alert | None:
-        if not isinstance(event, CallSucceeded):
+        if not isinstance(event, CallUsage):  # after successes only
             return None
         now = event.timestamp
         last = self._read_at.get(event.model)
@@ -494,7 +494,9 @@ class Alerts:
     `fired` keeps the latest alerts (at most `keep`), newest last.
     """
 
+    # Rules read fields, never free text; successes are learned from `CallUsage`.
     reads_text = False
+    per_attempt = False
 
     def __init__(
         self,

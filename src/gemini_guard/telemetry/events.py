@@ -140,7 +140,8 @@ class CallSucceeded(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallUsage(Event):
-    """The tokens a successful call was billed for, and their price in USD.
+    """The tokens a successful call was billed for, and their price in USD. Emitted
+    for every successful call, whether or not a sink listens to its other events.
 
     `input_tokens` counts the whole prompt, `cached_tokens` the part of it billed at
     the cached price; `output_tokens` excludes thinking, which is billed as output
@@ -149,6 +150,8 @@ class CallUsage(Event):
 
     kind: ClassVar[str] = "call_usage"
 
+    attempts: int  # requests sent (the successful one included)
+    elapsed: float  # clock seconds, waits included (for a stream: to its first chunk)
     input_tokens: int
     output_tokens: int
     thinking_tokens: int

@@ -40,16 +40,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from gemini_guard.telemetry.events import (
     Alert,
     AttemptFailed,
-    AttemptStarted,
     BreakerStateChanged,
     CallFailedEvent,
-    CallSucceeded,
     CallUsage,
     Event,
     FallbackTaken,
@@ -116,6 +114,23 @@ class _Bounded:
             return sorted(self._seen)
 
 
+class _Family:
+    """A labelled metric with its children kept by label values: `labels()` validates
+    and locks on every call, which costs more than the increment itself."""
+
+    __slots__ = ("_children", "metric")
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class PrometheusMetrics:
     """A telemetry sink that keeps Prometheus metrics; see the module docstring.
 
@@ -126,8 +141,10 @@ class PrometheusMetrics:
       projects are added by `watch`); `max_label_values` more of each, then "other".
     """
 
-    # The sink reads no free text, so `Telemetry` may skip scrubbing for it.
+    # The sink reads no free text, so `Telemetry` may skip scrubbing for it; and it
+    # counts successes from `CallUsage`, so a call builds no other events for it.
     reads_text = False
+    per_attempt = False
 
     def __init__(
         self,
@@ -147,57 +164,70 @@ class PrometheusMetrics:
         self.project = _Bounded(projects, max_label_values)
         self._guards: list[Any] = []
         r = self.registry
-        c, h, g = pc.Counter, pc.Histogram, pc.Gauge
-        ns = "gemini_guard"
-        self.requests = c(
-            "requests", "Guarded calls, by how they ended.",
-            ["model", "outcome", "category"], namespace=ns, registry=r,
+
+        def family(kind: Any, name: str, doc: str, labels: list[str], **more: Any) -> _Family:
+            return _Family(kind(name, doc, labels, namespace="gemini_guard", registry=r, **more))
+
+        counter, histogram, gauge = pc.Counter, pc.Histogram, pc.Gauge
+        self.requests = family(
+            counter, "requests", "Guarded calls, by how they ended.",
+            ["model", "outcome", "category"],
         )  # fmt: skip
-        self.duration = h(
-            "request_duration_seconds", "Latency of guarded calls, waits and retries included.",
-            ["model", "outcome"], namespace=ns, registry=r, buckets=_CALL_BUCKETS,
+        self.duration = family(
+            histogram, "request_duration_seconds",
+            "Latency of guarded calls, waits and retries included.",
+            ["model", "outcome"], buckets=_CALL_BUCKETS,
         )  # fmt: skip
-        self.attempts = c(
-            "attempts", "Requests sent to the Gemini API.", ["model"], namespace=ns, registry=r
+        self.attempts = family(counter, "attempts", "Requests sent to the Gemini API.", ["model"])
+        self.attempt_errors = family(
+            counter, "attempt_errors",
+            "Requests that failed, by diagnosis category and HTTP status.",
+            ["model", "category", "code"],
+        )  # fmt: skip
+        self.retries = family(
+            counter, "retries", "Attempts scheduled again after a failure.", ["model", "category"]
         )
-        self.attempt_errors = c(
-            "attempt_errors", "Requests that failed, by diagnosis category and HTTP status.",
-            ["model", "category", "code"], namespace=ns, registry=r,
+        self.fallbacks = family(
+            counter, "fallbacks", "Calls moved from one model to the next.",
+            ["from_model", "to_model", "reason"],
         )  # fmt: skip
-        self.retries = c(
-            "retries", "Attempts scheduled again after a failure.",
-            ["model", "category"], namespace=ns, registry=r,
+        self.skips = family(
+            counter, "model_skips", "Chain models not tried (breaker open, parked for the day).",
+            ["model", "reason"],
         )  # fmt: skip
-        self.fallbacks = c(
-            "fallbacks", "Calls moved from one model to the next.",
-            ["from_model", "to_model", "reason"], namespace=ns, registry=r,
+        self.breaker = family(
+            gauge, "breaker_state", "1 for the state each model's breaker is in.",
+            ["model", "project", "state"], multiprocess_mode="mostrecent",
         )  # fmt: skip
-        self.skips = c(
-            "model_skips", "Chain models not tried (breaker open, parked for the day).",
-            ["model", "reason"], namespace=ns, registry=r,
+        self.quota_wait = family(
+            histogram, "quota_wait_seconds", "Waits the quota gate asked for before sending.",
+            ["model", "project"], buckets=_WAIT_BUCKETS,
         )  # fmt: skip
-        self.breaker = g(
-            "breaker_state", "1 for the state each model's breaker is in.",
-            ["model", "project", "state"], namespace=ns, registry=r,
-            multiprocess_mode="mostrecent",
+        self.notices = family(
+            counter, "quota_notices",
+            "News from the quota limiter (limit learned, store down...).", ["notice"],
         )  # fmt: skip
-        self.quota_wait = h(
-            "quota_wait_seconds", "Waits the quota gate asked for before sending.",
-            ["model", "project"], namespace=ns, registry=r, buckets=_WAIT_BUCKETS,
+        self.tokens = family(
+            counter, "tokens",
+            "Tokens billed, by kind (cached is part of input; thinking is billed as output).",
+            ["model", "kind"],
         )  # fmt: skip
-        self.notices = c(
-            "quota_notices", "News from the quota limiter (limit learned, store down...).",
-            ["notice"], namespace=ns, registry=r,
-        )  # fmt: skip
-        self.tokens = c(
-            "tokens", "Tokens billed, by kind (cached is part of input; thinking is billed "
-            "as output).", ["model", "kind"], namespace=ns, registry=r,
-        )  # fmt: skip
-        self.spend = c(
-            "spend_usd", "Spend in US dollars at the model table's prices.",
-            ["model"], namespace=ns, registry=r,
-        )  # fmt: skip
-        self.alerts = c("alerts", "Alerts raised.", ["rule", "severity"], namespace=ns, registry=r)
+        self.spend = family(
+            counter, "spend_usd", "Spend in US dollars at the model table's prices.", ["model"]
+        )
+        self.alerts = family(counter, "alerts", "Alerts raised.", ["rule", "severity"])
+        self._handlers: dict[type[Event], Callable[[Any, str], None]] = {
+            CallUsage: self._call_usage,
+            AttemptFailed: self._attempt_failed,
+            RetryScheduled: self._retry_scheduled,
+            FallbackTaken: self._fallback_taken,
+            CallFailedEvent: self._call_failed,
+            QuotaWaited: self._quota_waited,
+            ModelSkipped: self._model_skipped,
+            BreakerStateChanged: self._breaker_changed,
+            QuotaNotice: self._quota_notice,
+            Alert: self._alert,
+        }
         self._state_collector = _StateCollector(self)
         self.registry.register(self._state_collector)
 
@@ -222,42 +252,61 @@ class PrometheusMetrics:
     # -- the sink ------------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
-        model = self.model(event.model)
-        if isinstance(event, AttemptStarted):
-            self.attempts.labels(model).inc()
-        elif isinstance(event, CallSucceeded):
-            self.requests.labels(model, "success", "none").inc()
-            self.duration.labels(model, "success").observe(event.elapsed)
-        elif isinstance(event, CallUsage):
-            tokens = self.tokens
-            tokens.labels(model, "input").inc(event.input_tokens)
-            tokens.labels(model, "output").inc(event.output_tokens)
-            tokens.labels(model, "thinking").inc(event.thinking_tokens)
-            tokens.labels(model, "cached").inc(event.cached_tokens)
-            if event.cost_usd is not None:
-                self.spend.labels(model).inc(event.cost_usd)
-        elif isinstance(event, AttemptFailed):
-            code = str(event.http_status) if event.http_status is not None else "none"
-            self.attempt_errors.labels(model, event.category, code).inc()
-        elif isinstance(event, RetryScheduled):
-            self.retries.labels(model, event.category).inc()
-        elif isinstance(event, FallbackTaken):
-            self.fallbacks.labels(model, self.model(event.to_model), event.reason).inc()
-        elif isinstance(event, CallFailedEvent):
-            self.requests.labels(model, "failure", event.category).inc()
-            self.duration.labels(model, "failure").observe(event.elapsed)
-        elif isinstance(event, QuotaWaited):
-            self.quota_wait.labels(model, self.project(event.project)).observe(event.wait)
-        elif isinstance(event, ModelSkipped):
-            self.skips.labels(model, event.reason).inc()
-        elif isinstance(event, BreakerStateChanged):
-            project = self.project(event.project or self._default_project())
-            for state in _STATES:
-                self.breaker.labels(model, project, state).set(1 if state == event.new else 0)
-        elif isinstance(event, QuotaNotice):
-            self.notices.labels(event.notice).inc()
-        elif isinstance(event, Alert):
-            self.alerts.labels(event.rule, event.severity).inc()
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event, self.model(event.model))
+
+    # Every request sent ends in a success (its call's CallUsage) or an AttemptFailed:
+    # attempts are counted there, so no event has to be built when each starts.
+    def _call_usage(self, event: CallUsage, model: str) -> None:
+        self.attempts(model).inc()
+        self.requests(model, "success", "none").inc()
+        self.duration(model, "success").observe(event.elapsed)
+        tokens = self.tokens
+        for kind, count in (
+            ("input", event.input_tokens),
+            ("output", event.output_tokens),
+            ("thinking", event.thinking_tokens),
+            ("cached", event.cached_tokens),
+        ):
+            if count:
+                tokens(model, kind).inc(count)
+        if event.cost_usd:
+            self.spend(model).inc(event.cost_usd)
+
+    def _attempt_failed(self, event: AttemptFailed, model: str) -> None:
+        code = str(event.http_status) if event.http_status is not None else "none"
+        self.attempts(model).inc()
+        self.attempt_errors(model, event.category, code).inc()
+
+    def _retry_scheduled(self, event: RetryScheduled, model: str) -> None:
+        self.retries(model, event.category).inc()
+
+    def _fallback_taken(self, event: FallbackTaken, model: str) -> None:
+        self.fallbacks(model, self.model(event.to_model), event.reason).inc()
+
+    def _call_failed(self, event: CallFailedEvent, model: str) -> None:
+        if event.error == "StreamInterrupted":  # its request counted as no failure yet
+            self.attempts(model).inc()
+        self.requests(model, "failure", event.category).inc()
+        self.duration(model, "failure").observe(event.elapsed)
+
+    def _quota_waited(self, event: QuotaWaited, model: str) -> None:
+        self.quota_wait(model, self.project(event.project)).observe(event.wait)
+
+    def _model_skipped(self, event: ModelSkipped, model: str) -> None:
+        self.skips(model, event.reason).inc()
+
+    def _breaker_changed(self, event: BreakerStateChanged, model: str) -> None:
+        project = self.project(event.project or self._default_project())
+        for state in _STATES:
+            self.breaker(model, project, state).set(1 if state == event.new else 0)
+
+    def _quota_notice(self, event: QuotaNotice, model: str) -> None:
+        self.notices(event.notice).inc()
+
+    def _alert(self, event: Alert, model: str) -> None:
+        self.alerts(event.rule, event.severity).inc()
 
     def _default_project(self) -> str:
         for guard in self._guards:

@@ -51,12 +51,16 @@ def usage_of(response: object) -> Usage | None:
     )
 
 
-def free_call(call_id: str, model: str, wall: float, project: str | None) -> CallUsage:
+def free_call(
+    call_id: str, model: str, wall: float, project: str | None, *, attempts: int, elapsed: float
+) -> CallUsage:
     """The `CallUsage` of a call that bills nothing (countTokens)."""
     return CallUsage(
         timestamp=wall,
         call_id=call_id,
         model=model,
+        attempts=attempts,
+        elapsed=elapsed,
         input_tokens=0,
         output_tokens=0,
         thinking_tokens=0,
@@ -157,6 +161,8 @@ class Spending:
         usage: Usage,
         project: str | None = None,
         batch: bool = False,
+        attempts: int = 1,
+        elapsed: float = 0.0,
     ) -> CallUsage:
         """Add one successful call's usage; the `CallUsage` event that tells it."""
         now = self._clock.time()
@@ -172,6 +178,8 @@ class Spending:
             timestamp=now,
             call_id=call_id,
             model=model,
+            attempts=attempts,
+            elapsed=elapsed,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             thinking_tokens=usage.thinking_tokens,

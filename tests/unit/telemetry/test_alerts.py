@@ -8,7 +8,7 @@ from gemini_guard.telemetry import (
     Alert,
     AttemptFailed,
     BreakerStateChanged,
-    CallSucceeded,
+    CallUsage,
     Event,
     QuotaNotice,
 )
@@ -24,8 +24,12 @@ PRO = "gemini-2.5-pro"
 T0 = 1_767_225_600.0
 
 
-def ok(t: float, model: str = PRO) -> CallSucceeded:
-    return CallSucceeded(timestamp=T0 + t, call_id=f"c{t}", model=model, attempts=1, elapsed=1.0)
+def ok(t: float, model: str = PRO) -> CallUsage:
+    """A successful call."""
+    return CallUsage(
+        timestamp=T0 + t, call_id=f"c{t}", model=model, attempts=1, elapsed=1.0,
+        input_tokens=10, output_tokens=10, thinking_tokens=0, cached_tokens=0, cost_usd=0.0,
+    )  # fmt: skip
 
 
 def failed(t: float, status: int, model: str = PRO) -> AttemptFailed:

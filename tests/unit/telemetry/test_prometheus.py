@@ -12,9 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gemini_guard.telemetry import (
     AttemptFailed,
-    AttemptStarted,
     BreakerStateChanged,
-    CallSucceeded,
     CallUsage,
 )
 from gemini_guard.telemetry.prometheus import OTHER, PrometheusMetrics
@@ -31,8 +29,12 @@ def values(metrics: PrometheusMetrics, name: str) -> dict[tuple[tuple[str, str],
     return out
 
 
-def started(model: str) -> AttemptStarted:
-    return AttemptStarted(timestamp=1.0, call_id="c", model=model, attempt=1, attempt_on_model=1)
+def started(model: str) -> CallUsage:
+    """A successful call of `model` (one request sent)."""
+    return CallUsage(
+        timestamp=1.0, call_id="c", model=model, attempts=1, elapsed=0.1, input_tokens=1,
+        output_tokens=1, thinking_tokens=0, cached_tokens=0, cost_usd=None,
+    )  # fmt: skip
 
 
 def test_models_beyond_the_cap_are_counted_as_other() -> None:
@@ -73,10 +75,10 @@ def test_failures_are_counted_by_category_and_status_and_usage_by_kind() -> None
             category="overloaded", message="The model is overloaded.", attempt=1, elapsed=0.5,
         )
     )  # fmt: skip
-    metrics(CallSucceeded(timestamp=2.0, call_id="c", model=PRO, attempts=2, elapsed=1.5))
     metrics(
         CallUsage(
-            timestamp=2.0, call_id="c", model=PRO, input_tokens=100, output_tokens=20,
+            timestamp=2.0, call_id="c", model=PRO, attempts=2, elapsed=1.5,
+            input_tokens=100, output_tokens=20,
             thinking_tokens=30, cached_tokens=60, cost_usd=0.0012,
         )
     )  # fmt: skip
@@ -89,19 +91,29 @@ def test_failures_are_counted_by_category_and_status_and_usage_by_kind() -> None
     }
     latency = values(metrics, "gemini_guard_request_duration_seconds_sum")
     assert latency == {(("model", PRO), ("outcome", "success")): 1.5}
+    # one failed request and the successful one
+    assert values(metrics, "gemini_guard_attempts_total") == {(("model", PRO),): 2}
+
+
+def test_metrics_need_no_per_attempt_events() -> None:
+    from gemini_guard.telemetry import LoggingSink, Telemetry
+
+    assert not Telemetry([PrometheusMetrics(), LoggingSink("quiet-logger")]).listening()
+    assert Telemetry([PrometheusMetrics(), print]).listening()
 
 
 _CHILD = textwrap.dedent(
     """
     import sys
-    from gemini_guard.telemetry import AttemptStarted, BreakerStateChanged
+    from gemini_guard.telemetry import BreakerStateChanged, CallUsage
     from gemini_guard.telemetry.prometheus import PrometheusMetrics
 
     metrics = PrometheusMetrics()
     n, state = int(sys.argv[1]), sys.argv[2]
     for i in range(n):
-        metrics(AttemptStarted(timestamp=1.0, call_id="c", model="gemini-2.5-pro",
-                               attempt=1, attempt_on_model=1))
+        metrics(CallUsage(timestamp=1.0, call_id="c", model="gemini-2.5-pro", attempts=1,
+                          elapsed=0.1, input_tokens=1, output_tokens=1, thinking_tokens=0,
+                          cached_tokens=0, cost_usd=None))
     metrics(BreakerStateChanged(timestamp=float(n), call_id="c", model="gemini-2.5-pro",
                                 old="closed", new=state, reason="r", project="p"))
     """
