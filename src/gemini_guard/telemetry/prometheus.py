@@ -41,8 +41,10 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gemini_guard.telemetry._local_metrics import LocalCollector, LocalFamily
 from gemini_guard.telemetry.events import (
     Alert,
     AttemptFailed,
@@ -115,8 +117,9 @@ class _Bounded:
 
 
 class _Family:
-    """A labelled metric with its children kept by label values: `labels()` validates
-    and locks on every call, which costs more than the increment itself."""
+    """A prometheus_client metric (multiprocess mode) with its children kept by label
+    values: `labels()` validates and locks on every call, which costs more than the
+    increment itself."""
 
     __slots__ = ("_children", "metric")
 
@@ -129,6 +132,18 @@ class _Family:
         if child is None:
             child = self._children[values] = self.metric.labels(*values)
         return child
+
+
+@dataclass(frozen=True, slots=True)
+class _SuccessCells:
+    attempts: Any
+    requests: Any
+    duration: Any
+    input: Any
+    output: Any
+    thinking: Any
+    cached: Any
+    spend: Any
 
 
 class PrometheusMetrics:
@@ -164,11 +179,30 @@ class PrometheusMetrics:
         self.project = _Bounded(projects, max_label_values)
         self._guards: list[Any] = []
         r = self.registry
+        local: list[LocalFamily] = []
 
-        def family(kind: Any, name: str, doc: str, labels: list[str], **more: Any) -> _Family:
-            return _Family(kind(name, doc, labels, namespace="gemini_guard", registry=r, **more))
+        def family(
+            kind: str,
+            name: str,
+            doc: str,
+            labels: list[str],
+            *,
+            buckets: tuple[float, ...] = (),
+            multiprocess_mode: str = "",
+        ) -> Any:
+            if self.multiprocess_dir is None:
+                made = LocalFamily(kind, f"gemini_guard_{name}", doc, labels, buckets=buckets)
+                local.append(made)
+                return made
+            more: dict[str, Any] = {}
+            if buckets:
+                more["buckets"] = buckets
+            if multiprocess_mode:
+                more["multiprocess_mode"] = multiprocess_mode
+            cls = {"counter": pc.Counter, "histogram": pc.Histogram, "gauge": pc.Gauge}[kind]
+            return _Family(cls(name, doc, labels, namespace="gemini_guard", registry=r, **more))
 
-        counter, histogram, gauge = pc.Counter, pc.Histogram, pc.Gauge
+        counter, histogram, gauge = "counter", "histogram", "gauge"
         self.requests = family(
             counter, "requests", "Guarded calls, by how they ended.",
             ["model", "outcome", "category"],
@@ -216,6 +250,8 @@ class PrometheusMetrics:
             counter, "spend_usd", "Spend in US dollars at the model table's prices.", ["model"]
         )
         self.alerts = family(counter, "alerts", "Alerts raised.", ["rule", "severity"])
+        # model -> the children a successful call updates (found once per model).
+        self._success: dict[str, _SuccessCells] = {}
         self._handlers: dict[type[Event], Callable[[Any, str], None]] = {
             CallUsage: self._call_usage,
             AttemptFailed: self._attempt_failed,
@@ -228,6 +264,8 @@ class PrometheusMetrics:
             QuotaNotice: self._quota_notice,
             Alert: self._alert,
         }
+        if local:
+            self.registry.register(LocalCollector(local))
         self._state_collector = _StateCollector(self)
         self.registry.register(self._state_collector)
 
@@ -259,20 +297,29 @@ class PrometheusMetrics:
     # Every request sent ends in a success (its call's CallUsage) or an AttemptFailed:
     # attempts are counted there, so no event has to be built when each starts.
     def _call_usage(self, event: CallUsage, model: str) -> None:
-        self.attempts(model).inc()
-        self.requests(model, "success", "none").inc()
-        self.duration(model, "success").observe(event.elapsed)
-        tokens = self.tokens
-        for kind, count in (
-            ("input", event.input_tokens),
-            ("output", event.output_tokens),
-            ("thinking", event.thinking_tokens),
-            ("cached", event.cached_tokens),
-        ):
-            if count:
-                tokens(model, kind).inc(count)
+        cells = self._success.get(model)
+        if cells is None:
+            cells = self._success[model] = _SuccessCells(
+                attempts=self.attempts(model),
+                requests=self.requests(model, "success", "none"),
+                duration=self.duration(model, "success"),
+                input=self.tokens(model, "input"),
+                output=self.tokens(model, "output"),
+                thinking=self.tokens(model, "thinking"),
+                cached=self.tokens(model, "cached"),
+                spend=self.spend(model),
+            )
+        cells.attempts.inc()
+        cells.requests.inc()
+        cells.duration.observe(event.elapsed)
+        cells.input.inc(event.input_tokens)
+        cells.output.inc(event.output_tokens)
+        if event.thinking_tokens:
+            cells.thinking.inc(event.thinking_tokens)
+        if event.cached_tokens:
+            cells.cached.inc(event.cached_tokens)
         if event.cost_usd:
-            self.spend(model).inc(event.cost_usd)
+            cells.spend.inc(event.cost_usd)
 
     def _attempt_failed(self, event: AttemptFailed, model: str) -> None:
         code = str(event.http_status) if event.http_status is not None else "none"
