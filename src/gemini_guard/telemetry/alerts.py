@@ -100,11 +100,27 @@ def _alert(
     )
 
 
+@dataclass(slots=True)
+class _Bucket:
+    """Attempt outcomes of one model in `step` seconds."""
+
+    start: float
+    total: int = 0
+    matched: int = 0
+    first_match: float = 0.0
+    last_match: float = 0.0
+
+
 class ErrorRateRule:
     """Fires when the share of a model's attempts that `matches` picks, over the last
     `window` seconds, is at least `min_share` and `factor` times its share over the
     `baseline` seconds before, with at least `min_errors` such errors. It fires again
-    for the model only after `quiet` seconds."""
+    for the model only after `quiet` seconds.
+
+    Outcomes are counted in buckets of `window / 30` seconds, so memory and work stay
+    small at any request rate; the condition is checked at most once a bucket per
+    model, on an error.
+    """
 
     def __init__(
         self,
@@ -127,10 +143,11 @@ class ErrorRateRule:
         self._next_step = next_step
         self._severity = severity
         self._window, self._baseline = window, baseline
+        self._step = window / 30
         self._min_errors, self._min_share, self._factor = min_errors, min_share, factor
         self._quiet = quiet
-        # model -> (wall time, matched) per attempt outcome, oldest first
-        self._outcomes: dict[str, deque[tuple[float, bool]]] = {}
+        self._buckets: dict[str, deque[_Bucket]] = {}  # per model, oldest first
+        self._checked: dict[str, float] = {}  # model -> start of the bucket last checked
         self._fired: dict[str, float] = {}
 
     def observe(self, event: Event, context: AlertContext) -> Alert | None:
@@ -141,50 +158,62 @@ class ErrorRateRule:
         else:
             return None
         now = event.timestamp
-        outcomes = self._outcomes.setdefault(event.model, deque())
-        outcomes.append((now, matched))
-        horizon = now - self._window - self._baseline
-        while outcomes and outcomes[0][0] < horizon:
-            outcomes.popleft()
+        buckets = self._buckets.setdefault(event.model, deque())
+        start = now - now % self._step
+        if not buckets or buckets[-1].start < start:
+            buckets.append(_Bucket(start))
+            horizon = now - self._window - self._baseline
+            while buckets[0].start + self._step < horizon:
+                buckets.popleft()
+        bucket = buckets[-1]  # late events (out of order) count in the newest bucket
+        bucket.total += 1
         if not matched:
+            return None
+        if not bucket.matched:
+            bucket.first_match = now
+        bucket.matched += 1
+        bucket.last_match = now
+        if self._checked.get(event.model) == bucket.start:
             return None
         last = self._fired.get(event.model)
         if last is not None and now - last < self._quiet:
             return None
-        start = now - self._window
-        recent = [(t, m) for t, m in outcomes if t >= start]
-        errors = sum(1 for _, m in recent if m)
+        cut = now - self._window
+        recent = [b for b in buckets if b.start + self._step > cut]
+        errors = sum(b.matched for b in recent)
         if errors < self._min_errors:
             return None
-        share = errors / len(recent)
-        before = [m for t, m in outcomes if t < start]
-        base = sum(before) / len(before) if before else 0.0
+        self._checked[event.model] = bucket.start
+        total = sum(b.total for b in recent)
+        share = errors / total
+        before_total = sum(b.total for b in buckets) - total
+        base = (sum(b.matched for b in buckets) - errors) / before_total if before_total else 0.0
         if share < self._min_share or share < self._factor * base:
             return None
         self._fired[event.model] = now
-        since = self._onset(recent)
+        since = self._onset(recent, total)
         return _alert(
             event,
             self.name,
             severity=self._severity,
             since=since,
-            what=self._describe(event.model, errors, len(recent), share, base, since),
+            what=self._describe(event.model, errors, total, share, base, since),
             next_step=self._next_step,
         )
 
-    def _onset(self, recent: list[tuple[float, bool]]) -> float:
+    def _onset(self, recent: list[_Bucket], total: int) -> float:
         """When the current run of errors began: walking back from the newest error,
         the run ends at a quiet gap (a fifth of the window, or three times the usual
         spacing of requests if that is longer), so an isolated error from before the
         storm does not date it."""
-        matched = [t for t, m in recent if m]
-        spacing = (recent[-1][0] - recent[0][0]) / max(1, len(recent) - 1)
+        spacing = self._window / max(1, total - 1)
         gap = max(self._window / 5, 3 * spacing)
-        onset = matched[-1]
-        for earlier in reversed(matched[:-1]):
-            if onset - earlier > gap:
+        with_errors = [b for b in recent if b.matched]
+        onset = with_errors[-1].first_match
+        for earlier in reversed(with_errors[:-1]):
+            if onset - earlier.last_match > gap:
                 break
-            onset = earlier
+            onset = earlier.first_match
         return onset
 
 

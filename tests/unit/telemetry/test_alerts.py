@@ -142,3 +142,18 @@ def test_rules_are_easy_to_add() -> None:
     alerts = Alerts(rules=(*default_rules(), PhantomRule()))
     notice = QuotaNotice(timestamp=T0, call_id="", model=PRO, notice="phantom_429", message="m")
     assert [a.rule for a in run([notice], alerts)] == ["phantom_429"]
+
+
+def test_memory_stays_small_at_any_request_rate() -> None:
+    from gemini_guard.telemetry.alerts import ErrorRateRule
+
+    rule = next(r for r in default_rules() if r.name == "5xx_spike")
+    assert isinstance(rule, ErrorRateRule)
+    context = AlertContext(read_quota=lambda project, model: None, project="p")
+    # two hours at 50 requests a second, 1% of them 503
+    for i in range(2 * 3600 * 50):
+        t = i / 50
+        rule.observe(failed(t, 503) if i % 100 == 0 else ok(t), context)
+    kept = rule._buckets[PRO]
+    # the baseline hour and the 2-minute window, in 4-second buckets
+    assert len(kept) <= (3600 + 120) / 4 + 2
