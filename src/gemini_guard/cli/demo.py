@@ -500,4 +500,5 @@ def demo(prompts: int, concurrency: int, speed: float, config_path: Path | None)
     )
     from gemini_guard.telemetry.report import write_report
 
-    console.print(f"report of the Guard's run: {write_report(events)}")
+    tier = config.tier if config is not None else "free"
+    console.print(f"report of the Guard's run: {write_report(events, tier=tier)}")

@@ -8,6 +8,7 @@ import click
 
 from gemini_guard.cli import main
 from gemini_guard.errors import ConfigError
+from gemini_guard.tiers import TIERS
 
 
 @main.command()
@@ -27,15 +28,21 @@ from gemini_guard.errors import ConfigError
     show_default=True,
     help="html: a self-contained page; text: the summary, printed.",
 )
-def report(events: Path, output: Path | None, fmt: str) -> None:
+@click.option(
+    "--tier",
+    type=click.Choice(TIERS),
+    default=None,
+    help="Also draw this tier's per-minute limits from the model table.",
+)
+def report(events: Path, output: Path | None, fmt: str, tier: str | None) -> None:
     """Turn a JSONL events file (JsonlSink, [telemetry] jsonl) into a report."""
     from gemini_guard.telemetry.report import analyse, load_events, render_text, write_report
 
     try:
-        data = analyse(load_events(events))
+        data = analyse(load_events(events), tier=tier)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="EVENTS") from None
     if fmt == "text":
         click.echo(render_text(data), nl=False)
         return
-    click.echo(str(write_report(events, output)))
+    click.echo(str(write_report(events, output, tier=tier)))

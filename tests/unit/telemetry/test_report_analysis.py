@@ -113,3 +113,17 @@ def test_bad_lines_are_named(tmp_path: Path) -> None:
     path.write_text(json.dumps({"event": "a", "timestamp": 1}) + "\n[1, 2]\n")
     with pytest.raises(ConfigError, match=r"x.jsonl:2: an event needs"):
         load_events(path)
+
+
+def test_a_tier_draws_the_tables_limits_beside_the_learned_ones() -> None:
+    events = bad_day()[:40]
+    events.append(
+        {"event": "quota_notice", "timestamp": T0 + 30, "call_id": "", "model": PRO,
+         "notice": "limit_learned", "metric": "rpm", "limit": 2}
+    )  # fmt: skip
+    data = analyse(events, tier="free")
+    assert data.table_limits == {PRO: 5}
+    page = render_html(data)
+    assert f"free table 5/min: {PRO}" in page
+    assert f"limit 2/min: {PRO}" in page
+    assert analyse(events).table_limits == {}

@@ -22,10 +22,13 @@ __all__ = [
 ]
 
 
-def write_report(events: str | Path, output: str | Path | None = None) -> Path:
+def write_report(
+    events: str | Path, output: str | Path | None = None, *, tier: str | None = None
+) -> Path:
     """The HTML report of the JSONL file `events`, written to `output` (default: the
     events file with .html); returns where it was written."""
     source = Path(events)
     target = Path(output) if output is not None else source.with_suffix(".html")
-    target.write_text(render_html(analyse(load_events(source))), encoding="utf-8")
+    page = render_html(analyse(load_events(source), tier=tier))
+    target.write_text(page, encoding="utf-8")
     return target

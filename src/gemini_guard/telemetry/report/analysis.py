@@ -83,6 +83,8 @@ class ReportData:
     models: list[str] = field(default_factory=list)
     attempts: dict[str, list[int]] = field(default_factory=dict)  # model -> per column
     limits: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # learned RPM
+    table_limits: dict[str, int] = field(default_factory=dict)  # RPM of the tier's table
+    tier: str | None = None
     errors: dict[str, list[int]] = field(default_factory=dict)  # category -> per column
     latency: dict[str, tuple[int, float, float, float]] = field(default_factory=dict)
     flows: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -113,10 +115,11 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[index]
 
 
-def analyse(events: Iterable[Mapping[str, Any]]) -> ReportData:
-    """The report's figures from a run's events, in any order."""
+def analyse(events: Iterable[Mapping[str, Any]], *, tier: str | None = None) -> ReportData:
+    """The report's figures from a run's events, in any order. With `tier`, the
+    requests-per-minute chart also shows that tier's limits from the model table."""
     rows = sorted(events, key=lambda e: float(e["timestamp"]))
-    data = ReportData()
+    data = ReportData(tier=tier)
     if not rows:
         data.summary = ["No events: nothing was recorded in this file."]
         return data
@@ -191,6 +194,9 @@ def analyse(events: Iterable[Mapping[str, Any]]) -> ReportData:
     data.models = models
     for model in models:
         data.attempts.setdefault(model, [0] * count)
+        rpm = _table_rpm(model, tier)
+        if rpm is not None:
+            data.table_limits[model] = rpm
     for model, values in elapsed.items():
         values.sort()
         data.latency[model] = (
@@ -221,6 +227,15 @@ def analyse(events: Iterable[Mapping[str, Any]]) -> ReportData:
     data.episodes.sort(key=lambda ep: ep.start)
     data.summary = _summary(data)
     return data
+
+
+def _table_rpm(model: str, tier: str | None) -> int | None:
+    from gemini_guard.tiers import model_spec
+
+    spec = model_spec(model) if tier else None
+    if spec is None or tier not in spec.tiers:
+        return None
+    return spec.tiers[tier].rpm
 
 
 def _worst_episode(

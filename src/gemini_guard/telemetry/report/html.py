@@ -154,10 +154,12 @@ def _rate_chart(data: ReportData) -> str:
         top_value = max(top_value, max(values, default=0) * per_minute)
     for learned in data.limits.values():
         top_value = max(top_value, max(limit for _, limit in learned))
+    top_value = max(top_value, *data.table_limits.values(), 0)
     top = _nice_top(top_value * 1.05)
     body = _axes(data, top, "req/min")
     legend = []
     labels: dict[int, list[str]] = {}  # limit -> models paced by it (one label each)
+    table_labels: dict[int, list[str]] = {}
     for index, model in enumerate(data.models):
         color = _PALETTE[index % len(_PALETTE)]
         values = data.attempts.get(model, [])
@@ -183,7 +185,23 @@ def _rate_chart(data: ReportData) -> str:
             )
             labels.setdefault(limits[-1][1], []).append(model)
             text += f" (limit learned: {limits[-1][1]}/min)"
+        table = data.table_limits.get(model)
+        if table is not None:
+            y = _y(table, top)
+            body.append(
+                f'<line data-series="{escape(model)}" x1="{_LEFT}" y1="{y:.1f}" '
+                f'x2="{_W - _RIGHT}" y2="{y:.1f}" stroke="{color}" stroke-opacity="0.45" '
+                f'stroke-dasharray="2 3"><title>{escape(model)}: {table}/min in the '
+                f"{escape(str(data.tier))} table</title></line>"
+            )
+            table_labels.setdefault(table, []).append(model)
+            text += f" ({data.tier} table: {table}/min)"
         legend.append((model, color, text))
+    for limit, named in table_labels.items():
+        body.append(
+            f'<text x="{_LEFT + 4}" y="{_y(limit, top) - 4:.1f}" fill-opacity="0.7">'
+            f"{escape(str(data.tier))} table {limit}/min: {escape(', '.join(named))}</text>"
+        )
     for limit, paced in labels.items():
         body.append(
             f'<text x="{_W - _RIGHT - 4}" y="{_y(limit, top) - 4:.1f}" text-anchor="end">'
