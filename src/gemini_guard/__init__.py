@@ -18,6 +18,7 @@ from gemini_guard.diagnosis import (
 from gemini_guard.errors import (
     Attempt,
     AttemptsExhausted,
+    BudgetExceeded,
     CallFailed,
     CircuitOpen,
     ConfigError,
@@ -78,6 +79,7 @@ __all__ = [
     "Attempt",
     "AttemptsExhausted",
     "BreakerPolicy",
+    "BudgetExceeded",
     "CallFailed",
     "CallInfo",
     "Category",

@@ -36,6 +36,9 @@ field, the value, what is allowed and where it came from, before anything is sen
     [telemetry]
     log = true
     jsonl = "~/.cache/gemini-guard/events.jsonl"
+    metrics = false                                 # Prometheus (the prometheus extra)
+    alerts = false                                  # alert rules; webhook = "https://…"
+    daily_budget_usd = 20                           # refuse calls beyond it (optional)
 
 Environment overrides, `GEMINI_GUARD_<FIELD>` for a top-level field and
 `GEMINI_GUARD_<SECTION>__<FIELD>` inside a section (case-insensitive; lists are
@@ -211,6 +214,10 @@ class TelemetrySection(Section):
 
     log: bool = True  # the "gemini_guard" logger
     jsonl: str | None = None  # a JSONL file path; None or "" for none
+    metrics: bool = False  # Prometheus metrics (the prometheus extra): guard.metrics
+    alerts: bool = False  # alert rules over the events (docs/telemetry.md)
+    webhook: str | None = Field(default=None, pattern=r"^https?://")  # POST alerts here
+    daily_budget_usd: float | None = Field(default=None, gt=0)  # refuse calls beyond it
 
 
 class CacheConfig(Section):
@@ -284,6 +291,15 @@ class GuardConfig(Section):
         }
         if self.cache is not None:
             options["cache"] = self.cache
+        telemetry = self.telemetry
+        options["metrics"] = telemetry.metrics
+        options["daily_budget_usd"] = telemetry.daily_budget_usd
+        if telemetry.webhook:
+            from gemini_guard.telemetry.alerts import Alerts
+
+            options["alerts"] = Alerts(webhook=telemetry.webhook)
+        else:
+            options["alerts"] = telemetry.alerts
         hooks = list(overrides.pop("hooks", ()))
         if self.telemetry.jsonl:
             hooks.append(JsonlSink(self.telemetry.jsonl))

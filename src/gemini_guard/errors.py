@@ -4,6 +4,7 @@
     ├── ConfigError                 bad configuration, raised before anything is sent
     ├── ScenarioError               a malformed emulator scenario (names field and line)
     ├── StoreError                  a state store (SQLite, Redis) failed
+    ├── BudgetExceeded              the daily USD budget is spent; nothing was sent
     └── CallFailed                  a guarded call failed; carries .diagnosis and .attempts
         ├── RequestRejected         the request is wrong; it was not sent (or not retried)
         ├── AttemptsExhausted       retries used up on the last model of the chain
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Attempt",
     "AttemptsExhausted",
+    "BudgetExceeded",
     "CallFailed",
     "CircuitOpen",
     "ConfigError",
@@ -80,6 +82,23 @@ class ScenarioError(GuardError, ValueError):
 
 class StoreError(GuardError):
     """A state store (SQLite, Redis) failed; the driver's error is the __cause__."""
+
+
+class BudgetExceeded(GuardError):
+    """Today's spend reached the daily USD budget: the call was refused before sending.
+
+    `spent_usd` and `budget_usd` are the figures; `day` is the budget's day (ISO date,
+    Pacific time, like the daily quotas); `resets_at` (wall seconds) is its midnight.
+    """
+
+    def __init__(
+        self, message: str, *, spent_usd: float, budget_usd: float, day: str, resets_at: float
+    ) -> None:
+        super().__init__(message)
+        self.spent_usd = spent_usd
+        self.budget_usd = budget_usd
+        self.day = day
+        self.resets_at = resets_at
 
 
 class CallFailed(GuardError):

@@ -53,6 +53,8 @@ from gemini_guard.telemetry import (
     Telemetry,
     quota_notice,
 )
+from gemini_guard.telemetry.extras import plug_in
+from gemini_guard.telemetry.spend import Spending, free_call, usage_of
 from gemini_guard.tiers import TIERS
 from gemini_guard.token_count import (
     TokenCounter,
@@ -68,6 +70,9 @@ if TYPE_CHECKING:
     from gemini_guard.cache import ResponseCache
     from gemini_guard.config import CacheConfig
     from gemini_guard.quota.pool import ProjectPool
+    from gemini_guard.telemetry.alerts import Alerts
+    from gemini_guard.telemetry.prometheus import PrometheusMetrics
+    from gemini_guard.telemetry.spend import SpendReport
 
 __all__ = ["Guard", "guard_info", "last_call", "wrap"]
 
@@ -197,6 +202,11 @@ class Guard:
     - `token_counter`: the input tokens a paced call reserves: "estimate" (default,
       offline), "api" (`count_tokens` on `client`, cached per distinct request), or
       a function `(model, contents, config) -> int` (see `gemini_guard.token_count`).
+    - `metrics`: Prometheus metrics of this Guard (True, or a `PrometheusMetrics` to
+      share); `alerts`: alert rules over its events (True, or an `Alerts` with a
+      webhook). See `gemini_guard.telemetry` and docs/telemetry.md.
+    - `daily_budget_usd`: refuse calls (`BudgetExceeded`, nothing sent) once the
+      day's spend reaches it; `guard.spend()` tells the spend so far.
     """
 
     def __init__(
@@ -220,6 +230,9 @@ class Guard:
         budget: RetryBudget | None = None,
         cache: str | CacheConfig | ResponseCache | None = None,
         token_counter: TokenCounterChoice = "estimate",
+        metrics: PrometheusMetrics | bool = False,
+        alerts: Alerts | bool = False,
+        daily_budget_usd: float | None = None,
     ) -> None:
         if isinstance(models, str):
             raise ConfigError(
@@ -251,6 +264,7 @@ class Guard:
         self.telemetry = Telemetry(sinks)
         self.telemetry.add_secret(api_key)
         self.telemetry.add_secret(getattr(getattr(client, "_api_client", None), "api_key", None))
+        self.spending = Spending(clock=self.clock, daily_budget_usd=daily_budget_usd)
         self._validation_mode = validation if isinstance(validation, str) else "custom"
         self.validate = (
             validation
@@ -284,6 +298,8 @@ class Guard:
             budget=budget,
             rng=random.Random(seed),
         )
+        self.metrics, self.alerts, owned = plug_in(self, metrics=metrics, alerts=alerts)
+        self._owned.extend(owned)
         self.models = GuardedModels(self)
         self.aio = GuardedAio(self)
         # Response cache (gemini_guard.cache): wraps self.models and self.aio.models.
@@ -461,7 +477,12 @@ class Guard:
             return estimate(contents)
         return await self.token_counter.acount(model, contents, config)
 
+    def spend(self) -> SpendReport:
+        """USD spent by this Guard's successful calls, by model and by day."""
+        return self.spending.report()
+
     def _preflight(self, model: str, contents: Any, config: Any) -> None:
+        self.spending.check(model)
         if self.validate is not None:
             self.validate(model, contents, config)
 
@@ -532,6 +553,36 @@ class Guard:
     def _finish(self, response: object, info: CallInfo) -> None:
         _last_call.set(info)
         _remember(response, info)
+        self._record_usage(response, info)
+
+    def _record_usage(self, response: object, info: CallInfo) -> None:
+        """Price the call's usage (the last chunk's, for a stream) and tell it. A call
+        without usage (countTokens is free) is told too, as nothing billed: a
+        `CallUsage` closes every successful call."""
+        if info.model is None:
+            return
+        usage = usage_of(response)
+        project = info.attempts[-1].project if info.attempts else None
+        attempts, elapsed = info.attempt_count, info.elapsed
+        if usage is None:
+            event = free_call(
+                info.call_id,
+                info.model,
+                self.clock.time(),
+                project,
+                attempts=attempts,
+                elapsed=elapsed,
+            )
+        else:
+            event = self.spending.record(
+                call_id=info.call_id,
+                model=info.model,
+                usage=usage,
+                project=project,
+                attempts=attempts,
+                elapsed=elapsed,
+            )
+        self.telemetry.emit(event)
 
     def _stream_failed(
         self, model: str, info: CallInfo, exc: Exception, partial: str
@@ -657,14 +708,17 @@ class GuardedModels:
         served = info.model or model
         partial = [_chunk_text(first)]
         _remember(first, info)
+        last = first
         yield first
         try:
             for chunk in rest:
                 _remember(chunk, info)
                 partial.append(_chunk_text(chunk))
+                last = chunk
                 yield chunk
         except Exception as exc:
             raise g._stream_failed(served, info, exc, "".join(partial)) from scrubbed(exc)
+        g._record_usage(last, info)
 
     def count_tokens(
         self,
@@ -792,14 +846,17 @@ class AsyncGuardedModels:
             return
         partial = [_chunk_text(first)]
         _remember(first, info)
+        last = first
         yield first
         try:
             async for chunk in rest:
                 _remember(chunk, info)
                 partial.append(_chunk_text(chunk))
+                last = chunk
                 yield chunk
         except Exception as exc:
             raise self._guard._stream_failed(served, info, exc, "".join(partial)) from scrubbed(exc)
+        self._guard._record_usage(last, info)
 
     async def count_tokens(
         self,

@@ -27,10 +27,12 @@ __all__ = [
     "LONG_CONTEXT_THRESHOLD",
     "OVERRIDE_ENV",
     "TIERS",
+    "CallRates",
     "Limits",
     "ModelSpec",
     "Prices",
     "Tier",
+    "call_rates",
     "load_models",
     "model_spec",
     "override_path",
@@ -218,6 +220,26 @@ def load_models() -> dict[str, ModelSpec]:
     models = shipped_models()
     _overlay(models, override_path())
     return models
+
+
+@dataclass(frozen=True, slots=True)
+class CallRates:
+    """The USD per 1M tokens one call is billed at (its prompt size and API chosen)."""
+
+    input: float
+    output: float  # thinking tokens too
+    cached_input: float
+
+
+def call_rates(model: str, *, prompt_tokens: int = 0, batch: bool = False) -> CallRates | None:
+    """The rates of one call of `model`: its long-context prices above
+    LONG_CONTEXT_THRESHOLD prompt tokens, the Batch API's discount when `batch`
+    (None for a model with no known prices)."""
+    spec = model_spec(model)
+    if spec is None or spec.price is None:
+        return None
+    rates = spec.price.for_prompt(prompt_tokens, batch=batch)
+    return CallRates(input=rates.input, output=rates.output, cached_input=rates.cached_input)
 
 
 def model_spec(model: str) -> ModelSpec | None:

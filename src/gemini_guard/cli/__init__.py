@@ -22,6 +22,7 @@ _SUBCOMMANDS = {
     "models": "gemini_guard.cli.models",
     "plan": "gemini_guard.cli.plan",
     "quota": "gemini_guard.cli.quota",
+    "report": "gemini_guard.cli.report",
 }
 
 

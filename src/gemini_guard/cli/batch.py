@@ -164,6 +164,12 @@ def _resume_hint() -> str:
     default=None,
     help="Clock speed-up (emulated seconds per real second); default 60 with --emulate.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics of the run on 127.0.0.1:PORT/metrics.",
+)
 def batch(
     input_path: Path,
     output: Path,
@@ -175,6 +181,7 @@ def batch(
     mode: str,
     scenario: str | None,
     time_scale: float | None,
+    metrics_port: int | None,
 ) -> None:
     """Run every request of INPUT.jsonl, paced to the quota; resumable and crash-safe.
 
@@ -229,6 +236,7 @@ def batch(
                     tier_name,
                     concurrency,
                     retry_failed,
+                    metrics=_metrics(metrics_port),
                 )
         except GuardError as exc:
             # Another run holds the output, or a file could not be written or read:
@@ -246,6 +254,18 @@ def _limits(model: str, tier: str) -> Any:
     return Limits()
 
 
+def _metrics(port: int | None) -> Any:
+    """Prometheus metrics served on `port` for the run (False without a port)."""
+    if port is None:
+        return False
+    from gemini_guard.telemetry.prometheus import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    server = metrics.serve(port)
+    click.echo(f"metrics: http://127.0.0.1:{server.server_port}/metrics", err=True)
+    return metrics
+
+
 def clock_factor(clock: Clock) -> float:
     return float(getattr(clock, "factor", 1.0))
 
@@ -260,6 +280,7 @@ def _run_guard(
     tier_name: str,
     concurrency_option: str,
     retry_failed: bool,
+    metrics: Any = False,
 ) -> int:
     from gemini_guard.batch.job import JobFiles, prepare
     from gemini_guard.batch.journal import Journal
@@ -307,6 +328,7 @@ def _run_guard(
             clock=clock,
             quota=limiter,
             hooks=[progress],
+            metrics=metrics,
             models=chain,
             tier=tier_name if tier_name != "auto" else "free",
             log=False,

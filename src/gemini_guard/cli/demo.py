@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from gemini_guard.config import GuardConfig
 from gemini_guard.emulator import EmulatorServer, Scenario, load_scenario, serve
 from gemini_guard.errors import CallFailed, ConfigError
 from gemini_guard.policies import RetryPolicy
-from gemini_guard.telemetry import AttemptFailed, AttemptStarted, Event
+from gemini_guard.telemetry import AttemptFailed, AttemptStarted, Event, JsonlSink
 
 __all__ = [
     "CallTally",
@@ -360,6 +361,7 @@ async def run_guard(
     name: str = "Guard",
     config: GuardConfig | None = None,
     interval: float = 0.0,
+    events: Path | None = None,
 ) -> RunResult:
     """The workload through a Guard; `pacing=False` turns its quota limiter off.
     With `config`, the Guard is built from it (its chain, tier, policies, store and
@@ -378,9 +380,10 @@ async def run_guard(
             elif event.http_status is not None and event.http_status >= 500:
                 tally.got_5xx += 1
 
+    hooks: list[Callable[[Event], None]] = [hook] if events is None else [hook, JsonlSink(events)]
     if config is not None:
         guard = config.build_guard(
-            client=client, clock=clock, hooks=[hook], log=False, seed=1, models=models
+            client=client, clock=clock, hooks=hooks, log=False, seed=1, models=models
         )
     else:
         guard = Guard(
@@ -388,7 +391,7 @@ async def run_guard(
             models=models,
             clock=clock,
             retry=retry,
-            hooks=[hook],
+            hooks=hooks,
             log=False,
             seed=1,
             tier=tier,
@@ -452,7 +455,11 @@ def results_table(results: list[RunResult], *, title: str) -> object:
 
 
 async def _demo(
-    prompts: int, concurrency: int, speed: float, config: GuardConfig | None = None
+    prompts: int,
+    concurrency: int,
+    speed: float,
+    config: GuardConfig | None = None,
+    events: Path | None = None,
 ) -> list[RunResult]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
@@ -490,6 +497,7 @@ async def _demo(
                         models=chain,
                         progress=tick,
                         config=config,
+                        events=events,
                     )
             results.append(result)
     return results
@@ -536,7 +544,8 @@ def demo(prompts: int, concurrency: int, speed: float, config_path: Path | None)
     )
     wall = SystemClock()  # the real time the demo takes, shown to the user
     started = wall.monotonic()
-    results = asyncio.run(_demo(prompts, concurrency, speed, config))
+    events = Path(tempfile.mkdtemp(prefix="gemini-guard-demo-")) / "events.jsonl"
+    results = asyncio.run(_demo(prompts, concurrency, speed, config, events))
     console.print(results_table(results, title="Same workload, same emulated day"))
     console.print(
         "guide: flash only (its snippet names one model); "
@@ -549,3 +558,7 @@ def demo(prompts: int, concurrency: int, speed: float, config_path: Path | None)
         "per-minute limit until its per-day limit is spent, faults aside.\n"
         f"done in {wall.monotonic() - started:.0f} s real time."
     )
+    from gemini_guard.telemetry.report import write_report
+
+    tier = config.tier if config is not None else "free"
+    console.print(f"report of the Guard's run: {write_report(events, tier=tier)}")

@@ -14,6 +14,8 @@ the category and the full (redacted) message. No event ever holds an API key.
     ├── ModelSkipped          a chain model was not tried (breaker open, parked)
     ├── BreakerStateChanged   a model's breaker moved (closed/open/half_open)
     ├── CallSucceeded         the call returned a response
+    ├── CallUsage             ... what it used and cost (right after CallSucceeded)
+    ├── Alert                 something an operator should look at (telemetry.alerts)
     └── FailureEvent          (carries http_status, grpc_status, category, message)
         ├── AttemptFailed     one request failed
         ├── RetryScheduled    ... and will be sent again after `delay`
@@ -28,11 +30,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 __all__ = [
+    "Alert",
     "AttemptFailed",
     "AttemptStarted",
     "BreakerStateChanged",
     "CallFailedEvent",
     "CallSucceeded",
+    "CallUsage",
     "Event",
     "FailureEvent",
     "FallbackTaken",
@@ -154,6 +158,49 @@ class CallSucceeded(Event):
     input_tokens: int | None = None
     requested: str | None = None  # the model the call asked for
     served_by_requested: bool = True  # False: a fallback model answered
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallUsage(Event):
+    """The tokens a successful call was billed for, and their price in USD. Emitted
+    for every successful call, whether or not a sink listens to its other events.
+
+    `input_tokens` counts the whole prompt, `cached_tokens` the part of it billed at
+    the cached price; `output_tokens` excludes thinking, which is billed as output
+    too. `cost_usd` is None for a model without known prices.
+    """
+
+    kind: ClassVar[str] = "call_usage"
+
+    attempts: int  # requests sent (the successful one included)
+    elapsed: float  # clock seconds, waits included (for a stream: to its first chunk)
+    input_tokens: int
+    output_tokens: int
+    thinking_tokens: int
+    cached_tokens: int
+    cost_usd: float | None
+    project: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alert(Event):
+    """Something an on-call engineer should look at, in English and Chinese.
+
+    `rule` names the rule that fired ("429_rate", "limit_cut", "5xx_spike",
+    "breaker_open", "daily_quota"); `since` is when the condition began (wall
+    seconds); `model` is "" for an alert about no one model.
+    """
+
+    kind: ClassVar[str] = "alert"
+
+    rule: str
+    severity: str  # "warning" or "critical"
+    since: float
+    what: str
+    next_step: str
+    what_zh: str
+    next_step_zh: str
+    project: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

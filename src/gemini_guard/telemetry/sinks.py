@@ -1,8 +1,11 @@
 """Where events go: Python logging, a JSONL file, or any callable.
 
 A sink is any `Callable[[Event], None]`. `Telemetry` fans an event out to its sinks,
-scrubs secrets from every text field first, and never lets a failing sink break the
-call it observes.
+scrubs secrets from every text field first (except for a sink whose `reads_text`
+attribute is False), and never lets a failing sink break the call it observes. A sink
+whose `per_attempt` attribute is False does not need the events every successful
+call would build only for it (AttemptStarted, CallSucceeded): it learns of successes
+from the `CallUsage` that closes each one.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = ["JsonlSink", "LoggingSink", "Sink", "Telemetry"]
 Sink = Callable[[Event], None]
 
 _log = logging.getLogger("gemini_guard.telemetry")
+_LOGGER, _RAW, _TEXT = 0, 1, 2
 
 
 def _format_value(value: object) -> str:
@@ -107,13 +111,35 @@ class Telemetry:
     looks like a key.
     """
 
-    __slots__ = ("_secrets", "sinks")
+    __slots__ = ("_plan", "_secrets", "_sinks")
 
     def __init__(self, sinks: Iterable[Sink] = (), *, secrets: Iterable[str] = ()) -> None:
-        self.sinks: tuple[Sink, ...] = tuple(sinks)
+        self.sinks = tuple(sinks)
         self._secrets: tuple[str, ...] = ()
         for secret in secrets:
             self.add_secret(secret)
+
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        return self._sinks
+
+    @sinks.setter
+    def sinks(self, sinks: Iterable[Sink]) -> None:
+        self._sinks: tuple[Sink, ...] = tuple(sinks)
+        # Per sink, worked out once: a logger (asked per event whether it is on), a
+        # sink that reads no free text (given the event as built: scrubbing costs
+        # more than counting), or any other (given the scrubbed event).
+        self._plan: tuple[tuple[Sink, int], ...] = tuple(
+            (
+                sink,
+                _LOGGER
+                if isinstance(sink, LoggingSink)
+                else _RAW
+                if getattr(sink, "reads_text", True) is False
+                else _TEXT,
+            )
+            for sink in self._sinks
+        )
 
     def add_secret(self, secret: str | None) -> None:
         # Very short strings are not secrets worth hiding, and replacing them would
@@ -138,25 +164,37 @@ class Telemetry:
         return dataclasses.replace(event, **changes) if changes else event
 
     def listening(self) -> bool:
-        """Does any sink want events now? When not, callers need not build them.
-        A `LoggingSink` whose logger is off for its levels does not count."""
-        for sink in self.sinks:  # noqa: SIM110  # a loop, not any(): runs on every call
-            if not isinstance(sink, LoggingSink) or sink.enabled():
+        """Does any sink want the events of a successful call's path (AttemptStarted,
+        CallSucceeded) now? When not, callers need not build them. A `LoggingSink`
+        whose logger is off for its levels does not count, nor a sink whose
+        `per_attempt` attribute is False (it counts successes from `CallUsage`)."""
+        for sink, kind in self._plan:
+            if kind == _LOGGER:
+                if sink.enabled():  # type: ignore[attr-defined]
+                    return True
+            elif getattr(sink, "per_attempt", True):
                 return True
         return False
 
     def emit(self, event: Event) -> None:
-        if not self.sinks:
-            return
-        # Scrubbing costs more than most sinks: skip it when only disabled
-        # loggers would receive the event.
-        sinks = [s for s in self.sinks if not isinstance(s, LoggingSink) or s.enabled_for(event)]
-        if not sinks:
-            return
-        event = self.scrub(event)
-        for sink in sinks:
+        clean: Event | None = None
+        for sink, kind in self._plan:
+            if kind == _RAW:
+                given = event
+            else:
+                # Scrubbing costs more than most sinks: skip it when only disabled
+                # loggers would receive the event.
+                if kind == _LOGGER and not sink.enabled_for(event):  # type: ignore[attr-defined]
+                    continue
+                if clean is None:
+                    clean = self.scrub(event)
+                given = clean
             try:
-                sink(event)
+                sink(given)
             except Exception:
                 # Observing a call must never break it.
                 _log.exception("telemetry sink %r failed on a %s event", sink, event.kind)
+
+    def add_sink(self, sink: Sink) -> None:
+        """Send events to `sink` too, from the next event on."""
+        self.sinks = (*self.sinks, sink)

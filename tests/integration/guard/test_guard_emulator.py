@@ -101,6 +101,7 @@ def test_sync_falls_back_from_an_overloaded_model(
         "fallback_taken",
         "attempt_started",
         "call_succeeded",
+        "call_usage",
     ]
     done = events[-1]
     assert isinstance(done, CallSucceeded)

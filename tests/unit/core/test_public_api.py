@@ -8,6 +8,7 @@ EXPECTED = {
     "Attempt",
     "AttemptsExhausted",
     "BreakerPolicy",
+    "BudgetExceeded",
     "CallFailed",
     "CallInfo",
     "Category",
