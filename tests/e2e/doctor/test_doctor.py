@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def test_a_good_key_is_healthy_with_exit_code_zero(subprocess_runs: dict[str, Do
     endpoint = run.check("endpoint")["detail"]
     assert "DNS 127.0.0.1 → 127.0.0.1" in endpoint
     assert "TCP" in endpoint
-    assert "HTTP 404" in endpoint  # the emulator's root: any HTTP answer proves the path
+    assert "HTTP 403 for /v1beta/models" in endpoint  # asked without a key, as Google answers
     assert run.check("isolation")["detail"].startswith("gemini-2.5-flash answered in")
     assert run.check("models")["detail"] == "3 models listed, 3 can generateContent"
     assert run.check("model:gemini-2.5-flash")["detail"].startswith("gemini-2.5-flash answered")
@@ -86,7 +87,8 @@ def test_an_unknown_configured_model_fails_with_a_did_you_mean(
     subprocess_runs: dict[str, DoctorRun],
 ) -> None:
     run = subprocess_runs["unknown_model"]
-    assert run.code == 2  # two failed checks
+    assert run.code == 1  # a check failed
+    assert json.loads(run.stdout)["failed"] == 2
     typo = run.check("model:gemini-2.5-flsh")
     assert typo["status"] == "fail"
     assert typo["detail"] == "gemini-2.5-flsh is not in the models list of this key"
