@@ -138,6 +138,8 @@ class GuardCommand(click.Command):
         lang = current_lang()
         rows = []
         for param in self.get_params(ctx):
+            if not isinstance(param, click.Option):
+                continue
             record = param.get_help_record(ctx)
             if record is None:
                 continue
@@ -219,7 +221,7 @@ def time_scale_option(default: float | None, help_text: str) -> Callable[[F], F]
     return decorate
 
 
-def time_scale(value: float | None) -> float | None:
+def effective_time_scale(value: float | None) -> float | None:
     """The --time-scale given, or the deprecated --speed when only that was."""
     ctx = click.get_current_context(silent=True)
     speed = None if ctx is None else ctx.meta.get("gemini_guard.speed")

@@ -61,11 +61,9 @@ def _concurrency(value: str, limits: Any) -> int:
 
 
 def _scenario(name: str) -> Any:
-    if name == "bad-day":
-        from gemini_guard.cli.demo import bad_day_scenario
+    from gemini_guard.cli._scenarios import resolve_scenario
 
-        return bad_day_scenario()
-    return name
+    return resolve_scenario(name)
 
 
 def _client(base_url: str | None, key: str | None) -> Any:

@@ -30,9 +30,10 @@ from google import genai
 from google.genai import errors, types
 
 from gemini_guard.cli import main
+from gemini_guard.cli._scenarios import bad_day_scenario
 from gemini_guard.clock import Clock, ScaledClock, SystemClock
 from gemini_guard.config import GuardConfig
-from gemini_guard.emulator import EmulatorServer, Scenario, load_scenario, serve
+from gemini_guard.emulator import EmulatorServer, Scenario, serve
 from gemini_guard.errors import CallFailed, ConfigError
 from gemini_guard.policies import RetryPolicy
 from gemini_guard.telemetry import AttemptFailed, AttemptStarted, Event
@@ -48,21 +49,6 @@ __all__ = [
 PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
 CHAIN = (PRO, FLASH, LITE)
 DEMO_KEY = "demo-key-not-a-secret"
-
-
-def bad_day_scenario() -> Scenario:
-    """The December cut in force from the start, plus the 503 storm on pro."""
-    cut = load_scenario("dec-2025-cut")
-    storm = load_scenario("overload")
-    return Scenario(
-        name="bad-day",
-        description="dec-2025-cut limits from t=0 plus overload's 503 storm on pro",
-        seed=7,
-        default_tier="free",
-        limit_changes=tuple(c.model_copy(update={"at": 0.0}) for c in cut.limit_changes),
-        faults=tuple(f.model_copy(update={"start": 0.0, "end": None}) for f in storm.faults),
-        latency=storm.latency,
-    )
 
 
 def theoretical_minimum(scenario: Scenario, models: tuple[str, ...], prompts: int) -> float:
