@@ -62,8 +62,13 @@ class Failure(click.ClickException):
 
     exit_code = EXIT_PROBLEM
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        # click shows the error after the command's context is gone: take the word now.
+        self.label = _("error")
+
     def show(self, file: Any = None) -> None:
-        click.echo(f"gemini-guard: {_('error')}: {self.format_message()}", err=True)
+        click.echo(f"gemini-guard: {self.label}: {self.format_message()}", err=True)
 
 
 def fail(message: str) -> NoReturn:
@@ -305,13 +310,9 @@ def load_cli_config(path: Path | str | None) -> GuardConfig:
             None
         )
     if config.telemetry.jsonl:
-        target = Path(config.telemetry.jsonl).expanduser()
-        try:
-            check_writable(target, _("the [telemetry] jsonl file"))
-        except Failure as exc:
-            fail(
-                exc.format_message()
-                + " "
-                + _("Fix [telemetry] jsonl in the configuration, or its permissions.")
-            )
+        check_writable(
+            Path(config.telemetry.jsonl),
+            _("the [telemetry] jsonl file"),
+            _("Fix [telemetry] jsonl in the configuration, or its permissions."),
+        )
     return config

@@ -36,7 +36,12 @@ def lang_from_env(environ: Mapping[str, str] | None = None) -> Lang:
 
 
 def set_lang(ctx: click.Context, lang: str | None) -> Lang:
-    chosen: Lang = "zh" if lang == "zh" else "en" if lang == "en" else lang_from_env()
+    """Record `--lang` for this command and the ones under it; None keeps what an outer
+    `--lang` chose (`gemini-guard --lang zh batch ...`), else the locale's."""
+    if lang is None:
+        chosen: Lang = ctx.meta.get(_LANG_KEY) or lang_from_env()
+    else:
+        chosen = "zh" if lang.lower() == "zh" else "en"
     ctx.meta[_LANG_KEY] = chosen
     return chosen
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -22,6 +23,22 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gemini_guard.cli import main
+from gemini_guard.cli._common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    TIERS,
+    GuardCommand,
+    check_writable,
+    config_option,
+    effective_time_scale,
+    fail,
+    json_option,
+    load_cli_config,
+    models_option,
+    split_models,
+    time_scale_option,
+)
 
 if TYPE_CHECKING:
     from gemini_guard.batch.job import JobSummary
@@ -30,16 +47,17 @@ if TYPE_CHECKING:
 __all__ = ["batch"]
 
 EMULATOR_KEY = "emulator-key-not-a-secret"
-_TIER_CHOICES = ("auto", "free", "tier1", "tier2", "tier3")
 
 
-def _chain(model: str | None, configured: tuple[str, ...]) -> tuple[str, ...]:
+def _chain(models: tuple[str, ...], configured: tuple[str, ...]) -> tuple[str, ...]:
     from gemini_guard.batch.runner import DEFAULT_MODEL
 
-    if model:
-        chain = tuple(m.strip() for m in model.split(",") if m.strip())
+    if models:
+        chain = split_models(models)
         if not chain:
-            raise click.BadParameter("give a model name, e.g. --model gemini-2.5-flash")
+            raise click.BadParameter(
+                "give a model name, e.g. --model gemini-2.5-flash", param_hint="--model"
+            )
         return chain
     return configured or (DEFAULT_MODEL,)
 
@@ -81,9 +99,35 @@ def _client(base_url: str | None, key: str | None) -> Any:
     return genai.Client(api_key=key, http_options=http)
 
 
-def _print_summary(summary: JobSummary, *, err: bool = False) -> None:
-    from gemini_guard.batch.job import JobSummary  # noqa: F401  (type only)
+def summary_json(summary: JobSummary, exit_code: int) -> dict[str, Any]:
+    """The run as `batch --json` prints it on stdout (schema in docs/cli.md)."""
+    files, r = summary.files, summary.repair
+    return {
+        "total": summary.total,
+        "done": summary.done,
+        "failed": summary.failed,
+        "remaining": summary.remaining,
+        "skipped": summary.skipped,
+        "rejected_lines": summary.problems,
+        "interrupted": summary.interrupted,
+        "served_by": dict(sorted(summary.models.items())),
+        "failures": dict(sorted(summary.categories.items())),
+        "repair": {
+            "appended": r.appended,
+            "torn_bytes": r.torn_bytes,
+            "dropped": r.dropped,
+            "adopted": r.adopted,
+        },
+        "files": {
+            "output": str(files.output),
+            "journal": str(files.journal),
+            "errors": str(files.errors),
+        },
+        "exit_code": exit_code,
+    }
 
+
+def _print_summary(summary: JobSummary, *, err: bool = False) -> None:
     files = summary.files
     lines = [
         "",
@@ -114,9 +158,11 @@ def _resume_hint() -> str:
     return shlex.join(["gemini-guard", *sys.argv[1:]])
 
 
-@main.command()
+@main.command(cls=GuardCommand)
 @click.argument(
-    "input_path", metavar="INPUT.jsonl", type=click.Path(dir_okay=False, path_type=Path)
+    "input_path",
+    metavar="INPUT.jsonl",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
 @click.option(
     "-o",
@@ -125,15 +171,14 @@ def _resume_hint() -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output JSONL (its journal and errors file go next to it).",
 )
-@click.option("--config", "config_path", default=None, help="A gemini-guard.toml.")
-@click.option(
-    "--model", default=None, help="Model for requests that name none; a,b,c for a fallback chain."
-)
+@config_option("A gemini-guard.toml (models, tier, retry, telemetry...).")
+@models_option("Model for requests that name none; repeat it or give a,b,c for a fallback chain.")
 @click.option(
     "--tier",
-    type=click.Choice(_TIER_CHOICES),
-    default=None,
-    help="Quota tier to pace to (default: the config's; auto learns it from 429s).",
+    type=click.Choice(TIERS),
+    default="auto",
+    show_default=True,
+    help="Quota tier to pace to (auto: the config's, else paced as free and learned from 429s).",
 )
 @click.option(
     "--concurrency",
@@ -154,44 +199,40 @@ def _resume_hint() -> str:
     "scenario",
     default=None,
     metavar="SCENARIO",
-    help="Run against the embedded emulator (bad-day, free-tier, overload, ...).",
+    help="Run against the embedded emulator (bad-day, free-tier, overload, ...; "
+    "see emulate --list-scenarios).",
 )
-@click.option(
-    "--time-scale",
-    type=float,
-    default=None,
-    help="Clock speed-up (emulated seconds per real second); default 60 with --emulate.",
+@time_scale_option(
+    None, "Clock speed-up (emulated seconds per real second); default 60 with --emulate."
 )
+@json_option
 def batch(
     input_path: Path,
     output: Path,
-    config_path: str | None,
-    model: str | None,
-    tier: str | None,
+    config_path: Path | None,
+    models: tuple[str, ...],
+    tier: str,
     concurrency: str,
     retry_failed: bool,
     mode: str,
     scenario: str | None,
     time_scale: float | None,
+    as_json: bool,
 ) -> None:
     """Run every request of INPUT.jsonl, paced to the quota; resumable and crash-safe.
 
     Each input line: {"id": ..., "prompt": "..."} or {"id": ..., "contents": [...],
     "config": {...}, "model": "..."}. Each output line: id, ok, text, usage, model,
     attempts, and for a failure its error (category, http_status, message).
+    Exits 1 when a request failed, 130 when stopped before the end (run it again to resume).
     """
     from gemini_guard.clock import ScaledClock, SystemClock
-    from gemini_guard.config import load_config
-    from gemini_guard.errors import ConfigError
 
-    if time_scale is not None and time_scale <= 0:
-        raise click.BadParameter("must be > 0", param_hint="--time-scale")
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    chain = _chain(model, config.models)
-    tier_name = tier or config.tier
+    time_scale = effective_time_scale(time_scale)
+    check_writable(output, "-o/--output")
+    config = load_cli_config(config_path)
+    chain = _chain(models, config.models)
+    tier_name = tier if tier != "auto" else config.tier
     clock: Clock = SystemClock()
     if scenario is not None or time_scale is not None:
         clock = ScaledClock(time_scale or 60.0)
@@ -214,9 +255,11 @@ def batch(
             )
         client = _client(base_url, key)
         if mode == "batch-api":
-            code = _run_batch_api(client, clock, input_path, output, chain[0], retry_failed)
+            code, summary = _run_batch_api(
+                client, clock, input_path, output, chain[0], retry_failed
+            )
         else:
-            code = _run_guard(
+            code, summary = _run_guard(
                 config,
                 client,
                 clock,
@@ -227,6 +270,8 @@ def batch(
                 concurrency,
                 retry_failed,
             )
+    if as_json and summary is not None:
+        click.echo(json.dumps(summary_json(summary, code), ensure_ascii=False, indent=2))
     sys.exit(code)
 
 
@@ -253,7 +298,7 @@ def _run_guard(
     tier_name: str,
     concurrency_option: str,
     retry_failed: bool,
-) -> int:
+) -> tuple[int, JobSummary | None]:
     from gemini_guard.batch.job import JobFiles, prepare
     from gemini_guard.batch.journal import Journal
     from gemini_guard.batch.planner import chain_limits
@@ -264,14 +309,17 @@ def _run_guard(
     from gemini_guard.tokens import estimate_tokens
 
     # Concurrency and the ETA cover the whole chain: a fallback model's quota is usable too.
-    limits = chain_limits(_limits(m, tier_name) for m in chain)
+    # Under tier=auto the Guard paces as the free tier until 429s teach it otherwise, so
+    # the ETA starts from the free tier's limits too (not from "no limit": 0 s).
+    paced_as = tier_name if tier_name != "auto" else "free"
+    limits = chain_limits(_limits(m, paced_as) for m in chain)
     workers = _concurrency(concurrency_option, limits)
     files = JobFiles.of(input_path, output)
     with Journal(files.journal) as journal:
         try:
             prepared = prepare(files, journal, retry_failed=retry_failed)
         except (FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+            fail(str(exc))
         if prepared.problems:
             click.echo(
                 f"{len(prepared.problems)} input line(s) rejected (first: line "
@@ -308,18 +356,23 @@ def _run_guard(
         click.echo(
             f"batch: {len(prepared.pending)} to run of {prepared.total} "
             f"({prepared.already_done} done, {prepared.already_failed} failed before); "
-            f"model {' -> '.join(chain)}, tier {tier_name}, concurrency {workers}",
+            f"model {' -> '.join(chain)}, tier {tier_name}, concurrency {workers}"
+            + (
+                f"; times below (rate, ETA) are emulated: clock x{clock_factor(clock):g}"
+                if clock_factor(clock) != 1.0
+                else ""
+            ),
             err=True,
         )
         summary = asyncio.run(_drive(guard, prepared, journal, chain[0], workers, progress))
     _print_summary(summary, err=True)
     if summary.interrupted or summary.remaining:
         click.echo(f"stopped; resume with the same command:\n  {_resume_hint()}", err=True)
-        return 130
+        return EXIT_INTERRUPTED, summary
     if summary.failed:
         click.echo("some requests failed; run again with --retry-failed to retry them", err=True)
-        return 1
-    return 0
+        return EXIT_PROBLEM, summary
+    return EXIT_OK, summary
 
 
 async def _drive(
@@ -389,7 +442,7 @@ def _after_abandon(prepared: Any, journal: Any) -> JobSummary:
 
 def _run_batch_api(
     client: Any, clock: Clock, input_path: Path, output: Path, model: str, retry_failed: bool
-) -> int:
+) -> tuple[int, JobSummary | None]:
     from gemini_guard.batch.batch_api import run_batch_api
     from gemini_guard.batch.job import JobFiles, prepare
     from gemini_guard.batch.journal import Journal
@@ -399,7 +452,7 @@ def _run_batch_api(
         try:
             prepared = prepare(files, journal, retry_failed=retry_failed)
         except (FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+            fail(str(exc))
         try:
             summary = run_batch_api(
                 client,
@@ -414,8 +467,8 @@ def _run_batch_api(
                 f"\nstopped; the Batch API job keeps running. Resume with:\n  {_resume_hint()}",
                 err=True,
             )
-            return 130
+            return EXIT_INTERRUPTED, None
     _print_summary(summary, err=True)
     if summary.failed:
-        return 1
-    return 0
+        return EXIT_PROBLEM, summary
+    return EXIT_OK, summary
