@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from gemini_guard.config import GuardConfig
 
 __all__ = [
+    "DEFAULT_STATE_STORE",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_PROBLEM",
@@ -52,6 +53,8 @@ EXIT_CODES = (
     "Exit codes: 0 success; 1 the command ran and found a problem; 2 usage error; 130 interrupted."
 )
 TIERS = ("auto", "free", "tier1", "tier2", "tier3")
+# The one place the CLI keeps shared state when nothing else is configured.
+DEFAULT_STATE_STORE = "sqlite:///~/.cache/gemini-guard/state.db"
 _DEBUG_KEY = "gemini_guard.debug"
 
 F = TypeVar("F", bound=Callable[..., Any])

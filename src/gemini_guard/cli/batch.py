@@ -284,6 +284,14 @@ def _limits(model: str, tier: str) -> Any:
     return Limits()
 
 
+def _shown_store(url: str) -> str:
+    from gemini_guard.cli.quota import without_password
+
+    if url.startswith("memory:"):
+        return "memory:// (this run only)"
+    return without_password(url)
+
+
 def clock_factor(clock: Clock) -> float:
     return float(getattr(clock, "factor", 1.0))
 
@@ -339,7 +347,11 @@ def _run_guard(
             live=live,
             stream=None if live else sys.stderr,
         )
-        limiter = QuotaLimiter(store="memory://", clock=clock, tier=tier_name)
+        # The configured store (store = ... or GEMINI_GUARD_STORE) is shared with the app's
+        # Guards and read by `gemini-guard quota`; an emulated run keeps its scaled-clock
+        # ledger to itself so it never mixes with real usage.
+        store = config.store if clock_factor(clock) == 1.0 else "memory://"
+        limiter = QuotaLimiter(store=store, clock=clock, tier=tier_name)
         overrides: dict[str, Any] = {}
         if config.retry == RetrySection():
             overrides["retry"] = RetryPolicy.BATCH  # no caller waits on one item
@@ -356,7 +368,8 @@ def _run_guard(
         click.echo(
             f"batch: {len(prepared.pending)} to run of {prepared.total} "
             f"({prepared.already_done} done, {prepared.already_failed} failed before); "
-            f"model {' -> '.join(chain)}, tier {tier_name}, concurrency {workers}"
+            f"model {' -> '.join(chain)}, tier {tier_name}, concurrency {workers}, "
+            f"quota state {_shown_store(store)}"
             + (
                 f"; times below (rate, ETA) are emulated: clock x{clock_factor(clock):g}"
                 if clock_factor(clock) != 1.0
