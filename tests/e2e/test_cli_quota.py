@@ -198,7 +198,7 @@ def test_it_names_the_store_it_read_and_defaults_to_the_cli_state_file(tmp_path:
     assert f"{tmp_path}/.cache/gemini-guard/state.db does not exist yet" in result.stdout
     assert "sqlite:///~/.cache/gemini-guard/state.db" in result.stdout
     helped = run("--help")
-    assert "sqlite:///~/.cache/gemini-guard/state.db" in " ".join(helped.stdout.split())
+    assert "sqlite:///~/.cache/gemini-guard/state.db" in "".join(helped.stdout.split())
     config = tmp_path / "gemini-guard.toml"
     config.write_text(f'store = "sqlite:///{tmp_path / "team.db"}"\n', encoding="utf-8")
     from_config = run("--config", str(config), "--json")
