@@ -22,8 +22,9 @@ from gemini_guard.cli._common import (
     Failure,
     debug_enabled,
     os_error_line,
+    write_options,
 )
-from gemini_guard.cli._i18n import _, current_lang, set_lang, translate
+from gemini_guard.cli._i18n import _, current_lang, help_key, set_lang, translate
 
 # name -> module that defines it (each module registers its command on `main`).
 _SUBCOMMANDS = {
@@ -72,11 +73,30 @@ class _LazyGroup(click.Group):
                 raise
             raise Failure(os_error_line(exc)) from exc
 
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        prefix = translate("Usage: ", current_lang())
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), prefix)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        write_options(self, ctx, formatter)
+        lang = current_lang()
+        if lang != "zh":
+            self.format_commands(ctx, formatter)
+            return
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                summary = translate(help_key(command.help or ""), lang).split("\n")[0]
+                rows.append((name, summary))
+        with formatter.section(translate("Commands", lang)):
+            formatter.write_dl(rows)
+
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         lang = current_lang()
         formatter.write_paragraph()
         with formatter.indentation():
-            formatter.write_text(translate((self.help or "").strip(), lang))
+            formatter.write_text(translate(help_key(self.help or ""), lang))
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         lang = current_lang()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from gemini_guard.cli._i18n import _, current_lang, set_lang, translate
+from gemini_guard.cli._i18n import _, current_lang, help_key, set_lang, translate
 
 if TYPE_CHECKING:
     from gemini_guard.config import GuardConfig
@@ -134,7 +134,7 @@ class GuardCommand(click.Command):
         lang = current_lang()
         if self.help and lang == "zh":
             original = self.help
-            self.help = translate(original.strip(), lang)
+            self.help = translate(help_key(original), lang)
             try:
                 super().format_help_text(ctx, formatter)
             finally:
@@ -143,27 +143,34 @@ class GuardCommand(click.Command):
             super().format_help_text(ctx, formatter)
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        lang = current_lang()
-        rows = []
-        for param in self.get_params(ctx):
-            if not isinstance(param, click.Option):
-                continue
-            record = param.get_help_record(ctx)
-            if record is None:
-                continue
-            names, text = record
-            if lang == "zh":
-                text = _translate_option_help(param, text)
-            rows.append((names, text))
-        if rows:
-            with formatter.section(translate("Options", lang)):
-                formatter.write_dl(rows)
+        write_options(self, ctx, formatter)
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         if self.epilog:
             formatter.write_paragraph()
             with formatter.indentation():
                 formatter.write_text(translate(self.epilog, current_lang()))
+
+
+def write_options(
+    command: click.Command, ctx: click.Context, formatter: click.HelpFormatter
+) -> None:
+    """The Options section, each help text in the command's language."""
+    lang = current_lang()
+    rows = []
+    for param in command.get_params(ctx):
+        if not isinstance(param, click.Option):
+            continue
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        names, text = record
+        if lang == "zh":
+            text = _translate_option_help(param, text)
+        rows.append((names, text))
+    if rows:
+        with formatter.section(translate("Options", lang)):
+            formatter.write_dl(rows)
 
 
 def _translate_option_help(param: click.Parameter, text: str) -> str:
