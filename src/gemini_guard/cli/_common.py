@@ -268,8 +268,9 @@ def _reason(exc: OSError) -> tuple[str, str]:
     return (exc.strerror or str(exc)), _("Check the path.")
 
 
-def os_error_line(exc: OSError, what: str | None = None) -> str:
-    reason, fix = _reason(exc)
+def os_error_line(exc: OSError, what: str | None = None, fix: str | None = None) -> str:
+    reason, usual_fix = _reason(exc)
+    fix = fix or usual_fix
     path = exc.filename if exc.filename is not None else "?"
     return _(
         "{what}: {path}: {reason}. {fix}",
@@ -294,10 +295,7 @@ def check_writable(path: Path, what: str, fix: str | None = None) -> None:
     elif not target.exists() and not os.access(parent, os.W_OK):
         problem = PermissionError(errno.EACCES, "", str(parent))
     if problem is not None:
-        line = os_error_line(problem, _("cannot write"))
-        if fix is not None:
-            line = line.rpartition(". ")[0] + ". " + fix
-        fail(f"{what}: {line}")
+        fail(f"{what}: " + os_error_line(problem, _("cannot write"), fix))
 
 
 def load_cli_config(path: Path | str | None) -> GuardConfig:

@@ -313,5 +313,27 @@ ZH: dict[str, str] = {
     "No quota has been used in {store}: {where}.": "{store} 中没有配额用量：{where}。",
     "no counts yet": "尚无计数",
     "No response-cache counts in {url}: {where}.": "{url} 中没有响应缓存计数：{where}。",
+    # --- batch: the summary -------------------------------------------------------------
+    "{done} done, {failed} failed, {left} left of {total} requests":
+        "共 {total} 个请求：{done} 个完成，{failed} 个失败，{left} 个剩余",
+    " ({n} already final before this run)": "（其中 {n} 个在本次运行前已有结果）",
+    "served by: {models}": "由以下模型完成：{models}",
+    'failures: {why} (details in the output\'s "error" field)':
+        '失败：{why}（详见输出中的 "error" 字段）',
+    "{n} input line(s) rejected: see {path}": "{n} 行输入被拒绝：见 {path}",
+    "output repaired from the journal: {appended} line(s) restored, "
+    "{torn} torn byte(s) cut, {dropped} dropped, {adopted} adopted":
+        "已按日志修复输出：恢复 {appended} 行，截去 {torn} 个残缺字节，删除 {dropped} 行，"
+        "采纳 {adopted} 行",
+    "output: {output}   journal: {journal}": "输出：{output}   日志：{journal}",
+    "stopped; resume with the same command:": "已停止；用同一命令续跑：",
+    "some requests failed; run again with --retry-failed to retry them":
+        "部分请求失败；加 --retry-failed 再次运行即可重试",
+    "stopping: no new requests; finishing those in flight "
+    "(Ctrl-C again to abandon them; they will run on resume)":
+        "正在停止：不再发出新请求，等待进行中的请求完成"
+        "（再按 Ctrl-C 放弃它们；续跑时会重新运行）",
+    "stopped; the Batch API job keeps running. Resume with:":
+        "已停止；Batch API 作业仍在运行。续跑：",
 }
 # fmt: on

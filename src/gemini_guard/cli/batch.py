@@ -39,6 +39,7 @@ from gemini_guard.cli._common import (
     split_models,
     time_scale_option,
 )
+from gemini_guard.cli._i18n import _
 
 if TYPE_CHECKING:
     from gemini_guard.batch.job import JobSummary
@@ -131,25 +132,40 @@ def _print_summary(summary: JobSummary, *, err: bool = False) -> None:
     files = summary.files
     lines = [
         "",
-        f"{summary.done} done, {summary.failed} failed, {summary.remaining} left "
-        f"of {summary.total} requests"
-        + (f" ({summary.skipped} already final before this run)" if summary.skipped else ""),
+        _(
+            "{done} done, {failed} failed, {left} left of {total} requests",
+            done=summary.done,
+            failed=summary.failed,
+            left=summary.remaining,
+            total=summary.total,
+        )
+        + (_(" ({n} already final before this run)", n=summary.skipped) if summary.skipped else ""),
     ]
     if summary.models:
         served = ", ".join(f"{m} {n}" for m, n in sorted(summary.models.items()))
-        lines.append(f"served by: {served}")
+        lines.append(_("served by: {models}", models=served))
     if summary.categories:
         why = ", ".join(f"{c} {n}" for c, n in sorted(summary.categories.items()))
-        lines.append(f'failures: {why} (details in the output\'s "error" field)')
+        lines.append(_('failures: {why} (details in the output\'s "error" field)', why=why))
     if summary.problems:
-        lines.append(f"{summary.problems} input line(s) rejected: see {files.errors}")
+        lines.append(
+            _("{n} input line(s) rejected: see {path}", n=summary.problems, path=files.errors)
+        )
     if summary.repair.changed:
         r = summary.repair
         lines.append(
-            f"output repaired from the journal: {r.appended} line(s) restored, "
-            f"{r.torn_bytes} torn byte(s) cut, {r.dropped} dropped, {r.adopted} adopted"
+            _(
+                "output repaired from the journal: {appended} line(s) restored, "
+                "{torn} torn byte(s) cut, {dropped} dropped, {adopted} adopted",
+                appended=r.appended,
+                torn=r.torn_bytes,
+                dropped=r.dropped,
+                adopted=r.adopted,
+            )
         )
-    lines.append(f"output: {files.output}   journal: {files.journal}")
+    lines.append(
+        _("output: {output}   journal: {journal}", output=files.output, journal=files.journal)
+    )
     for line in lines:
         click.echo(line, err=err)
 
@@ -380,10 +396,10 @@ def _run_guard(
         summary = asyncio.run(_drive(guard, prepared, journal, chain[0], workers, progress))
     _print_summary(summary, err=True)
     if summary.interrupted or summary.remaining:
-        click.echo(f"stopped; resume with the same command:\n  {_resume_hint()}", err=True)
+        click.echo(_("stopped; resume with the same command:") + f"\n  {_resume_hint()}", err=True)
         return EXIT_INTERRUPTED, summary
     if summary.failed:
-        click.echo("some requests failed; run again with --retry-failed to retry them", err=True)
+        click.echo(_("some requests failed; run again with --retry-failed to retry them"), err=True)
         return EXIT_PROBLEM, summary
     return EXIT_OK, summary
 
@@ -404,8 +420,11 @@ async def _drive(
         if presses == 1:
             stop.set()
             click.echo(
-                "\nstopping: no new requests; finishing those in flight "
-                "(Ctrl-C again to abandon them; they will run on resume)",
+                "\n"
+                + _(
+                    "stopping: no new requests; finishing those in flight "
+                    "(Ctrl-C again to abandon them; they will run on resume)"
+                ),
                 err=True,
             )
         elif task is not None:
@@ -477,7 +496,9 @@ def _run_batch_api(
             )
         except KeyboardInterrupt:
             click.echo(
-                f"\nstopped; the Batch API job keeps running. Resume with:\n  {_resume_hint()}",
+                "\n"
+                + _("stopped; the Batch API job keeps running. Resume with:")
+                + f"\n  {_resume_hint()}",
                 err=True,
             )
             return EXIT_INTERRUPTED, None
