@@ -342,3 +342,26 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 def test_click_is_the_cli_extra() -> None:
     assert click.__name__ == "click"  # the dev install has [cli]; the wheel check covers core
+
+
+# --- Chinese output ----------------------------------------------------------------------
+
+
+def test_chinese_batch_demo_and_quota_output_has_no_english_prose(
+    prompts: Path, tmp_path: Path
+) -> None:
+    zh = "zh_CN.UTF-8"
+    batch = run("batch", str(prompts), "-o", str(tmp_path / "o.jsonl"), "--emulate", "healthy",
+                lang=zh)  # fmt: skip
+    assert batch.returncode == 0, batch.stderr
+    assert "共 3 个请求：3 个完成" in batch.stderr
+    # the progress lines come from the batch runner, still in English (see docs/cli.md)
+    told = "\n".join(line for line in batch.stderr.splitlines() if not re.match(r"\d+/3 ", line))
+    assert _english_prose(told) == []
+    demo = run("demo", "--prompts", "4", "--concurrency", "2", "--time-scale", "600", lang=zh)
+    assert demo.returncode == 0, demo.stderr
+    assert "模拟耗时" in demo.stdout
+    assert _english_prose(demo.stdout) == []
+    quota = run("quota", "--store", f"sqlite:///{tmp_path / 'none.db'}", lang=zh)
+    assert "尚不存在" in quota.stdout
+    assert _english_prose(quota.stdout) == []

@@ -335,5 +335,15 @@ ZH: dict[str, str] = {
         "（再按 Ctrl-C 放弃它们；续跑时会重新运行）",
     "stopped; the Batch API job keeps running. Resume with:":
         "已停止；Batch API 作业仍在运行。续跑：",
+    "emulator: {scenario} on {url}, clock x{x}": "模拟器：{scenario}，地址 {url}，时钟 x{x}",
+    "{n} input line(s) rejected (first: line {line}: {why}); listed in {path}":
+        "{n} 行输入被拒绝（第一处：第 {line} 行：{why}）；已列在 {path}",
+    "batch: {pending} to run of {total} ({done} done, {failed} failed before); "
+    "model {chain}, tier {tier}, concurrency {workers}, quota state {store}":
+        "批处理：共 {total} 个，待运行 {pending} 个（此前完成 {done} 个，失败 {failed} 个）；"
+        "模型 {chain}，层级 {tier}，并发 {workers}，配额状态 {store}",
+    "; times below (rate, ETA) are emulated: clock x{x}":
+        "；以下时间（速率、预计剩余时间）为模拟时间：时钟 x{x}",
+    "memory:// (this run only)": "memory://（仅本次运行）",
 }
 # fmt: on

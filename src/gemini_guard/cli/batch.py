@@ -266,7 +266,12 @@ def batch(
                 raise click.BadParameter(str(exc), param_hint="--emulate") from None
             base_url, key = server.base_url, EMULATOR_KEY
             click.echo(
-                f"emulator: {scenario} on {server.base_url}, clock x{clock_factor(clock):g}",
+                _(
+                    "emulator: {scenario} on {url}, clock x{x}",
+                    scenario=scenario,
+                    url=server.base_url,
+                    x=f"{clock_factor(clock):g}",
+                ),
                 err=True,
             )
         client = _client(base_url, key)
@@ -304,7 +309,7 @@ def _shown_store(url: str) -> str:
     from gemini_guard.cli.quota import without_password
 
     if url.startswith("memory:"):
-        return "memory:// (this run only)"
+        return _("memory:// (this run only)")
     return without_password(url)
 
 
@@ -346,9 +351,13 @@ def _run_guard(
             fail(str(exc))
         if prepared.problems:
             click.echo(
-                f"{len(prepared.problems)} input line(s) rejected (first: line "
-                f"{prepared.problems[0].line}: {prepared.problems[0].message}); "
-                f"listed in {files.errors}",
+                _(
+                    "{n} input line(s) rejected (first: line {line}: {why}); listed in {path}",
+                    n=len(prepared.problems),
+                    line=prepared.problems[0].line,
+                    why=prepared.problems[0].message,
+                    path=files.errors,
+                ),
                 err=True,
             )
         tokens = [estimate_tokens(r.contents) for r in prepared.pending[:1000]]
@@ -382,12 +391,23 @@ def _run_guard(
             **overrides,
         )
         click.echo(
-            f"batch: {len(prepared.pending)} to run of {prepared.total} "
-            f"({prepared.already_done} done, {prepared.already_failed} failed before); "
-            f"model {' -> '.join(chain)}, tier {tier_name}, concurrency {workers}, "
-            f"quota state {_shown_store(store)}"
+            _(
+                "batch: {pending} to run of {total} ({done} done, {failed} failed before); "
+                "model {chain}, tier {tier}, concurrency {workers}, quota state {store}",
+                pending=len(prepared.pending),
+                total=prepared.total,
+                done=prepared.already_done,
+                failed=prepared.already_failed,
+                chain=" -> ".join(chain),
+                tier=tier_name,
+                workers=workers,
+                store=_shown_store(store),
+            )
             + (
-                f"; times below (rate, ETA) are emulated: clock x{clock_factor(clock):g}"
+                _(
+                    "; times below (rate, ETA) are emulated: clock x{x}",
+                    x=f"{clock_factor(clock):g}",
+                )
                 if clock_factor(clock) != 1.0
                 else ""
             ),
