@@ -20,6 +20,7 @@ from gemini_guard.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_PROBLEM,
     Failure,
+    GuardCommand,
     debug_enabled,
     os_error_line,
     write_options,
@@ -44,6 +45,9 @@ _COMPLETION = (
 
 
 class _LazyGroup(click.Group):
+    # Every `@main.command()` gets --lang, --debug and the exit codes in its help.
+    command_class = GuardCommand
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(_SUBCOMMANDS))
 
