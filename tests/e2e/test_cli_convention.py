@@ -365,3 +365,14 @@ def test_chinese_batch_demo_and_quota_output_has_no_english_prose(
     quota = run("quota", "--store", f"sqlite:///{tmp_path / 'none.db'}", lang=zh)
     assert "尚不存在" in quota.stdout
     assert _english_prose(quota.stdout) == []
+
+
+def test_shell_completion_knows_the_commands_and_scenarios() -> None:
+    def complete(words: str, index: int) -> list[str]:
+        return run(
+            _GEMINI_GUARD_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=str(index)
+        ).stdout.split()
+
+    assert "plain,emulate" in complete("gemini-guard em", 1)
+    assert complete("gemini-guard emulate --scenario ba", 3) == ["plain,bad-day"]
+    assert "plain,bad-day" in complete("gemini-guard batch in.jsonl --emulate b", 4)

@@ -12,9 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import click
+
     from gemini_guard.emulator import Scenario
 
-__all__ = ["BAD_DAY", "bad_day_scenario", "resolve_scenario", "scenario_names"]
+__all__ = [
+    "BAD_DAY",
+    "bad_day_scenario",
+    "complete_scenario",
+    "resolve_scenario",
+    "scenario_names",
+]
 
 BAD_DAY = "bad-day"
 
@@ -50,3 +58,8 @@ def resolve_scenario(name: str) -> Scenario | str | Path:
     if name == BAD_DAY:
         return bad_day_scenario()
     return name
+
+
+def complete_scenario(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion for a scenario option: the names that start with what was typed."""
+    return [name for name in scenario_names() if name.startswith(incomplete)]

@@ -40,6 +40,7 @@ from gemini_guard.cli._common import (
     time_scale_option,
 )
 from gemini_guard.cli._i18n import _
+from gemini_guard.cli._scenarios import complete_scenario as _complete_scenario
 
 if TYPE_CHECKING:
     from gemini_guard.batch.job import JobSummary
@@ -213,6 +214,7 @@ def _resume_hint() -> str:
 @click.option(
     "--emulate",
     "scenario",
+    shell_complete=_complete_scenario,
     default=None,
     metavar="SCENARIO",
     help="Run against the embedded emulator (bad-day, free-tier, overload, ...; "

@@ -17,6 +17,7 @@ from gemini_guard.cli._common import (
     time_scale_option,
 )
 from gemini_guard.cli._i18n import _
+from gemini_guard.cli._scenarios import complete_scenario as _complete_scenario
 from gemini_guard.clock import Clock, ScaledClock, SystemClock
 from gemini_guard.errors import ScenarioError
 
@@ -62,6 +63,7 @@ def _how_to(base_url: str) -> str:
 @click.option(
     "--scenario",
     default="free-tier",
+    shell_complete=_complete_scenario,
     show_default=True,
     help="A scenario name (see --list-scenarios) or the path of a scenario .toml file.",
 )
