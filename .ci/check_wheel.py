@@ -52,7 +52,9 @@ def fresh_venv(where: Path) -> Path:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="gg-wheel-") as tmp:
         dist = Path(tmp) / "dist"
-        run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", dist, ROOT)
+        # A venv of its own to build in: the system Python may come without pip.
+        build = fresh_venv(Path(tmp) / "build")
+        run(build / "python", "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", dist, ROOT)
         (wheel,) = dist.glob("gemini_guard-*.whl")
         core = fresh_venv(Path(tmp) / "core")
         run(core / "python", "-m", "pip", "install", "--quiet", wheel)
