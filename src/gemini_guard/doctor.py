@@ -217,6 +217,13 @@ def redact_key(key: str) -> str:
     return f"{key[:4]}…{key[-4:]}"
 
 
+def _with_length(key: str, shown: str, *, zh: bool = False) -> str:
+    """The redacted key and its length, once (a short key's redaction is its length)."""
+    if "characters)" in shown:
+        return shown
+    return f"{shown}，{len(key)} 个字符" if zh else f"{shown}, {len(key)} characters"
+
+
 def check_api_key(choice: KeyChoice) -> CheckResult:
     if choice.key is None or choice.source is None:
         variable = choice.wanted or "GEMINI_API_KEY"
@@ -277,9 +284,9 @@ def check_api_key(choice: KeyChoice) -> CheckResult:
             "api_key",
             "warn",
             TITLE_KEY,
-            f"{choice.source} ({shown}, {len(key)} characters) does not look like a Gemini "
+            f"{choice.source} ({_with_length(key, shown)}) does not look like a Gemini "
             "API key (AIza followed by 35 characters)",
-            f"{choice.source}（{shown}，{len(key)} 个字符）看起来不像 Gemini API 密钥"
+            f"{choice.source}（{_with_length(key, shown, zh=True)}）看起来不像 Gemini API 密钥"
             "（AIza 加 35 个字符）",
             Text(
                 "copy the whole key again from https://aistudio.google.com/apikey "
@@ -396,6 +403,11 @@ TITLE_ENDPOINT = Text("Endpoint", "接口地址")
 def _safe_url(url: str) -> str:
     """`url` without user info or query (which may hold a password or a key)."""
     parts = urlsplit(url)
+    if not parts.netloc:
+        # sqlite:///relative and sqlite:////absolute: the slashes are the path's meaning.
+        return (
+            f"{parts.scheme}://{url.split('://', 1)[1].partition('?')[0]}" if "://" in url else url
+        )
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
@@ -483,8 +495,11 @@ def check_endpoint(base_url: str, *, timeout: float, clock: Clock) -> CheckResul
                 "代理或杀毒软件可能在拦截 TLS：把它的 CA 证书加入 SSL_CERT_FILE，或检查系统时间",
             ),
         )
+    # Asked without a key, a Gemini API answers this path 400/401/403 (or 200); a 404 means
+    # the URL reaches a web server that is not one (a wrong path or port).
+    probe = base_url.rstrip("/") + "/v1beta/models"
     try:
-        response = httpx.get(base_url, timeout=timeout, follow_redirects=False)
+        response = httpx.get(probe, timeout=timeout, follow_redirects=False)
     except httpx.HTTPError as exc:
         return failed(
             "HTTP",
@@ -495,9 +510,24 @@ def check_endpoint(base_url: str, *, timeout: float, clock: Clock) -> CheckResul
                 "服务器接受连接但不响应 HTTP：检查地址的协议和端口",
             ),
         )
-    steps.append(f"HTTP {response.status_code}")
+    steps.append(f"HTTP {response.status_code} for /v1beta/models")
     proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
     via = f" (HTTPS_PROXY is set: {_safe_url(proxy)})" if proxy else ""
+    if response.status_code == 404 or response.status_code >= 500:
+        return _result(
+            "endpoint",
+            "warn" if response.status_code >= 500 else "fail",
+            TITLE_ENDPOINT,
+            f"{shown}: " + "; ".join(steps) + via + ": the server answers, but not as the "
+            "Gemini API does",
+            f"{shown}：" + "; ".join(steps) + via + "：服务器有响应，但不像 Gemini API",
+            Text(
+                f"check the base URL: the Gemini API is {DEFAULT_BASE_URL} (no path); a "
+                "gateway or the emulator is its root URL, e.g. http://127.0.0.1:8080",
+                f"检查基础地址：Gemini API 为 {DEFAULT_BASE_URL}（不带路径）；网关或模拟器"
+                "用其根地址，例如 http://127.0.0.1:8080",
+            ),
+        )
     return _result(
         "endpoint",
         "ok",

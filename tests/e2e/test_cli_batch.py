@@ -214,6 +214,6 @@ def test_plan_takes_prices_from_the_config(tmp_path: Path) -> None:
 
     config.write_text('[prices."gemini-2.5-pro"]\ninput = -1\noutput = 4.0\n')
     bad = _plan(source, "--config", str(config))
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # a bad --config is a usage error, as in every command
     assert "prices.gemini-2.5-pro.input (got -1)" in bad.stderr
     assert "greater than or equal to 0" in bad.stderr

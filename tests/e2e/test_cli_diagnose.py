@@ -113,9 +113,9 @@ def test_lang_from_the_locale() -> None:
     assert "Per-minute quota exceeded" in run(SDK_LINE, lang="en_US.UTF-8").stdout
 
 
-def test_exit_2_when_not_understood() -> None:
+def test_exit_1_when_not_understood() -> None:
     result = run("the weather is nice")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "Not recognised" in result.stdout
     [data] = json.loads(run("--json", "nothing to see").stdout)
     assert data["understood"] is False
@@ -177,7 +177,7 @@ def test_empty_stdin_is_not_understood() -> None:
         text=True,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == 1
 
 
 @pytest.mark.parametrize("key_in", ["argument", "stdin"])

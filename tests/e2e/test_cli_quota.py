@@ -102,6 +102,8 @@ def test_a_missing_store_is_reported_not_created(tmp_path: Path) -> None:
     assert "does not exist yet" in result.stdout
     assert not path.exists()
     assert json.loads(run("--store", f"sqlite:///{path}", "--json").stdout) == {
+        "store": f"sqlite:///{path}",
+        "tier": "auto",
         "ledgers": [],
         "cache": None,
     }
@@ -174,3 +176,33 @@ def test_a_memory_cache_url_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "lives and dies with one process" in result.stderr
     assert "sqlite:///" in result.stderr
+
+
+def test_the_table_fits_80_columns_with_whole_headers(filled: tuple[str, float]) -> None:
+    url, _ = filled
+    result = subprocess.run(
+        [str(SCRIPT), "quota", "--store", url, "--tier", "free"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"COLUMNS": "80", "PATH": str(SCRIPT.parent)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80
+    assert "…" not in result.stdout  # no header or figure cut short
+    for word in ("requests", "tokens", "today", "resets"):
+        assert word in result.stdout
+
+
+def test_it_names_the_store_it_read_and_defaults_to_the_cli_state_file(tmp_path: Path) -> None:
+    result = run(HOME=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert f"{tmp_path}/.cache/gemini-guard/state.db does not exist yet" in result.stdout
+    assert "sqlite:///~/.cache/gemini-guard/state.db" in result.stdout
+    helped = run("--help")
+    assert "sqlite:///~/.cache/gemini-guard/state.db" in "".join(helped.stdout.split())
+    config = tmp_path / "gemini-guard.toml"
+    config.write_text(f'store = "sqlite:///{tmp_path / "team.db"}"\n', encoding="utf-8")
+    from_config = run("--config", str(config), "--json")
+    assert json.loads(from_config.stdout)["store"] == f"sqlite:///{tmp_path / 'team.db'}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -22,6 +23,24 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gemini_guard.cli import main
+from gemini_guard.cli._common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    TIERS,
+    GuardCommand,
+    check_writable,
+    config_option,
+    effective_time_scale,
+    fail,
+    json_option,
+    load_cli_config,
+    models_option,
+    split_models,
+    time_scale_option,
+)
+from gemini_guard.cli._i18n import _
+from gemini_guard.cli._scenarios import complete_scenario as _complete_scenario
 
 if TYPE_CHECKING:
     from gemini_guard.batch.job import JobSummary
@@ -30,16 +49,17 @@ if TYPE_CHECKING:
 __all__ = ["batch"]
 
 EMULATOR_KEY = "emulator-key-not-a-secret"
-_TIER_CHOICES = ("auto", "free", "tier1", "tier2", "tier3")
 
 
-def _chain(model: str | None, configured: tuple[str, ...]) -> tuple[str, ...]:
+def _chain(models: tuple[str, ...], configured: tuple[str, ...]) -> tuple[str, ...]:
     from gemini_guard.batch.runner import DEFAULT_MODEL
 
-    if model:
-        chain = tuple(m.strip() for m in model.split(",") if m.strip())
+    if models:
+        chain = split_models(models)
         if not chain:
-            raise click.BadParameter("give a model name, e.g. --model gemini-2.5-flash")
+            raise click.BadParameter(
+                "give a model name, e.g. --model gemini-2.5-flash", param_hint="--model"
+            )
         return chain
     return configured or (DEFAULT_MODEL,)
 
@@ -61,11 +81,9 @@ def _concurrency(value: str, limits: Any) -> int:
 
 
 def _scenario(name: str) -> Any:
-    if name == "bad-day":
-        from gemini_guard.cli.demo import bad_day_scenario
+    from gemini_guard.cli._scenarios import resolve_scenario
 
-        return bad_day_scenario()
-    return name
+    return resolve_scenario(name)
 
 
 def _client(base_url: str | None, key: str | None) -> Any:
@@ -83,31 +101,72 @@ def _client(base_url: str | None, key: str | None) -> Any:
     return genai.Client(api_key=key, http_options=http)
 
 
-def _print_summary(summary: JobSummary, *, err: bool = False) -> None:
-    from gemini_guard.batch.job import JobSummary  # noqa: F401  (type only)
+def summary_json(summary: JobSummary, exit_code: int) -> dict[str, Any]:
+    """The run as `batch --json` prints it on stdout (schema in docs/cli.md)."""
+    files, r = summary.files, summary.repair
+    return {
+        "total": summary.total,
+        "done": summary.done,
+        "failed": summary.failed,
+        "remaining": summary.remaining,
+        "skipped": summary.skipped,
+        "rejected_lines": summary.problems,
+        "interrupted": summary.interrupted,
+        "served_by": dict(sorted(summary.models.items())),
+        "failures": dict(sorted(summary.categories.items())),
+        "repair": {
+            "appended": r.appended,
+            "torn_bytes": r.torn_bytes,
+            "dropped": r.dropped,
+            "adopted": r.adopted,
+        },
+        "files": {
+            "output": str(files.output),
+            "journal": str(files.journal),
+            "errors": str(files.errors),
+        },
+        "exit_code": exit_code,
+    }
 
+
+def _print_summary(summary: JobSummary, *, err: bool = False) -> None:
     files = summary.files
     lines = [
         "",
-        f"{summary.done} done, {summary.failed} failed, {summary.remaining} left "
-        f"of {summary.total} requests"
-        + (f" ({summary.skipped} already final before this run)" if summary.skipped else ""),
+        _(
+            "{done} done, {failed} failed, {left} left of {total} requests",
+            done=summary.done,
+            failed=summary.failed,
+            left=summary.remaining,
+            total=summary.total,
+        )
+        + (_(" ({n} already final before this run)", n=summary.skipped) if summary.skipped else ""),
     ]
     if summary.models:
         served = ", ".join(f"{m} {n}" for m, n in sorted(summary.models.items()))
-        lines.append(f"served by: {served}")
+        lines.append(_("served by: {models}", models=served))
     if summary.categories:
         why = ", ".join(f"{c} {n}" for c, n in sorted(summary.categories.items()))
-        lines.append(f'failures: {why} (details in the output\'s "error" field)')
+        lines.append(_('failures: {why} (details in the output\'s "error" field)', why=why))
     if summary.problems:
-        lines.append(f"{summary.problems} input line(s) rejected: see {files.errors}")
+        lines.append(
+            _("{n} input line(s) rejected: see {path}", n=summary.problems, path=files.errors)
+        )
     if summary.repair.changed:
         r = summary.repair
         lines.append(
-            f"output repaired from the journal: {r.appended} line(s) restored, "
-            f"{r.torn_bytes} torn byte(s) cut, {r.dropped} dropped, {r.adopted} adopted"
+            _(
+                "output repaired from the journal: {appended} line(s) restored, "
+                "{torn} torn byte(s) cut, {dropped} dropped, {adopted} adopted",
+                appended=r.appended,
+                torn=r.torn_bytes,
+                dropped=r.dropped,
+                adopted=r.adopted,
+            )
         )
-    lines.append(f"output: {files.output}   journal: {files.journal}")
+    lines.append(
+        _("output: {output}   journal: {journal}", output=files.output, journal=files.journal)
+    )
     for line in lines:
         click.echo(line, err=err)
 
@@ -116,9 +175,11 @@ def _resume_hint() -> str:
     return shlex.join(["gemini-guard", *sys.argv[1:]])
 
 
-@main.command()
+@main.command(cls=GuardCommand)
 @click.argument(
-    "input_path", metavar="INPUT.jsonl", type=click.Path(dir_okay=False, path_type=Path)
+    "input_path",
+    metavar="INPUT.jsonl",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
 @click.option(
     "-o",
@@ -127,15 +188,14 @@ def _resume_hint() -> str:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output JSONL (its journal and errors file go next to it).",
 )
-@click.option("--config", "config_path", default=None, help="A gemini-guard.toml.")
-@click.option(
-    "--model", default=None, help="Model for requests that name none; a,b,c for a fallback chain."
-)
+@config_option("A gemini-guard.toml (models, tier, retry, telemetry...).")
+@models_option("Model for requests that name none; repeat it or give a,b,c for a fallback chain.")
 @click.option(
     "--tier",
-    type=click.Choice(_TIER_CHOICES),
-    default=None,
-    help="Quota tier to pace to (default: the config's; auto learns it from 429s).",
+    type=click.Choice(TIERS),
+    default="auto",
+    show_default=True,
+    help="Quota tier to pace to (auto: the config's, else paced as free and learned from 429s).",
 )
 @click.option(
     "--concurrency",
@@ -154,15 +214,14 @@ def _resume_hint() -> str:
 @click.option(
     "--emulate",
     "scenario",
+    shell_complete=_complete_scenario,
     default=None,
     metavar="SCENARIO",
-    help="Run against the embedded emulator (bad-day, free-tier, overload, ...).",
+    help="Run against the embedded emulator (bad-day, free-tier, overload, ...; "
+    "see emulate --list-scenarios).",
 )
-@click.option(
-    "--time-scale",
-    type=float,
-    default=None,
-    help="Clock speed-up (emulated seconds per real second); default 60 with --emulate.",
+@time_scale_option(
+    None, "Clock speed-up (emulated seconds per real second); default 60 with --emulate."
 )
 @click.option(
     "--metrics-port",
@@ -170,37 +229,36 @@ def _resume_hint() -> str:
     default=None,
     help="Serve Prometheus metrics of the run on 127.0.0.1:PORT/metrics.",
 )
+@json_option
 def batch(
     input_path: Path,
     output: Path,
-    config_path: str | None,
-    model: str | None,
-    tier: str | None,
+    config_path: Path | None,
+    models: tuple[str, ...],
+    tier: str,
     concurrency: str,
     retry_failed: bool,
     mode: str,
     scenario: str | None,
     time_scale: float | None,
     metrics_port: int | None,
+    as_json: bool,
 ) -> None:
     """Run every request of INPUT.jsonl, paced to the quota; resumable and crash-safe.
 
     Each input line: {"id": ..., "prompt": "..."} or {"id": ..., "contents": [...],
     "config": {...}, "model": "..."}. Each output line: id, ok, text, usage, model,
     attempts, and for a failure its error (category, http_status, message).
+    Exits 1 when a request failed, 130 when stopped before the end (run it again to resume).
     """
     from gemini_guard.clock import ScaledClock, SystemClock
-    from gemini_guard.config import load_config
-    from gemini_guard.errors import ConfigError, GuardError
+    from gemini_guard.errors import GuardError
 
-    if time_scale is not None and time_scale <= 0:
-        raise click.BadParameter("must be > 0", param_hint="--time-scale")
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    chain = _chain(model, config.models)
-    tier_name = tier or config.tier
+    time_scale = effective_time_scale(time_scale)
+    check_writable(output, "-o/--output")
+    config = load_cli_config(config_path)
+    chain = _chain(models, config.models)
+    tier_name = tier if tier != "auto" else config.tier
     clock: Clock = SystemClock()
     if scenario is not None or time_scale is not None:
         clock = ScaledClock(time_scale or 60.0)
@@ -218,15 +276,22 @@ def batch(
                 raise click.BadParameter(str(exc), param_hint="--emulate") from None
             base_url, key = server.base_url, EMULATOR_KEY
             click.echo(
-                f"emulator: {scenario} on {server.base_url}, clock x{clock_factor(clock):g}",
+                _(
+                    "emulator: {scenario} on {url}, clock x{x}",
+                    scenario=scenario,
+                    url=server.base_url,
+                    x=f"{clock_factor(clock):g}",
+                ),
                 err=True,
             )
         client = _client(base_url, key)
         try:
             if mode == "batch-api":
-                code = _run_batch_api(client, clock, input_path, output, chain[0], retry_failed)
+                code, summary = _run_batch_api(
+                    client, clock, input_path, output, chain[0], retry_failed
+                )
             else:
-                code = _run_guard(
+                code, summary = _run_guard(
                     config,
                     client,
                     clock,
@@ -242,6 +307,8 @@ def batch(
             # Another run holds the output, or a file could not be written or read:
             # the message says which file and how to go on.
             raise click.ClickException(str(exc)) from None
+    if as_json and summary is not None:
+        click.echo(json.dumps(summary_json(summary, code), ensure_ascii=False, indent=2))
     sys.exit(code)
 
 
@@ -266,6 +333,14 @@ def _metrics(port: int | None) -> Any:
     return metrics
 
 
+def _shown_store(url: str) -> str:
+    from gemini_guard.cli.quota import without_password
+
+    if url.startswith("memory:"):
+        return _("memory:// (this run only)")
+    return without_password(url)
+
+
 def clock_factor(clock: Clock) -> float:
     return float(getattr(clock, "factor", 1.0))
 
@@ -281,7 +356,7 @@ def _run_guard(
     concurrency_option: str,
     retry_failed: bool,
     metrics: Any = False,
-) -> int:
+) -> tuple[int, JobSummary | None]:
     from gemini_guard.batch.job import JobFiles, prepare
     from gemini_guard.batch.journal import Journal
     from gemini_guard.batch.planner import chain_limits
@@ -292,19 +367,26 @@ def _run_guard(
     from gemini_guard.tokens import estimate_tokens
 
     # Concurrency and the ETA cover the whole chain: a fallback model's quota is usable too.
-    limits = chain_limits(_limits(m, tier_name) for m in chain)
+    # Under tier=auto the Guard paces as the free tier until 429s teach it otherwise, so
+    # the ETA starts from the free tier's limits too (not from "no limit": 0 s).
+    paced_as = tier_name if tier_name != "auto" else "free"
+    limits = chain_limits(_limits(m, paced_as) for m in chain)
     workers = _concurrency(concurrency_option, limits)
     files = JobFiles.of(input_path, output)
     with Journal(files.journal) as journal:
         try:
             prepared = prepare(files, journal, retry_failed=retry_failed)
         except (FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+            fail(str(exc))
         if prepared.problems:
             click.echo(
-                f"{len(prepared.problems)} input line(s) rejected (first: line "
-                f"{prepared.problems[0].line}: {prepared.problems[0].message}); "
-                f"listed in {files.errors}",
+                _(
+                    "{n} input line(s) rejected (first: line {line}: {why}); listed in {path}",
+                    n=len(prepared.problems),
+                    line=prepared.problems[0].line,
+                    why=prepared.problems[0].message,
+                    path=files.errors,
+                ),
                 err=True,
             )
         tokens = [estimate_tokens(r.contents) for r in prepared.pending[:1000]]
@@ -319,7 +401,11 @@ def _run_guard(
             live=live,
             stream=None if live else sys.stderr,
         )
-        limiter = QuotaLimiter(store="memory://", clock=clock, tier=tier_name)
+        # The configured store (store = ... or GEMINI_GUARD_STORE) is shared with the app's
+        # Guards and read by `gemini-guard quota`; an emulated run keeps its scaled-clock
+        # ledger to itself so it never mixes with real usage.
+        store = config.store if clock_factor(clock) == 1.0 else "memory://"
+        limiter = QuotaLimiter(store=store, clock=clock, tier=tier_name)
         overrides: dict[str, Any] = {}
         if config.retry == RetrySection():
             overrides["retry"] = RetryPolicy.BATCH  # no caller waits on one item
@@ -335,20 +421,37 @@ def _run_guard(
             **overrides,
         )
         click.echo(
-            f"batch: {len(prepared.pending)} to run of {prepared.total} "
-            f"({prepared.already_done} done, {prepared.already_failed} failed before); "
-            f"model {' -> '.join(chain)}, tier {tier_name}, concurrency {workers}",
+            _(
+                "batch: {pending} to run of {total} ({done} done, {failed} failed before); "
+                "model {chain}, tier {tier}, concurrency {workers}, quota state {store}",
+                pending=len(prepared.pending),
+                total=prepared.total,
+                done=prepared.already_done,
+                failed=prepared.already_failed,
+                chain=" -> ".join(chain),
+                tier=tier_name,
+                workers=workers,
+                store=_shown_store(store),
+            )
+            + (
+                _(
+                    "; times below (rate, ETA) are emulated: clock x{x}",
+                    x=f"{clock_factor(clock):g}",
+                )
+                if clock_factor(clock) != 1.0
+                else ""
+            ),
             err=True,
         )
         summary = asyncio.run(_drive(guard, prepared, journal, chain[0], workers, progress))
     _print_summary(summary, err=True)
     if summary.interrupted or summary.remaining:
-        click.echo(f"stopped; resume with the same command:\n  {_resume_hint()}", err=True)
-        return 130
+        click.echo(_("stopped; resume with the same command:") + f"\n  {_resume_hint()}", err=True)
+        return EXIT_INTERRUPTED, summary
     if summary.failed:
-        click.echo("some requests failed; run again with --retry-failed to retry them", err=True)
-        return 1
-    return 0
+        click.echo(_("some requests failed; run again with --retry-failed to retry them"), err=True)
+        return EXIT_PROBLEM, summary
+    return EXIT_OK, summary
 
 
 async def _drive(
@@ -367,8 +470,11 @@ async def _drive(
         if presses == 1:
             stop.set()
             click.echo(
-                "\nstopping: no new requests; finishing those in flight "
-                "(Ctrl-C again to abandon them; they will run on resume)",
+                "\n"
+                + _(
+                    "stopping: no new requests; finishing those in flight "
+                    "(Ctrl-C again to abandon them; they will run on resume)"
+                ),
                 err=True,
             )
         elif task is not None:
@@ -418,7 +524,7 @@ def _after_abandon(prepared: Any, journal: Any) -> JobSummary:
 
 def _run_batch_api(
     client: Any, clock: Clock, input_path: Path, output: Path, model: str, retry_failed: bool
-) -> int:
+) -> tuple[int, JobSummary | None]:
     from gemini_guard.batch.batch_api import run_batch_api
     from gemini_guard.batch.job import JobFiles, prepare
     from gemini_guard.batch.journal import Journal
@@ -428,7 +534,7 @@ def _run_batch_api(
         try:
             prepared = prepare(files, journal, retry_failed=retry_failed)
         except (FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+            fail(str(exc))
         try:
             summary = run_batch_api(
                 client,
@@ -440,11 +546,13 @@ def _run_batch_api(
             )
         except KeyboardInterrupt:
             click.echo(
-                f"\nstopped; the Batch API job keeps running. Resume with:\n  {_resume_hint()}",
+                "\n"
+                + _("stopped; the Batch API job keeps running. Resume with:")
+                + f"\n  {_resume_hint()}",
                 err=True,
             )
-            return 130
+            return EXIT_INTERRUPTED, None
     _print_summary(summary, err=True)
     if summary.failed:
-        return 1
-    return 0
+        return EXIT_PROBLEM, summary
+    return EXIT_OK, summary

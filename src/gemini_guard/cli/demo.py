@@ -19,6 +19,7 @@ No key, no network: the emulator listens on loopback only.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import tempfile
@@ -31,10 +32,20 @@ from google import genai
 from google.genai import errors, types
 
 from gemini_guard.cli import main
+from gemini_guard.cli._common import (
+    GuardCommand,
+    config_option,
+    effective_time_scale,
+    json_option,
+    load_cli_config,
+    time_scale_option,
+)
+from gemini_guard.cli._i18n import _
+from gemini_guard.cli._scenarios import bad_day_scenario
 from gemini_guard.clock import Clock, ScaledClock, SystemClock
 from gemini_guard.config import GuardConfig
-from gemini_guard.emulator import EmulatorServer, Scenario, load_scenario, serve
-from gemini_guard.errors import CallFailed, ConfigError
+from gemini_guard.emulator import EmulatorServer, Scenario, serve
+from gemini_guard.errors import CallFailed
 from gemini_guard.policies import RetryPolicy
 from gemini_guard.telemetry import AttemptFailed, AttemptStarted, Event, JsonlSink
 
@@ -53,21 +64,6 @@ __all__ = [
 PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
 CHAIN = (PRO, FLASH, LITE)
 DEMO_KEY = "demo-key-not-a-secret"
-
-
-def bad_day_scenario() -> Scenario:
-    """The December cut in force from the start, plus the 503 storm on pro."""
-    cut = load_scenario("dec-2025-cut")
-    storm = load_scenario("overload")
-    return Scenario(
-        name="bad-day",
-        description="dec-2025-cut limits from t=0 plus overload's 503 storm on pro",
-        seed=7,
-        default_tier="free",
-        limit_changes=tuple(c.model_copy(update={"at": 0.0}) for c in cut.limit_changes),
-        faults=tuple(f.model_copy(update={"start": 0.0, "end": None}) for f in storm.faults),
-        latency=storm.latency,
-    )
 
 
 def theoretical_minimum(scenario: Scenario, models: tuple[str, ...], prompts: int) -> float:
@@ -435,16 +431,18 @@ def _minutes(seconds: float) -> str:
 
 
 def results_table(results: list[RunResult], *, title: str) -> object:
+    """Lost and served first: a run that gives up early also finishes early."""
     from rich.table import Table
 
     table = Table(title=title)
-    for column in ("", "succeeded", "lost", "sent", "429s", "5xx", "time", "minimum"):
+    columns = ("", _("lost"), _("served"), _("sent"), "429s", "5xx")
+    for column in (*columns, _("emulated time"), _("minimum")):
         table.add_column(column, justify="left" if not column else "right")
     for r in results:
         table.add_row(
             r.name,
-            f"{r.succeeded}/{r.prompts}",
             str(r.lost),
+            f"{r.succeeded}/{r.prompts}",
             str(r.sent),
             str(r.got_429),
             str(r.got_5xx),
@@ -454,19 +452,60 @@ def results_table(results: list[RunResult], *, title: str) -> object:
     return table
 
 
+def results_json(results: list[RunResult]) -> list[dict[str, object]]:
+    """The runs as `demo --json` prints them (schema in docs/cli.md)."""
+    return [
+        {
+            "name": r.name,
+            "prompts": r.prompts,
+            "lost": r.lost,
+            "served": r.succeeded,
+            "sent": r.sent,
+            "got_429": r.got_429,
+            "got_5xx": r.got_5xx,
+            "emulated_seconds": round(r.elapsed, 3),
+            "minimum_seconds": None if r.minimum == float("inf") else round(r.minimum, 3),
+        }
+        for r in results
+    ]
+
+
+def _early_finish_note(results: list[RunResult]) -> str:
+    """Why a run that lost prompts may show the shorter time."""
+    notes = []
+    best = min(results, key=lambda r: r.lost)
+    for r in results:
+        if r.lost > best.lost and r.elapsed < best.elapsed:
+            notes.append(
+                _(
+                    "{name} took less emulated time because it gave up on {lost} prompts.",
+                    name=r.name,
+                    lost=r.lost,
+                )
+            )
+    return " ".join(notes)
+
+
 async def _demo(
     prompts: int,
     concurrency: int,
     speed: float,
     config: GuardConfig | None = None,
     events: Path | None = None,
+    *,
+    show_progress: bool = True,
 ) -> list[RunResult]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
     scenario = bad_day_scenario()
     texts = [f"Summarise note {i} in one sentence." for i in range(prompts)]
     results: list[RunResult] = []
-    with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn()) as bar:
+    with Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        disable=not show_progress,
+    ) as bar:
         for name in ("guide's loop", "Guard"):
             task = bar.add_task(name, total=prompts)
             clock = ScaledClock(speed)
@@ -503,62 +542,83 @@ async def _demo(
     return results
 
 
-@main.command()
+@main.command(cls=GuardCommand)
 @click.option("--prompts", default=200, show_default=True, help="Prompts in the workload.")
 @click.option("--concurrency", default=8, show_default=True, help="Requests in flight.")
-@click.option(
-    "--speed",
-    default=60.0,
-    show_default=True,
-    help="Clock speed-up: emulated seconds per real second.",
+@time_scale_option(60.0, "Clock speed-up: emulated seconds per real second.")
+@config_option(
+    "Build the Guard from this gemini-guard.toml (chain, tier, policies, store, "
+    "quota); it still talks to the emulator, with no key."
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Build the Guard from this gemini-guard.toml (chain, tier, policies, store, "
-    "quota); it still talks to the emulator, with no key.",
-)
-def demo(prompts: int, concurrency: int, speed: float, config_path: Path | None) -> None:
+@json_option
+def demo(
+    prompts: int, concurrency: int, time_scale: float, config_path: Path | None, as_json: bool
+) -> None:
     """Replay a bad day of Gemini offline: the guide's retry loop against the Guard."""
     from rich.console import Console
 
-    from gemini_guard.config import load_config
-
-    if prompts < 1 or concurrency < 1 or speed <= 0:
-        raise click.BadParameter("--prompts and --concurrency must be >= 1, --speed > 0")
-    config = None
-    if config_path is not None:
-        try:
-            config = load_config(config_path)
-        except ConfigError as exc:
-            raise click.BadParameter(str(exc), param_hint="--config") from None
+    speed = effective_time_scale(time_scale) or 60.0
+    if prompts < 1 or concurrency < 1:
+        raise click.BadParameter(_("--prompts and --concurrency must be >= 1"))
+    config = load_cli_config(config_path) if config_path is not None else None
     console = Console()
     # The Guard logs breaker changes as warnings; here the table tells the story, and
     # log lines would tear the live progress display.
     logging.getLogger("gemini_guard").setLevel(logging.ERROR)
-    console.print(
-        "[bold]A bad day of Gemini[/bold] (emulated, no key, no network): the free tier "
-        "cut of 2025-12-06 in force, and gemini-2.5-pro answering 503 85% of the time.\n"
-        f"{prompts} prompts, {concurrency} at a time, clock x{speed:g}.\n"
-    )
+    if not as_json:
+        console.print(
+            _(
+                "[bold]A bad day of Gemini[/bold] (emulated, no key, no network): the free tier "
+                "cut of 2025-12-06 in force, and gemini-2.5-pro answering 503 85% of the time."
+            )
+            + "\n"
+            + _(
+                "{prompts} prompts, {concurrency} at a time, clock x{speed}.",
+                prompts=prompts,
+                concurrency=concurrency,
+                speed=f"{speed:g}",
+            )
+            + "\n"
+        )
     wall = SystemClock()  # the real time the demo takes, shown to the user
     started = wall.monotonic()
     events = Path(tempfile.mkdtemp(prefix="gemini-guard-demo-")) / "events.jsonl"
-    results = asyncio.run(_demo(prompts, concurrency, speed, config, events))
-    console.print(results_table(results, title="Same workload, same emulated day"))
+    results = asyncio.run(
+        _demo(prompts, concurrency, speed, config, events, show_progress=not as_json)
+    )
+    real = wall.monotonic() - started
+    if as_json:
+        payload = {
+            "scenario": "bad-day",
+            "prompts": prompts,
+            "concurrency": concurrency,
+            "time_scale": speed,
+            "runs": results_json(results),
+            "real_seconds": round(real, 3),
+        }
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    console.print(results_table(results, title=_("Same workload, same emulated day")))
+    guard_line = (
+        _("Guard: built from {source}.", source=config.source)
+        if config is not None
+        else _("Guard: pro → flash → flash-lite, batch preset, paced for the free tier.")
+    )
     console.print(
-        "guide: flash only (its snippet names one model); "
-        + (
-            f"Guard: built from {config.source}.\n"
-            if config is not None
-            else "Guard: pro → flash → flash-lite, batch preset, paced for the free tier.\n"
+        _("guide: flash only (its snippet names one model); ")
+        + guard_line
+        + "\n"
+        + _(
+            "lost: prompts that got no answer; sent: requests sent; emulated time: on the "
+            "emulator's clock (x{speed}); minimum: every model used at its full per-minute "
+            "limit until its per-day limit is spent, faults aside.",
+            speed=f"{speed:g}",
         )
-        + "sent: requests sent; time: emulated; minimum: every model used at its full\n"
-        "per-minute limit until its per-day limit is spent, faults aside.\n"
-        f"done in {wall.monotonic() - started:.0f} s real time."
+        + "\n"
+        + (_early_finish_note(results) + "\n" if _early_finish_note(results) else "")
+        + _("done in {seconds} s real time.", seconds=f"{real:.0f}")
     )
     from gemini_guard.telemetry.report import write_report
 
     tier = config.tier if config is not None else "free"
-    console.print(f"report of the Guard's run: {write_report(events, tier=tier)}")
+    console.print(_("report of the Guard's run: {path}", path=str(write_report(events, tier=tier))))

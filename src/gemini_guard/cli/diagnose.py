@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -18,27 +17,19 @@ from rich.table import Table
 from rich.text import Text
 
 from gemini_guard.cli import main
+from gemini_guard.cli._common import EXIT_OK, EXIT_PROBLEM, GuardCommand, json_option
+from gemini_guard.cli._i18n import current_lang, lang_from_env
 from gemini_guard.diagnosis import Category, Diagnosis, RecentRate, diagnose
 from gemini_guard.diagnosis._catalog import format_seconds
-from gemini_guard.diagnosis._explain import Explanation, Lang, explanation, normalize_lang
+from gemini_guard.diagnosis._explain import Explanation, Lang, explanation
 from gemini_guard.diagnosis._log import LogReport, diagnose_log
 from gemini_guard.diagnosis._reference import QUICK_TABLE, Sample, load_samples, variants_of
 
 __all__ = ["diagnose_command", "lang_from_env"]
 
-EXIT_UNDERSTOOD = 0
-EXIT_NOT_UNDERSTOOD = 2
+EXIT_UNDERSTOOD = EXIT_OK
+EXIT_NOT_UNDERSTOOD = EXIT_PROBLEM  # the command ran and could not make a diagnosis
 _BARE_CODE = re.compile(r"^\s*([1-5]\d\d)\s*$")
-
-
-def lang_from_env(environ: Mapping[str, str] | None = None) -> Lang:
-    """The locale's language as POSIX looks it up: LC_ALL, then LC_MESSAGES, then LANG."""
-    env = os.environ if environ is None else environ
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        value = env.get(name, "")
-        if value:
-            return normalize_lang(value)
-    return "en"
 
 
 def _read_source(parts: Sequence[str]) -> str:
@@ -210,15 +201,9 @@ def _sample_items(samples: Sequence[Sample], lang: Lang) -> list[tuple[str, Diag
     return [(sample.label(lang), sample.diagnosis()) for sample in samples]
 
 
-@main.command("diagnose")
+@main.command("diagnose", cls=GuardCommand)
 @click.argument("source", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
-@click.option(
-    "--lang",
-    type=click.Choice(["en", "zh"], case_sensitive=False),
-    default=None,
-    help="Language of the explanation (default: from LC_ALL / LC_MESSAGES / LANG; zh for zh_*).",
-)
+@json_option
 @click.option("--table", "show_table", is_flag=True, help="Print the quick reference table.")
 @click.option(
     "--samples",
@@ -245,7 +230,6 @@ def _sample_items(samples: Sequence[Sample], lang: Lang) -> list[tuple[str, Diag
 def diagnose_command(
     source: tuple[str, ...],
     as_json: bool,
-    lang: str | None,
     show_table: bool,
     show_samples: bool,
     rate: int | None,
@@ -256,9 +240,9 @@ def diagnose_command(
 
     SOURCE is the error text (quote it), a file holding it, or '-' for standard input;
     whole log lines and tracebacks are fine. A bare status code (e.g. 429) explains that
-    code and its usual variants. Exits 0 when the error was understood, 2 when not.
+    code and its usual variants. Exits 0 when the error was understood, 1 when not.
     """
-    language: Lang = normalize_lang(lang) if lang else lang_from_env()
+    language: Lang = current_lang()
     console = _console()
     if show_table:
         _print_table(console, language, as_json)

@@ -12,6 +12,18 @@ from rich.console import Console
 from rich.markup import escape
 
 from gemini_guard.cli import main
+from gemini_guard.cli._common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    TIERS,
+    GuardCommand,
+    config_option,
+    json_option,
+    load_cli_config,
+    models_option,
+    split_models,
+)
+from gemini_guard.cli._i18n import current_lang
 from gemini_guard.clock import SystemClock
 from gemini_guard.doctor import (
     DEFAULT_BASE_URL,
@@ -22,12 +34,9 @@ from gemini_guard.doctor import (
     failures,
     run_doctor,
 )
-from gemini_guard.errors import ConfigError
 
 __all__ = ["doctor_command", "render"]
 
-# Exit codes above 125 mean "killed by a signal" to shells; the count is capped there.
-_MAX_EXIT = 125
 _MARKS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red"), "skip": ("-", "dim")}
 
 
@@ -62,15 +71,10 @@ def _configuration(path: Path | None) -> dict[str, Any]:
     Read when --config is given, GEMINI_GUARD_CONFIG names a file, ./gemini-guard.toml
     exists, or a GEMINI_GUARD_* variable is set; otherwise nothing is assumed.
     """
-    from gemini_guard.config import load_config
-
     from_env = any(name.upper().startswith("GEMINI_GUARD_") for name in os.environ)
     if path is None and not from_env and not Path("gemini-guard.toml").is_file():
         return {}
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="--config") from None
+    config = load_cli_config(path)
     project = config.projects[0]
     return {
         "models": config.models,
@@ -81,34 +85,20 @@ def _configuration(path: Path | None) -> dict[str, Any]:
     }
 
 
-@main.command("doctor")
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    metavar="M",
-    help="A model your app uses (repeatable); checked against the models list and probed.",
+@main.command("doctor", cls=GuardCommand)
+@models_option(
+    "A model your app uses (repeatable, or a,b,c); checked against the models list and probed."
 )
 @click.option(
     "--base-url",
     metavar="URL",
     help=f"API base URL (default: GOOGLE_GEMINI_BASE_URL, else {DEFAULT_BASE_URL}).",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="F",
-    help="gemini-guard.toml (default: GEMINI_GUARD_CONFIG or ./gemini-guard.toml): "
-    "its models, store, tier, base_url and key variable are checked.",
+@config_option(
+    "gemini-guard.toml (default: GEMINI_GUARD_CONFIG or ./gemini-guard.toml): "
+    "its models, store, tier, base_url and key variable are checked."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@click.option(
-    "--lang",
-    type=click.Choice(["en", "zh"]),
-    default=None,
-    help="Language of the report (default: from LC_ALL / LANG).",
-)
+@json_option
 @click.option(
     "--status-url",
     metavar="URL",
@@ -119,8 +109,11 @@ def _configuration(path: Path | None) -> dict[str, Any]:
 @click.option("--store", metavar="URL", help="State store: memory://, sqlite:///path, redis://…")
 @click.option(
     "--tier",
-    type=click.Choice(["free", "tier1", "tier2", "tier3"]),
-    help="The tier your configuration assumes; compared with the quota ids the API reports.",
+    type=click.Choice(TIERS),
+    default="auto",
+    show_default=True,
+    help="The tier your configuration assumes; compared with the quota ids the API reports "
+    "(auto: the configuration's, else none).",
 )
 @click.option(
     "--isolation-model",
@@ -141,32 +134,29 @@ def doctor_command(
     base_url: str | None,
     config_path: Path | None,
     as_json: bool,
-    lang: str | None,
     status_url: str,
     store: str | None,
-    tier: str | None,
+    tier: str,
     isolation_model: str,
     timeout: float,
     no_probe: bool,
 ) -> None:
     """Check that this machine, key and project can call Gemini, and say how to fix what can't.
 
-    Exit code: the number of failed checks (0 = healthy). Warnings do not count.
+    Exits 1 when a check failed (warnings do not count); the JSON's "failed" says how many.
     """
-    from gemini_guard.cli.diagnose import lang_from_env
-
-    language = lang or lang_from_env()
+    language = current_lang()
     configured = _configuration(config_path)
     options = DoctorOptions(
         base_url=base_url
         or configured.get("base_url")
         or os.environ.get("GOOGLE_GEMINI_BASE_URL")
         or DEFAULT_BASE_URL,
-        models=tuple(dict.fromkeys(models or configured.get("models", ()))),
+        models=split_models(models) or tuple(dict.fromkeys(configured.get("models", ()))),
         isolation_model=isolation_model,
         status_url=status_url,
         store=store or configured.get("store"),
-        tier=tier or configured.get("tier"),
+        tier=(tier if tier != "auto" else None) or configured.get("tier"),
         timeout=timeout,
         probe_models=not no_probe,
         key_env=configured.get("key_env"),
@@ -180,4 +170,4 @@ def doctor_command(
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
         render(results, language, Console(highlight=False))
-    raise SystemExit(min(failures(results), _MAX_EXIT))
+    raise SystemExit(EXIT_PROBLEM if failures(results) else EXIT_OK)

@@ -2,40 +2,56 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from gemini_guard.cli import main
+from gemini_guard.cli._common import (
+    GuardCommand,
+    check_writable,
+    effective_time_scale,
+    fail,
+    json_option,
+    time_scale_option,
+)
+from gemini_guard.cli._i18n import _
+from gemini_guard.cli._scenarios import complete_scenario as _complete_scenario
 from gemini_guard.clock import Clock, ScaledClock, SystemClock
-from gemini_guard.emulator import Emulator, builtin_scenarios
-from gemini_guard.emulator.server import bind_socket, run
 from gemini_guard.errors import ScenarioError
 
 __all__ = ["emulate_command"]
 
 
 def _how_to(base_url: str) -> str:
-    return f"""\
-Gemini API emulator listening on {base_url}
-
-Point the Python SDK (google-genai) at it:
+    return (
+        _("Gemini API emulator listening on {url}", url=base_url)
+        + "\n\n"
+        + _("Point the Python SDK (google-genai) at it:")
+        + f"""
     from google import genai
     from google.genai import types
     client = genai.Client(api_key="any-key",
                           http_options=types.HttpOptions(base_url="{base_url}"))
 
-Point the JavaScript SDK (@google/genai) at it:
+"""
+        + _("Point the JavaScript SDK (@google/genai) at it:")
+        + f"""
     const ai = new GoogleGenAI({{apiKey: "any-key", httpOptions: {{baseUrl: "{base_url}"}}}});
 
-Or, for tools that read the environment:
+"""
+        + _("Or, for tools that read the environment:")
+        + f"""
     export GOOGLE_GEMINI_BASE_URL={base_url}
     export GEMINI_API_KEY=any-key
 
-Stats: {base_url}/_emulator/stats    Press Ctrl-C to stop."""
+"""
+        + _("Stats: {url}/_emulator/stats    Press Ctrl-C to stop.", url=base_url)
+    )
 
 
-@main.command("emulate")
+@main.command("emulate", cls=GuardCommand)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -47,15 +63,12 @@ Stats: {base_url}/_emulator/stats    Press Ctrl-C to stop."""
 @click.option(
     "--scenario",
     default="free-tier",
+    shell_complete=_complete_scenario,
     show_default=True,
-    help="A built-in scenario name or the path of a scenario .toml file.",
+    help="A scenario name (see --list-scenarios) or the path of a scenario .toml file.",
 )
-@click.option(
-    "--time-scale",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
-    help="Run the emulator's clock this many times faster (60: a minute of quota per second).",
+@time_scale_option(
+    1.0, "Run the emulator's clock this many times faster (60: a minute of quota per second)."
 )
 @click.option(
     "--log",
@@ -64,7 +77,8 @@ Stats: {base_url}/_emulator/stats    Press Ctrl-C to stop."""
     default=None,
     help="Append one JSON line per request to this file (projects, never keys).",
 )
-@click.option("--list-scenarios", is_flag=True, help="List the built-in scenarios and exit.")
+@click.option("--list-scenarios", is_flag=True, help="List the scenarios and exit.")
+@json_option
 def emulate_command(
     host: str,
     port: int,
@@ -72,30 +86,58 @@ def emulate_command(
     time_scale: float,
     log_path: Path | None,
     list_scenarios: bool,
+    as_json: bool,
 ) -> None:
-    """Serve a local Gemini API with real quotas, real error bodies and scripted outages."""
+    """Serve a local Gemini API with real quotas, real error bodies and scripted outages.
+
+    It runs until Ctrl-C, which is its normal end (exit code 0)."""
+    from gemini_guard.cli._scenarios import resolve_scenario, scenario_names
+    from gemini_guard.emulator import Emulator
+    from gemini_guard.emulator.server import bind_socket, run
+
     if list_scenarios:
-        for name, description in builtin_scenarios().items():
-            click.echo(f"{name:14} {description}")
+        names = scenario_names()
+        if as_json:
+            rows = [{"name": n, "description": d} for n, d in names.items()]
+            click.echo(json.dumps({"scenarios": rows}, ensure_ascii=False, indent=2))
+        else:
+            for name, description in names.items():
+                click.echo(f"{name:14} {description}")
         return
+    if as_json:
+        raise click.UsageError(_("--json goes with --list-scenarios: the server prints no result"))
+    time_scale = effective_time_scale(time_scale) or 1.0
     clock: Clock = ScaledClock(time_scale) if time_scale != 1.0 else SystemClock()
+    if log_path is not None:
+        check_writable(log_path, "--log")
     try:
-        emulator = Emulator(scenario, clock=clock, log_path=log_path)
+        emulator = Emulator(resolve_scenario(scenario), clock=clock, log_path=log_path)
     except ScenarioError as exc:
         raise click.BadParameter(str(exc), param_hint="--scenario") from exc
     try:
         sock = bind_socket(host, port)
     except OSError as exc:
-        raise click.ClickException(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}."
-            " Choose another --port (0 picks a free one)."
-        ) from exc
+        fail(
+            _(
+                "cannot listen on {host}:{port}: {why}. "
+                "Choose another --port (0 picks a free one).",
+                host=host,
+                port=port,
+                why=exc.strerror or exc,
+            )
+        )
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     base_url = f"http://{shown}:{bound}"
     click.echo(
-        f"scenario: {emulator.scenario.name} - {emulator.scenario.description}\n"
-        f"time scale: {time_scale:g}x" + (f"; request log: {log_path}" if log_path else "")
+        _(
+            "scenario: {name} - {about}",
+            name=emulator.scenario.name,
+            about=emulator.scenario.description,
+        )
+        + "\n"
+        + _("time scale: {x}x", x=f"{time_scale:g}")
+        + (_("; request log: {path}", path=log_path) if log_path else "")
     )
     click.echo(_how_to(base_url), nl=True)
     try:
@@ -104,6 +146,6 @@ def emulate_command(
         # uvicorn shuts down cleanly on Ctrl-C, then re-raises it: stopping is the normal end.
         pass
     finally:
-        click.echo("emulator stopped")
+        click.echo(_("emulator stopped"))
         emulator.close()
         sock.close()

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gemini_guard.cli import main
+from gemini_guard.cli._common import (
+    TIERS,
+    GuardCommand,
+    config_option,
+    fail,
+    json_option,
+    load_cli_config,
+    models_option,
+    split_models,
+)
 
 if TYPE_CHECKING:
+    from gemini_guard.batch.planner import Plan
     from gemini_guard.config import GuardConfig
     from gemini_guard.tiers import Limits, Prices
 
@@ -28,17 +40,23 @@ def describe_time(seconds: float, binding: str, days: int) -> str:
     return f"{seconds / 60:.1f} minutes ({binding} binds)"
 
 
-@main.command()
+@main.command(cls=GuardCommand)
 @click.argument(
-    "input_path", metavar="INPUT.jsonl", type=click.Path(dir_okay=False, path_type=Path)
+    "input_path",
+    metavar="INPUT.jsonl",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
 )
 @click.option(
     "--tier",
-    type=click.Choice(["free", "tier1", "tier2", "tier3"]),
-    default="free",
+    type=click.Choice(TIERS),
+    default="auto",
     show_default=True,
+    help="Whose limits to plan with (auto: the config's tier, else free).",
 )
-@click.option("--model", default="gemini-2.5-flash", show_default=True)
+@models_option(
+    "The model to plan for (default: the config's first, else gemini-2.5-flash); "
+    "with a,b,c only the first is planned."
+)
 @click.option(
     "--output-tokens",
     type=click.IntRange(min=0),
@@ -46,11 +64,15 @@ def describe_time(seconds: float, binding: str, days: int) -> str:
     show_default=True,
     help="Output tokens assumed per request (thinking included), for the cost.",
 )
-@click.option(
-    "--config", "config_path", default=None, help='A gemini-guard.toml ([prices."MODEL"]).'
-)
+@config_option('A gemini-guard.toml ([prices."MODEL"], models, tier).')
+@json_option
 def plan(
-    input_path: Path, tier: str, model: str, output_tokens: int, config_path: str | None
+    input_path: Path,
+    tier: str,
+    models: tuple[str, ...],
+    output_tokens: int,
+    config_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Estimate tokens, time to finish under the tier's limits, and cost in USD.
 
@@ -62,16 +84,13 @@ def plan(
     from gemini_guard.batch.planner import make_plan
     from gemini_guard.batch.reader import read_requests
     from gemini_guard.clock import SystemClock
-    from gemini_guard.config import load_config
-    from gemini_guard.errors import ConfigError
     from gemini_guard.tiers import Limits, Prices, model_spec
 
-    if not input_path.is_file():
-        raise click.ClickException(f"input file {input_path} does not exist")
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    config = load_cli_config(config_path)
+    chain = split_models(models) or tuple(config.models) or ("gemini-2.5-flash",)
+    model = chain[0]
+    if tier == "auto":
+        tier = config.tier if config.tier != "auto" else "free"
     read = read_requests(input_path)
     spec = model_spec(model)
     price = price_override(config, model) or (spec.price if spec is not None else None)
@@ -89,7 +108,21 @@ def plan(
             limits=table if knows_time else {tier: Limits()},
         )
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        fail(str(exc))
+    if as_json:
+        click.echo(
+            json.dumps(
+                plan_json(
+                    figures,
+                    read.problems,
+                    model in config.prices,
+                    priced=price is not None,
+                    timed=knows_time,
+                ),
+                indent=2,
+            )
+        )
+        return
     chosen = figures.chosen
     echo = click.echo
     echo(f"{figures.requests} requests on {model}, tier {tier}")
@@ -168,6 +201,47 @@ def _limits_table(config: GuardConfig, model: str, shipped: dict[str, Limits]) -
         values = {k: figures.get(k, getattr(base, k)) for k in ("rpm", "tpm", "rpd", "tpd")}
         out[name] = Limits(**values)
     return out
+
+
+def plan_json(
+    figures: Plan, problems: Any, from_config: bool, *, priced: bool = True, timed: bool = True
+) -> dict[str, Any]:
+    """The plan as `plan --json` prints it (schema in docs/cli.md). What the plan cannot
+    work out (no published price: `priced` False; no limits: `timed` False) is null."""
+
+    def tier_json(p: Any) -> dict[str, Any]:
+        return {
+            "tier": p.tier,
+            "limits": {n: getattr(p.limits, n, None) for n in ("rpm", "tpm", "rpd")},
+            "seconds": None if p.finish.seconds == math.inf else round(p.finish.seconds, 3),
+            "binding": p.finish.binding,
+            "days": p.finish.days,
+            "within_a_day": p.within_a_day,
+        }
+
+    return {
+        "model": figures.model,
+        "tier": figures.chosen.tier,
+        "requests": figures.requests,
+        "rejected_lines": len(problems),
+        "input_tokens": figures.input_tokens,
+        "output_tokens": figures.output_tokens,
+        "time": tier_json(figures.chosen) if timed else None,
+        "cost_usd": None
+        if not priced
+        else {
+            "standard": round(figures.standard_cost, 6),
+            "batch_api": round(figures.batch_api_cost, 6),
+            "price_per_1m": {
+                "input": figures.price.input,
+                "output": figures.price.output,
+                "cached_input": figures.price.cached_input,
+            },
+            "prices_from_config": from_config,
+        },
+        "tiers": [tier_json(p) for p in figures.tiers] if timed else [],
+        "smallest_tier_within_a_day": figures.smallest_tier_within_a_day if timed else None,
+    }
 
 
 def _limits(limits: object) -> str:

@@ -26,6 +26,16 @@ from rich.table import Table
 
 from gemini_guard.cache.stats import CacheStats
 from gemini_guard.cli import main
+from gemini_guard.cli._common import (
+    DEFAULT_STATE_STORE,
+    TIERS,
+    GuardCommand,
+    config_option,
+    fail,
+    json_option,
+    load_cli_config,
+)
+from gemini_guard.cli._i18n import _
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.pacific import next_reset
@@ -44,8 +54,7 @@ __all__ = [
     "quota_report",
 ]
 
-DEFAULT_STORE = "sqlite:///~/.cache/gemini-guard/state.db"
-_TIERS = ("auto", "free", "tier1", "tier2", "tier3")
+DEFAULT_STORE = DEFAULT_STATE_STORE
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +174,19 @@ def _missing_sqlite_file(url: str, *, cache: bool = False) -> Path | None:
 def _of(used: int, limit: int | None) -> str:
     if limit is None:
         return f"{used:,}"
-    return f"{used:,} / {limit:,}"
+    return f"{used:,} / {_compact(limit)}"
+
+
+def _compact(number: int) -> str:
+    """`250k`, `1M`, `1.5M`: a limit short enough for an 80-column table."""
+    for size, scale, suffix in (
+        (1_000_000_000, 1_000_000_000, "G"),
+        (1_000_000, 1_000_000, "M"),
+        (10_000, 1_000, "k"),
+    ):
+        if number >= size:
+            return f"{number / scale:.4g}{suffix}"
+    return f"{number:,}"
 
 
 def _duration(seconds: float | None) -> str:
@@ -183,24 +204,31 @@ def _duration(seconds: float | None) -> str:
 
 def _table(reports: list[LedgerReport], *, tier: str, store_url: str) -> Table:
     table = Table(
-        title=f"Quota usage in {store_url} (limits: {tier})",
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+        padding=(0, 1, 0, 1),
+        collapse_padding=True,
+        title=_("Quota usage in {store} (limits: {tier})", store=store_url, tier=tier),
         caption=(
-            "no limits are known with --tier auto: pass --tier free|tier1|tier2|tier3"
+            _("no limits are known with --tier auto: pass --tier free|tier1|tier2|tier3")
             if tier == "auto"
             else None
         ),
     )
-    for header in (
-        "project",
-        "model",
-        "requests/min",
-        "tokens/min",
-        "requests today",
-        "tokens today",
-        "next slot in",
-        "day resets in",
-    ):
-        table.add_column(header, justify="left" if header in {"project", "model"} else "right")
+    # Two-line headers and no vertical rules: eight columns fit 80 terminal columns.
+    headers = (
+        _("project"),
+        _("model"),
+        _("requests\nper min"),
+        _("tokens\nper min"),
+        _("requests\ntoday"),
+        _("tokens\ntoday"),
+        _("next\nslot in"),
+        _("day\nresets in"),
+    )
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="left" if index < 2 else "right", no_wrap=index == 1)
     for report in reports:
         usage, limits = report.usage, report.limits
         table.add_row(
@@ -216,7 +244,7 @@ def _table(reports: list[LedgerReport], *, tier: str, store_url: str) -> Table:
     return table
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     """`url` fit to print: a password in it becomes ***."""
     parts = urlsplit(url)
     if parts.password is None:
@@ -231,20 +259,20 @@ def _ratio(value: float) -> str:
 
 def _cache_table(reports: list[CacheReport], *, cache_url: str) -> Table:
     context = any(r.stats.context_uses or r.stats.context_created for r in reports)
-    table = Table(title=f"Response cache in {_without_password(cache_url)}")
+    table = Table(title=_("Response cache in {url}", url=without_password(cache_url)))
     headers = [
-        "project",
-        "hits",
-        "misses",
-        "hit ratio",
-        "coalesced",
-        "tokens saved",
-        "dollars saved",
+        _("project"),
+        _("hits"),
+        _("misses"),
+        _("hit ratio"),
+        _("coalesced"),
+        _("tokens saved"),
+        _("dollars saved"),
     ]
     if context:
-        headers += ["context uses", "context tokens", "context $ saved"]
-    for header in headers:
-        table.add_column(header, justify="left" if header == "project" else "right")
+        headers += [_("context uses"), _("context tokens"), _("context $ saved")]
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="left" if index == 0 else "right", overflow="fold")
     for report in reports:
         stats = report.stats
         row = [
@@ -266,32 +294,58 @@ def _cache_table(reports: list[CacheReport], *, cache_url: str) -> Table:
     return table
 
 
-@main.command("quota")
+@main.command("quota", cls=GuardCommand)
 @click.option(
     "--store",
     "store_url",
-    default=DEFAULT_STORE,
-    show_default=True,
+    default=None,
     envvar="GEMINI_GUARD_STORE",
-    help="The quota store to read: sqlite:///path, redis://host:port/db.",
+    metavar="URL",
+    help="The quota store to read: sqlite:///path, redis://host:port/db (default: "
+    "GEMINI_GUARD_STORE, else the config's store, else "
+    "sqlite:///~/.cache/gemini-guard/state.db).",
 )
+@config_option("A gemini-guard.toml: its store and tier (the ones your Guards use).")
 @click.option(
     "--tier",
-    type=click.Choice(_TIERS),
+    type=click.Choice(TIERS),
     default="auto",
     show_default=True,
-    help="Whose limits to compare with (auto: none known up front).",
+    help="Whose limits to compare with (auto: the config's tier; none known up front).",
 )
 @click.option(
     "--cache",
     "cache_url",
     default=None,
     envvar="GEMINI_GUARD_CACHE",
+    metavar="URL",
     help="Also show what this shared response cache saved: sqlite:///path, redis://host:port/db.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def quota_command(store_url: str, tier: str, cache_url: str | None, as_json: bool) -> None:
-    """Usage against limits per project and model, and the time to each reset."""
+@json_option
+def quota_command(
+    store_url: str | None,
+    config_path: Path | None,
+    tier: str,
+    cache_url: str | None,
+    as_json: bool,
+) -> None:
+    """Usage against limits per project and model, and the time to each reset.
+
+    It reads one store and names it: the Guards and `batch` share their ledgers there
+    when they are configured with the same store (store = ... or GEMINI_GUARD_STORE)."""
+    config = load_cli_config(config_path) if config_path is not None else None
+    if store_url is None:
+        configured = config.store if config is not None else "memory://"
+        store_url = configured if not configured.startswith("memory:") else DEFAULT_STORE
+    if store_url.startswith("memory:"):
+        fail(
+            _(
+                "--store memory:// lives and dies with one process: pass the sqlite:/// or "
+                "redis:// URL your Guards use"
+            )
+        )
+    if tier == "auto" and config is not None and config.tier != "auto":
+        tier = config.tier
     try:
         missing = _missing_sqlite_file(store_url)
         reports = [] if missing is not None else quota_report(store_url, tier=tier)
@@ -301,9 +355,12 @@ def quota_command(store_url: str, tier: str, cache_url: str | None, as_json: boo
             missing_cache = _missing_sqlite_file(cache_url, cache=True)
             cached = [] if missing_cache is not None else cache_report(cache_url)
     except (ConfigError, StoreError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))
+    shown = without_password(store_url)
     if as_json:
         out = {
+            "store": shown,
+            "tier": tier,
             "ledgers": [report.as_json() for report in reports],
             "cache": None if cached is None else [report.as_json() for report in cached],
         }
@@ -311,16 +368,28 @@ def quota_command(store_url: str, tier: str, cache_url: str | None, as_json: boo
         return
     console = Console()
     if not reports:
-        where = f"{missing} does not exist yet" if missing is not None else "it is empty"
-        click.echo(f"No quota has been used in {store_url}: {where}.")
+        where = (
+            _("{path} does not exist yet", path=missing)
+            if missing is not None
+            else _("it is empty")
+        )
+        click.echo(_("No quota has been used in {store}: {where}.", store=shown, where=where))
     else:
-        console.print(_table(reports, tier=tier, store_url=store_url))
+        console.print(_table(reports, tier=tier, store_url=shown))
     if cached is None:
         return
     if not cached:
         where = (
-            f"{missing_cache} does not exist yet" if missing_cache is not None else "no counts yet"
+            _("{path} does not exist yet", path=missing_cache)
+            if missing_cache is not None
+            else _("no counts yet")
         )
-        click.echo(f"No response-cache counts in {_without_password(str(cache_url))}: {where}.")
+        click.echo(
+            _(
+                "No response-cache counts in {url}: {where}.",
+                url=without_password(str(cache_url)),
+                where=where,
+            )
+        )
         return
     console.print(_cache_table(cached, cache_url=str(cache_url)))

@@ -12,8 +12,14 @@ Scenarios are data (TOML): see `load_scenario`, the built-ins in
 
 from __future__ import annotations
 
-from gemini_guard.emulator.app import API_VERSIONS, DroppedConnection, Emulator
-from gemini_guard.emulator.scenario import (
+from gemini_guard._extras import require
+
+# The emulator is an ASGI app served by uvicorn: both come with the `server` extra.
+require("starlette", "server", "the emulator")
+require("uvicorn", "server", "the emulator")
+
+from gemini_guard.emulator.app import API_VERSIONS, DroppedConnection, Emulator  # noqa: E402
+from gemini_guard.emulator.scenario import (  # noqa: E402
     Fault,
     KeySpec,
     LatencyRule,
@@ -24,7 +30,7 @@ from gemini_guard.emulator.scenario import (
     load_scenario,
     parse_scenario,
 )
-from gemini_guard.emulator.server import EmulatorServer, serve, serve_async
+from gemini_guard.emulator.server import EmulatorServer, serve, serve_async  # noqa: E402
 
 __all__ = [
     "API_VERSIONS",

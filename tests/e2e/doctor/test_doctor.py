@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def test_a_good_key_is_healthy_with_exit_code_zero(subprocess_runs: dict[str, Do
     endpoint = run.check("endpoint")["detail"]
     assert "DNS 127.0.0.1 → 127.0.0.1" in endpoint
     assert "TCP" in endpoint
-    assert "HTTP 404" in endpoint  # the emulator's root: any HTTP answer proves the path
+    assert "HTTP 403 for /v1beta/models" in endpoint  # asked without a key, as Google answers
     assert run.check("isolation")["detail"].startswith("gemini-2.5-flash answered in")
     served = sum(spec.can_generate for spec in load_models().values())  # the emulator's list
     assert run.check("models")["detail"] == f"{served} models listed, {served} can generateContent"
@@ -88,7 +89,8 @@ def test_an_unknown_configured_model_fails_with_a_did_you_mean(
     subprocess_runs: dict[str, DoctorRun],
 ) -> None:
     run = subprocess_runs["unknown_model"]
-    assert run.code == 2  # two failed checks
+    assert run.code == 1  # a check failed
+    assert json.loads(run.stdout)["failed"] == 2
     typo = run.check("model:gemini-2.5-flsh")
     assert typo["status"] == "fail"
     assert typo["detail"] == "gemini-2.5-flsh is not in the models list of this key"

@@ -358,3 +358,43 @@ def test_a_configured_key_variable_is_the_only_one_read() -> None:
     assert "MY_PROJECT_KEY (the configuration's api_key_env) is not set" in missing.detail.en
     assert missing.fix is not None
     assert "export MY_PROJECT_KEY=" in missing.fix.en
+
+
+# --- what a new user saw -------------------------------------------------------------------
+
+
+def test_a_short_key_shows_its_length_once() -> None:
+    result = check_api_key(find_api_key({"GEMINI_API_KEY": "abcdefg"}))
+    assert "(…(7 characters))" in result.detail.en
+    assert result.detail.en.count("7 characters") == 1
+    assert result.detail.zh.count("7 characters") == 1
+
+
+@pytest.mark.parametrize("url", ["sqlite:///state.db", "sqlite:////var/tmp/gg/state.db"])
+def test_a_sqlite_url_is_shown_with_all_its_slashes(url: str, tmp_path: Path) -> None:
+    assert check_store(url, timeout=1).detail.en.startswith(url)
+
+
+def test_a_web_server_that_is_not_the_gemini_api_fails(tmp_path: Path) -> None:
+    import http.server
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = check_endpoint(url, timeout=5, clock=FakeClock())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.status == "fail"
+    assert "HTTP 404 for /v1beta/models" in result.detail.en
+    assert "not as the Gemini API does" in result.detail.en
+    assert result.fix is not None

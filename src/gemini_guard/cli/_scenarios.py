@@ -1,0 +1,65 @@
+"""The scenarios the CLI knows by name: the emulator's built-ins and the demo's bad day.
+
+`bad-day` is composed from two built-ins (the December 2025 cut in force from the
+start, plus the 503 storm on gemini-2.5-pro), so it has no TOML file of its own; every
+command that takes a scenario name resolves it here, so `emulate --scenario bad-day`,
+`batch --emulate bad-day` and `emulate --list-scenarios` agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import click
+
+    from gemini_guard.emulator import Scenario
+
+__all__ = [
+    "BAD_DAY",
+    "bad_day_scenario",
+    "complete_scenario",
+    "resolve_scenario",
+    "scenario_names",
+]
+
+BAD_DAY = "bad-day"
+
+
+def bad_day_scenario() -> Scenario:
+    """The December cut in force from the start, plus the 503 storm on pro."""
+    from gemini_guard.emulator import Scenario, load_scenario
+
+    cut = load_scenario("dec-2025-cut")
+    storm = load_scenario("overload")
+    return Scenario(
+        name=BAD_DAY,
+        description="dec-2025-cut limits from t=0 plus overload's 503 storm on pro",
+        seed=7,
+        default_tier="free",
+        limit_changes=tuple(c.model_copy(update={"at": 0.0}) for c in cut.limit_changes),
+        faults=tuple(f.model_copy(update={"start": 0.0, "end": None}) for f in storm.faults),
+        latency=storm.latency,
+    )
+
+
+def scenario_names() -> dict[str, str]:
+    """Name -> one-line description of every scenario a command accepts by name."""
+    from gemini_guard.emulator import builtin_scenarios
+
+    names = builtin_scenarios()
+    names[BAD_DAY] = bad_day_scenario().description
+    return dict(sorted(names.items()))
+
+
+def resolve_scenario(name: str) -> Scenario | str | Path:
+    """What `Emulator`/`serve` take for `name`: the composed bad day, else the name or path."""
+    if name == BAD_DAY:
+        return bad_day_scenario()
+    return name
+
+
+def complete_scenario(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion for a scenario option: the names that start with what was typed."""
+    return [name for name in scenario_names() if name.startswith(incomplete)]
