@@ -25,12 +25,12 @@ from google.genai import errors
 from gemini_guard.cli.demo import (
     FLASH,
     PRO,
+    CallTally,
     RunResult,
     _client,
-    _Tally,
-    _workers,
     call_gemini_with_retry,
     run_guard,
+    run_workers,
 )
 from gemini_guard.clock import ScaledClock
 from gemini_guard.emulator import EmulatorServer, serve
@@ -52,7 +52,7 @@ async def _guide(scenario: str, prompts: list[str], workers: int, speed: float) 
     clock = ScaledClock(speed)
     with serve(scenario, clock=clock) as server:
         client = _client(server)
-        tally = _Tally(clock)
+        tally = CallTally(clock)
         rng = random.Random(1)
         started = clock.monotonic()
 
@@ -66,7 +66,7 @@ async def _guide(scenario: str, prompts: list[str], workers: int, speed: float) 
                 pass
 
         try:
-            await _workers(prompts, workers, one)
+            await run_workers(prompts, workers, one)
         finally:
             await client.aio.aclose()
             client.close()

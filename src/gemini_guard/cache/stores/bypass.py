@@ -8,6 +8,7 @@ nothing kept), said once in a warning that names the file and the cause.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 
 __all__ = ["BypassedCacheStore"]
@@ -21,15 +22,24 @@ class BypassedCacheStore:
     def __init__(self, reason: str, *, max_entries: int = 10_000) -> None:
         self.reason = reason
         self.max_entries = max_entries
+        # Scope names are still made with a secret: nothing is stored, but the names
+        # the cache computes must never be a plain hash of a key.
+        self._secret = secrets.token_bytes(32)
 
     def __repr__(self) -> str:
         return f"BypassedCacheStore({self.reason!r})"
 
-    def get(self, key: str, *, now: float) -> bytes | None:
+    def get(self, key: str, *, now: float, credential: str | None = None) -> bytes | None:
         return None
 
     def put(self, key: str, value: bytes, *, now: float, ttl: float) -> None:
         return None
+
+    def record_credential(self, credential: str, *, accepted: bool, now: float, ttl: float) -> None:
+        return None
+
+    def secret(self) -> bytes:
+        return self._secret
 
     def delete(self, key: str) -> bool:
         return False
