@@ -256,10 +256,15 @@ ZH: dict[str, str] = {
     # --- plan -------------------------------------------------------------------------
     "Estimate tokens, time to finish under the tier's limits, and cost in USD.\n\n"
     'Prices come from the shipped table unless the config has a [prices."MODEL"]\n'
-    "section (input, output, cached_input: USD per 1M tokens).":
+    "section (input, output, cached_input: USD per 1M tokens); limits likewise from\n"
+    '[quota.limits."MODEL"]. A model the table does not know, or whose limits or prices\n'
+    "Google does not publish, still gets its token estimate; the plan says what it\n"
+    "cannot work out and how to supply it.":
         "估算令牌数、在该层级限额下完成所需时间，以及美元成本。\n\n"
         '价格取自内置价格表，除非配置中有 [prices."MODEL"] 段'
-        "（input、output、cached_input：每百万令牌的美元价格）。",
+        "（input、output、cached_input：每百万令牌的美元价格）；限额同样可由"
+        '[quota.limits."MODEL"] 给出。模型表中没有的模型，或 Google 未公布限额或价格的模型，'
+        "仍会得到令牌估算；计划会说明哪些无法算出，以及如何补充。",
     "Whose limits to plan with (auto: the config's tier, else free).":
         "按哪个层级的限额估算（auto：取配置中的层级，否则为 free）。",
     "The model to plan for (default: the config's first, else gemini-2.5-flash); "
@@ -349,5 +354,40 @@ ZH: dict[str, str] = {
     "; times below (rate, ETA) are emulated: clock x{x}":
         "；以下时间（速率、预计剩余时间）为模拟时间：时钟 x{x}",
     "memory:// (this run only)": "memory://（仅本次运行）",
+    # --- diagnose: the caller's recent rate -------------------------------------------
+    "Requests your project sent to the model in the minute before the error: "
+    "a bare 429 far below --limit is explained as what it is (not your quota).":
+        "出错前一分钟内你的项目向该模型发送的请求数：远低于 --limit 的无详情 429 "
+        "会按其真实情况解释（不是你的配额）。",
+    "The model's RPM limit for --rate.": "与 --rate 对应的该模型每分钟请求限额（RPM）。",
+    "Your tier, named in that explanation.": "你的层级，会写进该解释中。",
+    # --- models -------------------------------------------------------------------------
+    "Show the model table: token limits, prices, rate limits, when they were checked.\n\n"
+    "The key for --refresh comes from GOOGLE_API_KEY or GEMINI_API_KEY (as google-genai\n"
+    "reads it); models.list costs no generation quota.":
+        "显示模型表：令牌上限、价格、速率限额，以及核对日期。\n\n"
+        "--refresh 使用的密钥取自 GOOGLE_API_KEY 或 GEMINI_API_KEY（与 google-genai 的读取方式相同）；"
+        "models.list 不消耗生成配额。",
+    "Ask the API's models.list and write its token limits and methods to the local table.":
+        "调用 API 的 models.list，把其中的令牌上限和支持的方法写入本地模型表。",
+    "Where --refresh writes (default: GEMINI_GUARD_MODELS, else "
+    "~/.config/gemini-guard/models.toml).":
+        "--refresh 写入的位置（默认取 GEMINI_GUARD_MODELS，否则为 "
+        "~/.config/gemini-guard/models.toml）。",
+    "API base URL for --refresh (default: GOOGLE_GEMINI_BASE_URL, else "
+    "https://generativelanguage.googleapis.com).":
+        "--refresh 使用的 API 基础地址（默认取 GOOGLE_GEMINI_BASE_URL，否则为 "
+        "https://generativelanguage.googleapis.com）。",
+    "Seconds allowed for each models.list request.": "每次 models.list 请求允许的秒数。",
+    "Print the table as JSON.": "以 JSON 输出模型表。",
+    # --- report -------------------------------------------------------------------------
+    "Turn a JSONL events file (JsonlSink, [telemetry] jsonl) into a report.":
+        "把 JSONL 事件文件（JsonlSink、[telemetry] jsonl）生成报告。",
+    "Where to write the HTML page (default: EVENTS with .html).":
+        "HTML 页面的写入位置（默认：EVENTS 改为 .html 后缀）。",
+    "html: a self-contained page; text: the summary, printed.":
+        "html：自包含的页面；text：在终端打印摘要。",
+    "Also draw this tier's per-minute limits from the model table.":
+        "同时画出模型表中该层级的每分钟限额。",
 }
 # fmt: on

@@ -103,7 +103,7 @@ def test_sync_falls_back_from_an_overloaded_model(
         "call_succeeded",
         "call_usage",
     ]
-    done = events[-1]
+    done = events[-2]
     assert isinstance(done, CallSucceeded)
     assert (done.requested, done.served_by_requested) == (PRO, False)
 

@@ -69,7 +69,8 @@ def test_a_fallback_call_is_one_span_with_a_child_per_attempt(
     attempts = sorted((s for s in spans if s.parent is not None), key=lambda s: s.start_time or 0)
     assert len(calls) == 1
     call = calls[0]
-    assert [a.parent.span_id for a in attempts if a.parent] == [call.context.span_id] * 2
+    # pro is retried twice before the call falls back (fallback_after=3), then flash serves
+    assert [a.parent.span_id for a in attempts if a.parent] == [call.context.span_id] * 4
     assert call.attributes is not None
     assert call.attributes["gen_ai.system"] == "gemini"
     assert call.attributes["gen_ai.request.model"] == PRO
@@ -81,7 +82,12 @@ def test_a_fallback_call_is_one_span_with_a_child_per_attempt(
     cost = call.attributes["gemini_guard.cost_usd"]
     assert isinstance(cost, float)
     assert cost > 0
-    failed, served = attempts
+    *retried, failed, served = attempts
+    for attempt in retried:
+        assert attempt.attributes is not None
+        assert attempt.attributes["gen_ai.request.model"] == PRO
+        assert attempt.attributes["gemini_guard.retry.delay"] > 0
+        assert "gemini_guard.fallback.to_model" not in attempt.attributes
     assert failed.attributes is not None
     assert served.attributes is not None
     assert failed.attributes["gen_ai.request.model"] == PRO
