@@ -366,7 +366,8 @@ ZH: dict[str, str] = {
     "The key for --refresh comes from GOOGLE_API_KEY or GEMINI_API_KEY (as google-genai\n"
     "reads it); models.list costs no generation quota.":
         "显示模型表：令牌上限、价格、速率限额，以及核对日期。\n\n"
-        "--refresh 使用的密钥取自 GOOGLE_API_KEY 或 GEMINI_API_KEY（与 google-genai 的读取方式相同）；"
+        "--refresh 使用的密钥取自 GOOGLE_API_KEY 或 GEMINI_API_KEY"
+        "（与 google-genai 的读取方式相同）；"
         "models.list 不消耗生成配额。",
     "Ask the API's models.list and write its token limits and methods to the local table.":
         "调用 API 的 models.list，把其中的令牌上限和支持的方法写入本地模型表。",
