@@ -4,7 +4,7 @@
     scrub("... token ...")          # -> "... [REDACTED] ..."
     raise Failed(...) from scrubbed(sdk_error)
 
-Pattern redaction (`diagnosis._redact`) hides what looks like a Google key or a bearer
+Pattern redaction (`redact`, below) hides what looks like a Google key or a bearer
 token; it cannot know that `sk-gw-7f3e...` or a 40-character gateway token is a
 secret. So every place that learns a credential (the Guard's `api_key`, the client it
 wraps, a config's `api_key_env` variable, a key pool) registers it here, and `redact`
@@ -32,6 +32,7 @@ __all__ = [
     "MIN_LENGTH",
     "REDACTED",
     "known_secrets",
+    "redact",
     "register_environment",
     "register_secret",
     "register_secrets",
@@ -96,9 +97,27 @@ def scrub(text: str) -> str:
     return pattern.sub(REDACTED, text)
 
 
-def _clean(value: Any, depth: int = 0) -> Any:
-    from gemini_guard.diagnosis._redact import redact
+# Google API keys: "AIza" and 35 more URL-safe characters. Shorter runs are matched too,
+# so a truncated key in a log line is hidden as well.
+_GOOGLE_KEY = re.compile(r"AIza[0-9A-Za-z_\-]{8,}")
+# `key=...` in a query string or a form, whatever the key looks like.
+_KEY_PARAM = re.compile(r"(?i)(?<![A-Za-z0-9_-])((?:api[_-]?)?key=)[^&\s'\"<>]+")
+# OAuth access tokens and explicit bearer credentials.
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]{8,}")
+_OAUTH_TOKEN = re.compile(r"ya29\.[0-9A-Za-z_\-.]{8,}")
 
+
+def redact(text: str) -> str:
+    """`text` with every registered secret, API key, `key=` parameter and bearer token
+    replaced by [REDACTED]."""
+    text = scrub(text)
+    text = _KEY_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _GOOGLE_KEY.sub(REDACTED, text)
+    text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+    return _OAUTH_TOKEN.sub(REDACTED, text)
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
     if depth > 20:
         return value
     if isinstance(value, str):
