@@ -4,6 +4,7 @@
     ├── ConfigError                 bad configuration, raised before anything is sent
     ├── ScenarioError               a malformed emulator scenario (names field and line)
     ├── StoreError                  a state store (SQLite, Redis) failed
+    │   └── StoreDamaged            a SQLite file is damaged; retrying will not help
     ├── BudgetExceeded              the daily USD budget is spent; nothing was sent
     └── CallFailed                  a guarded call failed; carries .diagnosis and .attempts
         ├── RequestRejected         the request is wrong; it was not sent (or not retried)
@@ -40,6 +41,7 @@ __all__ = [
     "QuotaWait",
     "RequestRejected",
     "ScenarioError",
+    "StoreDamaged",
     "StoreError",
     "StreamInterrupted",
 ]
@@ -82,6 +84,11 @@ class ScenarioError(GuardError, ValueError):
 
 class StoreError(GuardError):
     """A state store (SQLite, Redis) failed; the driver's error is the __cause__."""
+
+
+class StoreDamaged(StoreError):
+    """A SQLite file is damaged (not a database, a corrupt page): retrying will not
+    help; the message names the file and how to recover."""
 
 
 class BudgetExceeded(GuardError):

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from gemini_guard.errors import ConfigError, StoreError
+from gemini_guard.errors import ConfigError, StoreDamaged, StoreError
 
 __all__ = ["OnCorrupt", "SQLiteFile", "is_damage", "on_corrupt_from_url", "path_from_url"]
 
@@ -172,7 +172,7 @@ class SQLiteFile:
                 raise sqlite3.DatabaseError(f"integrity check failed: {row[0] if row else '?'}")
 
     def _damaged(self, exc: BaseException) -> StoreError:
-        return StoreError(
+        return StoreDamaged(
             f"{self._what} {self.path} is damaged ({exc}): it is not a SQLite database or "
             f"has a corrupt page. Stop the processes using it and move it aside (mv "
             f"{self.path} {self.path}.damaged), or add ?on_corrupt=reset to the store URL "

@@ -4,8 +4,15 @@ the user is told names the problem and the way on."""
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bench.faults import FaultFigures, run
@@ -74,3 +81,52 @@ def test_a_sqlite_state_file_made_read_only_then_corrupted_under_load(tmp_path: 
     if os.geteuid() != 0:  # root ignores file modes: the read-only phase needs a user
         read_only = by_name["SQLite state made read-only"]
         assert read_only.attempted == read_only.answered
+
+
+ROOT = Path(__file__).resolve().parents[2]
+SQLITE_AS_USER = """
+import dataclasses, json, sys
+from pathlib import Path
+from bench.faults import run
+print(json.dumps([dataclasses.asdict(f) for f in run("sqlite", Path(sys.argv[1]), quick=True)]))
+"""
+
+
+def test_the_read_only_phase_runs_as_an_unprivileged_user_when_root() -> None:
+    """Root ignores file modes, so as root the SQLite fault runs again as `nobody`, in a
+    directory it owns, for its read-only phase to mean anything."""
+    if os.geteuid() != 0:
+        pytest.skip("not root: the test above already runs the read-only phase")
+    nobody = pwd.getpwnam("nobody")
+    work = Path(tempfile.mkdtemp(prefix="gemini-guard-read-only-"))
+    try:
+        os.chown(work, nobody.pw_uid, nobody.pw_gid)
+        env = {**os.environ, "HOME": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
+        # subprocess drops the groups, then the group, then the user, in the child.
+        drop: dict[str, Any] = {
+            "user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": [],
+        }  # fmt: skip
+        probe = subprocess.run(
+            [sys.executable, "-c", "import bench.faults"],
+            cwd=ROOT, env=env, **drop, capture_output=True, timeout=60,
+        )  # fmt: skip
+        if probe.returncode != 0:
+            pytest.skip(f"`nobody` cannot read this checkout and its Python ({ROOT}): "
+                        "the read-only phase needs a user that file modes apply to")  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", SQLITE_AS_USER, str(work)],
+            cwd=ROOT, env=env, **drop, capture_output=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+        figures = [
+            FaultFigures(**{**f, "notes": tuple(f["notes"])})
+            for f in json.loads(done.stdout.decode().splitlines()[-1])
+        ]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _pinned(figures)
+    by_name = {f.fault: f for f in figures}
+    read_only = by_name["SQLite state made read-only"]
+    assert read_only.injected == 1
+    assert read_only.attempted == read_only.answered  # a refused call was never sent
+    assert str(work / "state.db") in by_name["SQLite state corrupted"].message

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from google.genai import types
 
 from gemini_guard.batch.journal import journal_path
 from gemini_guard.clock import FakeClock
@@ -164,3 +165,32 @@ def test_a_bad_on_corrupt_option_is_a_config_error(url: str, words: str) -> None
 
     with pytest.raises(ConfigError, match=words):
         SQLiteStore.from_url(url)
+
+
+def test_a_cache_damaged_while_running_warns_once_then_is_bypassed(
+    emulator: EmulatorServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "cache.db"
+    guard = Guard(
+        client=emulator_client(emulator, "k-cache-damage-later"),
+        clock=FakeClock(),
+        cache=f"sqlite:///{cache}",
+        log=False,
+    )
+    config = types.GenerateContentConfig(temperature=0)
+    for prompt in ("first", "first"):  # a miss, then a hit: the file works
+        assert guard.models.generate_content(model=FLASH, contents=prompt, config=config).text
+    assert sent(emulator) == 1
+    for name in (cache.name, cache.name + "-wal", cache.name + "-shm"):
+        if (tmp_path / name).exists():
+            _not_a_database(tmp_path / name)
+    with caplog.at_level(logging.WARNING, logger="gemini_guard"):
+        for n in range(4):
+            prompt = "first" if n % 2 else f"new {n}"
+            assert guard.models.generate_content(model=FLASH, contents=prompt, config=config).text
+    guard.close()
+    warnings = [r.getMessage() for r in caplog.records if "response cache" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert str(cache) in warnings[0]
+    assert "bypassed until this process restarts" in warnings[0]
+    assert sent(emulator) == 5  # every call after the damage went upstream, and was served

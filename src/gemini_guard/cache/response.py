@@ -47,7 +47,7 @@ from gemini_guard.cache.stores import CacheStore, open_cache_store
 from gemini_guard.cache.stores.memory import MemoryCacheStore
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.config import CacheConfig
-from gemini_guard.errors import CallFailed, StoreError
+from gemini_guard.errors import CallFailed, StoreDamaged, StoreError
 from gemini_guard.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -117,6 +117,9 @@ class ResponseCache:
         # acceptance: the store may hold another process's refusal, so the next
         # success is written even when this process still vouches for them.
         self._unsure: set[str] = set()
+        # Set when the store turns out damaged while running: one warning, then every
+        # call goes upstream without touching the store again.
+        self._damaged = False
         self.counters: Counters
         # Shared stores get the counters too (see the module docstring).
         self._shared: SharedCounters | None = None
@@ -180,6 +183,8 @@ class ResponseCache:
         """Add the counts not yet written to the store's counters now; False if it failed."""
         if self._shared is None:
             return True
+        if self._damaged:
+            return False  # the store is bypassed: the counts stay in this process
         self._stats_written_at = self.clock.monotonic()
         return _write_pending(self._shared, self.store, self.keys, self.scope)
 
@@ -205,15 +210,15 @@ class ResponseCache:
     ) -> Plan:
         config, label = split_label(config)
         ttl = decide(config, label, policy=self.config.policy, default_ttl=self.config.ttl)
-        if ttl is None or (stream and not self.config.streams):
+        if ttl is None or (stream and not self.config.streams) or self._damaged:
             self.counters.add(skipped=1)
             return Plan(config, None, 0.0)
         try:
             namespace = self.keys.scope_id(scope if scope is not None else self.scope)
         except StoreError as exc:
             # No secret, no key: the call goes upstream and nothing is kept.
-            self.counters.add(store_errors=1, skipped=1)
-            _log.warning("response cache unavailable, the call is sent: %s", exc)
+            self.counters.add(skipped=1)
+            self._store_failed(exc, "response cache unavailable, the call is sent")
             return Plan(config, None, 0.0)
         key = request_key(project=namespace, model=model, contents=contents, config=config)
         if key is None:
@@ -263,8 +268,7 @@ class ResponseCache:
         try:
             return True, self.keys.credential_id(credential)
         except StoreError as exc:
-            self.counters.add(store_errors=1)
-            _log.warning("response cache lookup failed, treated as a miss: %s", exc)
+            self._store_failed(exc, "response cache lookup failed, treated as a miss")
             return False, None
 
     def credential_accepted(self, scope: CacheScope) -> None:
@@ -312,6 +316,8 @@ class ResponseCache:
             await asyncio.to_thread(self.call_failed, scope, error)
 
     def _record(self, credential: str, *, accepted: bool, now: float) -> None:
+        if self._damaged:
+            return
         try:
             self.store.record_credential(
                 self.keys.credential_id(credential),
@@ -321,10 +327,25 @@ class ResponseCache:
             )
         except StoreError as exc:
             # A lost acceptance only costs hits; a lost refusal is still kept here.
-            self.counters.add(store_errors=1)
-            _log.warning("response cache could not record a credential: %s", exc)
+            self._store_failed(exc, "response cache could not record a credential")
 
     # -- the store, never failing a call -------------------------------------------
+
+    def _store_failed(self, exc: StoreError, what: str) -> None:
+        self.counters.add(store_errors=1)
+        if not isinstance(exc, StoreDamaged):
+            _log.warning("%s: %s", what, exc)  # busy, timed out: the next call may succeed
+        elif not self._damaged:
+            # Damage does not heal: warning on every call would bury the one message.
+            self._damaged = True
+            if self._shared is not None:
+                self._at_exit.detach()
+            _log.warning(
+                "%s: %s. The response cache is bypassed until this process restarts; "
+                "calls go on uncached",
+                what,
+                exc,
+            )
 
     def _get(self, key: str, credential: str | None = None) -> Entry | None:
         entries = self._entries
@@ -335,8 +356,7 @@ class ResponseCache:
                 return found if found is None or isinstance(found, Entry) else Entry.decode(found)
             value = self.store.get(key, now=self.clock.time(), credential=credential)
         except StoreError as exc:
-            self.counters.add(store_errors=1)
-            _log.warning("response cache lookup failed, treated as a miss: %s", exc)
+            self._store_failed(exc, "response cache lookup failed, treated as a miss")
             return None
         if self._shared is not None:
             self._stats_due()
@@ -349,8 +369,7 @@ class ResponseCache:
             else:
                 self.store.put(key, entry.value, now=self.clock.time(), ttl=ttl)
         except StoreError as exc:
-            self.counters.add(store_errors=1)
-            _log.warning("response cache store failed; the answer is not kept: %s", exc)
+            self._store_failed(exc, "response cache store failed; the answer is not kept")
             return False
         if self._shared is not None:
             self._stats_due()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -22,6 +24,10 @@ from gemini_guard.clock import Clock, ScaledClock, SystemClock
 from gemini_guard.errors import ScenarioError
 
 __all__ = ["emulate_command"]
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _how_to(base_url: str) -> str:
@@ -140,6 +146,10 @@ def emulate_command(
         + (_("; request log: {path}", path=log_path) if log_path else "")
     )
     click.echo(_how_to(base_url), nl=True)
+    # uvicorn re-raises the stop signal once it has shut down; SIGTERM's default action
+    # would then kill the process before the request log is closed. Stopping by SIGTERM
+    # (docker stop, systemd) is a normal end, like Ctrl-C.
+    signal.signal(signal.SIGTERM, _stop)
     try:
         run(emulator, sock=sock, log_level="warning")
     except KeyboardInterrupt:

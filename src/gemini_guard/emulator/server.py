@@ -84,6 +84,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening now, not when uvicorn starts: callers print "listening on" first,
+        # and a client that connects at once must queue, not be refused.
+        sock.listen(2048)
     except OSError:
         sock.close()
         raise
