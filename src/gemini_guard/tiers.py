@@ -4,7 +4,7 @@ The data lives in `data/models.toml` so it can be read and updated without code;
 `load_models()` parses it once. Users override any figure through configuration, and
 `gemini-guard models --refresh` writes a local table from the API's models.list
 (token limits and methods) that `load_models()` lays over the shipped one: the file
-named by $GEMINI_GUARD_MODELS, else $XDG_CONFIG_HOME/gemini-guard/models.toml
+named by $GEMINI_GUARD_MODEL_TABLE, else $XDG_CONFIG_HOME/gemini-guard/models.toml
 (~/.config/...) when it exists.
 
 A model absent from every table is not an error anywhere: `model_spec()` returns
@@ -41,7 +41,8 @@ __all__ = [
 
 # Prompts longer than this are billed at a model's long-context prices, where it has them.
 LONG_CONTEXT_THRESHOLD = 200_000
-OVERRIDE_ENV = "GEMINI_GUARD_MODELS"
+# Not GEMINI_GUARD_MODELS: that variable is the configuration's fallback chain.
+OVERRIDE_ENV = "GEMINI_GUARD_MODEL_TABLE"
 GENERATE_METHODS: tuple[str, ...] = (
     "generateContent",
     "countTokens",

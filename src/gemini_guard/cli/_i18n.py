@@ -371,9 +371,9 @@ ZH: dict[str, str] = {
         "models.list 不消耗生成配额。",
     "Ask the API's models.list and write its token limits and methods to the local table.":
         "调用 API 的 models.list，把其中的令牌上限和支持的方法写入本地模型表。",
-    "Where --refresh writes (default: GEMINI_GUARD_MODELS, else "
+    "Where --refresh writes (default: GEMINI_GUARD_MODEL_TABLE, else "
     "~/.config/gemini-guard/models.toml).":
-        "--refresh 写入的位置（默认取 GEMINI_GUARD_MODELS，否则为 "
+        "--refresh 写入的位置（默认取 GEMINI_GUARD_MODEL_TABLE，否则为 "
         "~/.config/gemini-guard/models.toml）。",
     "API base URL for --refresh (default: GOOGLE_GEMINI_BASE_URL, else "
     "https://generativelanguage.googleapis.com).":

@@ -128,7 +128,7 @@ def _refresh(api_key: str, base_url: str, timeout: float) -> list[ModelInfo]:
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where --refresh writes (default: GEMINI_GUARD_MODELS, else "
+    help="Where --refresh writes (default: GEMINI_GUARD_MODEL_TABLE, else "
     "~/.config/gemini-guard/models.toml).",
 )
 @click.option(
@@ -165,10 +165,10 @@ def models_command(
         target.parent.mkdir(parents=True, exist_ok=True)
         today = dt.datetime.now(dt.UTC).date().isoformat()
         target.write_text(render_override(listed, checked=today, base_url=url), "utf-8")
-        if output is not None and os.environ.get("GEMINI_GUARD_MODELS") != str(output):
+        if output is not None and os.environ.get("GEMINI_GUARD_MODEL_TABLE") != str(output):
             click.echo(
                 f"note: gemini-guard reads the local table from {override_path()}; "
-                f"set GEMINI_GUARD_MODELS={output} to use this one",
+                f"set GEMINI_GUARD_MODEL_TABLE={output} to use this one",
                 err=True,
             )
         click.echo(f"wrote {len(listed)} models from models.list to {target}", err=True)
