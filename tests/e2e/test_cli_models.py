@@ -66,7 +66,7 @@ def test_refresh_writes_the_local_table_and_plan_uses_it(
     env = {
         "GEMINI_API_KEY": "test-key",
         "GOOGLE_GEMINI_BASE_URL": emulator.base_url,
-        "GEMINI_GUARD_MODELS": str(local),
+        "GEMINI_GUARD_MODEL_TABLE": str(local),
     }
     refreshed = run("models", "--refresh", "--json", cwd=tmp_path, **env)
     assert refreshed.returncode == 0, refreshed.stderr
@@ -83,12 +83,14 @@ def test_refresh_writes_the_local_table_and_plan_uses_it(
     assert table["gemini-2.5-flash"]["tiers"]["free"]["rpm"] == 10
     assert emulator.emulator.stats()["totals"]["requests"] >= 1  # the models.list call(s)
     # The local table is read by later commands.
-    shown = run("models", cwd=tmp_path, GEMINI_GUARD_MODELS=str(local))
+    shown = run("models", cwd=tmp_path, GEMINI_GUARD_MODEL_TABLE=str(local))
     assert f"{NEW} *" in shown.stdout
 
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"id": 1, "prompt": "你好" * 10}) + "\n")
-    plan = run("plan", str(source), "--model", NEW, cwd=tmp_path, GEMINI_GUARD_MODELS=str(local))
+    plan = run(
+        "plan", str(source), "--model", NEW, cwd=tmp_path, GEMINI_GUARD_MODEL_TABLE=str(local)
+    )
     assert plan.returncode == 0, plan.stderr
     assert "not in the model table" not in plan.stdout  # the local table knows it
     assert "tokens: 12 input" in plan.stdout
@@ -105,7 +107,7 @@ def test_refresh_without_a_key_says_what_to_set(tmp_path: Path) -> None:
 def test_a_broken_local_table_is_named(tmp_path: Path) -> None:
     local = tmp_path / "models.toml"
     local.write_text("[models\n")
-    failed = run("models", cwd=tmp_path, GEMINI_GUARD_MODELS=str(local))
+    failed = run("models", cwd=tmp_path, GEMINI_GUARD_MODEL_TABLE=str(local))
     assert failed.returncode == 1
     assert str(local) in failed.stderr
     assert "--refresh" in failed.stderr
