@@ -88,6 +88,9 @@ __all__ = [
 
 DEFAULT_FILE = "gemini-guard.toml"
 ENV_PREFIX = "GEMINI_GUARD_"
+# Variables of ours that are not configuration fields: the file itself, the CLI's
+# traceback switch and the local model table's path.
+_NOT_FIELDS = frozenset({"CONFIG", "DEBUG", "MODEL_TABLE"})
 _LIST_FIELDS = {("models",)}
 
 # "auto": pace only by what the server reveals (a 429's quota id and quotaValue).
@@ -384,7 +387,7 @@ def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[s
     origin: dict[tuple[str, ...], str] = {}
     for name, value in env.items():
         upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper == f"{ENV_PREFIX}CONFIG":
+        if not upper.startswith(ENV_PREFIX) or upper[len(ENV_PREFIX) :] in _NOT_FIELDS:
             continue
         path = tuple(part.lower() for part in upper[len(ENV_PREFIX) :].split("__"))
         node = raw

@@ -215,3 +215,15 @@ def test_several_projects_build_a_pool_that_picks_the_project_per_attempt(
     finally:
         guard.close()
         guard.client.close()
+
+
+def test_our_variables_that_are_not_fields_are_not_read_as_configuration() -> None:
+    env = {
+        "GEMINI_GUARD_DEBUG": "1",
+        "GEMINI_GUARD_MODEL_TABLE": "/tmp/models.toml",
+        "GEMINI_GUARD_TIER": "tier1",
+    }
+    config = load_config(env=env)
+    assert config.tier == "tier1"
+    with pytest.raises(ConfigError, match="debgu"):
+        load_config(env={"GEMINI_GUARD_DEBGU": "1"})
