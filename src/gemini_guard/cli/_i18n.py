@@ -395,6 +395,16 @@ ZH: dict[str, str] = {
     "; times below (rate, ETA) are emulated: clock x{x}":
         "；以下时间（速率、预计剩余时间）为模拟时间：时钟 x{x}",
     "memory:// (this run only)": "memory://（仅本次运行）",
+    # --- batch: the progress line (gemini_guard.batch.progress.WORDING) ---------------
+    "{finished}/{total}  done {done}  failed {failed}  waiting for quota {waiting}  "
+    "{rate:.1f}/min  ETA {eta}{bound}":
+        "{finished}/{total}  完成 {done}  失败 {failed}  等待配额 {waiting}  "
+        "{rate:.1f}/分钟  预计剩余 {eta}{bound}",
+    "[green]done {done}[/]  [red]failed {failed}[/]  [yellow]waiting {waiting}[/]  "
+    "{rate:.1f}/min  ETA {eta}{bound}":
+        "[green]完成 {done}[/]  [red]失败 {failed}[/]  [yellow]等待 {waiting}[/]  "
+        "{rate:.1f}/分钟  预计剩余 {eta}{bound}",
+    " ({binding}-bound)": "（受 {binding} 限制）",
     # --- diagnose: the caller's recent rate -------------------------------------------
     "Requests your project sent to the model in the minute before the error: "
     "a bare 429 far below --limit is explained as what it is (not your quota).":
