@@ -356,9 +356,8 @@ def test_chinese_batch_demo_and_quota_output_has_no_english_prose(
                 lang=zh)  # fmt: skip
     assert batch.returncode == 0, batch.stderr
     assert "共 3 个请求：3 个完成" in batch.stderr
-    # the progress lines come from the batch runner, still in English (see docs/cli.md)
-    told = "\n".join(line for line in batch.stderr.splitlines() if not re.match(r"\d+/3 ", line))
-    assert _english_prose(told) == []
+    assert re.search(r"^3/3  完成 3  失败 0  等待配额 0  ", batch.stderr, re.M), batch.stderr
+    assert _english_prose(batch.stderr) == []
     demo = run("demo", "--prompts", "4", "--concurrency", "2", "--time-scale", "600", lang=zh)
     assert demo.returncode == 0, demo.stderr
     assert "模拟耗时" in demo.stdout
@@ -366,6 +365,27 @@ def test_chinese_batch_demo_and_quota_output_has_no_english_prose(
     quota = run("quota", "--store", f"sqlite:///{tmp_path / 'none.db'}", lang=zh)
     assert "尚不存在" in quota.stdout
     assert _english_prose(quota.stdout) == []
+
+
+def test_chinese_plan_and_models_output_has_no_english_prose(prompts: Path) -> None:
+    zh = "zh_CN.UTF-8"
+    known = run("plan", str(prompts), "--model", "gemini-2.5-flash", lang=zh)
+    assert known.returncode == 0, known.stderr
+    assert "3 个请求，模型 gemini-2.5-flash，层级 free" in known.stdout
+    assert "一天内能完成的最低层级" in known.stdout
+    unknown = run("plan", str(prompts), "--model", "gemini-9-unreleased", lang=zh)
+    assert unknown.returncode == 0, unknown.stderr
+    assert "不在模型表中" in unknown.stdout
+    assert "成本：未知" in unknown.stdout
+    for result in (known, unknown):
+        assert _english_prose(result.stdout) == [], result.stdout
+    english = run("plan", str(prompts), "--model", "gemini-2.5-flash")
+    assert "3 requests on gemini-2.5-flash, tier free" in english.stdout
+    models = run("models", lang=zh)
+    assert models.returncode == 0, models.stderr
+    assert "核对日期" in models.stdout
+    assert "未列出的模型同样可用" in models.stdout
+    assert _english_prose(models.stdout) == [], models.stdout
 
 
 def test_shell_completion_knows_the_commands_and_scenarios() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -21,7 +22,20 @@ from gemini_guard.pacific import quota_day
 from gemini_guard.telemetry import AttemptStarted, QuotaWaited
 from gemini_guard.tiers import Limits
 
-__all__ = ["BatchProgress", "Snapshot", "format_duration"]
+__all__ = ["WORDING", "BatchProgress", "Snapshot", "format_duration"]
+
+# The English of every line the progress shows. A caller that speaks another language
+# passes `words`, which maps each of these to its own text with the same fields.
+LINE = (
+    "{finished}/{total}  done {done}  failed {failed}  waiting for quota {waiting}  "
+    "{rate:.1f}/min  ETA {eta}{bound}"
+)
+STATUS = (
+    "[green]done {done}[/]  [red]failed {failed}[/]  [yellow]waiting {waiting}[/]  "
+    "{rate:.1f}/min  ETA {eta}{bound}"
+)
+BOUND = " ({binding}-bound)"
+WORDING = (LINE, STATUS, BOUND)
 
 _RATE_WINDOW = 300.0  # clock seconds of completions the rate is measured over
 
@@ -53,12 +67,19 @@ class Snapshot:
     def finished(self) -> int:
         return self.done + self.failed
 
-    def line(self) -> str:
-        eta = format_duration(self.eta.seconds)
-        bound = f" ({self.eta.binding}-bound)" if self.eta.binding != "none" else ""
-        return (
-            f"{self.finished}/{self.total}  done {self.done}  failed {self.failed}  "
-            f"waiting for quota {self.waiting}  {self.rate:.1f}/min  ETA {eta}{bound}"
+    def line(self, words: Callable[[str], str] = str, template: str = LINE) -> str:
+        """The progress as one line; `words` translates the templates."""
+        binding = self.eta.binding
+        bound = words(BOUND).format(binding=binding) if binding != "none" else ""
+        return words(template).format(
+            finished=self.finished,
+            total=self.total,
+            done=self.done,
+            failed=self.failed,
+            waiting=self.waiting,
+            rate=self.rate,
+            eta=format_duration(self.eta.seconds),
+            bound=bound,
         )
 
 
@@ -76,8 +97,10 @@ class BatchProgress:
         failed: int = 0,
         live: bool = False,
         stream: IO[str] | None = None,
+        words: Callable[[str], str] = str,
     ) -> None:
         self.total = total
+        self._words = words
         self.done = done
         self.failed = failed
         self._clock = clock
@@ -173,12 +196,7 @@ class BatchProgress:
     def _update(self) -> None:
         if self._bar is not None:
             snap = self.snapshot()
-            status = (
-                f"[green]done {snap.done}[/]  [red]failed {snap.failed}[/]  "
-                f"[yellow]waiting {snap.waiting}[/]  {snap.rate:.1f}/min  "
-                f"ETA {format_duration(snap.eta.seconds)}"
-                + (f" ({snap.eta.binding}-bound)" if snap.eta.binding != "none" else "")
-            )
+            status = snap.line(self._words, STATUS)
             self._bar.update(self._task, completed=snap.finished, status=status)
             return
         if self._stream is None:
@@ -188,6 +206,6 @@ class BatchProgress:
         waiting = snap.waiting > 0
         if bucket != self._last_bucket or (waiting and not self._was_waiting):
             self._last_bucket = bucket
-            self._stream.write(snap.line() + "\n")
+            self._stream.write(snap.line(self._words) + "\n")
             self._stream.flush()
         self._was_waiting = waiting

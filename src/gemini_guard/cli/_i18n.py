@@ -275,6 +275,47 @@ ZH: dict[str, str] = {
         "每个请求假定的输出令牌数（含思考），用于计算成本。",
     'A gemini-guard.toml ([prices."MODEL"], models, tier).':
         'gemini-guard.toml（[prices."MODEL"]、models、tier）。',
+    # --- plan: the text report --------------------------------------------------------
+    "never ({binding} is 0)": "永远无法完成（{binding} 为 0）",
+    "{days} quota days (rpd binds; the day resets at midnight Pacific)":
+        "{days} 个配额日（受 rpd 限制；配额日在太平洋时间午夜重置）",
+    "{hours:.1f} hours ({binding} binds)": "{hours:.1f} 小时（受 {binding} 限制）",
+    "{minutes:.1f} minutes ({binding} binds)": "{minutes:.1f} 分钟（受 {binding} 限制）",
+    "{n} requests on {model}, tier {tier}": "{n} 个请求，模型 {model}，层级 {tier}",
+    "note: {model} is not in the model table (`gemini-guard models` lists it); "
+    "estimating what can be estimated without it":
+        "注意：{model} 不在模型表中（`gemini-guard models` 可列出模型表）；"
+        "只估算不依赖模型表的部分",
+    "({n} input line(s) rejected, not counted; first: line {line}: {message})":
+        "（{n} 行输入被拒绝，未计入；第一处：第 {line} 行：{message}）",
+    "tokens: {input:,} input (estimated by script: about 1 per English word, 0.6 per "
+    "Chinese character), {output:,} output (assumed {each} per request)":
+        "令牌：输入 {input:,}（按文字估算：每个英文单词约 1 个，每个汉字约 0.6 个），"
+        "输出 {output:,}（假定每个请求 {each} 个）",
+    "time:   {time} at {limits}": "时间：{time}，限额 {limits}",
+    "time:   unknown: no published limits for {model} on tier {tier}. The Guard "
+    "paces it adaptively, learning the enforced limit from 429s; to estimate, give "
+    'the limits in the config: [quota.limits."{model}"] rpm = ..., tpm = ..., '
+    "rpd = ...":
+        "时间：未知：{model} 在层级 {tier} 没有公布的限额。Guard 会自适应地控制速率，"
+        "从 429 中学习实际限额；如需估算，请在配置中给出限额："
+        '[quota.limits."{model}"] rpm = ..., tpm = ..., rpd = ...',
+    "cost:   ${standard:,.4f} at standard prices, ${batch:,.4f} through the Batch "
+    "API ({discount:.0%} less)  [input ${input}/1M, output ${output}/1M{source}]":
+        "成本：标准价格 ${standard:,.4f}，通过 Batch API ${batch:,.4f}"
+        "（便宜 {discount:.0%}）  [输入 ${input}/1M，输出 ${output}/1M{source}]",
+    ", from the config": "，取自配置",
+    "        prompts over 200k tokens cost more: input ${input}/1M, "
+    "output ${output}/1M":
+        "      超过 20 万令牌的提示价格更高：输入 ${input}/1M，输出 ${output}/1M",
+    "cost:   unknown: no published price for {model}; give it in the config: "
+    '[prices."{model}"] input = ..., output = ... (USD per 1M tokens)':
+        "成本：未知：{model} 没有公布的价格；请在配置中给出："
+        '[prices."{model}"] input = ..., output = ...（每百万令牌的美元价格）',
+    "no tier finishes within a day; split the work or use the Batch API":
+        "没有哪个层级能在一天内完成；请拆分任务或使用 Batch API",
+    "smallest tier that finishes within a day: {tier} ({time})":
+        "一天内能完成的最低层级：{tier}（{time}）",
     # --- quota ------------------------------------------------------------------------
     "Usage against limits per project and model, and the time to each reset.\n\n"
     "It reads one store and names it: the Guards and `batch` share their ledgers there\n"
@@ -354,6 +395,16 @@ ZH: dict[str, str] = {
     "; times below (rate, ETA) are emulated: clock x{x}":
         "；以下时间（速率、预计剩余时间）为模拟时间：时钟 x{x}",
     "memory:// (this run only)": "memory://（仅本次运行）",
+    # --- batch: the progress line (gemini_guard.batch.progress.WORDING) ---------------
+    "{finished}/{total}  done {done}  failed {failed}  waiting for quota {waiting}  "
+    "{rate:.1f}/min  ETA {eta}{bound}":
+        "{finished}/{total}  完成 {done}  失败 {failed}  等待配额 {waiting}  "
+        "{rate:.1f}/分钟  预计剩余 {eta}{bound}",
+    "[green]done {done}[/]  [red]failed {failed}[/]  [yellow]waiting {waiting}[/]  "
+    "{rate:.1f}/min  ETA {eta}{bound}":
+        "[green]完成 {done}[/]  [red]失败 {failed}[/]  [yellow]等待 {waiting}[/]  "
+        "{rate:.1f}/分钟  预计剩余 {eta}{bound}",
+    " ({binding}-bound)": "（受 {binding} 限制）",
     # --- diagnose: the caller's recent rate -------------------------------------------
     "Requests your project sent to the model in the minute before the error: "
     "a bare 429 far below --limit is explained as what it is (not your quota).":
@@ -381,6 +432,20 @@ ZH: dict[str, str] = {
         "https://generativelanguage.googleapis.com）。",
     "Seconds allowed for each models.list request.": "每次 models.list 请求允许的秒数。",
     "Print the table as JSON.": "以 JSON 输出模型表。",
+    # --- models: the table ------------------------------------------------------------
+    "Gemini models (USD per 1M tokens; Batch API: 50% less)":
+        "Gemini 模型（每百万令牌的美元价格；Batch API 便宜 50%）",
+    "input": "输入",
+    "output": "输出",
+    "price in / out": "价格 入 / 出",
+    "free": "免费",
+    "tier 1": "层级 1",
+    "checked": "核对日期",
+    "* token limits from the local table (models.list)": "* 令牌上限取自本地模型表（models.list）",
+    "-: not published. A model not listed works too: the Guard learns its limits "
+    "from 429s, and `plan` says what it cannot estimate.":
+        "-：未公布。未列出的模型同样可用：Guard 会从 429 中学习其限额，"
+        "`plan` 会说明哪些无法估算。",
     # --- report -------------------------------------------------------------------------
     "Turn a JSONL events file (JsonlSink, [telemetry] jsonl) into a report.":
         "把 JSONL 事件文件（JsonlSink、[telemetry] jsonl）生成报告。",

@@ -400,6 +400,7 @@ def _run_guard(
             failed=prepared.already_failed,
             live=live,
             stream=None if live else sys.stderr,
+            words=_,
         )
         # The configured store (store = ... or GEMINI_GUARD_STORE) is shared with the app's
         # Guards and read by `gemini-guard quota`; an emulated run keeps its scaled-clock

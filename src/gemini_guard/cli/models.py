@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gemini_guard.cli import main
+from gemini_guard.cli._i18n import _
 
 if TYPE_CHECKING:
     from gemini_guard.tiers import ModelSpec
@@ -188,9 +189,9 @@ def _print_table(specs: list[ModelSpec]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Gemini models (USD per 1M tokens; Batch API: 50% less)")
+    table = Table(title=_("Gemini models (USD per 1M tokens; Batch API: 50% less)"))
     for column in ("model", "input", "output", "price in / out", "free", "tier 1", "checked"):
-        table.add_column(column)
+        table.add_column(_(column))
     for spec in specs:
         name = spec.name
         if spec.source == "models.list":
@@ -207,8 +208,10 @@ def _print_table(specs: list[ModelSpec]) -> None:
     console = Console(highlight=False)
     console.print(table)
     if any(s.source == "models.list" for s in specs):
-        console.print("* token limits from the local table (models.list)")
+        console.print(_("* token limits from the local table (models.list)"))
     console.print(
-        "-: not published. A model not listed works too: the Guard learns its limits from "
-        "429s, and `plan` says what it cannot estimate."
+        _(
+            "-: not published. A model not listed works too: the Guard learns its limits "
+            "from 429s, and `plan` says what it cannot estimate."
+        )
     )

@@ -20,6 +20,7 @@ from gemini_guard.cli._common import (
     models_option,
     split_models,
 )
+from gemini_guard.cli._i18n import _
 
 if TYPE_CHECKING:
     from gemini_guard.batch.planner import Plan
@@ -32,12 +33,12 @@ __all__ = ["describe_time", "plan", "price_override"]
 def describe_time(seconds: float, binding: str, days: int) -> str:
     """`12.5 minutes (rpm binds)`, `10 quota days (rpd binds)`."""
     if seconds == math.inf:
-        return f"never ({binding} is 0)"
+        return _("never ({binding} is 0)", binding=binding)
     if binding == "rpd":
-        return f"{days + 1} quota days (rpd binds; the day resets at midnight Pacific)"
+        return _("{days} quota days (rpd binds; the day resets at midnight Pacific)", days=days + 1)
     if seconds >= 3600:
-        return f"{seconds / 3600:.1f} hours ({binding} binds)"
-    return f"{seconds / 60:.1f} minutes ({binding} binds)"
+        return _("{hours:.1f} hours ({binding} binds)", hours=seconds / 3600, binding=binding)
+    return _("{minutes:.1f} minutes ({binding} binds)", minutes=seconds / 60, binding=binding)
 
 
 @main.command(cls=GuardCommand)
@@ -125,64 +126,97 @@ def plan(
         return
     chosen = figures.chosen
     echo = click.echo
-    echo(f"{figures.requests} requests on {model}, tier {tier}")
+    echo(_("{n} requests on {model}, tier {tier}", n=figures.requests, model=model, tier=tier))
     if spec is None:
         echo(
-            f"note: {model} is not in the model table (`gemini-guard models` lists it); "
-            "estimating what can be estimated without it"
+            _(
+                "note: {model} is not in the model table (`gemini-guard models` lists it); "
+                "estimating what can be estimated without it",
+                model=model,
+            )
         )
     if read.problems:
+        first = read.problems[0]
         echo(
-            f"({len(read.problems)} input line(s) rejected, not counted; first: line "
-            f"{read.problems[0].line}: {read.problems[0].message})"
+            _(
+                "({n} input line(s) rejected, not counted; first: line {line}: {message})",
+                n=len(read.problems),
+                line=first.line,
+                message=first.message,
+            )
         )
     echo(
-        f"tokens: {figures.input_tokens:,} input (estimated by script: about 1 per English "
-        f"word, 0.6 per Chinese character), {figures.output_tokens:,} output "
-        f"(assumed {output_tokens} per request)"
+        _(
+            "tokens: {input:,} input (estimated by script: about 1 per English word, 0.6 per "
+            "Chinese character), {output:,} output (assumed {each} per request)",
+            input=figures.input_tokens,
+            output=figures.output_tokens,
+            each=output_tokens,
+        )
     )
     if knows_time:
+        finish = chosen.finish
         echo(
-            "time:   "
-            + describe_time(chosen.finish.seconds, chosen.finish.binding, chosen.finish.days)
-            + f" at {_limits(chosen.limits)}"
+            _(
+                "time:   {time} at {limits}",
+                time=describe_time(finish.seconds, finish.binding, finish.days),
+                limits=_limits(chosen.limits),
+            )
         )
     else:
         echo(
-            f"time:   unknown: no published limits for {model} on tier {tier}. The Guard paces it "
-            "adaptively, learning the enforced limit from 429s; to estimate, give the "
-            f'limits in the config: [quota.limits."{model}"] rpm = ..., tpm = ..., rpd = ...'
+            _(
+                "time:   unknown: no published limits for {model} on tier {tier}. The Guard "
+                "paces it adaptively, learning the enforced limit from 429s; to estimate, give "
+                'the limits in the config: [quota.limits."{model}"] rpm = ..., tpm = ..., '
+                "rpd = ...",
+                model=model,
+                tier=tier,
+            )
         )
     if price is not None:
         echo(
-            f"cost:   ${figures.standard_cost:,.4f} at standard prices, "
-            f"${figures.batch_api_cost:,.4f} through the Batch API "
-            f"({price.batch_discount:.0%} less)"
-            f"  [input ${price.input}/1M, output ${price.output}/1M"
-            + (", from the config" if model in config.prices else "")
-            + "]"
+            _(
+                "cost:   ${standard:,.4f} at standard prices, ${batch:,.4f} through the Batch "
+                "API ({discount:.0%} less)  [input ${input}/1M, output ${output}/1M{source}]",
+                standard=figures.standard_cost,
+                batch=figures.batch_api_cost,
+                discount=price.batch_discount,
+                input=price.input,
+                output=price.output,
+                source=_(", from the config") if model in config.prices else "",
+            )
         )
         if price.input_long is not None:
             echo(
-                f"        prompts over 200k tokens cost more: input ${price.input_long}/1M, "
-                f"output ${price.output_long}/1M"
+                _(
+                    "        prompts over 200k tokens cost more: input ${input}/1M, "
+                    "output ${output}/1M",
+                    input=price.input_long,
+                    output=price.output_long,
+                )
             )
     else:
         echo(
-            f"cost:   unknown: no published price for {model}; give it in the config: "
-            f'[prices."{model}"] input = ..., output = ... (USD per 1M tokens)'
+            _(
+                "cost:   unknown: no published price for {model}; give it in the config: "
+                '[prices."{model}"] input = ..., output = ... (USD per 1M tokens)',
+                model=model,
+            )
         )
     if not knows_time:
         return
     smallest = figures.smallest_tier_within_a_day
     if smallest is None:
-        echo("no tier finishes within a day; split the work or use the Batch API")
+        echo(_("no tier finishes within a day; split the work or use the Batch API"))
     else:
         best = next(p for p in figures.tiers if p.tier == smallest)
         echo(
-            f"smallest tier that finishes within a day: {smallest} ("
-            + describe_time(best.finish.seconds, best.finish.binding, best.finish.days)
-            + ")"
+            _(
+                "smallest tier that finishes within a day: {tier} ({time})",
+                tier=smallest,
+                time=describe_time(best.finish.seconds, best.finish.binding, best.finish.days),
+            )
         )
 
 
