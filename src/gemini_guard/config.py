@@ -77,6 +77,8 @@ __all__ = [
     "ENV_PREFIX",
     "BreakerSection",
     "CacheConfig",
+    "GatewaySection",
+    "GatewayTokenSection",
     "GuardConfig",
     "PriceSection",
     "ProjectSection",
@@ -250,6 +252,58 @@ class CacheConfig(Section):
         return {"url": data} if isinstance(data, str) else data
 
 
+class GatewayTokenSection(Section):
+    """A client of the gateway: who it is, how its token is known, what it may do.
+
+    The token itself is never written in the configuration: name the environment
+    variable that holds it (`token_env`), or give its SHA-256 (`sha256`, hex), which
+    lets a file be shared without sharing the token.
+    """
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@-]+$")
+    token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    models: tuple[str, ...] | None = None  # None: every model
+    rpm: int | None = Field(default=None, ge=1)
+    rpd: int | None = Field(default=None, ge=1)
+    usd_per_day: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal_tokens(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "token" in data:
+            raise ValueError(
+                "never put a gateway token in the configuration; name the environment "
+                'variable that holds it (token_env = "TEAM_A_TOKEN") or give its '
+                "SHA-256 (sha256 = ...)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GatewayTokenSection:
+        if (self.token_env is None) == (self.sha256 is None):
+            raise ValueError(
+                f"gateway token {self.name!r} needs exactly one of token_env (the "
+                "environment variable holding the token) or sha256 (the token's hash)"
+            )
+        return self
+
+
+class GatewaySection(Section):
+    """`gemini-guard serve`: who may call it and how much it reads."""
+
+    tokens: tuple[GatewayTokenSection, ...] = ()
+    # Gemini's limit for an inline request; a larger body is refused before it is read.
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> GatewaySection:
+        names = [t.name for t in self.tokens]
+        if len(set(names)) != len(names):
+            raise ValueError(f"gateway token names must be unique, got {names}")
+        return self
+
+
 class GuardConfig(Section):
     """Everything a Guard takes, validated. Build one with `load_config`."""
 
@@ -264,6 +318,7 @@ class GuardConfig(Section):
     quota: QuotaSection = QuotaSection()
     telemetry: TelemetrySection = TelemetrySection()
     prices: dict[str, PriceSection] = Field(default_factory=dict)  # per model name
+    gateway: GatewaySection = GatewaySection()
     source: str | None = Field(default=None, exclude=True)  # where it was read from
 
     @model_validator(mode="after")
@@ -414,6 +469,33 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _section_at(loc: tuple[str, ...]) -> type[Section]:
+    """The section a validation error's location points into: `("gateway", "tokens",
+    "0")` is a `GatewayTokenSection`, `("prices", "m")` a `PriceSection`."""
+    section: type[Section] = GuardConfig
+    for part in loc:
+        field = section.model_fields.get(part)
+        if field is None:
+            continue  # a list index or a dict key: the element's type is already taken
+        inner = _section_in(field.annotation)
+        if inner is None:
+            break
+        section = inner
+    return section
+
+
+def _section_in(annotation: Any) -> type[Section] | None:
+    """The `Section` class inside an annotation (`X`, `X | None`, `tuple[X, ...]`,
+    `dict[str, X]`), if there is one."""
+    if isinstance(annotation, type) and issubclass(annotation, Section):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _section_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _describe(exc: ValidationError, source: str, origin: dict[tuple[str, ...], str]) -> str:
     problems = []
     for err in exc.errors():
@@ -425,15 +507,8 @@ def _describe(exc: ValidationError, source: str, origin: dict[tuple[str, ...], s
         where = f"environment variable {origin[loc]}" if loc in origin else source
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            section = GuardConfig
+            section = _section_at(loc[:-1])
             allowed = ", ".join(sorted(n for n in section.model_fields if n != "source"))
-            if len(loc) > 1:
-                field_info = GuardConfig.model_fields.get(loc[0])
-                sub = getattr(field_info, "annotation", None)
-                if isinstance(sub, type) and issubclass(sub, Section):
-                    allowed = ", ".join(sorted(sub.model_fields))
-                elif loc[0] == "prices" and len(loc) > 2:
-                    allowed = ", ".join(sorted(PriceSection.model_fields))
             msg = f"unknown field; allowed here: {allowed}"
         value = ""
         if (

@@ -1,0 +1,1 @@
+"""The gateway (`gemini-guard serve`): one guarded Gemini endpoint for any client."""
