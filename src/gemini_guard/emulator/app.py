@@ -3,7 +3,8 @@
 The REST surface the official SDKs use, under /v1, /v1beta and /v1alpha:
 `models/{m}:generateContent`, `:streamGenerateContent` (SSE), `:countTokens`,
 `:batchGenerateContent`, `batches[/{id}[:cancel]]`, `cachedContents[/{id}]`,
-`models[/{m}]`, plus `GET /_emulator/stats` and `GET /_emulator/scenario`.
+`models[/{m}]`, Gemini's OpenAI-compatible `openai/chat/completions` and
+`openai/models` (emulator/openai.py), plus `GET /_emulator/stats` and `GET /_emulator/scenario`.
 
 A request goes through the same gates as on the real service, in this order: key
 (missing, invalid, leaked, region-blocked, out of credit), model, body (JSON, field
@@ -58,6 +59,7 @@ from gemini_guard.emulator.generate import (
     response_json,
     split_for_stream,
 )
+from gemini_guard.emulator.openai import OpenAISurface
 from gemini_guard.emulator.quiet import quiet_response
 from gemini_guard.emulator.quota import QuotaLedger, Violation
 from gemini_guard.emulator.request_body import (
@@ -235,6 +237,7 @@ class Emulator:
 
         return [
             *VertexSurface(self).routes(),
+            *OpenAISurface(self).routes(),
             Route("/_emulator/stats", self._stats_endpoint, methods=["GET"]),
             Route("/_emulator/scenario", self._scenario_endpoint, methods=["GET"]),
             Route("/{version}/models", self._models_list, methods=["GET"]),
@@ -388,6 +391,10 @@ class Emulator:
     async def dispatch_model_request(self, request: Request) -> Response:
         """Handle `request` as the Gemini API route `/{version}/models/{rest}` would."""
         return await self._models_dispatch(request)
+
+    async def list_models(self, request: Request) -> Response:
+        """Handle `request` as the Gemini API route `GET /{version}/models` would."""
+        return await self._models_list(request)
 
     # -- /_emulator --------------------------------------------------------------
 
