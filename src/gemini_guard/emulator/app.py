@@ -2,7 +2,8 @@
 
 The REST surface the official SDKs use, under /v1, /v1beta and /v1alpha:
 `models/{m}:generateContent`, `:streamGenerateContent` (SSE), `:countTokens`,
-`:batchGenerateContent`, `batches[/{id}[:cancel]]`, `cachedContents[/{id}]`,
+`:batchGenerateContent`, `:embedContent`, `:batchEmbedContents` (emulator/embed.py),
+`batches[/{id}[:cancel]]`, `cachedContents[/{id}]`,
 `models[/{m}]`, Gemini's OpenAI-compatible `openai/chat/completions` and
 `openai/models` (emulator/openai.py), plus `GET /_emulator/stats` and `GET /_emulator/scenario`.
 
@@ -43,6 +44,7 @@ from gemini_guard.emulator.caches import (
     parse_duration,
     parse_rfc3339,
 )
+from gemini_guard.emulator.embed import embedding_values, parse_embed_request
 from gemini_guard.emulator.error_bodies import ErrorReply
 from gemini_guard.emulator.faults import (
     QUIET_KINDS,
@@ -101,11 +103,25 @@ class Account:
     tier: str
 
 
+_GENERATION_METHODS = (
+    "generateContent",
+    "countTokens",
+    "createCachedContent",
+    "batchGenerateContent",
+)
+_EMBEDDING_METHODS = ("embedContent", "batchEmbedContents", "countTokens")
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     name: str
     input_token_limit: int
     output_token_limit: int
+    methods: tuple[str, ...] = _GENERATION_METHODS
+
+    @property
+    def embeds(self) -> bool:
+        return "embedContent" in self.methods
 
 
 class _Reject(Exception):
@@ -224,9 +240,14 @@ class Emulator:
 
     def _catalog(self) -> dict[str, ModelInfo]:
         models = {
-            name: ModelInfo(name, spec.input_token_limit, spec.output_token_limit)
+            name: ModelInfo(
+                name,
+                spec.input_token_limit,
+                spec.output_token_limit,
+                _GENERATION_METHODS if spec.can_generate else _EMBEDDING_METHODS,
+            )
             for name, spec in load_models().items()
-            if spec.can_generate  # embeddings are not emulated
+            if spec.can_generate or "embedContent" in spec.methods
         }
         for name, entry in self.scenario.models.items():
             models[name] = ModelInfo(name, entry.input_token_limit, entry.output_token_limit)
@@ -325,7 +346,10 @@ class Emulator:
 
     def _model(self, name: str, *, version: str, method: str) -> ModelInfo:
         model = self._models.get(name.removeprefix("models/"))
-        if model is None:
+        supported = () if model is None else model.methods
+        if "generateContent" in supported:
+            supported = (*supported, "streamGenerateContent")
+        if model is None or method not in supported:
             raise _Reject(
                 error_bodies.model_not_found(
                     name.removeprefix("models/"), version=version, method=method
@@ -420,12 +444,7 @@ class Emulator:
             "description": f"{model.name}, served by the gemini-guard emulator.",
             "inputTokenLimit": model.input_token_limit,
             "outputTokenLimit": model.output_token_limit,
-            "supportedGenerationMethods": [
-                "generateContent",
-                "countTokens",
-                "createCachedContent",
-                "batchGenerateContent",
-            ],
+            "supportedGenerationMethods": list(model.methods),
             "temperature": 1,
             "topP": 0.95,
             "topK": 64,
@@ -456,6 +475,8 @@ class Emulator:
                 return await self._count_tokens(request, name)
             if action == "batchGenerateContent":
                 return await self._batch_create(request, name)
+            if action in ("embedContent", "batchEmbedContents"):
+                return await self._embed(request, name, batch=action == "batchEmbedContents")
         return _reply(error_bodies.not_found(f"Method not found: models/{rest}"))
 
     async def _models_get(self, request: Request, name: str) -> Response:
@@ -496,13 +517,19 @@ class Emulator:
             )
         return cache, cache.tokens
 
-    def _check_quota(self, account: Account, model: str, tokens: int) -> None:
+    def _check_quota(self, account: Account, model: str, tokens: int, *, requests: int = 1) -> None:
         limits = self.limits(model, account.tier)
         if limits is None:
             return
         now, wall = self.clock.monotonic(), self.clock.time()
         violations = self._ledger.check(
-            account.project, model, limits=limits, tokens=tokens, now=now, wall=wall
+            account.project,
+            model,
+            limits=limits,
+            tokens=tokens,
+            now=now,
+            wall=wall,
+            requests=requests,
         )
         if violations:
             raise _Reject(
@@ -514,7 +541,7 @@ class Emulator:
                 )
             )
 
-    def _admit(self, account: Account, model: str, tokens: int) -> None:
+    def _admit(self, account: Account, model: str, tokens: int, *, requests: int = 1) -> None:
         if self.limits(model, account.tier) is None:
             return
         self._ledger.admit(
@@ -523,6 +550,7 @@ class Emulator:
             tokens=tokens,
             now=self.clock.monotonic(),
             wall=self.clock.time(),
+            requests=requests,
         )
 
     async def _generate(self, request: Request, name: str, *, streaming: bool) -> Response:
@@ -736,6 +764,46 @@ class Emulator:
             return _json(body)
 
         return await self._guarded(request, "countTokens", handle, name.removeprefix("models/"))
+
+    # -- embedContent / batchEmbedContents -----------------------------------------
+
+    async def _embed(self, request: Request, name: str, *, batch: bool) -> Response:
+        method = "batchEmbedContents" if batch else "embedContent"
+
+        async def handle(account: Account | None, model_box: list[str]) -> Response:
+            assert account is not None
+            version = self._version(request)
+            model = self._model(name, version=version, method=method)
+            model_box[0] = model.name
+            items = parse_embed_request(await self._body(request), model=model.name, batch=batch)
+            if isinstance(items, ErrorReply):
+                raise _Reject(items)
+            tokens = sum(item.tokens for item in items)
+            # Every item of a batch is a request against RPM and RPD.
+            self._check_quota(account, model.name, tokens, requests=len(items))
+            fault = pick_fault(
+                self._faults["embedContent"],
+                model=model.name,
+                elapsed=self.elapsed(),
+                streaming=False,
+                rng=self._rng,
+            )
+            if fault is not None and fault.kind in REFUSING_FAULTS:
+                raise _Reject(refusal(fault, rng=self._rng))
+            if fault is None or self.scenario.faults_consume_quota:
+                self._admit(account, model.name, tokens, requests=len(items))
+            latency = sample_latency(self.scenario.latency, model=model.name, rng=self._rng)
+            if latency > 0:
+                await self.clock.asleep(latency)
+            if fault is not None:
+                return await self._fail(fault, account, model.name, method, tokens)
+            vectors = [{"values": embedding_values(model.name, item)} for item in items]
+            self._record(account, model.name, method, 200, None, input_tokens=tokens)
+            if batch:
+                return _json({"embeddings": vectors})
+            return _json({"embedding": vectors[0]})
+
+        return await self._guarded(request, method, handle, name.removeprefix("models/"))
 
     # -- batches -----------------------------------------------------------------
 

@@ -80,14 +80,24 @@ class QuotaLedger:
         return ledger
 
     def check(
-        self, project: str, model: str, *, limits: Limits, tokens: int, now: float, wall: float
+        self,
+        project: str,
+        model: str,
+        *,
+        limits: Limits,
+        tokens: int,
+        now: float,
+        wall: float,
+        requests: int = 1,
     ) -> list[Violation]:
-        """The limits that admitting a request of `tokens` input tokens now would exceed."""
+        """The limits that admitting `requests` requests (one call: a batch of embeddings
+        counts each item) of `tokens` input tokens in all now would exceed."""
         ledger = self._ledger(project, model, now, wall)
         out: list[Violation] = []
         window = ledger.minute
-        if limits.rpm is not None and len(window) + 1 > limits.rpm:
-            out.append(Violation("rpm", limits.rpm, _rpm_wait(window, limits.rpm, now)))
+        if limits.rpm is not None and len(window) + requests > limits.rpm:
+            wait = _rpm_wait(window, limits.rpm, now, requests)
+            out.append(Violation("rpm", limits.rpm, wait))
         if limits.tpm is not None and ledger.minute_tokens + tokens > limits.tpm:
             out.append(
                 Violation(
@@ -96,27 +106,30 @@ class QuotaLedger:
                     _tpm_wait(window, ledger.minute_tokens, tokens, limits.tpm, now),
                 )
             )
-        if limits.rpd is not None and ledger.day_count + 1 > limits.rpd:
+        if limits.rpd is not None and ledger.day_count + requests > limits.rpd:
             out.append(Violation("rpd", limits.rpd, next_reset(wall) - wall))
         return out
 
-    def admit(self, project: str, model: str, *, tokens: int, now: float, wall: float) -> None:
-        """Record an admitted request."""
+    def admit(
+        self, project: str, model: str, *, tokens: int, now: float, wall: float, requests: int = 1
+    ) -> None:
+        """Record an admitted call of `requests` requests (its tokens on the first)."""
         ledger = self._ledger(project, model, now, wall)
         ledger.minute.append((now, tokens))
+        ledger.minute.extend((now, 0) for _ in range(requests - 1))
         ledger.minute_tokens += tokens
-        ledger.day_count += 1
+        ledger.day_count += requests
 
     def usage(self, project: str, model: str, *, now: float, wall: float) -> Usage:
         ledger = self._ledger(project, model, now, wall)
         return Usage(len(ledger.minute), ledger.minute_tokens, ledger.day_count)
 
 
-def _rpm_wait(window: deque[tuple[float, int]], rpm: int, now: float) -> float:
-    if rpm == 0:
-        return WINDOW_SECONDS  # a zero limit never admits; say "a minute", as the API does
-    # len(window) - rpm + 1 requests must leave; the last of them is at that index.
-    leaving = window[len(window) - rpm][0]
+def _rpm_wait(window: deque[tuple[float, int]], rpm: int, now: float, requests: int = 1) -> float:
+    if rpm == 0 or requests > rpm:
+        return WINDOW_SECONDS  # it never fits; say "a minute", as the API does
+    # len(window) - rpm + requests must leave; the last of them is at that index.
+    leaving = window[len(window) - rpm + requests - 1][0]
     return max(0.0, leaving + WINDOW_SECONDS - now)
 
 

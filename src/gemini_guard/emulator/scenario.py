@@ -75,7 +75,7 @@ STREAM_ONLY_KINDS = frozenset(
     {"stream_error", "stream_drop", "stall_before_first_chunk", "stall_mid_stream"}
 )
 # The API methods a fault can strike.
-FaultMethod = Literal["generateContent", "streamGenerateContent", "countTokens"]
+FaultMethod = Literal["generateContent", "streamGenerateContent", "countTokens", "embedContent"]
 
 
 class _Strict(BaseModel):
@@ -120,7 +120,8 @@ class Fault(_Strict):
     end: float | None = Field(default=None, gt=0)
     delay: float = Field(default=60.0, ge=0)  # "deadline": seconds before the 504; stalls
     after_chunks: int = Field(default=1, ge=0)  # stream faults: chunks sent before failing
-    # Generation by default; countTokens only when named, so that existing scenarios
+    # Generation by default; countTokens and embedContent (batches too) only when named,
+    # so that existing scenarios
     # keep failing exactly the requests they failed before.
     methods: tuple[FaultMethod, ...] = Field(
         default=("generateContent", "streamGenerateContent"), min_length=1

@@ -84,15 +84,22 @@ async def test_async_generate_and_stream(healthy: EmulatorServer, version: str |
 def test_models_list_and_get(healthy: EmulatorServer, version: str | None) -> None:
     client = sdk_client(healthy, api_version=version)
     names = [m.name for m in client.models.list(config={"page_size": 2})]  # pages through
-    # The shipped table's generative models, in its order (embeddings are not emulated).
-    table = [f"models/{name}" for name, spec in load_models().items() if spec.can_generate]
+    # The shipped table's generative and embedding models, in its order.
+    table = [
+        f"models/{name}"
+        for name, spec in load_models().items()
+        if spec.can_generate or "embedContent" in spec.methods
+    ]
     assert names == table
     assert names[:3] == [
         "models/gemini-2.5-pro",
         "models/gemini-2.5-flash",
         "models/gemini-2.5-flash-lite",
     ]
-    assert "models/gemini-embedding-001" not in names
+    embedder = client.models.get(model="gemini-embedding-001")
+    assert embedder.supported_actions is not None
+    assert "embedContent" in embedder.supported_actions
+    assert "generateContent" not in embedder.supported_actions
     model = client.models.get(model="gemini-2.5-flash")
     assert model.input_token_limit == 1_048_576
     assert model.output_token_limit == 65_536
