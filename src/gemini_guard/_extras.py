@@ -17,6 +17,8 @@ __all__ = ["EXTRA_MODULES", "MissingExtra", "require"]
 # installed and checks that none of these were loaded.
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "cli": ("click", "rich"),
+    # aiohttp too is in `server`, but google-genai imports it by itself wherever it is
+    # installed, so its presence says nothing about what gemini_guard imported.
     "server": ("starlette", "uvicorn"),
     "redis": ("redis",),
     "prometheus": ("prometheus_client",),
