@@ -1,0 +1,419 @@
+"""The gateway's front: take a client's raw HTTP request, check it, hand it on.
+
+What happens here, in order, before anything is sent upstream:
+1. the route: the Gemini REST API under /v1, /v1beta, /v1alpha, and Gemini's
+   OpenAI-compatible surface under /{version}/openai/; anything else is a 404;
+2. the caller: a gateway token (never a Google key) from `x-goog-api-key`,
+   `Authorization: Bearer` or `?key=` (401 when missing, 403 when unknown);
+3. the body: refused with 413 past the size limit before it is read whole, with 400
+   when it is not JSON;
+4. the model: one the token may use (403), and the token's own budgets (429);
+then the request goes to the upstream `transport` (an httpx transport: the guarded
+path in production; any transport in tests) with the client's credential removed, and
+the answer is relayed as it arrives (a stream stays a stream). Refusals are in
+Gemini's error format (wrapped in a list on the OpenAI surface, as Gemini does) and
+say that the gateway refused, and why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gemini_guard.gateway import auth
+from gemini_guard.gateway.auth import Caller, GatewayRefusal, TokenTable
+from gemini_guard.gateway.budgets import CallerBudgets, Refusal
+from gemini_guard.telemetry.spend import Usage
+
+__all__ = ["API_VERSIONS", "Gateway", "ReadyCheck"]
+
+API_VERSIONS = frozenset({"v1", "v1beta", "v1alpha"})
+# Never forwarded: the client's credentials (the upstream has its own), and what
+# describes this hop rather than the request.
+_DROPPED_REQUEST_HEADERS = frozenset(
+    {
+        "x-goog-api-key",
+        "authorization",
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "accept-encoding",
+    }
+)
+_DROPPED_RESPONSE_HEADERS = frozenset(
+    {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive"}
+)
+_access = logging.getLogger("gemini_guard.gateway.access")
+
+# A readiness check: (name, coroutine function returning None when fine, or why not).
+ReadyCheck = tuple[str, Callable[[], Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    caller: Caller
+    surface: str  # "gemini" | "openai"
+    model: str | None
+    path: str
+    query: str
+    body: bytes
+    streaming: bool
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+
+
+def _refusal(code: int, status: str, message: str, reason: str) -> _Refused:
+    refusal = auth._refusal(code, status, message, reason)
+    return _Refused(refusal.status, refusal.body)
+
+
+def _from(refusal: GatewayRefusal) -> _Refused:
+    return _Refused(refusal.status, refusal.body)
+
+
+class Gateway:
+    """The gateway's ASGI app (`gateway.app`), in front of an upstream transport.
+
+    - `transport`: sends each checked request upstream (`base_url` + the same path);
+    - `upstream_key`: the Google key to send, when the transport does not put its own;
+    - `budgets`: per-token request and dollar budgets (None: none configured);
+    - `ready_checks`: what `/readyz` checks besides the configuration being loaded.
+    """
+
+    def __init__(
+        self,
+        *,
+        tokens: TokenTable,
+        transport: httpx.AsyncBaseTransport,
+        base_url: str,
+        upstream_key: str | None = None,
+        budgets: CallerBudgets | None = None,
+        max_body_bytes: int = 20 * 1024 * 1024,
+        ready_checks: tuple[ReadyCheck, ...] = (),
+    ) -> None:
+        self._tokens = tokens
+        self._client = httpx.AsyncClient(transport=transport, base_url=base_url, timeout=None)
+        self._upstream_key = upstream_key
+        self._budgets = budgets
+        self._max_body = max_body_bytes
+        self._ready_checks = ready_checks
+        self.app = Starlette(
+            routes=[
+                Route("/healthz", self._healthz, methods=["GET"]),
+                Route("/readyz", self._readyz, methods=["GET"]),
+                Route(
+                    "/{version}/openai/{rest:path}",
+                    self._openai,
+                    methods=["GET", "POST", "DELETE"],
+                ),
+                Route(
+                    "/{version}/{rest:path}",
+                    self._gemini,
+                    methods=["GET", "POST", "PATCH", "DELETE"],
+                ),
+            ]
+        )
+        # "/nowhere" is a 404 in Gemini's format, not a redirect to "/nowhere/".
+        self.app.router.redirect_slashes = False
+        self.app.add_exception_handler(404, self._not_found)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        if self._budgets is not None:
+            self._budgets.close()
+
+    # -- operations ---------------------------------------------------------------
+
+    async def _healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def _readyz(self, request: Request) -> Response:
+        problems: dict[str, str] = {}
+        for name, check in self._ready_checks:
+            try:
+                why = await check()
+            except Exception as exc:  # a check that breaks is a failed check
+                why = f"{type(exc).__name__}: {exc}"
+            if why:
+                problems[name] = str(why)
+        if problems:
+            return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def _not_found(self, request: Request, exc: Exception) -> Response:
+        return _error_response(
+            _refusal(
+                404,
+                "NOT_FOUND",
+                f"no such route: {request.method} {request.url.path}. The gateway serves "
+                "the Gemini API under /v1, /v1beta, /v1alpha and its OpenAI-compatible "
+                "surface under /v1beta/openai/.",
+                "GATEWAY_ROUTE_UNKNOWN",
+            ),
+            openai="/openai/" in request.url.path,
+        )
+
+    # -- the two surfaces -----------------------------------------------------------
+
+    async def _gemini(self, request: Request) -> Response:
+        return await self._handle(request, surface="gemini")
+
+    async def _openai(self, request: Request) -> Response:
+        return await self._handle(request, surface="openai")
+
+    async def _handle(self, request: Request, *, surface: str) -> Response:
+        started = time.perf_counter()
+        caller_name = "-"
+        inbound: _Inbound | None = None
+        try:
+            inbound = await self._intake(request, surface)
+            caller_name = inbound.caller.name
+            response = await self._forward(request, inbound)
+        except _Refused as refused:
+            response = _error_response(refused, openai=surface == "openai")
+        except ClientDisconnect:
+            response = Response(status_code=499)
+        _access.info(
+            "%s",
+            json.dumps(
+                {
+                    "caller": caller_name,
+                    "method": request.method,
+                    "path": request.url.path,
+                    "model": inbound.model if inbound else None,
+                    "status": response.status_code,
+                    "served_by": response.headers.get("x-gemini-guard-model"),
+                    "attempts": response.headers.get("x-gemini-guard-attempts"),
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                }
+            ),
+        )
+        return response
+
+    async def _intake(self, request: Request, surface: str) -> _Inbound:
+        version = request.path_params["version"]
+        if version not in API_VERSIONS or not request.path_params["rest"]:
+            raise _refusal(
+                404,
+                "NOT_FOUND",
+                f"API version {version} is not served; use v1, v1beta or v1alpha",
+                "GATEWAY_ROUTE_UNKNOWN",
+            )
+        query = request.url.query
+        token = auth.presented_token(request.headers, query)
+        if token is None:
+            raise _from(auth.missing_token())
+        caller = self._tokens.authenticate(token)
+        if caller is None:
+            raise _from(auth.unknown_token())
+        body = await self._body(request)
+        parsed = _parsed(body)
+        rest = str(request.path_params["rest"])
+        model = _model_of(surface, rest, parsed)
+        if model is not None and not caller.may_use(model):
+            raise _from(auth.model_not_allowed(caller, model))
+        streaming = (surface == "gemini" and rest.endswith(":streamGenerateContent")) or (
+            surface == "openai" and isinstance(parsed, dict) and bool(parsed.get("stream"))
+        )
+        # The client's own key never travels on: strip `key=` from the query.
+        kept = urlencode(
+            [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "key"]
+        )
+        return _Inbound(
+            caller=caller,
+            surface=surface,
+            model=model,
+            path=f"/{version}/{'openai/' if surface == 'openai' else ''}{rest}",
+            query=kept,
+            body=body,
+            streaming=streaming,
+        )
+
+    async def _body(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_body:
+            raise self._too_large(int(declared))
+        body = bytearray()
+        async for piece in request.stream():
+            body += piece
+            if len(body) > self._max_body:
+                raise self._too_large(None)
+        return bytes(body)
+
+    def _too_large(self, size: int | None) -> _Refused:
+        told = f"{size:,} bytes" if size is not None else "larger than that"
+        return _refusal(
+            413,
+            "INVALID_ARGUMENT",
+            f"the request body is {told}; the limit is {self._max_body:,} bytes (Gemini's "
+            "limit for an inline request). Upload large inputs with the Files API.",
+            "GATEWAY_BODY_TOO_LARGE",
+        )
+
+    async def _forward(self, request: Request, inbound: _Inbound) -> Response:
+        permit = None
+        if self._budgets is not None:
+            admitted = await self._budgets.admit(inbound.caller, inbound.model)
+            if isinstance(admitted, Refusal):
+                raise _over_budget(admitted)
+            permit = admitted
+        headers = [
+            (k, v) for k, v in request.headers.items() if k.lower() not in _DROPPED_REQUEST_HEADERS
+        ]
+        if self._upstream_key is not None:
+            if inbound.surface == "openai":
+                headers.append(("authorization", f"Bearer {self._upstream_key}"))
+            else:
+                headers.append(("x-goog-api-key", self._upstream_key))
+        upstream = self._client.build_request(
+            request.method,
+            inbound.path + (f"?{inbound.query}" if inbound.query else ""),
+            headers=headers,
+            content=inbound.body or None,
+        )
+        try:
+            reply = await self._client.send(upstream, stream=True)
+        except httpx.TransportError as exc:
+            raise _upstream_unreachable(exc) from None
+        finally:
+            if self._budgets is not None:
+                await self._budgets.sent(permit)
+        kept = [
+            (k, v)
+            for k, v in reply.headers.multi_items()
+            if k.lower() not in _DROPPED_RESPONSE_HEADERS
+        ]
+        if inbound.streaming and reply.status_code == 200:
+            return StreamingResponse(
+                _relay(reply), status_code=reply.status_code, headers=dict(kept)
+            )
+        try:
+            content = await reply.aread()
+        except httpx.TransportError as exc:
+            raise _upstream_unreachable(exc) from None
+        finally:
+            await reply.aclose()
+        if self._budgets is not None and reply.status_code == 200 and inbound.model:
+            self._budgets.spent(inbound.caller, inbound.model, _usage(content, inbound.surface))
+        media = reply.headers.get("content-type", "")
+        if reply.status_code >= 500 and "json" not in media:
+            raise _upstream_garbled(reply.status_code, media)
+        return Response(content, status_code=reply.status_code, headers=dict(kept))
+
+
+async def _relay(reply: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream stream, piece by piece; closing it (a client that went away)
+    closes the upstream connection, which cancels the upstream request."""
+    try:
+        async for piece in reply.aiter_raw():
+            yield piece
+    finally:
+        await reply.aclose()
+
+
+def _parsed(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise _refusal(
+            400,
+            "INVALID_ARGUMENT",
+            f"the request body is not valid JSON ({exc}); nothing was sent upstream",
+            "GATEWAY_BODY_NOT_JSON",
+        ) from None
+
+
+def _model_of(surface: str, rest: str, parsed: Any) -> str | None:
+    if surface == "openai":
+        model = parsed.get("model") if isinstance(parsed, dict) else None
+        return str(model).removeprefix("models/") if isinstance(model, str) and model else None
+    if rest.startswith("models/"):
+        name = rest.removeprefix("models/").partition(":")[0]
+        return name or None
+    return None
+
+
+def _usage(content: bytes, surface: str) -> Usage | None:
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    if surface == "openai":
+        usage = body.get("usage")
+        if not isinstance(usage, dict):
+            return None
+        return Usage(
+            input_tokens=int(usage.get("prompt_tokens", 0)),
+            output_tokens=int(usage.get("completion_tokens", 0)),
+        )
+    meta = body.get("usageMetadata")
+    if not isinstance(meta, dict):
+        return None
+    return Usage(
+        input_tokens=int(meta.get("promptTokenCount", 0)),
+        output_tokens=int(meta.get("candidatesTokenCount", 0)),
+        thinking_tokens=int(meta.get("thoughtsTokenCount", 0)),
+        cached_tokens=int(meta.get("cachedContentTokenCount", 0)),
+    )
+
+
+def _over_budget(refusal: Refusal) -> _Refused:
+    refused = _refusal(
+        429,
+        "RESOURCE_EXHAUSTED",
+        refusal.message + "; nothing was sent upstream",
+        f"GATEWAY_BUDGET_{refusal.reason.upper()}",
+    )
+    if refusal.retry_after is not None:
+        refused.body["error"]["details"].append(
+            {
+                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                "retryDelay": f"{max(1, round(refusal.retry_after))}s",
+            }
+        )
+    return refused
+
+
+def _upstream_unreachable(exc: Exception) -> _Refused:
+    return _refusal(
+        502,
+        "UNAVAILABLE",
+        f"the upstream did not answer ({type(exc).__name__}); the request may be retried",
+        "GATEWAY_UPSTREAM_UNREACHABLE",
+    )
+
+
+def _upstream_garbled(status: int, media: str) -> _Refused:
+    return _refusal(
+        503 if status == 503 else 502,
+        "UNAVAILABLE",
+        f"the upstream answered {status} with a {media or 'non-JSON'} page instead of a "
+        "Gemini error; it is down or something between is failing",
+        "GATEWAY_UPSTREAM_GARBLED",
+    )
+
+
+def _error_response(refused: _Refused, *, openai: bool) -> Response:
+    body: Any = [refused.body] if openai else refused.body
+    return JSONResponse(body, status_code=refused.status)

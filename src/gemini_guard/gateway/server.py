@@ -1,0 +1,76 @@
+"""Serving the gateway with uvicorn: in the background for tests, in the foreground
+for `gemini-guard serve`.
+
+On SIGTERM uvicorn stops accepting connections and lets requests in flight finish for
+`grace` seconds (their quota slots settle as their answers arrive) before it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+
+from gemini_guard.emulator.server import bind_socket
+from gemini_guard.gateway.app import Gateway
+
+__all__ = ["GatewayServer", "run", "serve_async"]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayServer:
+    base_url: str
+    port: int
+    gateway: Gateway
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+def _config(gateway: Gateway, *, log_level: str, grace: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        gateway.app,
+        lifespan="off",
+        log_level=log_level,
+        access_log=False,  # the gateway writes its own, without keys or tokens
+        timeout_graceful_shutdown=grace,
+    )
+
+
+@contextlib.asynccontextmanager
+async def serve_async(
+    gateway: Gateway, *, host: str = "127.0.0.1", port: int = 0, grace: int = 10
+) -> AsyncIterator[GatewayServer]:
+    """Serve `gateway` on the running loop; yields once it accepts connections."""
+    sock = bind_socket(host, port)
+    bound = int(sock.getsockname()[1])
+    server = _Server(_config(gateway, log_level="warning", grace=grace))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    ready = asyncio.create_task(server.ready.wait())
+    try:
+        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not server.ready.is_set():
+            task.result()
+            raise RuntimeError(f"the gateway on {host}:{bound} failed to start")
+        yield GatewayServer(f"http://{host}:{bound}", bound, gateway)
+    finally:
+        ready.cancel()
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def run(gateway: Gateway, *, sock: socket.socket, grace: int = 10) -> None:
+    """Serve in the foreground until SIGTERM or Ctrl-C."""
+    uvicorn.Server(_config(gateway, log_level="info", grace=grace)).run(sockets=[sock])
