@@ -182,3 +182,61 @@ class StreamInterrupted(CallFailed):
     ) -> None:
         super().__init__(message, diagnosis=diagnosis, attempts=attempts)
         self.partial_text = partial_text
+
+
+# -- errors the SDK's callers can catch too ---------------------------------------------
+
+_dual_classes: dict[tuple[type[CallFailed], type[BaseException]], type[CallFailed]] = {}
+
+
+def _dual_class(ours: type[CallFailed], theirs: type[BaseException]) -> type[CallFailed]:
+    cls = _dual_classes.get((ours, theirs))
+    if cls is None:
+        cls = type(ours.__name__, (ours, theirs), {"__module__": ours.__module__})
+        cls.__qualname__ = ours.__qualname__
+        cls.__doc__ = (
+            f"{ours.__doc__}\n\nAlso the SDK's `{theirs.__name__}`: code that catches "
+            "google-genai's errors catches it too."
+        )
+        _dual_classes[(ours, theirs)] = cls
+    return cls
+
+
+def sdk_error(
+    error: CallFailed, *, response: object = None, body: bytes | None = None
+) -> CallFailed:
+    """`error` as an instance of its own class AND of google-genai's `ClientError` (4xx)
+    or `ServerError` (5xx and failures with no status), with the SDK's fields (`code`,
+    `status`, `message`, `details`, `response`) read from the last answer's `body`.
+
+    What `guard.client` raises: frameworks that catch the SDK's errors keep working,
+    and code that catches ours still gets `.diagnosis` and `.attempts`."""
+    import json
+
+    from google.genai import errors as sdk
+
+    from gemini_guard.secrets import scrub
+
+    status = error.diagnosis.http_status or 0
+    theirs: type[sdk.APIError] = sdk.ClientError if 400 <= status < 500 else sdk.ServerError
+    details: object = None
+    if body:
+        try:
+            details = json.loads(scrub(body.decode("utf-8", "replace")))
+        except ValueError:
+            details = None
+    if not isinstance(details, (dict, list)):
+        details = {
+            "error": {
+                "code": status or 500,
+                "message": str(error),
+                "status": error.diagnosis.grpc_status or "UNKNOWN",
+            }
+        }
+    cls = _dual_class(type(error), theirs)
+    dual = cls.__new__(cls)
+    dual.__dict__.update(error.__dict__)
+    sdk.APIError.__init__(dual, status or 500, details, response)  # type: ignore[arg-type]
+    dual.args = error.args  # our message, which names the cause and the attempts
+    dual.__cause__ = error.__cause__
+    return dual

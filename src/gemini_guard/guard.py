@@ -29,6 +29,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import httpx
 from google.genai import types
 
 from gemini_guard.clock import Clock, SystemClock
@@ -54,7 +55,7 @@ from gemini_guard.telemetry import (
     quota_notice,
 )
 from gemini_guard.telemetry.extras import plug_in
-from gemini_guard.telemetry.spend import Spending, free_call, usage_of
+from gemini_guard.telemetry.spend import Spending, Usage, free_call, usage_of
 from gemini_guard.tiers import TIERS
 from gemini_guard.token_count import (
     TokenCounter,
@@ -245,7 +246,11 @@ class Guard:
             from google import genai
 
             client = genai.Client(api_key=api_key) if api_key else genai.Client()
-        self.client = client
+        # The client the Guard was given (or made): its calls are NOT guarded. What
+        # users hand to frameworks is `guard.client`, built on it.
+        self.unguarded_client = client
+        self._guarded_client: genai.Client | None = None
+        self._guarded_http: list[Any] = []  # the httpx clients of guard.client
         self.token_counter: TokenCounter = make_token_counter(token_counter, client=client)
         # The client's own timeout (ms), if it has one. The SDK spends about a
         # millisecond converting any per-request config, so when the client's timeout
@@ -358,6 +363,89 @@ class Guard:
         self.telemetry.emit(notice)
 
     @property
+    def client(self) -> genai.Client:
+        """A real `google.genai.Client` whose every call goes through this Guard:
+        `guard.client.models.*`, `.chats`, `.aio.*`, files, batches, caches. Hand it to
+        frameworks that take a client. Failed calls raise the Guard's errors, which
+        are also the SDK's `ClientError`/`ServerError`; answers carry the headers
+        `x-gemini-guard-model` and `x-gemini-guard-attempts`."""
+        if self._guarded_client is None:
+            self._guarded_client = self._build_guarded_client()
+        return self._guarded_client
+
+    def _build_guarded_client(self) -> genai.Client:
+        from google import genai
+
+        from gemini_guard.call.transport import GuardedTransport
+
+        api = getattr(self.unguarded_client, "_api_client", None)
+        ainner: httpx.AsyncBaseTransport | None = None
+        try:  # aiohttp where installed, as the SDK itself prefers it for asyncio
+            from gemini_guard.call.aiohttp_transport import AiohttpTransport
+
+            ainner = AiohttpTransport()
+        except ImportError:
+            ainner = None
+        transport = GuardedTransport(
+            self,
+            ainner=ainner,
+            shrink_max_output_tokens=self.engine.retry.shrunk_max_output_tokens,
+            shrink_thinking_budget=self.engine.retry.shrunk_thinking_budget,
+        )
+        sync_http = httpx.Client(transport=transport, timeout=None)
+        async_http = httpx.AsyncClient(transport=transport, timeout=None)
+        self._guarded_http = [sync_http, async_http]
+        own = _http_options_of(self.unguarded_client) or types.HttpOptions()
+        http = own.model_copy(update={"httpx_client": sync_http, "httpx_async_client": async_http})
+        if api is not None and getattr(api, "vertexai", False):
+            return genai.Client(
+                vertexai=True,
+                project=api.project,
+                location=api.location,
+                credentials=getattr(api, "_credentials", None),
+                http_options=http,
+            )
+        key = getattr(api, "api_key", None)
+        return genai.Client(api_key=key, http_options=http)
+
+    # -- what the HTTP-level path asks of its Guard (call.transport.PathOwner) ---------
+
+    def chain_for(self, model: str) -> tuple[str, ...]:
+        """The models a call for `model` may try, in order."""
+        return self._chain(model)
+
+    def key_for(self, project: str | None) -> str | None:
+        """The API key to send an attempt with (None: the request's own)."""
+        pool = self._pool
+        if pool is None or project is None:
+            return None
+        return pool.api_key(project)
+
+    def check_request(self, model: str, contents: Any, config: Any) -> None:
+        """Before a wire request is sent: the budget, and the local checks on its
+        contents and config (read into the SDK's types; a shape they do not read
+        is left to the server)."""
+        self.spending.check(model)
+        if self.validate is None:
+            return
+        try:
+            typed_contents = [types.Content.model_validate(c) for c in contents or ()]
+            typed_config = types.GenerateContentConfig.model_validate(config) if config else None
+        except ValueError:
+            return
+        self.validate(model, typed_contents, typed_config)
+
+    def finished(self, info: CallInfo, usage: Usage | None, *, failed: bool) -> None:
+        """A call of the HTTP-level path ended: tell `last_call()` and, when it
+        succeeded, its usage and cost."""
+        _last_call.set(info)
+        if not failed:
+            self._record_usage_of(usage, info)
+
+    def real_seconds(self, clock_seconds: float) -> float:
+        return clock_seconds / float(getattr(self.clock, "factor", 1.0))
+
+    @property
     def quota(self) -> QuotaGate:
         """The gate pacing the attempts (`NoQuota` when pacing is off)."""
         return self.engine.quota
@@ -372,14 +460,20 @@ class Guard:
             self._owned.pop().close()
         while self._pool_clients:
             self._pool_clients.popitem()[1].close()
+        for http in self._guarded_http:
+            if isinstance(http, httpx.Client):
+                http.close()
 
     async def aclose(self) -> None:
-        """`close`, also closing the pool clients' asyncio sessions."""
+        """`close`, also closing the asyncio sessions (pool clients, guard.client)."""
         if self.cache is not None and self._owns_cache:
             await self.cache.aclose()
             self.cache = None
         for client in self._pool_clients.values():
             await client.aio.aclose()
+        for http in self._guarded_http:
+            if isinstance(http, httpx.AsyncClient):
+                await http.aclose()
         self.close()
 
     def __enter__(self) -> Guard:
@@ -444,13 +538,13 @@ class Guard:
         chose the project, a client with one of that project's keys (taking turns)."""
         pool = self._pool
         if pool is None or plan.project is None:
-            return self.client
+            return self.unguarded_client
         key = pool.api_key(plan.project)
         client = self._pool_clients.get(key)
         if client is None:
             from google import genai
 
-            client = genai.Client(api_key=key, http_options=_http_options_of(self.client))
+            client = genai.Client(api_key=key, http_options=_http_options_of(self.unguarded_client))
             self._pool_clients[key] = client
         return client
 
@@ -559,9 +653,11 @@ class Guard:
         """Price the call's usage (the last chunk's, for a stream) and tell it. A call
         without usage (countTokens is free) is told too, as nothing billed: a
         `CallUsage` closes every successful call."""
+        self._record_usage_of(usage_of(response), info)
+
+    def _record_usage_of(self, usage: Usage | None, info: CallInfo) -> None:
         if info.model is None:
             return
-        usage = usage_of(response)
         project = info.attempts[-1].project if info.attempts else None
         attempts, elapsed = info.attempt_count, info.elapsed
         if usage is None:
@@ -732,7 +828,7 @@ class GuardedModels:
         g = self._guard
 
         def send(plan: AttemptPlan) -> types.CountTokensResponse:
-            return g.client.models.count_tokens(
+            return g.unguarded_client.models.count_tokens(
                 model=plan.model,
                 contents=contents,
                 config=g._config(config, plan, types.CountTokensConfig),
@@ -868,7 +964,7 @@ class AsyncGuardedModels:
         g = self._guard
 
         async def send(plan: AttemptPlan) -> types.CountTokensResponse:
-            return await g.client.aio.models.count_tokens(
+            return await g.unguarded_client.aio.models.count_tokens(
                 model=plan.model,
                 contents=contents,
                 config=g._config(config, plan, types.CountTokensConfig),

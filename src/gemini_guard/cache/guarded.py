@@ -52,10 +52,12 @@ def attach(guard: Guard, cache: ResponseCache | CacheConfig | str) -> ResponseCa
     config = cache.config if isinstance(cache, ResponseCache) else _config(cache)
     gate = guard.quota
     pool = gate if isinstance(gate, ProjectPool) else None
-    scope = guard_scope(config.scope, client=guard.client, project=guard.engine.project, pool=pool)
+    scope = guard_scope(
+        config.scope, client=guard.unguarded_client, project=guard.engine.project, pool=pool
+    )
     # A pool sends each call with the key of the project it picks: a context cache
     # made with the Guard's own client would live in another project.
-    context_client = None if pool is not None else guard.client
+    context_client = None if pool is not None else guard.unguarded_client
     if not isinstance(cache, ResponseCache):
         cache = ResponseCache(
             config,

@@ -43,7 +43,7 @@ def test_guard_batch_sync_and_async_give_one_result_per_request() -> None:
             try:
                 return {r.id: r.text async for r in guard.abatch(requests[:12], concurrency=4)}
             finally:
-                await guard.client.aio.aclose()
+                await guard.unguarded_client.aio.aclose()
 
         import asyncio
 

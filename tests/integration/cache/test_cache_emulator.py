@@ -276,7 +276,7 @@ def test_a_memory_store_shared_with_bytes_still_answers(
     g = guard(server, clock, ResponseCache("memory://", clock=clock, store=store))
     live = g.models.generate_content(model=FLASH, contents="shared", config=DETERMINISTIC)
     assert g.cache is not None
-    scope = guard_scope("project", client=g.client, project="default")
+    scope = guard_scope("project", client=g.unguarded_client, project="default")
     key = g.cache.scope_key(scope, FLASH, "put", DETERMINISTIC)
     assert key is not None
     # Another user of the same store puts the stored form itself.

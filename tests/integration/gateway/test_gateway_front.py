@@ -17,10 +17,10 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from gemini_guard.call.aiohttp_transport import AiohttpTransport
 from gemini_guard.clock import FakeClock
 from gemini_guard.config import GatewaySection, GatewayTokenSection
 from gemini_guard.emulator import EmulatorServer, serve_async
-from gemini_guard.gateway.aiohttp_transport import AiohttpTransport
 from gemini_guard.gateway.app import Gateway
 from gemini_guard.gateway.auth import TokenTable
 from gemini_guard.gateway.budgets import CallerBudgets

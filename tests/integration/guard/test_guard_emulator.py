@@ -111,7 +111,7 @@ def test_sync_falls_back_from_an_overloaded_model(
 def test_wrap_returns_the_same_kind_of_guard(overload: EmulatorServer, clock: FakeClock) -> None:
     client = client_for(overload)
     guard = wrap(client, models=[FLASH], clock=clock)
-    assert guard.client is client
+    assert guard.unguarded_client is client
     count = guard.models.count_tokens(model=FLASH, contents="four words in here")
     assert isinstance(count, types.CountTokensResponse)
     assert count.total_tokens is not None

@@ -102,8 +102,8 @@ def test_a_repeated_prompt_is_counted_once_and_reserves_the_apis_figure(
     assert seen(tmp_path)[("countTokens", FLASH, 200)] == 2
     assert seen(tmp_path)[("generateContent", FLASH, 200)] == 4
     # What the API answers for the same contents, asked directly.
-    counted = guard.client.models.count_tokens(model=FLASH, contents=PROMPT).total_tokens
-    both = guard.client.models.count_tokens(
+    counted = guard.unguarded_client.models.count_tokens(model=FLASH, contents=PROMPT).total_tokens
+    both = guard.unguarded_client.models.count_tokens(
         model=FLASH, contents=[PROMPT, "And then in one word."]
     ).total_tokens
     assert counted is not None

@@ -136,7 +136,7 @@ def test_build_guard_reads_the_key_from_the_named_env_var(
     guard = config.build_guard(clock=FakeClock())
     assert guard.retry == RetryPolicy.BATCH
     assert guard.engine.project == "main"
-    guard.client.close()
+    guard.unguarded_client.close()
 
 
 def test_build_guard_paces_by_the_configured_tier_store_and_quota_section(
@@ -214,7 +214,7 @@ def test_several_projects_build_a_pool_that_picks_the_project_per_attempt(
         assert pool.limiter.budget("team-b", "gemini-2.5-flash").requests == 2000
     finally:
         guard.close()
-        guard.client.close()
+        guard.unguarded_client.close()
 
 
 def test_our_variables_that_are_not_fields_are_not_read_as_configuration() -> None:

@@ -83,7 +83,7 @@ def test_bad_options_are_config_errors(client: genai.Client) -> None:
 
 def test_wrap_keeps_the_client(client: genai.Client) -> None:
     guard = wrap(client, models=["gemini-2.5-flash"], tier="tier1")
-    assert guard.client is client
+    assert guard.unguarded_client is client
     assert guard.tier == "tier1"
 
 

@@ -11,9 +11,9 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from gemini_guard.call.aiohttp_transport import AiohttpTransport
 from gemini_guard.clock import FakeClock
 from gemini_guard.emulator import EmulatorServer, serve_async
-from gemini_guard.gateway.aiohttp_transport import AiohttpTransport
 
 BODY = {"contents": [{"role": "user", "parts": [{"text": "Name a river."}]}]}
 

@@ -1,0 +1,1 @@
+"""The request path at the HTTP level: routes, the guarded transport, upstream transports."""

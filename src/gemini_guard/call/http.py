@@ -1,0 +1,170 @@
+"""The request path's common ground: a Gemini request as HTTP, and what the path reads
+from it.
+
+Every entry point ends up here with an HTTP request (method, path with the model in
+it, headers, JSON body): the SDK through `guard.client`'s transport, any language
+through the gateway. This module knows the API's routes well enough to say which
+model a request is for, what kind of call it is (paced or not, streamed or not,
+whether another model may answer it), and how to send the same request to another
+model: in the path (`models/{m}:action`, on the Gemini API and on Vertex AI) or in the
+JSON body (the OpenAI-compatible surface).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "Route",
+    "RouteKind",
+    "config_of",
+    "input_tokens_of_body",
+    "route_of",
+    "shrunk_body",
+    "streams",
+    "with_model",
+]
+
+RouteKind = Literal[
+    "generate",  # generateContent: paced, falls back
+    "stream",  # streamGenerateContent: paced, falls back before the first byte
+    "count",  # countTokens: its own model only, not paced (a separate, large quota)
+    "embed",  # embedContent / batchEmbedContents: paced, its own model only
+    "openai_chat",  # the OpenAI-compatible chat: paced, falls back (model in the body)
+    "other",  # files, batches, cachedContents, model listings: retried only
+]
+
+# `.../models/{model}:{action}` on the Gemini API (`/v1beta/models/m:generateContent`)
+# and on Vertex AI (`/v1/projects/p/locations/l/publishers/google/models/m:...`).
+_MODEL_PATH = re.compile(r"^(?P<head>.*/models/)(?P<model>[^/:]+)(?::(?P<action>\w+))?$")
+_ACTIONS: dict[str, RouteKind] = {
+    "generateContent": "generate",
+    "streamGenerateContent": "stream",
+    "countTokens": "count",
+    "embedContent": "embed",
+    "batchEmbedContents": "embed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    kind: RouteKind
+    model: str | None  # the model asked for (None: the call names none)
+    label: str  # a name for breakers and logs when there is no model ("files", ...)
+
+    @property
+    def paced(self) -> bool:
+        return self.kind in ("generate", "stream", "embed", "openai_chat")
+
+    @property
+    def falls_back(self) -> bool:
+        return self.kind in ("generate", "stream", "openai_chat")
+
+    @property
+    def streamed(self) -> bool:
+        return self.kind == "stream"
+
+
+def route_of(method: str, path: str, body: Any) -> Route:
+    """What `method path` (the URL's path, no query) asks for; `body` is its parsed JSON."""
+    if path.endswith("/openai/chat/completions") and method == "POST":
+        model = body.get("model") if isinstance(body, dict) else None
+        name = model.removeprefix("models/") if isinstance(model, str) and model else None
+        return Route("openai_chat", name, "openai")
+    match = _MODEL_PATH.match(path)
+    if match is not None and method == "POST":
+        kind = _ACTIONS.get(match["action"] or "")
+        if kind is not None:
+            return Route(kind, match["model"], match["model"])
+    parts = [p for p in path.split("/") if p]
+    label = next((p for p in parts[1:] if not p.startswith("v1")), "api")
+    return Route("other", None, label.partition(":")[0])
+
+
+def streams(route: Route, body: Any) -> bool:
+    """Whether the answer comes as a stream of server-sent events."""
+    if route.kind == "stream":
+        return True
+    return route.kind == "openai_chat" and isinstance(body, dict) and bool(body.get("stream"))
+
+
+def with_model(path: str, body: bytes, route: Route, model: str) -> tuple[str, bytes]:
+    """The same request for `model`: the path rewritten (Gemini, Vertex), or the JSON
+    body's `model` (the OpenAI-compatible surface)."""
+    if route.model is None or model == route.model:
+        return path, body
+    if route.kind == "openai_chat":
+        parsed = json.loads(body)
+        parsed["model"] = model
+        return path, json.dumps(parsed).encode()
+    match = _MODEL_PATH.match(path)
+    if match is None:
+        return path, body
+    action = f":{match['action']}" if match["action"] else ""
+    return f"{match['head']}{model}{action}", body
+
+
+def config_of(body: Any) -> dict[str, Any] | None:
+    """The SDK-shaped config of a generateContent body (camelCase keys, as the SDK's
+    pydantic models accept them): generationConfig's fields and the request's others."""
+    if not isinstance(body, dict):
+        return None
+    config: dict[str, Any] = dict(body.get("generationConfig") or {})
+    for key in ("systemInstruction", "tools", "toolConfig", "safetySettings", "cachedContent"):
+        if key in body:
+            config[key] = body[key]
+    return config or None
+
+
+def input_tokens_of_body(body: bytes) -> int | None:
+    """The prompt tokens an answer's JSON reports (None when it reports none)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    meta = parsed.get("usageMetadata")
+    if isinstance(meta, dict) and isinstance(meta.get("promptTokenCount"), int):
+        return int(meta["promptTokenCount"])
+    usage = parsed.get("usage")  # the OpenAI-compatible surface
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+        return int(usage["prompt_tokens"])
+    return None
+
+
+_THINKING_2_5 = re.compile(r"gemini-2\.5")
+_THINKING_LEVELS = re.compile(r"gemini-[3-9]")
+
+
+def shrunk_body(body: bytes, model: str, *, max_output_tokens: int, thinking_budget: int) -> bytes:
+    """The body with less thinking and a capped answer, for one more try after a 504
+    (a deadline the model's thinking ran past)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(parsed, dict):
+        return body
+    config = dict(parsed.get("generationConfig") or {})
+    own_cap = config.get("maxOutputTokens")
+    config["maxOutputTokens"] = min(own_cap, max_output_tokens) if own_cap else max_output_tokens
+    thinking = dict(config.get("thinkingConfig") or {})
+    level = thinking.get("thinkingLevel", thinking.get("thinking_level"))
+    budget = thinking.get("thinkingBudget", thinking.get("thinking_budget"))
+    if level is not None or (budget is None and _THINKING_LEVELS.search(model)):
+        thinking.pop("thinking_level", None)
+        thinking["thinkingLevel"] = "LOW"
+    elif budget is not None or _THINKING_2_5.search(model):
+        thinking.pop("thinking_budget", None)
+        # -1 asks for dynamic thinking; 0 turns it off (already the smallest).
+        own = budget if isinstance(budget, int) else None
+        thinking["thinkingBudget"] = (
+            thinking_budget if own is None or own < 0 else min(own, thinking_budget)
+        )
+    config["thinkingConfig"] = thinking
+    parsed["generationConfig"] = config
+    return json.dumps(parsed).encode()

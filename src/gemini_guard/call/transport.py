@@ -1,0 +1,372 @@
+"""The guarded path at the HTTP level, as an httpx transport.
+
+`GuardedTransport(path, inner=...)` takes each HTTP request an httpx client sends (the
+google-genai SDK's, inside `guard.client`; the gateway's, for any language) and runs
+it through the Guard's engine: breakers, quota, retries, the fallback chain (the model
+rewritten in the path, or in the body on the OpenAI-compatible surface), the project
+pool's keys. Each attempt is one request on the `inner` transport. The answer goes
+back as an `httpx.Response` with two more headers, `x-gemini-guard-model` and
+`x-gemini-guard-attempts`; a call that fails raises the Guard's error, which is also
+the SDK's own `ClientError`/`ServerError` for the last status (`errors.sdk_error`).
+
+Streams are retried and fall back until their first byte; after it, they pass
+through as they come.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+
+from gemini_guard.call.http import (
+    Route,
+    config_of,
+    input_tokens_of_body,
+    route_of,
+    shrunk_body,
+    streams,
+    with_model,
+)
+from gemini_guard.diagnosis import Diagnosis, diagnose_http
+from gemini_guard.errors import CallFailed, sdk_error
+from gemini_guard.telemetry.spend import Usage
+from gemini_guard.tokens import estimate_tokens
+
+if TYPE_CHECKING:
+    from gemini_guard.pipeline import AttemptPlan, CallInfo, Engine
+
+__all__ = ["GuardedTransport", "PathOwner", "UpstreamError"]
+
+MODEL_HEADER = "x-gemini-guard-model"
+ATTEMPTS_HEADER = "x-gemini-guard-attempts"
+
+
+class PathOwner(Protocol):
+    """What the transport needs of the Guard that owns it."""
+
+    engine: Engine
+
+    def chain_for(self, model: str) -> tuple[str, ...]: ...
+    def key_for(self, project: str | None) -> str | None: ...
+    def check_request(self, model: str, contents: Any, config: Any) -> None: ...
+    def finished(self, info: CallInfo, usage: Usage | None, *, failed: bool) -> None: ...
+    def real_seconds(self, clock_seconds: float) -> float: ...
+
+
+class UpstreamError(Exception):
+    """One attempt's answer was an error: its status, headers and body, diagnosed."""
+
+    def __init__(self, response: httpx.Response, body: bytes, diagnosis: Diagnosis) -> None:
+        super().__init__(f"upstream answered {response.status_code}")
+        self.response = response
+        self.body = body
+        self.diagnosis = diagnosis
+
+
+@dataclass(slots=True)
+class _Answer:
+    response: httpx.Response  # status and headers; its stream is `first` + `rest`
+    body: bytes | None  # the whole body, when not a stream
+    first: bytes = b""
+    rest: Iterator[bytes] | AsyncIterator[bytes] | None = None
+
+
+@dataclass(slots=True)
+class _Call:
+    request: httpx.Request
+    route: Route
+    body: bytes
+    parsed: Any
+    streamed: bool
+    tokens: int
+
+
+def _input_tokens(answer: _Answer) -> int | None:
+    return None if answer.body is None else input_tokens_of_body(answer.body)
+
+
+def _usage(body: bytes | None) -> Usage | None:
+    if not body:
+        return None
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    meta = parsed.get("usageMetadata") if isinstance(parsed, dict) else None
+    if isinstance(meta, dict):
+        return Usage(
+            input_tokens=int(meta.get("promptTokenCount", 0)),
+            output_tokens=int(meta.get("candidatesTokenCount", 0)),
+            thinking_tokens=int(meta.get("thoughtsTokenCount", 0)),
+            cached_tokens=int(meta.get("cachedContentTokenCount", 0)),
+        )
+    usage = parsed.get("usage") if isinstance(parsed, dict) else None
+    if isinstance(usage, dict):
+        return Usage(
+            input_tokens=int(usage.get("prompt_tokens", 0)),
+            output_tokens=int(usage.get("completion_tokens", 0)),
+        )
+    return None
+
+
+def _last_event(tail: bytes) -> bytes | None:
+    """The JSON of the last server-sent event in `tail` (where a stream's usage is)."""
+    events = [e for e in tail.replace(b"\r\n", b"\n").split(b"\n\n") if e.startswith(b"data:")]
+    for event in reversed(events):
+        data = event.removeprefix(b"data:").strip()
+        if data and data != b"[DONE]":
+            return data
+    return None
+
+
+class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """An httpx transport (sync and async) that sends through the guarded path."""
+
+    def __init__(
+        self,
+        owner: PathOwner,
+        *,
+        inner: httpx.BaseTransport | None = None,
+        ainner: httpx.AsyncBaseTransport | None = None,
+        shrink_max_output_tokens: int = 2048,
+        shrink_thinking_budget: int = 128,
+    ) -> None:
+        self._owner = owner
+        self._inner = inner if inner is not None else httpx.HTTPTransport()
+        self._ainner = ainner if ainner is not None else httpx.AsyncHTTPTransport()
+        self._shrink = (shrink_max_output_tokens, shrink_thinking_budget)
+
+    # -- what both drivers share --------------------------------------------------------
+
+    def _prepare(self, request: httpx.Request, body: bytes) -> _Call:
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None  # not JSON: the server will say what is wrong with it
+        route = route_of(request.method, request.url.path, parsed)
+        owner = self._owner
+        tokens = 0
+        if route.model is not None and route.kind in ("generate", "stream", "count"):
+            contents = parsed.get("contents") if isinstance(parsed, dict) else None
+            owner.check_request(route.model, contents, config_of(parsed))
+        if route.paced and owner.engine.pacing and isinstance(parsed, dict):
+            tokens = estimate_tokens(parsed.get("contents")) + estimate_tokens(
+                parsed.get("systemInstruction")
+            )
+            if route.kind == "embed":
+                items = parsed.get("requests") or [parsed]
+                tokens = sum(estimate_tokens([i.get("content")]) for i in items)
+        return _Call(request, route, body, parsed, streams(route, parsed), tokens)
+
+    def _steps(self, call: _Call) -> Any:
+        route, owner = call.route, self._owner
+        if route.model is None:
+            chain: tuple[str, ...] = (route.label,)
+        elif route.falls_back:
+            chain = owner.chain_for(route.model)
+        else:
+            chain = (route.model,)
+        return owner.engine.steps(
+            chain,
+            tokens=call.tokens,
+            input_tokens_of=_input_tokens,
+            use_quota=route.paced and route.model is not None,
+        )
+
+    def _attempt_request(self, call: _Call, plan: AttemptPlan) -> httpx.Request:
+        original = call.request
+        path, body = call.request.url.raw_path.decode("ascii").partition("?")[0], call.body
+        if call.route.model is not None:
+            path, body = with_model(path, body, call.route, plan.model)
+        if plan.shrink:
+            body = shrunk_body(
+                body, plan.model, max_output_tokens=self._shrink[0], thinking_budget=self._shrink[1]
+            )
+        headers = original.headers.copy()
+        headers.pop("content-length", None)
+        key = self._owner.key_for(plan.project)
+        if key is not None:
+            if call.route.kind == "openai_chat" or (
+                "authorization" in headers and "x-goog-api-key" not in headers
+            ):
+                headers["authorization"] = f"Bearer {key}"
+            else:
+                headers["x-goog-api-key"] = key
+        url = original.url.copy_with(
+            raw_path=(
+                path + ("?" + original.url.query.decode() if original.url.query else "")
+            ).encode()
+        )
+        extensions = dict(original.extensions)
+        if plan.timeout is not None:
+            seconds = self._owner.real_seconds(plan.timeout)
+            extensions["timeout"] = {
+                "connect": seconds,
+                "read": seconds,
+                "write": seconds,
+                "pool": seconds,
+            }
+        return httpx.Request(
+            original.method, url, headers=headers, content=body, extensions=extensions
+        )
+
+    def _failure(self, response: httpx.Response, body: bytes) -> UpstreamError:
+        diagnosis = diagnose_http(response.status_code, body, dict(response.headers))
+        return UpstreamError(response, body, diagnosis)
+
+    def _reply(self, call: _Call, answer: _Answer, info: CallInfo, stream: Any) -> httpx.Response:
+        headers = [
+            (k, v)
+            for k, v in answer.response.headers.multi_items()
+            if k.lower() not in ("content-length", "content-encoding", "transfer-encoding")
+        ]
+        headers.append((MODEL_HEADER, info.model or ""))
+        headers.append((ATTEMPTS_HEADER, str(info.attempt_count)))
+        if answer.body is not None:
+            self._owner.finished(info, _usage(answer.body), failed=False)
+            return httpx.Response(
+                answer.response.status_code,
+                headers=headers,
+                content=answer.body,
+                request=call.request,
+            )
+        return httpx.Response(
+            answer.response.status_code, headers=headers, stream=stream, request=call.request
+        )
+
+    def _failed(self, error: CallFailed, last: UpstreamError | None) -> Exception:
+        self._owner.finished(_failed_info(error), None, failed=True)
+        return sdk_error(
+            error,
+            response=last.response if last else None,
+            body=last.body if last else None,
+        )
+
+    # -- sync ---------------------------------------------------------------------
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        from gemini_guard.pipeline import run_sync
+
+        call = self._prepare(request, request.read())
+        owner = self._owner
+        last: list[UpstreamError] = []
+
+        def send(plan: AttemptPlan) -> _Answer:
+            response = self._inner.handle_request(self._attempt_request(call, plan))
+            if response.status_code >= 400 or not call.streamed:
+                try:
+                    body = response.read()
+                finally:
+                    response.close()
+                if response.status_code >= 400:
+                    last[:] = [self._failure(response, body)]
+                    raise last[0]
+                return _Answer(response, body)
+            pieces = iter(response.iter_raw())
+            first = next(pieces, b"")  # errors before the first byte are retried
+            return _Answer(response, None, first, pieces)
+
+        try:
+            answer, info = run_sync(
+                self._steps(call), clock=owner.engine.clock, quota=owner.engine.quota, send=send
+            )
+        except CallFailed as error:
+            raise self._failed(error, last[0] if last else None) from error.__cause__
+        return self._reply(call, answer, info, _SyncStream(self, answer, info))
+
+    # -- async --------------------------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        from gemini_guard.pipeline import run_async
+
+        call = self._prepare(request, await request.aread())
+        owner = self._owner
+        last: list[UpstreamError] = []
+
+        async def send(plan: AttemptPlan) -> _Answer:
+            response = await self._ainner.handle_async_request(self._attempt_request(call, plan))
+            if response.status_code >= 400 or not call.streamed:
+                try:
+                    body = await response.aread()
+                finally:
+                    await response.aclose()
+                if response.status_code >= 400:
+                    last[:] = [self._failure(response, body)]
+                    raise last[0]
+                return _Answer(response, body)
+            pieces = aiter(response.aiter_raw())
+            try:
+                first = await anext(pieces)
+            except StopAsyncIteration:
+                first = b""
+            return _Answer(response, None, first, pieces)
+
+        try:
+            answer, info = await run_async(
+                self._steps(call), clock=owner.engine.clock, quota=owner.engine.quota, send=send
+            )
+        except CallFailed as error:
+            raise self._failed(error, last[0] if last else None) from error.__cause__
+        return self._reply(call, answer, info, _AsyncStream(self, answer, info))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        await self._ainner.aclose()
+
+
+def _failed_info(error: CallFailed) -> CallInfo:
+    from gemini_guard.pipeline import CallInfo
+
+    requested = error.attempts[0].model if error.attempts else None
+    return CallInfo(
+        call_id="", model=None, attempts=error.attempts, elapsed=0.0, requested=requested
+    )
+
+
+_TAIL = 64 * 1024  # the end of a stream kept to read its last event's usage
+
+
+class _SyncStream(httpx.SyncByteStream):
+    def __init__(self, transport: GuardedTransport, answer: _Answer, info: CallInfo) -> None:
+        self._transport, self._answer, self._info = transport, answer, info
+
+    def __iter__(self) -> Iterator[bytes]:
+        answer = self._answer
+        tail = bytearray(answer.first)
+        yield answer.first
+        assert isinstance(answer.rest, Iterator)
+        for piece in answer.rest:
+            tail += piece
+            del tail[:-_TAIL]
+            yield piece
+        self._transport._owner.finished(self._info, _usage(_last_event(bytes(tail))), failed=False)
+
+    def close(self) -> None:
+        self._answer.response.close()
+
+
+class _AsyncStream(httpx.AsyncByteStream):
+    def __init__(self, transport: GuardedTransport, answer: _Answer, info: CallInfo) -> None:
+        self._transport, self._answer, self._info = transport, answer, info
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        answer = self._answer
+        tail = bytearray(answer.first)
+        yield answer.first
+        rest = answer.rest
+        assert rest is not None
+        assert not isinstance(rest, Iterator)
+        async for piece in rest:
+            tail += piece
+            del tail[:-_TAIL]
+            yield piece
+        self._transport._owner.finished(self._info, _usage(_last_event(bytes(tail))), failed=False)
+
+    async def aclose(self) -> None:
+        await self._answer.response.aclose()
