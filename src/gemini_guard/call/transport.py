@@ -152,7 +152,10 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         tokens = 0
         if route.model is not None and route.kind in ("generate", "stream", "count"):
             contents = parsed.get("contents") if isinstance(parsed, dict) else None
-            owner.check_request(route.model, contents, config_of(parsed))
+            try:
+                owner.check_request(route.model, contents, config_of(parsed))
+            except CallFailed as refused:  # nothing was sent: the SDK's 400 shape too
+                raise sdk_error(refused) from None
         if route.paced and owner.engine.pacing and isinstance(parsed, dict):
             tokens = estimate_tokens(parsed.get("contents")) + estimate_tokens(
                 parsed.get("systemInstruction")

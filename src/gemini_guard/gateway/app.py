@@ -31,6 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from gemini_guard.errors import CallFailed
 from gemini_guard.gateway import auth
 from gemini_guard.gateway.auth import Caller, GatewayRefusal, TokenTable
 from gemini_guard.gateway.budgets import CallerBudgets, Refusal
@@ -292,6 +293,8 @@ class Gateway:
             reply = await self._client.send(upstream, stream=True)
         except httpx.TransportError as exc:
             raise _upstream_unreachable(exc) from None
+        except CallFailed as error:  # the guarded path gave up: say what it saw
+            return _call_failed(error, openai=inbound.surface == "openai")
         finally:
             if self._budgets is not None:
                 await self._budgets.sent(permit)
@@ -412,6 +415,43 @@ def _upstream_garbled(status: int, media: str) -> _Refused:
         "Gemini error; it is down or something between is failing",
         "GATEWAY_UPSTREAM_GARBLED",
     )
+
+
+def _call_failed(error: CallFailed, *, openai: bool) -> Response:
+    """The answer for a call the guarded path gave up on: the upstream's own last error
+    when there was one (its status and body), else the gateway's reason (a quota wait
+    longer than allowed, every breaker open, the day's quota spent)."""
+    attempts = str(sum(1 for a in error.attempts if a.sent))
+    headers = {"x-gemini-guard-attempts": attempts}
+    details = getattr(error, "details", None)
+    code = getattr(error, "code", None)
+    if (
+        isinstance(details, (dict, list))
+        and isinstance(code, int)
+        and any(a.sent for a in error.attempts)
+    ):
+        body: Any = details
+        if openai and isinstance(body, dict):
+            body = [body]
+        return JSONResponse(body, status_code=code, headers=headers)
+    diagnosis = error.diagnosis
+    status = diagnosis.http_status or 503
+    refused = _refusal(
+        status,
+        diagnosis.grpc_status or "UNAVAILABLE",
+        f"{error} (nothing more was sent)",
+        f"GATEWAY_{type(error).__name__.upper()}",
+    )
+    if diagnosis.retry_after is not None:
+        refused.body["error"]["details"].append(
+            {
+                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                "retryDelay": f"{max(1, round(diagnosis.retry_after))}s",
+            }
+        )
+    response = _error_response(refused, openai=openai)
+    response.headers.update(headers)
+    return response
 
 
 def _error_response(refused: _Refused, *, openai: bool) -> Response:

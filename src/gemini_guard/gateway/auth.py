@@ -113,6 +113,9 @@ class TokenTable:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def callers(self) -> list[Caller]:
+        return [entry.caller for entry in self._entries]
+
     def authenticate(self, token: str | None) -> Caller | None:
         """The caller `token` belongs to, or None. Every entry is compared, whatever
         matched, so the time taken does not depend on which one did."""

@@ -1,0 +1,85 @@
+"""A gateway from the configuration: the Guard it builds, on the guarded transport.
+
+    gateway = build_gateway(load_config("gemini-guard.toml"))
+
+The Guard is the one `GuardConfig.build_guard` makes (projects, pool, store, retry,
+breakers, cache, telemetry); the gateway sends every checked request through its
+HTTP-level path (`call.transport.GuardedTransport`) over aiohttp, to the config's
+`base_url` (Google's endpoint by default).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from gemini_guard.call.aiohttp_transport import AiohttpTransport
+from gemini_guard.call.transport import GuardedTransport
+from gemini_guard.clock import Clock
+from gemini_guard.config import GuardConfig, load_config
+from gemini_guard.errors import ConfigError
+from gemini_guard.gateway.app import Gateway
+from gemini_guard.gateway.auth import TokenTable
+from gemini_guard.gateway.budgets import CallerBudgets
+from gemini_guard.guard import Guard
+
+__all__ = ["GOOGLE_ENDPOINT", "app_from_environment", "build_gateway"]
+
+GOOGLE_ENDPOINT = "https://generativelanguage.googleapis.com"
+
+
+def build_gateway(
+    config: GuardConfig,
+    *,
+    clock: Clock | None = None,
+    environ: dict[str, str] | None = None,
+    **guard_options: Any,
+) -> tuple[Gateway, Guard]:
+    """The gateway of `config` and the Guard behind it (close both when done)."""
+    tokens = TokenTable.from_section(
+        config.gateway, environ=dict(os.environ if environ is None else environ)
+    )
+    if not len(tokens):
+        raise ConfigError(
+            "the gateway has no tokens: add a [[gateway.tokens]] entry (name and token_env "
+            "or sha256) for each client; Google keys are never accepted from clients"
+        )
+    if clock is not None:
+        guard_options["clock"] = clock
+    guard = config.build_guard(**guard_options)
+    base_url = config.base_url or GOOGLE_ENDPOINT
+    transport = GuardedTransport(
+        guard,
+        ainner=AiohttpTransport(),
+        shrink_max_output_tokens=guard.engine.retry.shrunk_max_output_tokens,
+        shrink_thinking_budget=guard.engine.retry.shrunk_thinking_budget,
+    )
+    budgets = CallerBudgets(tokens.callers(), store=config.store, clock=guard.clock)
+
+    async def upstream_reachable() -> str | None:
+        async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=3.0) as http:
+            try:
+                await http.get(f"{base_url}/v1beta/models", params={"pageSize": 1})
+            except httpx.TransportError as exc:
+                return f"{base_url} did not answer: {type(exc).__name__}"
+        return None
+
+    gateway = Gateway(
+        tokens=tokens,
+        transport=transport,
+        base_url=base_url,
+        upstream_key=config.projects[0].api_key(),
+        budgets=budgets,
+        max_body_bytes=config.gateway.max_body_bytes,
+        ready_checks=(("upstream", upstream_reachable),),
+    )
+    return gateway, guard
+
+
+def app_from_environment() -> Any:
+    """The ASGI app for `uvicorn --factory` (several workers): the configuration
+    named by GEMINI_GUARD_CONFIG."""
+    gateway, _guard = build_gateway(load_config())
+    return gateway.app

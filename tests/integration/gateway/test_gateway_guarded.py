@@ -1,0 +1,160 @@
+"""The gateway with the Guard behind it: any client gets retries, fallback and pacing
+by changing its base URL. The emulator is the upstream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from gemini_guard.clock import Clock, FakeClock, ScaledClock
+from gemini_guard.config import GuardConfig
+from gemini_guard.emulator import EmulatorServer, serve_async
+from gemini_guard.gateway.build import build_gateway
+from gemini_guard.gateway.server import GatewayServer
+from gemini_guard.gateway.server import serve_async as serve_gateway
+
+PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
+TOKEN = "gg-client-token-5e6f7a8b"
+GOOGLE_KEY = "AIzaSyGATEWAYUPSTREAM-never-shown-0123"
+
+
+@dataclass
+class Stack:
+    emulator: EmulatorServer
+    gateway: GatewayServer
+
+    def upstream(self, model: str) -> dict[str, Any]:
+        cells = [
+            m[model] for m in self.emulator.emulator.stats()["projects"].values() if model in m
+        ]
+        rejected: dict[str, int] = {}
+        for cell in cells:
+            for reason, n in cell["rejected"].items():
+                rejected[reason] = rejected.get(reason, 0) + n
+        return {
+            "requests": sum(c["requests"] for c in cells),
+            "admitted": sum(c["admitted"] for c in cells),
+            "rejected": rejected,
+        }
+
+
+def _config(base_url: str, **extra: Any) -> GuardConfig:
+    return GuardConfig.model_validate(
+        {
+            "models": [FLASH, LITE],
+            "base_url": base_url,
+            "projects": [{"name": "main", "api_key_env": "GATEWAY_TEST_GOOGLE_KEY"}],
+            "telemetry": {"log": False},
+            "gateway": {"tokens": [{"name": "app", "token_env": "GATEWAY_TEST_TOKEN"}]},
+            **extra,
+        }
+    )
+
+
+@pytest.fixture(autouse=True)
+def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_TEST_GOOGLE_KEY", GOOGLE_KEY)
+    monkeypatch.setenv("GATEWAY_TEST_TOKEN", TOKEN)
+
+
+async def _stack(scenario: Any, clock: Clock, **config: Any) -> AsyncIterator[Stack]:
+    async with serve_async(scenario, clock=clock) as emulator:
+        gateway, guard = build_gateway(_config(emulator.base_url, **config), clock=clock)
+        try:
+            async with serve_gateway(gateway) as server:
+                yield Stack(emulator, server)
+        finally:
+            await gateway.aclose()
+            await guard.aclose()
+
+
+@pytest.fixture
+async def pro_down() -> AsyncIterator[Stack]:
+    scenario = {
+        "name": "pro-down",
+        "default_tier": "tier1",
+        "quotas": False,
+        "faults": [{"kind": "overloaded", "models": [PRO], "probability": 1.0}],
+    }
+    async for stack in _stack(scenario, FakeClock()):
+        yield stack
+
+
+def _sdk(stack: Stack) -> genai.Client:
+    return genai.Client(
+        api_key=TOKEN, http_options=types.HttpOptions(base_url=stack.gateway.base_url)
+    )
+
+
+async def test_an_sdk_behind_the_gateway_is_answered_by_the_fallback(pro_down: Stack) -> None:
+    client = _sdk(pro_down)
+    try:
+        answer = await client.aio.models.generate_content(model=PRO, contents="hi")
+        stream = await client.aio.models.generate_content_stream(model=PRO, contents="hi")
+        text = "".join([c.text or "" async for c in stream])
+    finally:
+        await client.aio.aclose()
+        client.close()
+    headers = answer.sdk_http_response.headers if answer.sdk_http_response else {}
+    assert answer.model_version == FLASH
+    assert (headers or {}).get("x-gemini-guard-model") == FLASH
+    assert text == answer.text
+    # A breaker keeps the dead model from being asked again and again.
+    assert pro_down.upstream(PRO)["requests"] <= 8
+    assert pro_down.upstream(FLASH)["admitted"] == 2
+
+
+async def test_the_openai_sdk_behind_the_gateway_falls_back_too(pro_down: Stack) -> None:
+    client = openai.AsyncOpenAI(
+        api_key=TOKEN, base_url=f"{pro_down.gateway.base_url}/v1beta/openai/", max_retries=0
+    )
+    async with client:
+        completion = await client.chat.completions.create(
+            model=PRO, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert completion.model == FLASH  # fallback rewrote the model in the JSON body
+    assert completion.choices[0].message.content
+
+
+async def test_errors_reach_the_client_as_google_sent_them_or_as_the_gateway_saw_them(
+    pro_down: Stack,
+) -> None:
+    client = _sdk(pro_down)
+    before = pro_down.emulator.emulator.stats()["totals"]["requests"]
+    try:
+        with pytest.raises(errors.ClientError) as missing:  # countTokens: its own model only
+            await client.aio.models.count_tokens(model="gemini-0-nothing", contents="hi")
+        sent = pro_down.emulator.emulator.stats()["totals"]["requests"] - before
+        with pytest.raises(errors.ClientError) as invalid:  # refused before it is sent
+            await client.aio.models.generate_content(
+                model=FLASH, contents="hi", config=types.GenerateContentConfig(temperature=3.5)
+            )
+    finally:
+        await client.aio.aclose()
+        client.close()
+    assert missing.value.code == 404
+    assert "gemini-0-nothing" in (missing.value.message or "")
+    assert GOOGLE_KEY not in str(missing.value.details)
+    assert invalid.value.code == 400
+    assert "temperature" in (invalid.value.message or "")
+    assert pro_down.emulator.emulator.stats()["totals"]["requests"] - before == sent
+
+
+async def test_a_quota_wall_behind_the_gateway_draws_no_429() -> None:
+    clock = ScaledClock(120)
+    async for stack in _stack("free-tier", clock, tier="free"):
+        async with httpx.AsyncClient(headers={"x-goog-api-key": TOKEN}, timeout=60) as http:
+            url = f"{stack.gateway.base_url}/v1beta/models/{FLASH}:generateContent"
+            body = {"contents": [{"parts": [{"text": "hi"}]}]}
+            replies = await asyncio.gather(*(http.post(url, json=body) for _ in range(20)))
+        assert [r.status_code for r in replies] == [200] * 20
+        assert stack.upstream(FLASH)["rejected"] == {}
+        assert stack.upstream(FLASH)["admitted"] == 20
