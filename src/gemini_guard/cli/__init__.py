@@ -38,6 +38,7 @@ _SUBCOMMANDS = {
     "plan": "gemini_guard.cli.plan",
     "quota": "gemini_guard.cli.quota",
     "report": "gemini_guard.cli.report",
+    "serve": "gemini_guard.cli.serve",
 }
 
 _COMPLETION = (

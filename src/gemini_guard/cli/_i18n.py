@@ -156,6 +156,31 @@ ZH: dict[str, str] = {
     "The stable model the isolation test calls.": "隔离测试调用的稳定模型。",
     "Seconds allowed for each network step.": "每个网络步骤允许的秒数。",
     "Do not send a request to each configured model.": "不向每个配置的模型发送试调用请求。",
+    # --- serve ------------------------------------------------------------------------
+    "Serve one guarded Gemini endpoint for every language and tool.\n\n"
+    "Clients keep their SDK and change its base URL to this server, sending a gateway\n"
+    "token as their API key; the Google keys stay here. Runs until SIGTERM or Ctrl-C,\n"
+    "its normal end (exit code 0).":
+        "为所有语言和工具提供一个受保护的 Gemini 端点。\n\n"
+        "客户端保留原有 SDK，只把基础 URL 改为本服务器，并以网关令牌作为 API 密钥；\n"
+        "Google 密钥只留在这里。运行到 SIGTERM 或 Ctrl-C 为止，这是它的正常结束（退出码 0）。",
+    "The gemini-guard.toml with [[projects]] and [[gateway.tokens]].":
+        "含 [[projects]] 和 [[gateway.tokens]] 的 gemini-guard.toml。",
+    "Processes serving the port; they share quotas through the config's store.":
+        "服务该端口的进程数；它们通过配置中的 store 共享配额。",
+    "Seconds requests in flight may take to finish after SIGTERM.":
+        "收到 SIGTERM 后，进行中的请求可继续完成的秒数。",
+    "--workers {n} with store = memory://: each process would keep its own quota ledger "
+    "and together they would overrun it. Set store to a sqlite:/// or redis:// URL, or "
+    "use one worker.":
+        "--workers {n} 配合 store = memory://：每个进程各记各的配额账本，合起来会超出配额。"
+        "请把 store 设为 sqlite:/// 或 redis:// URL，或只用一个 worker。",
+    "gateway listening on {url}": "网关正在监听 {url}",
+    "Point an SDK at it with a gateway token as the API key, e.g. "
+    "GOOGLE_GEMINI_BASE_URL={url} GEMINI_API_KEY=<token>":
+        "将 SDK 指向它，并以网关令牌作为 API 密钥，例如 "
+        "GOOGLE_GEMINI_BASE_URL={url} GEMINI_API_KEY=<token>",
+    "gateway stopped": "网关已停止",
     # --- emulate ----------------------------------------------------------------------
     "Serve a local Gemini API with real quotas, real error bodies and scripted outages.\n\n"
     "It runs until Ctrl-C, which is its normal end (exit code 0).":
