@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from gemini_guard.emulator import EmulatorServer
 from tests.support.binaries import require_binary
-
-ROOT = Path(__file__).resolve().parents[3]
-NODE_CACHE = ROOT / ".venv" / "node-cache"  # installed once, reused across runs
+from tests.support.js_sdk import install_js_sdk
 
 SCRIPT = r"""
 const { GoogleGenAI } = require("@google/genai");
@@ -40,32 +37,10 @@ const [baseUrl] = process.argv.slice(2);
 """
 
 
-def _install() -> Path:
-    npm = require_binary("npm", why="to install the official @google/genai SDK")
-    package = NODE_CACHE / "node_modules" / "@google" / "genai" / "package.json"
-    if not package.exists():
-        NODE_CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                npm,
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(NODE_CACHE),
-                "@google/genai",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-    return NODE_CACHE
-
-
 @pytest.mark.node
 def test_js_sdk_generates_streams_and_counts(healthy: EmulatorServer) -> None:
     node = require_binary("node", why="to run the official JavaScript SDK against the emulator")
-    cache = _install()
+    cache = install_js_sdk()
     script = cache / "emulator_check.cjs"
     script.write_text(SCRIPT)
     result = subprocess.run(

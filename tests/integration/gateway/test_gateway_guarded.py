@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import openai
@@ -14,66 +12,15 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from gemini_guard.clock import Clock, FakeClock, ScaledClock
-from gemini_guard.config import GuardConfig
-from gemini_guard.emulator import EmulatorServer, serve_async
-from gemini_guard.gateway.build import build_gateway
-from gemini_guard.gateway.server import GatewayServer
-from gemini_guard.gateway.server import serve_async as serve_gateway
-
-PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
-TOKEN = "gg-client-token-5e6f7a8b"
-GOOGLE_KEY = "AIzaSyGATEWAYUPSTREAM-never-shown-0123"
-
-
-@dataclass
-class Stack:
-    emulator: EmulatorServer
-    gateway: GatewayServer
-
-    def upstream(self, model: str) -> dict[str, Any]:
-        cells = [
-            m[model] for m in self.emulator.emulator.stats()["projects"].values() if model in m
-        ]
-        rejected: dict[str, int] = {}
-        for cell in cells:
-            for reason, n in cell["rejected"].items():
-                rejected[reason] = rejected.get(reason, 0) + n
-        return {
-            "requests": sum(c["requests"] for c in cells),
-            "admitted": sum(c["admitted"] for c in cells),
-            "rejected": rejected,
-        }
-
-
-def _config(base_url: str, **extra: Any) -> GuardConfig:
-    return GuardConfig.model_validate(
-        {
-            "models": [FLASH, LITE],
-            "base_url": base_url,
-            "projects": [{"name": "main", "api_key_env": "GATEWAY_TEST_GOOGLE_KEY"}],
-            "telemetry": {"log": False},
-            "gateway": {"tokens": [{"name": "app", "token_env": "GATEWAY_TEST_TOKEN"}]},
-            **extra,
-        }
-    )
-
-
-@pytest.fixture(autouse=True)
-def _keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_TEST_GOOGLE_KEY", GOOGLE_KEY)
-    monkeypatch.setenv("GATEWAY_TEST_TOKEN", TOKEN)
-
-
-async def _stack(scenario: Any, clock: Clock, **config: Any) -> AsyncIterator[Stack]:
-    async with serve_async(scenario, clock=clock) as emulator:
-        gateway, guard = build_gateway(_config(emulator.base_url, **config), clock=clock)
-        try:
-            async with serve_gateway(gateway) as server:
-                yield Stack(emulator, server)
-        finally:
-            await gateway.aclose()
-            await guard.aclose()
+from gemini_guard.clock import FakeClock, ScaledClock
+from tests.integration.gateway.conftest import (
+    FLASH,
+    GOOGLE_KEY,
+    PRO,
+    TOKEN,
+    Stack,
+    gateway_stack,
+)
 
 
 @pytest.fixture
@@ -84,7 +31,7 @@ async def pro_down() -> AsyncIterator[Stack]:
         "quotas": False,
         "faults": [{"kind": "overloaded", "models": [PRO], "probability": 1.0}],
     }
-    async for stack in _stack(scenario, FakeClock()):
+    async for stack in gateway_stack(scenario, FakeClock()):
         yield stack
 
 
@@ -150,7 +97,7 @@ async def test_errors_reach_the_client_as_google_sent_them_or_as_the_gateway_saw
 
 async def test_a_quota_wall_behind_the_gateway_draws_no_429() -> None:
     clock = ScaledClock(120)
-    async for stack in _stack("free-tier", clock, tier="free"):
+    async for stack in gateway_stack("free-tier", clock, tier="free"):
         async with httpx.AsyncClient(headers={"x-goog-api-key": TOKEN}, timeout=60) as http:
             url = f"{stack.gateway.base_url}/v1beta/models/{FLASH}:generateContent"
             body = {"contents": [{"parts": [{"text": "hi"}]}]}
