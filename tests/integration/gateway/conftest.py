@@ -15,6 +15,9 @@ from gemini_guard.emulator import EmulatorServer, serve_async
 from gemini_guard.gateway.build import build_gateway
 from gemini_guard.gateway.server import GatewayServer
 from gemini_guard.gateway.server import serve_async as serve_gateway
+from tests.support.redis_server import redis_server
+
+__all__ = ["redis_server"]
 
 PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
 TOKEN = "gg-client-token-5e6f7a8b"

@@ -13,14 +13,19 @@ from google import genai
 from google.genai import errors, types
 
 from gemini_guard.clock import FakeClock, ScaledClock
+from gemini_guard.emulator import serve_async
+from gemini_guard.gateway.build import build_gateway
+from gemini_guard.gateway.server import serve_async as serve_gateway
 from tests.integration.gateway.conftest import (
     FLASH,
     GOOGLE_KEY,
     PRO,
     TOKEN,
     Stack,
+    gateway_config,
     gateway_stack,
 )
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -105,3 +110,36 @@ async def test_a_quota_wall_behind_the_gateway_draws_no_429() -> None:
         assert [r.status_code for r in replies] == [200] * 20
         assert stack.upstream(FLASH)["rejected"] == {}
         assert stack.upstream(FLASH)["admitted"] == 20
+
+
+async def test_two_gateways_sharing_redis_hold_one_quota(redis_server: RedisServer) -> None:
+    # Two replicas, each with its own Guard, share only the store: 30 requests at a
+    # 10 RPM model, spread over both, draw no upstream 429 and lose nothing.
+    clock = ScaledClock(120)
+    async with serve_async("free-tier", clock=clock) as emulator:
+        config = gateway_config(emulator.base_url, tier="free", store=redis_server.url)
+        first, first_guard = build_gateway(config, clock=clock)
+        second, second_guard = build_gateway(config, clock=clock)
+        try:
+            async with (
+                serve_gateway(first) as one,
+                serve_gateway(second) as two,
+                httpx.AsyncClient(headers={"x-goog-api-key": TOKEN}, timeout=120) as http,
+            ):
+                body = {"contents": [{"parts": [{"text": "hi"}]}]}
+                urls = [
+                    f"{server.base_url}/v1beta/models/{FLASH}:generateContent"
+                    for server in (one, two)
+                ]
+                replies = await asyncio.gather(
+                    *(http.post(urls[i % 2], json=body) for i in range(30))
+                )
+            stack = Stack(emulator, one)
+            assert [r.status_code for r in replies] == [200] * 30
+            assert {r.headers["x-gemini-guard-model"] for r in replies} == {FLASH}
+            assert stack.upstream(FLASH)["rejected"] == {}
+            assert stack.upstream(FLASH)["admitted"] == 30
+        finally:
+            for gateway, guard in ((first, first_guard), (second, second_guard)):
+                await gateway.aclose()
+                await guard.aclose()
