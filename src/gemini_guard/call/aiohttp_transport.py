@@ -49,14 +49,21 @@ class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request
+        self._whole = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with _httpx_errors(self._request, connecting=False):
             async for piece in self._response.content.iter_any():
                 yield piece
+        self._whole = True
 
     async def aclose(self) -> None:
-        self._response.release()
+        if self._whole:
+            self._response.release()  # the connection goes back to the pool
+        else:
+            # Abandoned midway (a client that went away): closing the connection is
+            # how the upstream learns to stop.
+            self._response.close()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):

@@ -12,7 +12,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from gemini_guard.clock import FakeClock, ScaledClock
+from gemini_guard.clock import FakeClock, ScaledClock, SystemClock
 from gemini_guard.emulator import serve_async
 from gemini_guard.gateway.build import build_gateway
 from gemini_guard.gateway.server import serve_async as serve_gateway
@@ -143,3 +143,41 @@ async def test_two_gateways_sharing_redis_hold_one_quota(redis_server: RedisServ
             for gateway, guard in ((first, first_guard), (second, second_guard)):
                 await gateway.aclose()
                 await guard.aclose()
+
+
+async def test_a_client_gone_mid_stream_closes_the_upstream_connection() -> None:
+    # The upstream sends one chunk, then goes quiet for 30 s: a client that leaves
+    # after the first chunk must not leave the gateway holding the upstream request.
+    scenario = {
+        "name": "slow-stream",
+        "quotas": False,
+        "default_tier": "tier1",
+        "stream_chunk_tokens": 2,
+        "faults": [
+            {
+                "kind": "stall_mid_stream",
+                "probability": 1.0,
+                "delay": 30.0,
+                "after_chunks": 1,
+                "methods": ["streamGenerateContent"],
+            }
+        ],
+    }
+    async for stack in gateway_stack(scenario, SystemClock()):
+        upstream = stack.emulator.emulator.connections
+        url = f"{stack.gateway.base_url}/v1beta/models/{FLASH}:streamGenerateContent?alt=sse"
+        body = {"contents": [{"parts": [{"text": "tell me a long story"}]}]}
+        async with (
+            httpx.AsyncClient(headers={"x-goog-api-key": TOKEN}) as http,
+            http.stream("POST", url, json=body) as reply,
+        ):
+            assert reply.status_code == 200
+            first = await anext(aiter(reply.aiter_lines()))
+            assert first.startswith("data: ")
+            assert len(upstream) == 1  # the gateway's request, held open upstream
+        # The client is gone; the upstream connection closes long before the stall ends.
+        for _ in range(500):
+            if not upstream:
+                break
+            await asyncio.sleep(0.01)
+        assert not upstream
