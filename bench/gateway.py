@@ -116,7 +116,7 @@ def main(argv: list[str]) -> None:
 
     upstream_port, gateway_port = _free_port(), _free_port()
     children: list[subprocess.Popen[bytes]] = []
-    fixed: multiprocessing.Process | None = None
+    fixed: multiprocessing.context.ForkProcess | None = None
     workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     env = {**os.environ, "BENCH_GOOGLE_KEY": "bench-upstream-key", "BENCH_TOKEN": TOKEN}
     cli = [sys.executable, "-m", "gemini_guard"]
