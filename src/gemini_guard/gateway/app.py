@@ -28,7 +28,13 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from gemini_guard.errors import CallFailed
@@ -108,6 +114,8 @@ class Gateway:
         budgets: CallerBudgets | None = None,
         max_body_bytes: int = 20 * 1024 * 1024,
         ready_checks: tuple[ReadyCheck, ...] = (),
+        metrics: Callable[[], bytes] | None = None,
+        status: Callable[[], str] | None = None,
     ) -> None:
         self._tokens = tokens
         # The transport is called directly: an httpx client around it would parse and
@@ -119,10 +127,14 @@ class Gateway:
         self._budgets = budgets
         self._max_body = max_body_bytes
         self._ready_checks = ready_checks
+        self._metrics = metrics
+        self._status = status
         self.app = Starlette(
             routes=[
                 Route("/healthz", self._healthz, methods=["GET"]),
                 Route("/readyz", self._readyz, methods=["GET"]),
+                Route("/metrics", self._metrics_page, methods=["GET"]),
+                Route("/status", self._status_page, methods=["GET"]),
                 Route(
                     "/{version}/openai/{rest:path}",
                     self._openai,
@@ -161,6 +173,19 @@ class Gateway:
         if problems:
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
+
+    async def _metrics_page(self, request: Request) -> Response:
+        if self._metrics is None:
+            return PlainTextResponse(
+                "metrics are off: set [telemetry] metrics = true (the prometheus extra)\n",
+                status_code=404,
+            )
+        return Response(self._metrics(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def _status_page(self, request: Request) -> Response:
+        if self._status is None:
+            return PlainTextResponse("no status page for this gateway\n", status_code=404)
+        return HTMLResponse(self._status())
 
     async def _not_found(self, request: Request, exc: Exception) -> Response:
         return _error_response(

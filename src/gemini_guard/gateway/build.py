@@ -23,6 +23,7 @@ from gemini_guard.errors import ConfigError
 from gemini_guard.gateway.app import Gateway
 from gemini_guard.gateway.auth import TokenTable
 from gemini_guard.gateway.budgets import CallerBudgets
+from gemini_guard.gateway.status import RecentEvents, status_page
 from gemini_guard.guard import Guard
 
 __all__ = ["GOOGLE_ENDPOINT", "app_from_environment", "build_gateway"]
@@ -66,6 +67,9 @@ def build_gateway(
                 return f"{base_url} did not answer: {type(exc).__name__}"
         return None
 
+    recent = RecentEvents()
+    guard.telemetry.add_sink(recent)
+    metrics = guard.metrics.exposition if guard.metrics is not None else None
     gateway = Gateway(
         tokens=tokens,
         transport=transport,
@@ -74,6 +78,8 @@ def build_gateway(
         budgets=budgets,
         max_body_bytes=config.gateway.max_body_bytes,
         ready_checks=(("upstream", upstream_reachable),),
+        metrics=metrics,
+        status=lambda: status_page(recent),
     )
     return gateway, guard
 

@@ -181,3 +181,36 @@ async def test_a_client_gone_mid_stream_closes_the_upstream_connection() -> None
                 break
             await asyncio.sleep(0.01)
         assert not upstream
+
+
+async def test_metrics_and_the_status_page_tell_what_the_gateway_did() -> None:
+    scenario = {
+        "name": "pro-down",
+        "default_tier": "tier1",
+        "quotas": False,
+        "faults": [{"kind": "overloaded", "models": [PRO], "probability": 1.0}],
+    }
+    async for stack in gateway_stack(
+        scenario, FakeClock(), telemetry={"log": False, "metrics": True}
+    ):
+        async with httpx.AsyncClient(headers={"x-goog-api-key": TOKEN}) as http:
+            url = f"{stack.gateway.base_url}/v1beta/models/{PRO}:generateContent"
+            body = {"contents": [{"parts": [{"text": "hi"}]}]}
+            replies = [await http.post(url, json=body) for _ in range(3)]
+            metrics = await http.get(f"{stack.gateway.base_url}/metrics")
+            status = await http.get(f"{stack.gateway.base_url}/status")
+        assert [r.status_code for r in replies] == [200] * 3
+        assert metrics.status_code == 200
+        exposed = metrics.text
+        assert (
+            'gemini_guard_requests_total{category="none",model="gemini-2.5-flash",'
+            'outcome="success"} 3.0' in exposed
+        )
+        assert 'gemini_guard_fallbacks_total{from_model="gemini-2.5-pro"' in exposed
+        assert GOOGLE_KEY not in exposed
+        assert TOKEN not in exposed
+        assert status.status_code == 200
+        assert status.headers["content-type"].startswith("text/html")
+        assert 'http-equiv="refresh"' in status.text
+        assert FLASH in status.text
+        assert "<script src=" not in status.text  # self-contained: no external assets
