@@ -27,9 +27,11 @@ from gemini_guard.errors import (
     GuardError,
     QuotaWait,
     RequestRejected,
+    ResponseBlocked,
     ScenarioError,
     StoreError,
     StreamInterrupted,
+    StreamStalled,
 )
 
 if TYPE_CHECKING:
@@ -99,12 +101,14 @@ __all__ = [
     "QuotaViolation",
     "QuotaWait",
     "RequestRejected",
+    "ResponseBlocked",
     "RetryBudget",
     "RetryPolicy",
     "ScaledClock",
     "ScenarioError",
     "StoreError",
     "StreamInterrupted",
+    "StreamStalled",
     "SystemClock",
     "__version__",
     "diagnose",

@@ -13,7 +13,9 @@
         ├── CircuitOpen             every usable model's breaker is open
         ├── DailyQuotaExhausted     the per-day quota is spent; .reset_at says when it returns
         ├── QuotaWait               waiting for quota would exceed the allowed wait
+        ├── ResponseBlocked         the prompt or the answer was blocked; .response
         └── StreamInterrupted       a stream broke after its first chunk; .partial_text
+            └── StreamStalled       a started stream went silent past the idle timeout
 
 Every `CallFailed` has `.diagnosis` (the final `Diagnosis`) and `.attempts`
 (one `Attempt` per request sent or skipped). Messages never contain an API key, and
@@ -40,10 +42,12 @@ __all__ = [
     "GuardError",
     "QuotaWait",
     "RequestRejected",
+    "ResponseBlocked",
     "ScenarioError",
     "StoreDamaged",
     "StoreError",
     "StreamInterrupted",
+    "StreamStalled",
 ]
 
 
@@ -184,6 +188,28 @@ class StreamInterrupted(CallFailed):
         self.partial_text = partial_text
 
 
+class StreamStalled(StreamInterrupted):
+    """A started stream sent nothing for longer than the idle timeout; it was broken
+    off. `partial_text` is what arrived before the silence."""
+
+
+class ResponseBlocked(RequestRejected):
+    """The prompt or the answer was blocked (`promptFeedback.blockReason`, or a
+    finishReason such as SAFETY or RECITATION): the same input is blocked again, so
+    nothing is retried. `response` is the answer's JSON as it came."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        diagnosis: Diagnosis,
+        attempts: tuple[Attempt, ...] | list[Attempt] = (),
+        response: object = None,
+    ) -> None:
+        super().__init__(message, diagnosis=diagnosis, attempts=attempts)
+        self.response = response
+
+
 # -- errors the SDK's callers can catch too ---------------------------------------------
 
 _dual_classes: dict[tuple[type[CallFailed], type[BaseException]], type[CallFailed]] = {}
@@ -218,6 +244,8 @@ def sdk_error(
     from gemini_guard.secrets import scrub
 
     status = error.diagnosis.http_status or 0
+    if status < 400:  # a 200 that carried no usable answer: the server's side
+        status = 0
     theirs: type[sdk.APIError] = sdk.ClientError if 400 <= status < 500 else sdk.ServerError
     details: object = None
     if body:

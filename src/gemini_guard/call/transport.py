@@ -31,8 +31,14 @@ from gemini_guard.call.http import (
     streams,
     with_model,
 )
-from gemini_guard.diagnosis import Diagnosis, diagnose_http
-from gemini_guard.errors import CallFailed, sdk_error
+from gemini_guard.diagnosis import (
+    Category,
+    Diagnosis,
+    diagnose,
+    diagnose_http,
+    diagnose_response,
+)
+from gemini_guard.errors import CallFailed, ResponseBlocked, StreamStalled, sdk_error
 from gemini_guard.telemetry.spend import Usage
 from gemini_guard.tokens import estimate_tokens
 
@@ -43,6 +49,8 @@ __all__ = ["GuardedTransport", "PathOwner", "UpstreamError"]
 
 MODEL_HEADER = "x-gemini-guard-model"
 ATTEMPTS_HEADER = "x-gemini-guard-attempts"
+# On an answer returned although it is not a full one (thinking used the budget).
+QUIET_HEADER = "x-gemini-guard-quiet-failure"
 
 
 class PathOwner(Protocol):
@@ -65,6 +73,10 @@ class UpstreamError(Exception):
         self.response = response
         self.body = body
         self.diagnosis = diagnosis
+
+
+class QuietFailure(UpstreamError):
+    """A 200 whose answer is unusable (empty, blocked, thinking ate the budget...)."""
 
 
 @dataclass(slots=True)
@@ -241,13 +253,62 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             answer.response.status_code, headers=headers, stream=stream, request=call.request
         )
 
-    def _failed(self, error: CallFailed, last: UpstreamError | None) -> Exception:
+    def _check(self, call: _Call, response: httpx.Response, body: bytes) -> UpstreamError | None:
+        """Why this answer is a failed attempt: an error status, or a 200 with no
+        usable answer (generateContent's JSON read by `diagnose_response`)."""
+        if response.status_code >= 400:
+            return self._failure(response, body)
+        if call.route.kind == "generate":
+            quiet = diagnose_response(body)
+            if quiet is not None:
+                return QuietFailure(response, body, quiet)
+        return None
+
+    def _failed(
+        self, call: _Call, error: CallFailed, last: UpstreamError | None
+    ) -> Exception | httpx.Response:
+        """What a call the path gave up on becomes: the Guard's error (also the SDK's),
+        `ResponseBlocked` for a blocked prompt or answer, or, when thinking used the
+        whole output budget even after a retry with less, the answer that came."""
+        category = error.diagnosis.category
+        if isinstance(last, QuietFailure) and category is Category.THINKING_EXHAUSTED:
+            info = _failed_info(error)
+            self._owner.finished(info, _usage(last.body), failed=False)
+            headers = [
+                (k, v)
+                for k, v in last.response.headers.multi_items()
+                if k.lower() not in ("content-length", "content-encoding")
+            ]
+            headers += [
+                (MODEL_HEADER, last_model(error)),
+                (ATTEMPTS_HEADER, str(info.attempt_count)),
+                (QUIET_HEADER, str(category)),
+            ]
+            return httpx.Response(200, headers=headers, content=last.body, request=call.request)
         self._owner.finished(_failed_info(error), None, failed=True)
+        if category in (Category.PROMPT_BLOCKED, Category.RESPONSE_BLOCKED):
+            return ResponseBlocked(
+                str(error),
+                diagnosis=error.diagnosis,
+                attempts=error.attempts,
+                response=_json_or_none(last.body) if last else None,
+            )
         return sdk_error(
             error,
             response=last.response if last else None,
             body=last.body if last else None,
         )
+
+    def _stream_timeouts(self, request: httpx.Request) -> dict[str, float | None]:
+        """A stream's read timeout: no read may wait longer than the longer of the
+        first-chunk and idle limits (one socket read limit serves both: an HTTP client
+        cannot change it between the first chunk and the rest)."""
+        policy = self._owner.engine.retry
+        limits = [t for t in (policy.first_chunk_timeout, policy.stream_idle_timeout) if t]
+        timeouts = dict(request.extensions.get("timeout") or {})
+        if limits:
+            timeouts["read"] = self._owner.real_seconds(max(limits))
+        return timeouts
 
     # -- sync ---------------------------------------------------------------------
 
@@ -259,15 +320,19 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         last: list[UpstreamError] = []
 
         def send(plan: AttemptPlan) -> _Answer:
-            response = self._inner.handle_request(self._attempt_request(call, plan))
+            attempt = self._attempt_request(call, plan)
+            if call.streamed:  # a read that waits longer is a stalled stream
+                attempt.extensions["timeout"] = self._stream_timeouts(attempt)
+            response = self._inner.handle_request(attempt)
             if response.status_code >= 400 or not call.streamed:
                 try:
                     body = response.read()
                 finally:
                     response.close()
-                if response.status_code >= 400:
-                    last[:] = [self._failure(response, body)]
-                    raise last[0]
+                failure = self._check(call, response, body)
+                if failure is not None:
+                    last[:] = [failure]
+                    raise failure
                 return _Answer(response, body)
             pieces = iter(response.iter_raw())
             first = next(pieces, b"")  # errors before the first byte are retried
@@ -278,7 +343,10 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 self._steps(call), clock=owner.engine.clock, quota=owner.engine.quota, send=send
             )
         except CallFailed as error:
-            raise self._failed(error, last[0] if last else None) from error.__cause__
+            outcome = self._failed(call, error, last[0] if last else None)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            raise outcome from error.__cause__
         return self._reply(call, answer, info, _SyncStream(self, answer, info))
 
     # -- async --------------------------------------------------------------------
@@ -291,18 +359,22 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         last: list[UpstreamError] = []
 
         async def send(plan: AttemptPlan) -> _Answer:
-            response = await self._ainner.handle_async_request(self._attempt_request(call, plan))
+            attempt = self._attempt_request(call, plan)
+            if call.streamed:  # a read that waits longer is a stalled stream
+                attempt.extensions["timeout"] = self._stream_timeouts(attempt)
+            response = await self._ainner.handle_async_request(attempt)
             if response.status_code >= 400 or not call.streamed:
                 try:
                     body = await response.aread()
                 finally:
                     await response.aclose()
-                if response.status_code >= 400:
-                    last[:] = [self._failure(response, body)]
-                    raise last[0]
+                failure = self._check(call, response, body)
+                if failure is not None:
+                    last[:] = [failure]
+                    raise failure
                 return _Answer(response, body)
             pieces = aiter(response.aiter_raw())
-            try:
+            try:  # errors (a read timeout included) before the first byte are retried
                 first = await anext(pieces)
             except StopAsyncIteration:
                 first = b""
@@ -313,7 +385,10 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 self._steps(call), clock=owner.engine.clock, quota=owner.engine.quota, send=send
             )
         except CallFailed as error:
-            raise self._failed(error, last[0] if last else None) from error.__cause__
+            outcome = self._failed(call, error, last[0] if last else None)
+            if isinstance(outcome, httpx.Response):
+                return outcome
+            raise outcome from error.__cause__
         return self._reply(call, answer, info, _AsyncStream(self, answer, info))
 
     def close(self) -> None:
@@ -341,14 +416,19 @@ class _SyncStream(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         answer = self._answer
-        tail = bytearray(answer.first)
+        seen = bytearray(answer.first)
         yield answer.first
         assert isinstance(answer.rest, Iterator)
-        for piece in answer.rest:
-            tail += piece
-            del tail[:-_TAIL]
-            yield piece
-        self._transport._owner.finished(self._info, _usage(_last_event(bytes(tail))), failed=False)
+        try:
+            for piece in answer.rest:
+                seen += piece
+                yield piece
+        except httpx.TimeoutException:
+            answer.response.close()
+            raise _stalled(self._info, bytes(seen), self._transport) from None
+        self._transport._owner.finished(
+            self._info, _usage(_last_event(bytes(seen[-_TAIL:]))), failed=False
+        )
 
     def close(self) -> None:
         self._answer.response.close()
@@ -360,16 +440,70 @@ class _AsyncStream(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         answer = self._answer
-        tail = bytearray(answer.first)
+        seen = bytearray(answer.first)
         yield answer.first
         rest = answer.rest
         assert rest is not None
         assert not isinstance(rest, Iterator)
-        async for piece in rest:
-            tail += piece
-            del tail[:-_TAIL]
-            yield piece
-        self._transport._owner.finished(self._info, _usage(_last_event(bytes(tail))), failed=False)
+        try:
+            async for piece in rest:
+                seen += piece
+                yield piece
+        except httpx.TimeoutException:
+            await answer.response.aclose()  # closing the connection stops the upstream
+            raise _stalled(self._info, bytes(seen), self._transport) from None
+        self._transport._owner.finished(
+            self._info, _usage(_last_event(bytes(seen[-_TAIL:]))), failed=False
+        )
 
     async def aclose(self) -> None:
         await self._answer.response.aclose()
+
+
+def _stalled(info: CallInfo, seen: bytes, transport: GuardedTransport) -> StreamStalled:
+    idle = transport._owner.engine.retry.stream_idle_timeout
+    text = _stream_text(seen)
+    diagnosis = diagnose(TimeoutError(f"the stream went silent for {idle}s"))
+    return StreamStalled(
+        f"the stream from {info.model} went silent for more than {idle:g}s after "
+        f"{len(text)} characters (stream_idle_timeout)",
+        diagnosis=diagnosis,
+        attempts=info.attempts,
+        partial_text=text,
+    )
+
+
+def _stream_text(raw: bytes) -> str:
+    """The answer's text in a run of server-sent events (Gemini's or OpenAI's)."""
+    texts: list[str] = []
+    for event in raw.replace(b"\r\n", b"\n").split(b"\n\n"):
+        data = event.strip().removeprefix(b"data:").strip()
+        if not data or data == b"[DONE]":
+            continue
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            continue  # the cut end of the last event
+        if not isinstance(chunk, dict):
+            continue
+        for candidate in (chunk.get("candidates") or [])[:1]:
+            for part in (candidate.get("content") or {}).get("parts") or ():
+                if isinstance(part, dict) and part.get("text") and not part.get("thought"):
+                    texts.append(str(part["text"]))
+        for choice in (chunk.get("choices") or [])[:1]:
+            content = (choice.get("delta") or {}).get("content")
+            if isinstance(content, str):
+                texts.append(content)
+    return "".join(texts)
+
+
+def _json_or_none(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def last_model(error: CallFailed) -> str:
+    sent = [a for a in error.attempts if a.sent]
+    return sent[-1].model if sent else ""

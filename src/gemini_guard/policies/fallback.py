@@ -114,6 +114,13 @@ def decide_after_failure(
             return Fail("rejected", "no_quota: this tier has no quota for the model")
         return Fail("daily_quota", "daily_quota_exhausted", reset_at=reset_at)
 
+    if category is Category.THINKING_EXHAUSTED:
+        # The output budget went to thinking: once more with less thinking, then the
+        # caller gets what came (it is an answer, only a truncated one).
+        if policy.shrink_on_deadline and not progress.shrunk:
+            return Retry(0.0, str(category), shrink=True)
+        return Fail("exhausted", "the thinking used the whole output budget, also with less")
+
     if not diagnosis.retryable:
         return Fail("rejected", f"{category} is not retryable")
 

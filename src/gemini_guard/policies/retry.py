@@ -81,7 +81,14 @@ class RetryPolicy:
     - `deadline`: the whole call's limit, waits included; None for no limit.
     - `shrink_on_deadline`: on a 504 or a timeout, retry once with a smaller thinking
       budget (`shrunk_thinking_budget`) and output cap (`shrunk_max_output_tokens`)
-      before falling back; Gemini 2.5 models think by default, which takes time.
+      before falling back; Gemini 2.5 models think by default, which takes time. An
+      answer whose thinking used the whole output budget is retried once that way too.
+    - `first_chunk_timeout`: a stream with no first chunk by then is a failed attempt
+      (retried or fallen back); thinking models can think for tens of seconds first.
+    - `stream_idle_timeout`: a started stream silent this long is broken off
+      (`StreamStalled`, with the text received so far). None: no limit. On
+      `guard.client` and the gateway both are one socket read limit, the longer of
+      the two (an HTTP client cannot change it between the first chunk and the rest).
     """
 
     max_retries: int = 5
@@ -97,6 +104,8 @@ class RetryPolicy:
     shrink_on_deadline: bool = True
     shrunk_thinking_budget: int = 512
     shrunk_max_output_tokens: int = 2048
+    first_chunk_timeout: float | None = 120.0
+    stream_idle_timeout: float | None = 60.0
 
     DEFAULT: ClassVar[RetryPolicy]
     INTERACTIVE: ClassVar[RetryPolicy]
@@ -113,7 +122,7 @@ class RetryPolicy:
             raise ValueError(f"jitter must be 'additive', 'full' or 'none', got {self.jitter!r}")
         for name in ("base", "cap", "max_retry_after", "server_delay_jitter"):
             object.__setattr__(self, name, seconds(getattr(self, name), name=name))
-        for name in ("attempt_timeout", "deadline"):
+        for name in ("attempt_timeout", "deadline", "first_chunk_timeout", "stream_idle_timeout"):
             value = getattr(self, name)
             if value is not None:
                 s = seconds(value, name=name)
