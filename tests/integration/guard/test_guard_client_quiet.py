@@ -137,15 +137,19 @@ async def test_a_stream_that_goes_silent_midway_is_broken_off_with_its_text() ->
             stream = await guard.client.aio.models.generate_content_stream(
                 model=FLASH, contents="a long story"
             )
-            received = []
+            received: list[str] = []
             with pytest.raises(StreamStalled) as raised:
-                async for chunk in stream:
-                    received.append(chunk.text or "")
+                await _read_all(stream, received)
         finally:
             await guard.aclose()
     assert received
     assert raised.value.partial_text == "".join(received)
     assert raised.value.diagnosis.category == Category.TIMEOUT
+
+
+async def _read_all(stream: Any, into: list[str]) -> None:
+    async for chunk in stream:
+        into.append(chunk.text or "")
 
 
 def test_the_sdk_error_class_is_kept_for_a_quiet_failure_that_could_not_be_saved(
