@@ -31,10 +31,19 @@ from typing import TYPE_CHECKING, Any
 
 from google.genai import types
 
+from gemini_guard.call import (
+    AttemptPlan,
+    CallInfo,
+    Engine,
+    NoQuota,
+    QuotaGate,
+    Steps,
+    run_async,
+    run_sync,
+)
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.diagnosis import diagnose
 from gemini_guard.errors import CallFailed, ConfigError, StreamInterrupted
-from gemini_guard.pipeline import AttemptPlan, CallInfo, Engine, Steps, run_async, run_sync
 from gemini_guard.policies import (
     BreakerPolicy,
     BreakerStore,
@@ -43,7 +52,6 @@ from gemini_guard.policies import (
     RetryPolicy,
 )
 from gemini_guard.policies.breaker_stores import open_breaker_store
-from gemini_guard.quota_gate import NoQuota, QuotaGate
 from gemini_guard.secrets import scrubbed
 from gemini_guard.telemetry import (
     CallFailedEvent,

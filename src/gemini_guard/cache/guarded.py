@@ -33,9 +33,9 @@ from gemini_guard.cache.context import ContextCaching, Prefix
 from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.response import Plan, ResponseCache
 from gemini_guard.cache.scope import CacheScope, guard_scope
+from gemini_guard.call import CallInfo
 from gemini_guard.config import CacheConfig
 from gemini_guard.errors import CallFailed, RequestRejected
-from gemini_guard.pipeline import CallInfo
 
 if TYPE_CHECKING:
     from gemini_guard.guard import AsyncGuardedModels, Guard, GuardedModels
