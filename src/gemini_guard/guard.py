@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     from google import genai
 
     from gemini_guard.cache import ResponseCache
+    from gemini_guard.call.cache_stage import CacheStage
     from gemini_guard.config import CacheConfig
     from gemini_guard.quota.pool import ProjectPool
     from gemini_guard.telemetry.alerts import Alerts
@@ -310,14 +311,16 @@ class Guard:
         self._owned.extend(owned)
         self.models = GuardedModels(self)
         self.aio = GuardedAio(self)
-        # Response cache (gemini_guard.cache): wraps self.models and self.aio.models.
+        # Response cache (gemini_guard.cache): a stage in front of generate_content.
         self.cache: ResponseCache | None = None
+        self._cache_stage: CacheStage | None = None
         self._owns_cache = False
         if cache is not None:
             from gemini_guard.cache import ResponseCache
-            from gemini_guard.cache.guarded import attach
+            from gemini_guard.call.cache_stage import open_cache_stage
 
-            self.cache = attach(self, cache)
+            self._cache_stage = open_cache_stage(self, cache, finish=self._finish)
+            self.cache = self._cache_stage.cache
             # A cache built here from a URL or config is the Guard's to close; a
             # ResponseCache handed in belongs to the caller.
             self._owns_cache = not isinstance(cache, ResponseCache)
@@ -653,6 +656,19 @@ class GuardedModels:
         contents: types.ContentListUnionDict,
         config: types.GenerateContentConfigOrDict | None = None,
     ) -> types.GenerateContentResponse:
+        stage = self._guard._cache_stage
+        if stage is None:
+            return self._generate(model=model, contents=contents, config=config)
+        plan = stage.plan(model, contents, config)
+        return stage.generate(plan, model=model, contents=contents, call=self._generate)
+
+    def _generate(
+        self,
+        *,
+        model: str,
+        contents: types.ContentListUnionDict,
+        config: types.GenerateContentConfigOrDict | None = None,
+    ) -> types.GenerateContentResponse:
         g = self._guard
         g._preflight(model, contents, config)
         engine = g.engine
@@ -678,6 +694,20 @@ class GuardedModels:
         return response
 
     def generate_content_stream(
+        self,
+        *,
+        model: str,
+        contents: types.ContentListUnionDict,
+        config: types.GenerateContentConfigOrDict | None = None,
+    ) -> Iterator[types.GenerateContentResponse]:
+        stage = self._guard._cache_stage
+        if stage is None:
+            yield from self._stream(model=model, contents=contents, config=config)
+            return
+        plan = stage.plan(model, contents, config, stream=True)
+        yield from stage.stream(plan, model=model, contents=contents, call=self._stream)
+
+    def _stream(
         self,
         *,
         model: str,
@@ -778,6 +808,19 @@ class AsyncGuardedModels:
         contents: types.ContentListUnionDict,
         config: types.GenerateContentConfigOrDict | None = None,
     ) -> types.GenerateContentResponse:
+        stage = self._guard._cache_stage
+        if stage is None:
+            return await self._generate(model=model, contents=contents, config=config)
+        plan = stage.plan(model, contents, config)
+        return await stage.agenerate(plan, model=model, contents=contents, call=self._generate)
+
+    async def _generate(
+        self,
+        *,
+        model: str,
+        contents: types.ContentListUnionDict,
+        config: types.GenerateContentConfigOrDict | None = None,
+    ) -> types.GenerateContentResponse:
         g = self._guard
         g._preflight(model, contents, config)
         engine = g.engine
@@ -803,6 +846,19 @@ class AsyncGuardedModels:
         return response
 
     async def generate_content_stream(
+        self,
+        *,
+        model: str,
+        contents: types.ContentListUnionDict,
+        config: types.GenerateContentConfigOrDict | None = None,
+    ) -> AsyncIterator[types.GenerateContentResponse]:
+        stage = self._guard._cache_stage
+        if stage is None:
+            return await self._stream(model=model, contents=contents, config=config)
+        plan = stage.plan(model, contents, config, stream=True)
+        return await stage.astream(plan, model=model, contents=contents, call=self._stream)
+
+    async def _stream(
         self,
         *,
         model: str,

@@ -1,12 +1,13 @@
-"""The cache around a Guard's calls: `guard.models` and `guard.aio.models`, cached.
+"""The response cache as a stage of a Guard's calls: lookup before the chain, store after.
 
-`attach(guard, cache)` wraps the Guard's two model namespaces. A call then goes:
+The Guard's `generate_content` calls (sync, async, streams) go through `CacheStage`
+when the Guard has a cache. A call then goes:
 
-    plan (policy, key) ─► hit? answer from the store
-                       └► miss: coalesce with identical calls in flight
-                                ─► context cache (long repeated prefix)
-                                ─► the Guard's own call (validate, chain, quota, retry)
-                                ─► store the answer if it came from the model asked for
+    plan (policy, key; worked out by the caller) ─► hit? answer from the store
+       └► miss: coalesce with identical calls in flight
+                ─► context cache (long repeated prefix)
+                ─► the Guard's own call (validate, chain, quota, retry)
+                ─► store the answer if it came from the model asked for
 
 Each Guard's calls are made for its scope (`gemini_guard.cache.scope.guard_scope`,
 chosen by `CacheConfig.scope`), worked out once here: its own entries only, and hits
@@ -20,11 +21,14 @@ passed them and was answered. Answers from a fallback model are not stored, so t
 cache never pins a degraded answer for a whole TTL. Streams are stored once complete
 and replayed as streams; they are not coalesced (a stream is consumed at its
 reader's pace).
+
+The stage knows nothing of the Guard: it is handed the Guard's uncached call
+(`call`, `stream`) and what to do with an answer served without one (`finish`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from google.genai import types
@@ -33,20 +37,29 @@ from gemini_guard.cache.context import ContextCaching, Prefix
 from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.response import Plan, ResponseCache
 from gemini_guard.cache.scope import CacheScope, guard_scope
-from gemini_guard.call import CallInfo
+from gemini_guard.call.effects import CallInfo
 from gemini_guard.config import CacheConfig
 from gemini_guard.errors import CallFailed, RequestRejected
 
 if TYPE_CHECKING:
-    from gemini_guard.guard import AsyncGuardedModels, Guard, GuardedModels
+    from gemini_guard.guard import Guard
 
-__all__ = ["AsyncCachedModels", "CachedModels", "attach"]
+__all__ = ["CacheStage", "open_cache_stage"]
 
 Response = types.GenerateContentResponse
+# The Guard's own call, uncached: (model=, contents=, config=) -> the answer.
+Call = Callable[..., Response]
+ACall = Callable[..., Awaitable[Response]]
+Stream = Callable[..., Iterator[Response]]
+AStream = Callable[..., Awaitable[AsyncIterator[Response]]]
+# What to do with an answer served by the cache (no call made): tell its CallInfo.
+Finish = Callable[[Response, CallInfo], None]
 
 
-def attach(guard: Guard, cache: ResponseCache | CacheConfig | str) -> ResponseCache:
-    """Put `cache` in front of `guard.models` and `guard.aio.models`; returns it."""
+def open_cache_stage(
+    guard: Guard, cache: ResponseCache | CacheConfig | str, *, finish: Finish
+) -> CacheStage:
+    """The cache stage of `guard`'s calls, over `cache` (made from a URL or config)."""
     from gemini_guard.quota.pool import ProjectPool
 
     config = cache.config if isinstance(cache, ResponseCache) else _config(cache)
@@ -65,11 +78,7 @@ def attach(guard: Guard, cache: ResponseCache | CacheConfig | str) -> ResponseCa
             telemetry=guard.telemetry,
             client=context_client,
         )
-    guard.models = CachedModels(guard, guard.models, cache, scope, context_client)  # type: ignore[assignment]
-    guard.aio.models = AsyncCachedModels(  # type: ignore[assignment]
-        guard, guard.aio.models, cache, scope, context_client
-    )
-    return cache
+    return CacheStage(cache, scope, context_client, finish=finish)
 
 
 def _config(cache: CacheConfig | str) -> CacheConfig:
@@ -80,120 +89,113 @@ def _hit_info(model: str) -> CallInfo:
     return CallInfo(call_id="cache", model=model, attempts=(), elapsed=0.0)
 
 
-def _served_by_asked(guard: Guard, model: str) -> bool:
+def _served_by_asked(model: str) -> bool:
     from gemini_guard.guard import last_call
 
     info = last_call()
     return info is not None and info.model == model.removeprefix("models/")
 
 
-class CachedModels:
-    """`guard.models` with the response cache in front (other calls pass through)."""
+class CacheStage:
+    """The response cache in front of a Guard's `generate_content` calls.
+
+    The caller works out the call's `Plan` (`plan`: its key, TTL and config) and
+    hands it in with its own uncached call; the stage answers from the store, or
+    makes the call (coalesced, context-cached) and stores its answer.
+    """
 
     def __init__(
         self,
-        guard: Guard,
-        inner: GuardedModels,
         cache: ResponseCache,
         scope: CacheScope,
         context_client: Any = None,
+        *,
+        finish: Finish,
     ) -> None:
-        self._guard = guard
-        self._inner = inner
         self.cache = cache
         self.scope = scope
         self._context_client = context_client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        self._finish = finish
 
     @property
     def context(self) -> ContextCaching | None:
         return self.cache.context_for(self.scope, self._context_client)
 
-    def _send(self, model: str, contents: Any, config: Any) -> Response:
+    def plan(self, model: str, contents: Any, config: Any, *, stream: bool = False) -> Plan:
+        """How a call meets the cache (its key is None when it is not cached)."""
+        return self.cache.plan(model, contents, config, stream=stream, scope=self.scope)
+
+    # -- threads ----------------------------------------------------------------------
+
+    def _send(self, call: Call, model: str, contents: Any, config: Any) -> Response:
         """The Guard's call; what it says of the key is told to the cache."""
         try:
-            response = self._send_whole_or_short(model, contents, config)
+            response = self._send_whole_or_short(call, model, contents, config)
         except CallFailed as error:
             self.cache.call_failed(self.scope, error)
             raise
         self.cache.credential_accepted(self.scope)
         return response
 
-    def _send_whole_or_short(self, model: str, contents: Any, config: Any) -> Response:
+    def _send_whole_or_short(self, call: Call, model: str, contents: Any, config: Any) -> Response:
         context = self.context
         prepared = context.prepare(model, contents, config) if context is not None else None
         if prepared is None:
-            return self._inner.generate_content(model=model, contents=contents, config=config)
+            return call(model=model, contents=contents, config=config)
         prefix, name = prepared
         short, cfg = context.rewrite(prefix, name, config)  # type: ignore[union-attr]
         try:
-            response = self._inner.generate_content(model=model, contents=short, config=cfg)
+            response = call(model=model, contents=short, config=cfg)
         except RequestRejected:
             # The entry is gone, or a fallback model cannot use it: send it whole.
             context.rejected(name)  # type: ignore[union-attr]
-            return self._inner.generate_content(model=model, contents=contents, config=config)
+            return call(model=model, contents=contents, config=config)
         _account(context, prefix, name, response)
         return response
 
-    def generate_content(
-        self,
-        *,
-        model: str,
-        contents: types.ContentListUnionDict,
-        config: types.GenerateContentConfigOrDict | None = None,
-    ) -> Response:
+    def generate(self, plan: Plan, *, model: str, contents: Any, call: Call) -> Response:
+        """`generate_content` through the cache; `call` is the Guard's own."""
         cache = self.cache
-        plan = cache.plan(model, contents, config, scope=self.scope)
         key = plan.key
         if key is None:
-            return self._send(model, contents, plan.config)
+            return self._send(call, model, contents, plan.config)
         hit = cache.lookup(key, scope=self.scope)
         if hit is not None:
             served, (response,) = hit
-            self._guard._finish(response, _hit_info(served))
+            self._finish(response, _hit_info(served))
             return response
 
-        def call() -> tuple[Response, Entry | None]:
+        def miss() -> tuple[Response, Entry | None]:
             cache.miss()
-            response = self._send(model, contents, plan.config)
+            response = self._send(call, model, contents, plan.config)
             entry = None
-            if _served_by_asked(self._guard, model):
+            if _served_by_asked(model):
                 entry = cache.encode(model, [response], stream=False)
                 if entry is not None:
                     cache.keep(key, entry, plan.ttl, stream=False)
             return response, entry
 
         if not cache.config.coalesce:
-            return call()[0]
+            return miss()[0]
         flight = cache.flight(key, self.scope)
-        (response, entry), shared = cache.coalescer.run(flight, call)
-        if not shared:
-            return response
-        if entry is None:  # the leader's answer is not storable: share the object
+        (response, entry), shared = cache.coalescer.run(flight, miss)
+        if not shared or entry is None:  # a leader, or its answer is not storable
             return response
         served, (copy,) = cache.answer(key, entry, coalesced=True)
-        self._guard._finish(copy, _hit_info(served))
+        self._finish(copy, _hit_info(served))
         return copy
 
-    def generate_content_stream(
-        self,
-        *,
-        model: str,
-        contents: types.ContentListUnionDict,
-        config: types.GenerateContentConfigOrDict | None = None,
-    ) -> Iterator[Response]:
+    def stream(self, plan: Plan, *, model: str, contents: Any, call: Stream) -> Iterator[Response]:
+        """`generate_content_stream` through the cache; `call` is the Guard's own."""
         cache = self.cache
         scope = self.scope
-        plan = cache.plan(model, contents, config, stream=True, scope=scope)
         key = plan.key
         if key is not None:
             hit = cache.lookup(key, scope=scope)
             if hit is not None:
                 served, chunks = hit
                 for chunk in chunks:
-                    self._guard._finish(chunk, _hit_info(served))
+                    self._finish(chunk, _hit_info(served))
                     yield chunk
                 return
             cache.miss()
@@ -203,11 +205,9 @@ class CachedModels:
         if prepared is not None:
             prefix, name = prepared
             short, cfg = context.rewrite(prefix, name, plan.config)  # type: ignore[union-attr]
-            stream = self._inner.generate_content_stream(model=model, contents=short, config=cfg)
+            stream = call(model=model, contents=short, config=cfg)
         else:
-            stream = self._inner.generate_content_stream(
-                model=model, contents=contents, config=plan.config
-            )
+            stream = call(model=model, contents=contents, config=plan.config)
         seen: list[Response] = []
         try:
             # The Guard's call is made when the first chunk is asked for.
@@ -221,115 +221,84 @@ class CachedModels:
             raise
         if prepared is not None and seen:
             _account(context, prepared[0], prepared[1], seen[-1])
-        if key is not None and _served_by_asked(self._guard, model):
+        if key is not None and _served_by_asked(model):
             entry = cache.encode(model, seen, stream=True)
             if entry is not None:
                 cache.keep(key, entry, plan.ttl, stream=True)
 
+    # -- asyncio ----------------------------------------------------------------------
 
-class AsyncCachedModels:
-    """`guard.aio.models` with the response cache in front."""
-
-    def __init__(
-        self,
-        guard: Guard,
-        inner: AsyncGuardedModels,
-        cache: ResponseCache,
-        scope: CacheScope,
-        context_client: Any = None,
-    ) -> None:
-        self._guard = guard
-        self._inner = inner
-        self.cache = cache
-        self.scope = scope
-        self._context_client = context_client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    @property
-    def context(self) -> ContextCaching | None:
-        return self.cache.context_for(self.scope, self._context_client)
-
-    async def _send(self, model: str, contents: Any, config: Any) -> Response:
-        """The Guard's call; what it says of the key is told to the cache."""
+    async def _asend(self, call: ACall, model: str, contents: Any, config: Any) -> Response:
+        """`_send` for asyncio callers."""
         try:
-            response = await self._send_whole_or_short(model, contents, config)
+            response = await self._asend_whole_or_short(call, model, contents, config)
         except CallFailed as error:
             await self.cache.acall_failed(self.scope, error)
             raise
         await self.cache.acredential_accepted(self.scope)
         return response
 
-    async def _send_whole_or_short(self, model: str, contents: Any, config: Any) -> Response:
+    async def _asend_whole_or_short(
+        self, call: ACall, model: str, contents: Any, config: Any
+    ) -> Response:
         context = self.context
         prepared = await context.aprepare(model, contents, config) if context else None
         if prepared is None:
-            return await self._inner.generate_content(model=model, contents=contents, config=config)
+            return await call(model=model, contents=contents, config=config)
         prefix, name = prepared
         short, cfg = context.rewrite(prefix, name, config)  # type: ignore[union-attr]
         try:
-            response = await self._inner.generate_content(model=model, contents=short, config=cfg)
+            response = await call(model=model, contents=short, config=cfg)
         except RequestRejected:
             context.rejected(name)  # type: ignore[union-attr]
-            return await self._inner.generate_content(model=model, contents=contents, config=config)
+            return await call(model=model, contents=contents, config=config)
         _account(context, prefix, name, response)
         return response
 
-    async def generate_content(
-        self,
-        *,
-        model: str,
-        contents: types.ContentListUnionDict,
-        config: types.GenerateContentConfigOrDict | None = None,
-    ) -> Response:
+    async def agenerate(self, plan: Plan, *, model: str, contents: Any, call: ACall) -> Response:
+        """`generate` for asyncio callers."""
         cache = self.cache
-        plan = cache.plan(model, contents, config, scope=self.scope)
         key = plan.key
         if key is None:
-            return await self._send(model, contents, plan.config)
+            return await self._asend(call, model, contents, plan.config)
         hit = await cache.alookup(key, scope=self.scope)
         if hit is not None:
             served, (response,) = hit
-            self._guard._finish(response, _hit_info(served))
+            self._finish(response, _hit_info(served))
             return response
 
-        async def call() -> tuple[Response, Entry | None]:
+        async def miss() -> tuple[Response, Entry | None]:
             cache.miss()
-            response = await self._send(model, contents, plan.config)
+            response = await self._asend(call, model, contents, plan.config)
             entry = None
-            if _served_by_asked(self._guard, model):
+            if _served_by_asked(model):
                 entry = cache.encode(model, [response], stream=False)
                 if entry is not None:
                     await cache.akeep(key, entry, plan.ttl, stream=False)
             return response, entry
 
         if not cache.config.coalesce:
-            return (await call())[0]
+            return (await miss())[0]
         flight = cache.flight(key, self.scope)
-        (response, entry), shared = await cache.async_coalescer.run(flight, call)
+        (response, entry), shared = await cache.async_coalescer.run(flight, miss)
         if not shared or entry is None:
             return response
         served, (copy,) = cache.answer(key, entry, coalesced=True)
-        self._guard._finish(copy, _hit_info(served))
+        self._finish(copy, _hit_info(served))
         return copy
 
-    async def generate_content_stream(
-        self,
-        *,
-        model: str,
-        contents: types.ContentListUnionDict,
-        config: types.GenerateContentConfigOrDict | None = None,
+    async def astream(
+        self, plan: Plan, *, model: str, contents: Any, call: AStream
     ) -> AsyncIterator[Response]:
+        """`stream` for asyncio callers: returns once the first chunk has come."""
         cache = self.cache
         scope = self.scope
-        plan = cache.plan(model, contents, config, stream=True, scope=scope)
         key = plan.key
         if key is not None:
             hit = await cache.alookup(key, scope=scope)
             if hit is not None:
                 served, chunks = hit
-                return _replay(self._guard, served, chunks)
+                return self._replay(served, chunks)
             cache.miss()
         context = self.context
         prepared = await context.aprepare(model, contents, plan.config) if context else None
@@ -337,13 +306,9 @@ class AsyncCachedModels:
             # The Guard's call: it returns once the first chunk has come.
             if prepared is not None:
                 short, cfg = context.rewrite(prepared[0], prepared[1], plan.config)  # type: ignore[union-attr]
-                stream = await self._inner.generate_content_stream(
-                    model=model, contents=short, config=cfg
-                )
+                stream = await call(model=model, contents=short, config=cfg)
             else:
-                stream = await self._inner.generate_content_stream(
-                    model=model, contents=contents, config=plan.config
-                )
+                stream = await call(model=model, contents=contents, config=plan.config)
         except CallFailed as error:
             await cache.acall_failed(scope, error)
             raise
@@ -365,16 +330,15 @@ class AsyncCachedModels:
         context = self.context
         if prepared is not None and seen and context is not None:
             _account(context, prepared[0], prepared[1], seen[-1])
-        if plan.key is not None and _served_by_asked(self._guard, model):
+        if plan.key is not None and _served_by_asked(model):
             entry = cache.encode(model, seen, stream=True)
             if entry is not None:
                 await cache.akeep(plan.key, entry, plan.ttl, stream=True)
 
-
-async def _replay(guard: Guard, served: str, chunks: list[Response]) -> AsyncIterator[Response]:
-    for chunk in chunks:
-        guard._finish(chunk, _hit_info(served))
-        yield chunk
+    async def _replay(self, served: str, chunks: list[Response]) -> AsyncIterator[Response]:
+        for chunk in chunks:
+            self._finish(chunk, _hit_info(served))
+            yield chunk
 
 
 def _account(context: Any, prefix: Prefix, name: str, response: Response) -> None:
