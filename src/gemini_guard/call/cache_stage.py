@@ -23,13 +23,15 @@ and replayed as streams; they are not coalesced (a stream is consumed at its
 reader's pace).
 
 The stage knows nothing of the Guard: it is handed the Guard's uncached call
-(`call`, `stream`) and what to do with an answer served without one (`finish`).
+(`call`) and what to do with an answer served without one (`finish`). Its logic is
+written once, as generators of effects (`Lookup`, `Prepare`, `Call`, `Vouch`,
+`Keep`, `Coalesce`) that the shared drivers carry out, in a thread or as a task.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.genai import types
 
@@ -37,7 +39,17 @@ from gemini_guard.cache.context import ContextCaching, Prefix
 from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.response import Plan, ResponseCache
 from gemini_guard.cache.scope import CacheScope, guard_scope
-from gemini_guard.call.effects import CallInfo
+from gemini_guard.call.driver import Ports, adrive, drive
+from gemini_guard.call.effects import (
+    Call,
+    CallInfo,
+    Coalesce,
+    Keep,
+    Lookup,
+    Outcome,
+    Prepare,
+    Vouch,
+)
 from gemini_guard.config import CacheConfig
 from gemini_guard.errors import CallFailed, RequestRejected
 
@@ -47,11 +59,12 @@ if TYPE_CHECKING:
 __all__ = ["CacheStage", "open_cache_stage"]
 
 Response = types.GenerateContentResponse
-# The Guard's own call, uncached: (model=, contents=, config=) -> the answer.
-Call = Callable[..., Response]
-ACall = Callable[..., Awaitable[Response]]
-Stream = Callable[..., Iterator[Response]]
-AStream = Callable[..., Awaitable[AsyncIterator[Response]]]
+R = TypeVar("R")
+# A stage of the cache: a generator of its effects that returns what it decided.
+Stage = Generator[Any, Outcome[Any] | None, R]
+# A stream's start: a hit `(model, chunks)`, or the Guard's live stream and the
+# context cache prefix it was sent with.
+Opened = tuple[tuple[str, list[Response]] | None, Any, tuple[Prefix, str] | None]
 # What to do with an answer served by the cache (no call made): tell its CallInfo.
 Finish = Callable[[Response, CallInfo], None]
 
@@ -125,92 +138,68 @@ class CacheStage:
         """How a call meets the cache (its key is None when it is not cached)."""
         return self.cache.plan(model, contents, config, stream=stream, scope=self.scope)
 
-    # -- threads ----------------------------------------------------------------------
+    # -- the ports: the only part written for each of threads and asyncio ------------
 
-    def _send(self, call: Call, model: str, contents: Any, config: Any) -> Response:
-        """The Guard's call; what it says of the key is told to the cache."""
-        try:
-            response = self._send_whole_or_short(call, model, contents, config)
-        except CallFailed as error:
-            self.cache.call_failed(self.scope, error)
-            raise
-        self.cache.credential_accepted(self.scope)
-        return response
+    def _ports(self, call: Callable[..., Response | Iterator[Response]]) -> Ports:
+        cache = self.cache
 
-    def _send_whole_or_short(self, call: Call, model: str, contents: Any, config: Any) -> Response:
-        context = self.context
-        prepared = context.prepare(model, contents, config) if context is not None else None
-        if prepared is None:
-            return call(model=model, contents=contents, config=config)
-        prefix, name = prepared
-        short, cfg = context.rewrite(prefix, name, config)  # type: ignore[union-attr]
-        try:
-            response = call(model=model, contents=short, config=cfg)
-        except RequestRejected:
-            # The entry is gone, or a fallback model cannot use it: send it whole.
-            context.rejected(name)  # type: ignore[union-attr]
-            return call(model=model, contents=contents, config=config)
-        _account(context, prefix, name, response)
-        return response
+        def coalesce(flight: str, steps: Stage[Any], io: Ports) -> Any:
+            return cache.coalescer.run(flight, lambda: drive(steps, io))
 
-    def generate(self, plan: Plan, *, model: str, contents: Any, call: Call) -> Response:
+        return Ports(
+            lookup=cache.lookup,
+            keep=cache.keep,
+            accepted=cache.credential_accepted,
+            refused=cache.call_failed,
+            prepare=lambda context, *request: context.prepare(*request),
+            call=call,
+            coalesce=coalesce,
+        )
+
+    def _aports(self, call: Callable[..., Awaitable[Any]]) -> Ports:
+        cache = self.cache
+
+        def coalesce(flight: str, steps: Stage[Any], io: Ports) -> Any:
+            return cache.async_coalescer.run(flight, lambda: adrive(steps, io))
+
+        return Ports(
+            lookup=cache.alookup,
+            keep=cache.akeep,
+            accepted=cache.acredential_accepted,
+            refused=cache.acall_failed,
+            prepare=lambda context, *request: context.aprepare(*request),
+            call=call,
+            coalesce=coalesce,
+        )
+
+    # -- the entry points ---------------------------------------------------------------
+
+    def generate(
+        self, plan: Plan, *, model: str, contents: Any, call: Callable[..., Response]
+    ) -> Response:
         """`generate_content` through the cache; `call` is the Guard's own."""
-        cache = self.cache
-        key = plan.key
-        if key is None:
-            return self._send(call, model, contents, plan.config)
-        hit = cache.lookup(key, scope=self.scope)
+        return drive(self._generate(plan, model, contents), self._ports(call))
+
+    async def agenerate(
+        self, plan: Plan, *, model: str, contents: Any, call: Callable[..., Awaitable[Response]]
+    ) -> Response:
+        """`generate` for asyncio callers."""
+        return await adrive(self._generate(plan, model, contents), self._aports(call))
+
+    def stream(
+        self, plan: Plan, *, model: str, contents: Any, call: Callable[..., Iterator[Response]]
+    ) -> Iterator[Response]:
+        """`generate_content_stream` through the cache; `call` is the Guard's own.
+        The Guard's sync stream makes its call when the first chunk is asked for, so
+        what it says of the key is told as the chunks come."""
+        cache, scope = self.cache, self.scope
+        io = self._ports(call)
+        hit, stream, prepared = drive(self._open(plan, model, contents, vouch=False), io)
         if hit is not None:
-            served, (response,) = hit
-            self._finish(response, _hit_info(served))
-            return response
-
-        def miss() -> tuple[Response, Entry | None]:
-            cache.miss()
-            response = self._send(call, model, contents, plan.config)
-            entry = None
-            if _served_by_asked(model):
-                entry = cache.encode(model, [response], stream=False)
-                if entry is not None:
-                    cache.keep(key, entry, plan.ttl, stream=False)
-            return response, entry
-
-        if not cache.config.coalesce:
-            return miss()[0]
-        flight = cache.flight(key, self.scope)
-        (response, entry), shared = cache.coalescer.run(flight, miss)
-        if not shared or entry is None:  # a leader, or its answer is not storable
-            return response
-        served, (copy,) = cache.answer(key, entry, coalesced=True)
-        self._finish(copy, _hit_info(served))
-        return copy
-
-    def stream(self, plan: Plan, *, model: str, contents: Any, call: Stream) -> Iterator[Response]:
-        """`generate_content_stream` through the cache; `call` is the Guard's own."""
-        cache = self.cache
-        scope = self.scope
-        key = plan.key
-        if key is not None:
-            hit = cache.lookup(key, scope=scope)
-            if hit is not None:
-                served, chunks = hit
-                for chunk in chunks:
-                    self._finish(chunk, _hit_info(served))
-                    yield chunk
-                return
-            cache.miss()
-        # Context caching applies to streams too.
-        context = self.context
-        prepared = context.prepare(model, contents, plan.config) if context else None
-        if prepared is not None:
-            prefix, name = prepared
-            short, cfg = context.rewrite(prefix, name, plan.config)  # type: ignore[union-attr]
-            stream = call(model=model, contents=short, config=cfg)
-        else:
-            stream = call(model=model, contents=contents, config=plan.config)
+            yield from self._replayed(*hit)
+            return
         seen: list[Response] = []
         try:
-            # The Guard's call is made when the first chunk is asked for.
             for chunk in stream:
                 if not seen:
                     cache.credential_accepted(scope)
@@ -219,127 +208,168 @@ class CacheStage:
         except CallFailed as error:
             cache.call_failed(scope, error)
             raise
-        if prepared is not None and seen:
-            _account(context, prepared[0], prepared[1], seen[-1])
-        if key is not None and _served_by_asked(model):
-            entry = cache.encode(model, seen, stream=True)
-            if entry is not None:
-                cache.keep(key, entry, plan.ttl, stream=True)
+        drive(self._close(plan, model, prepared, seen), io)
 
-    # -- asyncio ----------------------------------------------------------------------
+    async def astream(
+        self,
+        plan: Plan,
+        *,
+        model: str,
+        contents: Any,
+        call: Callable[..., Awaitable[AsyncIterator[Response]]],
+    ) -> AsyncIterator[Response]:
+        """`stream` for asyncio callers: returns once the first chunk has come."""
+        io = self._aports(call)
+        hit, stream, prepared = await adrive(self._open(plan, model, contents, vouch=True), io)
+        if hit is not None:
+            return _aiter(self._replayed(*hit))
+        return self._record(stream, plan, model, prepared, io)
 
-    async def _asend(self, call: ACall, model: str, contents: Any, config: Any) -> Response:
-        """`_send` for asyncio callers."""
-        try:
-            response = await self._asend_whole_or_short(call, model, contents, config)
-        except CallFailed as error:
-            await self.cache.acall_failed(self.scope, error)
-            raise
-        await self.cache.acredential_accepted(self.scope)
-        return response
+    async def _record(
+        self,
+        stream: AsyncIterator[Response],
+        plan: Plan,
+        model: str,
+        prepared: tuple[Prefix, str] | None,
+        io: Ports,
+    ) -> AsyncIterator[Response]:
+        seen: list[Response] = []
+        async for chunk in stream:
+            seen.append(chunk)
+            yield chunk
+        await adrive(self._close(plan, model, prepared, seen), io)
 
-    async def _asend_whole_or_short(
-        self, call: ACall, model: str, contents: Any, config: Any
-    ) -> Response:
-        context = self.context
-        prepared = await context.aprepare(model, contents, config) if context else None
-        if prepared is None:
-            return await call(model=model, contents=contents, config=config)
-        prefix, name = prepared
-        short, cfg = context.rewrite(prefix, name, config)  # type: ignore[union-attr]
-        try:
-            response = await call(model=model, contents=short, config=cfg)
-        except RequestRejected:
-            context.rejected(name)  # type: ignore[union-attr]
-            return await call(model=model, contents=contents, config=config)
-        _account(context, prefix, name, response)
-        return response
+    def _replayed(self, served: str, chunks: list[Response]) -> Iterator[Response]:
+        for chunk in chunks:
+            self._finish(chunk, _hit_info(served))
+            yield chunk
 
-    async def agenerate(self, plan: Plan, *, model: str, contents: Any, call: ACall) -> Response:
-        """`generate` for asyncio callers."""
+    # -- the stages -------------------------------------------------------------------
+
+    def _generate(self, plan: Plan, model: str, contents: Any) -> Stage[Response]:
         cache = self.cache
         key = plan.key
         if key is None:
-            return await self._asend(call, model, contents, plan.config)
-        hit = await cache.alookup(key, scope=self.scope)
+            return (yield from self._send(model, contents, plan.config))
+        hit = yield from _value(Lookup(key, self.scope))
+        response: Response
         if hit is not None:
             served, (response,) = hit
             self._finish(response, _hit_info(served))
             return response
-
-        async def miss() -> tuple[Response, Entry | None]:
-            cache.miss()
-            response = await self._asend(call, model, contents, plan.config)
-            entry = None
-            if _served_by_asked(model):
-                entry = cache.encode(model, [response], stream=False)
-                if entry is not None:
-                    await cache.akeep(key, entry, plan.ttl, stream=False)
-            return response, entry
-
         if not cache.config.coalesce:
-            return (await miss())[0]
+            response, _ = yield from self._miss(plan, model, contents)
+            return response
         flight = cache.flight(key, self.scope)
-        (response, entry), shared = await cache.async_coalescer.run(flight, miss)
-        if not shared or entry is None:
+        (response, entry), shared = yield from _value(
+            Coalesce(flight, self._miss(plan, model, contents))
+        )
+        if not shared or entry is None:  # the leader, or its answer is not storable
             return response
         served, (copy,) = cache.answer(key, entry, coalesced=True)
         self._finish(copy, _hit_info(served))
         return copy
 
-    async def astream(
-        self, plan: Plan, *, model: str, contents: Any, call: AStream
-    ) -> AsyncIterator[Response]:
-        """`stream` for asyncio callers: returns once the first chunk has come."""
+    def _miss(self, plan: Plan, model: str, contents: Any) -> Stage[tuple[Response, Entry | None]]:
         cache = self.cache
-        scope = self.scope
+        cache.miss()
+        response = yield from self._send(model, contents, plan.config)
+        entry = None
+        if plan.key is not None and _served_by_asked(model):
+            entry = cache.encode(model, [response], stream=False)
+            if entry is not None:
+                yield Keep(plan.key, entry, plan.ttl, False)
+        return response, entry
+
+    def _send(self, model: str, contents: Any, config: Any) -> Stage[Response]:
+        """The Guard's call; what it says of the key is told to the cache."""
+        sent = yield from self._whole_or_short(model, contents, config)
+        response: Response = yield from self._vouched(sent)
+        return response
+
+    def _vouched(self, sent: Outcome[Any]) -> Stage[Any]:
+        if sent.error is not None:
+            if isinstance(sent.error, CallFailed):
+                yield Vouch(self.scope, sent.error)
+            raise sent.error
+        yield Vouch(self.scope, None)
+        return sent.value
+
+    def _whole_or_short(self, model: str, contents: Any, config: Any) -> Stage[Outcome[Any]]:
+        """The call, with a long repeated prefix sent as a context cache entry."""
+        context = self.context
+        prepared = None
+        if context is not None:
+            prepared = yield from _value(Prepare(context, model, contents, config))
+        if prepared is None:
+            return (yield from _called(model, contents, config))
+        assert context is not None
+        prefix, name = prepared
+        short, cfg = context.rewrite(prefix, name, config)
+        sent = yield from _called(model, short, cfg)
+        if isinstance(sent.error, RequestRejected):
+            # The entry is gone, or a fallback model cannot use it: send it whole.
+            context.rejected(name)
+            return (yield from _called(model, contents, config))
+        if sent.error is None:
+            _account(context, prefix, name, sent.value)
+        return sent
+
+    def _open(self, plan: Plan, model: str, contents: Any, *, vouch: bool) -> Stage[Opened]:
+        """A stream's start: a hit, or the Guard's stream (context caching applies to
+        streams too). `vouch`: the call has been made (its first chunk came)."""
         key = plan.key
         if key is not None:
-            hit = await cache.alookup(key, scope=scope)
+            hit = yield from _value(Lookup(key, self.scope))
             if hit is not None:
-                served, chunks = hit
-                return self._replay(served, chunks)
-            cache.miss()
+                return hit, None, None
+            self.cache.miss()
         context = self.context
-        prepared = await context.aprepare(model, contents, plan.config) if context else None
-        try:
-            # The Guard's call: it returns once the first chunk has come.
-            if prepared is not None:
-                short, cfg = context.rewrite(prepared[0], prepared[1], plan.config)  # type: ignore[union-attr]
-                stream = await call(model=model, contents=short, config=cfg)
-            else:
-                stream = await call(model=model, contents=contents, config=plan.config)
-        except CallFailed as error:
-            await cache.acall_failed(scope, error)
-            raise
-        await cache.acredential_accepted(scope)
-        return self._record(stream, model, plan, prepared)
+        prepared = None
+        if context is not None:
+            prepared = yield from _value(Prepare(context, model, contents, plan.config))
+        if prepared is not None:
+            assert context is not None
+            short, cfg = context.rewrite(prepared[0], prepared[1], plan.config)
+            sent = yield from _called(model, short, cfg)
+        else:
+            sent = yield from _called(model, contents, plan.config)
+        if vouch:
+            return None, (yield from self._vouched(sent)), prepared
+        if sent.error is not None:
+            raise sent.error
+        return None, sent.value, prepared
 
-    async def _record(
-        self,
-        stream: AsyncIterator[Response],
-        model: str,
-        plan: Plan,
-        prepared: tuple[Prefix, str] | None,
-    ) -> AsyncIterator[Response]:
-        cache = self.cache
-        seen: list[Response] = []
-        async for chunk in stream:
-            seen.append(chunk)
-            yield chunk
+    def _close(
+        self, plan: Plan, model: str, prepared: tuple[Prefix, str] | None, seen: list[Response]
+    ) -> Stage[None]:
+        """A stream read to its end: account the context entry, keep the answer."""
         context = self.context
         if prepared is not None and seen and context is not None:
             _account(context, prepared[0], prepared[1], seen[-1])
         if plan.key is not None and _served_by_asked(model):
-            entry = cache.encode(model, seen, stream=True)
+            entry = self.cache.encode(model, seen, stream=True)
             if entry is not None:
-                await cache.akeep(plan.key, entry, plan.ttl, stream=True)
-
-    async def _replay(self, served: str, chunks: list[Response]) -> AsyncIterator[Response]:
-        for chunk in chunks:
-            self._finish(chunk, _hit_info(served))
-            yield chunk
+                yield Keep(plan.key, entry, plan.ttl, True)
 
 
-def _account(context: Any, prefix: Prefix, name: str, response: Response) -> None:
+def _value(effect: Lookup | Prepare | Coalesce) -> Stage[Any]:
+    """What an effect answered with (its errors are raised by the driver)."""
+    outcome = yield effect
+    assert outcome is not None
+    return outcome.value
+
+
+def _called(model: str, contents: Any, config: Any) -> Stage[Outcome[Any]]:
+    outcome = yield Call(model, contents, config)
+    assert outcome is not None
+    return outcome
+
+
+async def _aiter(chunks: Iterator[Response]) -> AsyncIterator[Response]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _account(context: Any, prefix: Prefix, name: str, response: Any) -> None:
     context.used(prefix, name, response)

@@ -1,31 +1,38 @@
 """The drivers: carry out a call's effects, in the calling thread or as an asyncio task.
 
-Both drivers read one table, effect type -> (handler, how its outcome is told). A
-handler does the effect through `_Ports`, the IO the driver was given: the sync
-driver's ports sleep, reserve and send in this thread and return the value; the
-async driver's return awaitables, and the async driver awaits them. So each effect is
-handled once, and the only difference between the two drivers is the `await`.
+Both drivers (`drive`, `adrive`) read one table, effect type -> (handler, how its
+outcome is told). A handler does the effect through `Ports`, the IO the driver was
+given: the sync ports sleep, reserve and send in this thread and return the value;
+the async ports return awaitables, and the async driver awaits them. So each effect
+is handled once, and the only difference between the two drivers is the `await`.
+`run_sync` / `run_async` drive the engine's steps; the cache stage drives its own.
 
 How an outcome is told back to the engine:
 - `_REPLY`: the value, or the exception the effect raised, as an `Outcome`;
 - `_QUIET`: the attempt it belongs to is over, so a failing store must not turn its
   answer into an error: the exception is logged and the engine gets `Outcome()`;
+- `_VALUE`: the value as an `Outcome`; an exception propagates out of the call;
 - `_BARE`: nothing to tell (a `Wait`); an exception (a cancelled sleep) propagates.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from gemini_guard.call.effects import (
     Admit,
     AttemptPlan,
+    Call,
     CallInfo,
+    Coalesce,
     Confirm,
+    Keep,
+    Lookup,
     Outcome,
+    Prepare,
     Record,
     Release,
     Reserve,
@@ -33,6 +40,7 @@ from gemini_guard.call.effects import (
     Settle,
     Steps,
     Tally,
+    Vouch,
     Wait,
 )
 from gemini_guard.call.ports import Permit, QuotaGate
@@ -40,41 +48,51 @@ from gemini_guard.clock import Clock
 from gemini_guard.diagnosis import Diagnosis
 from gemini_guard.policies import Breaker
 
-__all__ = ["run_async", "run_sync"]
+__all__ = ["Ports", "adrive", "drive", "run_async", "run_sync"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _log = logging.getLogger("gemini_guard")
 
 
+def _absent(*_: object, **__: object) -> Any:
+    raise TypeError("this driver was given no port for the effect")
+
+
 @dataclass(frozen=True, slots=True)
-class _Ports:
+class Ports:
     """The IO one driver does the effects with: plain calls, or coroutine functions."""
 
-    sleep: Callable[[float], Any]
-    send: Callable[[AttemptPlan], Any]
-    reserve: Callable[..., Any]
-    confirm: Callable[[Permit], Any]
-    settle: Callable[..., Any]
-    tally: Callable[..., Any]
-    admit: Callable[[Breaker, float], Any]
-    record: Callable[[Breaker, float, Diagnosis | None, bool], Any]
-    release: Callable[[Breaker], Any]
+    sleep: Callable[[float], Any] = _absent
+    send: Callable[[AttemptPlan], Any] = _absent
+    reserve: Callable[..., Any] = _absent
+    confirm: Callable[[Permit], Any] = _absent
+    settle: Callable[..., Any] = _absent
+    tally: Callable[..., Any] = _absent
+    admit: Callable[[Breaker, float], Any] = _absent
+    record: Callable[[Breaker, float, Diagnosis | None, bool], Any] = _absent
+    release: Callable[[Breaker], Any] = _absent
+    # The cache stage's.
+    lookup: Callable[..., Any] = _absent
+    keep: Callable[..., Any] = _absent
+    accepted: Callable[[Any], Any] = _absent
+    refused: Callable[[Any, BaseException], Any] = _absent
+    prepare: Callable[[Any, str, Any, Any], Any] = _absent
+    call: Callable[..., Any] = _absent
+    # (flight, steps, these ports) -> (the steps' result, shared)
+    coalesce: Callable[[str, Any, Ports], Any] = _absent
 
 
-def _no_tally(**_: object) -> None:
-    # Only a TallyingGate is ever sent a Tally (the engine checks).
-    raise TypeError("this quota gate does not tally attempts")
-
-
-def _sync_ports(clock: Clock, quota: QuotaGate, send: Callable[[AttemptPlan], Any]) -> _Ports:
-    return _Ports(
+def _sync_ports(clock: Clock, quota: QuotaGate, send: Callable[[AttemptPlan], Any]) -> Ports:
+    return Ports(
         sleep=clock.sleep,
         send=send,
         reserve=quota.reserve,
         confirm=quota.confirm,
         settle=quota.settle,
-        tally=getattr(quota, "tally", _no_tally),
+        # Only a TallyingGate is ever sent a Tally (the engine checks).
+        tally=getattr(quota, "tally", _absent),
         admit=lambda breaker, now: breaker.admit(now),
         record=lambda breaker, now, diagnosis, probe: breaker.record(now, diagnosis, probe=probe),
         release=lambda breaker: breaker.release_probe(),
@@ -83,21 +101,21 @@ def _sync_ports(clock: Clock, quota: QuotaGate, send: Callable[[AttemptPlan], An
 
 def _async_ports(
     clock: Clock, quota: QuotaGate, send: Callable[[AttemptPlan], Awaitable[Any]]
-) -> _Ports:
-    return _Ports(
+) -> Ports:
+    return Ports(
         sleep=clock.asleep,
         send=send,
         reserve=quota.areserve,
         confirm=quota.aconfirm,
         settle=quota.asettle,
-        tally=getattr(quota, "atally", _no_tally),
+        tally=getattr(quota, "atally", _absent),
         admit=lambda breaker, now: breaker.aadmit(now),
         record=lambda breaker, now, diagnosis, probe: breaker.arecord(now, diagnosis, probe=probe),
         release=lambda breaker: breaker.arelease_probe(),
     )
 
 
-def _reserve(effect: Reserve, io: _Ports) -> Any:
+def _reserve(effect: Reserve, io: Ports) -> Any:
     if effect.exclude:  # only a pool's engine excludes: the gate is a pool
         return io.reserve(
             project=effect.project,
@@ -108,7 +126,7 @@ def _reserve(effect: Reserve, io: _Ports) -> Any:
     return io.reserve(project=effect.project, model=effect.model, tokens=effect.tokens)
 
 
-def _settle(effect: Settle, io: _Ports) -> Any:
+def _settle(effect: Settle, io: Ports) -> Any:
     return io.settle(
         effect.permit,
         sent=effect.sent,
@@ -117,7 +135,7 @@ def _settle(effect: Settle, io: _Ports) -> Any:
     )
 
 
-def _tally(effect: Tally, io: _Ports) -> Any:
+def _tally(effect: Tally, io: Ports) -> Any:
     return io.tally(
         project=effect.project,
         model=effect.model,
@@ -128,16 +146,23 @@ def _tally(effect: Tally, io: _Ports) -> Any:
     )
 
 
-def _record(effect: Record, io: _Ports) -> Any:
+def _record(effect: Record, io: Ports) -> Any:
     return io.record(effect.breaker, effect.now, effect.diagnosis, effect.probe)
+
+
+def _vouch(effect: Vouch, io: Ports) -> Any:
+    if effect.error is None:
+        return io.accepted(effect.scope)
+    return io.refused(effect.scope, effect.error)
 
 
 _REPLY: Final = 0
 _QUIET: Final = 1
-_BARE: Final = 2
+_VALUE: Final = 2
+_BARE: Final = 3
 
 # effect type -> (handler, how its outcome is told, what a _QUIET failure logs)
-_HANDLERS: Final[dict[type, tuple[Callable[[Any, _Ports], Any], int, str]]] = {
+_HANDLERS: Final[dict[type, tuple[Callable[[Any, Ports], Any], int, str]]] = {
     Send: (lambda effect, io: io.send(effect.plan), _REPLY, ""),
     Wait: (lambda effect, io: io.sleep(effect.seconds), _BARE, ""),
     Reserve: (_reserve, _REPLY, ""),
@@ -151,10 +176,30 @@ _HANDLERS: Final[dict[type, tuple[Callable[[Any, _Ports], Any], int, str]]] = {
         _QUIET,
         "circuit breaker store failed to release a probe",
     ),
+    Lookup: (lambda effect, io: io.lookup(effect.key, scope=effect.scope), _VALUE, ""),
+    Keep: (
+        lambda effect, io: io.keep(effect.key, effect.entry, effect.ttl, stream=effect.stream),
+        _VALUE,
+        "",
+    ),
+    Vouch: (_vouch, _VALUE, ""),
+    Prepare: (
+        lambda effect, io: io.prepare(effect.context, effect.model, effect.contents, effect.config),
+        _VALUE,
+        "",
+    ),
+    Call: (
+        lambda effect, io: io.call(
+            model=effect.model, contents=effect.contents, config=effect.config
+        ),
+        _REPLY,
+        "",
+    ),
+    Coalesce: (lambda effect, io: io.coalesce(effect.flight, effect.steps, io), _VALUE, ""),
 }
 
 
-def _handler(effect: object) -> tuple[Callable[[Any, _Ports], Any], int, str]:
+def _handler(effect: object) -> tuple[Callable[[Any, Ports], Any], int, str]:
     try:
         return _HANDLERS[type(effect)]
     except KeyError:
@@ -174,24 +219,45 @@ def _failed(how: int, error: Exception, what: str) -> Outcome[Any]:
     raise error
 
 
-def run_sync(
-    steps: Steps[T], *, clock: Clock, quota: QuotaGate, send: Callable[[AttemptPlan], T]
-) -> tuple[T, CallInfo]:
-    """Carry out a call's effects in the calling thread."""
-    io = _sync_ports(clock, quota, send)
+def drive(steps: Generator[Any, Outcome[Any] | None, R], io: Ports) -> R:
+    """Carry out the effects of `steps` with `io` in the calling thread."""
     reply: Outcome[Any] | None = None
     advance = steps.send
     while True:
         try:
             effect = advance(reply)
         except StopIteration as stop:
-            result: tuple[T, CallInfo] = stop.value
+            result: R = stop.value
             return result
         handle, how, what = _handler(effect)
         try:
             reply = _told(how, handle(effect, io))
         except Exception as exc:
             reply = _failed(how, exc, what)
+
+
+async def adrive(steps: Generator[Any, Outcome[Any] | None, R], io: Ports) -> R:
+    """Carry out the effects of `steps` with `io` (coroutine functions) as an asyncio task."""
+    reply: Outcome[Any] | None = None
+    advance = steps.send
+    while True:
+        try:
+            effect = advance(reply)
+        except StopIteration as stop:
+            result: R = stop.value
+            return result
+        handle, how, what = _handler(effect)
+        try:
+            reply = _told(how, await handle(effect, io))
+        except Exception as exc:
+            reply = _failed(how, exc, what)
+
+
+def run_sync(
+    steps: Steps[T], *, clock: Clock, quota: QuotaGate, send: Callable[[AttemptPlan], T]
+) -> tuple[T, CallInfo]:
+    """Carry out a call's effects in the calling thread."""
+    return drive(steps, _sync_ports(clock, quota, send))
 
 
 async def run_async(
@@ -202,17 +268,4 @@ async def run_async(
     send: Callable[[AttemptPlan], Awaitable[T]],
 ) -> tuple[T, CallInfo]:
     """Carry out a call's effects as an asyncio task."""
-    io = _async_ports(clock, quota, send)
-    reply: Outcome[Any] | None = None
-    advance = steps.send
-    while True:
-        try:
-            effect = advance(reply)
-        except StopIteration as stop:
-            result: tuple[T, CallInfo] = stop.value
-            return result
-        handle, how, what = _handler(effect)
-        try:
-            reply = _told(how, await handle(effect, io))
-        except Exception as exc:
-            reply = _failed(how, exc, what)
+    return await adrive(steps, _async_ports(clock, quota, send))

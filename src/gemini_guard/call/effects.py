@@ -13,20 +13,31 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from gemini_guard.call.ports import Permit
 from gemini_guard.diagnosis import Diagnosis
 from gemini_guard.errors import Attempt
 from gemini_guard.policies import Breaker
 
+if TYPE_CHECKING:
+    from gemini_guard.cache.context import ContextCaching
+    from gemini_guard.cache.entry import Entry
+    from gemini_guard.cache.scope import CacheScope
+
 __all__ = [
     "Admit",
     "AttemptPlan",
+    "CacheEffect",
+    "Call",
     "CallInfo",
+    "Coalesce",
     "Confirm",
     "Effect",
+    "Keep",
+    "Lookup",
     "Outcome",
+    "Prepare",
     "Record",
     "Release",
     "Reserve",
@@ -34,6 +45,7 @@ __all__ = [
     "Settle",
     "Steps",
     "Tally",
+    "Vouch",
     "Wait",
 ]
 
@@ -168,3 +180,68 @@ class Outcome(Generic[T]):
 
 
 Steps = Generator[Effect, Outcome[Any] | None, tuple[T, CallInfo]]
+
+
+# The cache stage's effects (`gemini_guard.call.cache_stage`): the response cache's
+# store may do I/O, and the Guard's own call is sync or async.
+
+
+@dataclass(slots=True)
+class Lookup:
+    """Ask the response cache for the answer stored under `key` (answered with
+    `(model, responses)`, or None on a miss)."""
+
+    key: str
+    scope: CacheScope
+
+
+@dataclass(slots=True)
+class Keep:
+    """Store an answer in the response cache."""
+
+    key: str
+    entry: Entry
+    ttl: float
+    stream: bool
+
+
+@dataclass(slots=True)
+class Vouch:
+    """Tell the response cache what the API said of the scope's key: accepted
+    (`error` None), or the failure of a call made with it."""
+
+    scope: CacheScope
+    error: BaseException | None
+
+
+@dataclass(slots=True)
+class Prepare:
+    """Ask context caching for a cached prefix of the request (answered with
+    `(prefix, name)`, or None: send it whole)."""
+
+    context: ContextCaching
+    model: str
+    contents: Any
+    config: Any
+
+
+@dataclass(slots=True)
+class Call:
+    """Make the Guard's own call (the chain, quota, retries), answered as an
+    `Outcome`: the response, or the error the call failed with."""
+
+    model: str
+    contents: Any
+    config: Any
+
+
+@dataclass(slots=True)
+class Coalesce:
+    """Run `steps` as the one call of `flight` in this process, or wait for the call
+    in flight (answered with `(its result, shared)`)."""
+
+    flight: str
+    steps: Generator[Any, Outcome[Any] | None, Any]
+
+
+CacheEffect = Lookup | Keep | Vouch | Prepare | Call | Coalesce
