@@ -60,7 +60,7 @@ def _absent(*_: object, **__: object) -> Any:
     raise TypeError("this driver was given no port for the effect")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every call, and frozen costs 4x
 class Ports:
     """The IO one driver does the effects with: plain calls, or coroutine functions."""
 
@@ -84,6 +84,31 @@ class Ports:
     coalesce: Callable[[str, Any, Ports], Any] = _absent
 
 
+# A breaker's side of the ports (module functions: nothing to build per call).
+def _admit(breaker: Breaker, now: float) -> Any:
+    return breaker.admit(now)
+
+
+def _aadmit(breaker: Breaker, now: float) -> Any:
+    return breaker.aadmit(now)
+
+
+def _record_outcome(breaker: Breaker, now: float, diagnosis: Diagnosis | None, probe: bool) -> Any:
+    return breaker.record(now, diagnosis, probe=probe)
+
+
+def _arecord_outcome(breaker: Breaker, now: float, diagnosis: Diagnosis | None, probe: bool) -> Any:
+    return breaker.arecord(now, diagnosis, probe=probe)
+
+
+def _release(breaker: Breaker) -> Any:
+    return breaker.release_probe()
+
+
+def _arelease(breaker: Breaker) -> Any:
+    return breaker.arelease_probe()
+
+
 def _sync_ports(clock: Clock, quota: QuotaGate, send: Callable[[AttemptPlan], Any]) -> Ports:
     return Ports(
         sleep=clock.sleep,
@@ -93,9 +118,9 @@ def _sync_ports(clock: Clock, quota: QuotaGate, send: Callable[[AttemptPlan], An
         settle=quota.settle,
         # Only a TallyingGate is ever sent a Tally (the engine checks).
         tally=getattr(quota, "tally", _absent),
-        admit=lambda breaker, now: breaker.admit(now),
-        record=lambda breaker, now, diagnosis, probe: breaker.record(now, diagnosis, probe=probe),
-        release=lambda breaker: breaker.release_probe(),
+        admit=_admit,
+        record=_record_outcome,
+        release=_release,
     )
 
 
@@ -109,9 +134,9 @@ def _async_ports(
         confirm=quota.aconfirm,
         settle=quota.asettle,
         tally=getattr(quota, "atally", _absent),
-        admit=lambda breaker, now: breaker.aadmit(now),
-        record=lambda breaker, now, diagnosis, probe: breaker.arecord(now, diagnosis, probe=probe),
-        release=lambda breaker: breaker.arelease_probe(),
+        admit=_aadmit,
+        record=_arecord_outcome,
+        release=_arelease,
     )
 
 
@@ -200,14 +225,10 @@ _HANDLERS: Final[dict[type, tuple[Callable[[Any, Ports], Any], int, str]]] = {
 
 
 def _handler(effect: object) -> tuple[Callable[[Any, Ports], Any], int, str]:
-    try:
-        return _HANDLERS[type(effect)]
-    except KeyError:
-        raise TypeError(f"unknown effect {effect!r}") from None
-
-
-def _told(how: int, value: Any) -> Outcome[Any] | None:
-    return None if how == _BARE else Outcome(value=value)
+    found = _HANDLERS.get(type(effect))
+    if found is None:
+        raise TypeError(f"unknown effect {effect!r}")
+    return found
 
 
 def _failed(how: int, error: Exception, what: str) -> Outcome[Any]:
@@ -231,9 +252,11 @@ def drive(steps: Generator[Any, Outcome[Any] | None, R], io: Ports) -> R:
             return result
         handle, how, what = _handler(effect)
         try:
-            reply = _told(how, handle(effect, io))
+            value = handle(effect, io)
         except Exception as exc:
             reply = _failed(how, exc, what)
+        else:
+            reply = None if how == _BARE else Outcome(value=value)
 
 
 async def adrive(steps: Generator[Any, Outcome[Any] | None, R], io: Ports) -> R:
@@ -248,9 +271,11 @@ async def adrive(steps: Generator[Any, Outcome[Any] | None, R], io: Ports) -> R:
             return result
         handle, how, what = _handler(effect)
         try:
-            reply = _told(how, await handle(effect, io))
+            value = await handle(effect, io)
         except Exception as exc:
             reply = _failed(how, exc, what)
+        else:
+            reply = None if how == _BARE else Outcome(value=value)
 
 
 def run_sync(

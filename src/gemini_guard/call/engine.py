@@ -382,7 +382,11 @@ class Engine:
             if call.deadline_at is not None and mono >= call.deadline_at:
                 call.final = Fail("exhausted", "the call's deadline has passed")
                 return None
-            if not (yield from self._admit(call, turn)):
+            asked = None
+            if call.shared and not self._pool_projects:
+                # A breaker in a shared store is asked through the driver (I/O).
+                asked = _admitted((yield Admit(turn.breaker, clock.time())))
+            if not self._admit(call, turn, asked):
                 return None
             if turn.failures == 0 and call.line_up:
                 yield from self._join_line(call, turn, mono)
@@ -422,10 +426,16 @@ class Engine:
 
     # -- the stages -------------------------------------------------------------------
 
-    def _admit(self, call: _Call[T], turn: _Turn) -> Stage[bool]:
+    def _admit(
+        self,
+        call: _Call[T],
+        turn: _Turn,
+        asked: tuple[Admission, BreakerTransition | None] | None,
+    ) -> bool:
         """Whether the model's breaker lets an attempt through (False: the model is
-        skipped). A pool only works out which projects to leave out of its choice:
-        each project's breaker is asked once the pool has chosen one."""
+        skipped). `asked`: a shared-store breaker's answer, fetched by the caller. A
+        pool only works out which projects to leave out of its choice: each
+        project's breaker is asked once the pool has chosen one."""
         now = self.clock.time()
         model = turn.model
         if self.pooled and self._pool_projects:
@@ -436,10 +446,7 @@ class Engine:
                 return False
             turn.admission = _POOL_PENDING
             return True
-        if call.shared:
-            admission, move = _admitted((yield Admit(turn.breaker, now)))
-        else:
-            admission, move = turn.breaker.admit(now)
+        admission, move = asked if asked is not None else turn.breaker.admit(now)
         self._emit_move(call, model, move)
         if not admission.allowed:
             self._skip_open(call, model, admission.retry_at)
