@@ -72,7 +72,7 @@ def real_path(calls: int) -> dict[str, list[float]]:
 
 
 def _one_call(telemetry: Telemetry, i: int) -> None:
-    # What the pipeline and the Guard emit for one successful call: the attempt's
+    # What the engine and the Guard emit for one successful call: the attempt's
     # events only when a sink wants them, its CallUsage always.
     call_id = f"{i:016x}"
     if telemetry.listening():

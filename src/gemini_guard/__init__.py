@@ -35,9 +35,9 @@ from gemini_guard.errors import (
 )
 
 if TYPE_CHECKING:
+    from gemini_guard.call import CallInfo
     from gemini_guard.config import GuardConfig, load_config
     from gemini_guard.guard import Guard, guard_info, last_call, wrap
-    from gemini_guard.pipeline import CallInfo
     from gemini_guard.policies import BreakerPolicy, RetryBudget, RetryPolicy
     from gemini_guard.quota import QuotaLimiter, open_store
     from gemini_guard.validation import ModelCatalog, Problem, validate
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 # so `import gemini_guard` and `gemini-guard diagnose` stay quick.
 _LAZY = {
     "BreakerPolicy": "gemini_guard.policies",
-    "CallInfo": "gemini_guard.pipeline",
+    "CallInfo": "gemini_guard.call",
     "Guard": "gemini_guard.guard",
     "GuardConfig": "gemini_guard.config",
     "ModelCatalog": "gemini_guard.validation",

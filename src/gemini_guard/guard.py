@@ -32,10 +32,19 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from google.genai import types
 
+from gemini_guard.call import (
+    AttemptPlan,
+    CallInfo,
+    Engine,
+    NoQuota,
+    QuotaGate,
+    Steps,
+    run_async,
+    run_sync,
+)
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.diagnosis import diagnose
 from gemini_guard.errors import CallFailed, ConfigError, StreamInterrupted
-from gemini_guard.pipeline import AttemptPlan, CallInfo, Engine, Steps, run_async, run_sync
 from gemini_guard.policies import (
     BreakerPolicy,
     BreakerStore,
@@ -44,7 +53,6 @@ from gemini_guard.policies import (
     RetryPolicy,
 )
 from gemini_guard.policies.breaker_stores import open_breaker_store
-from gemini_guard.quota_gate import NoQuota, QuotaGate
 from gemini_guard.secrets import scrubbed
 from gemini_guard.telemetry import (
     CallFailedEvent,
@@ -69,6 +77,7 @@ if TYPE_CHECKING:
     from google import genai
 
     from gemini_guard.cache import ResponseCache
+    from gemini_guard.call.cache_stage import CacheStage
     from gemini_guard.config import CacheConfig
     from gemini_guard.quota.pool import ProjectPool
     from gemini_guard.telemetry.alerts import Alerts
@@ -307,14 +316,16 @@ class Guard:
         self._owned.extend(owned)
         self.models = GuardedModels(self)
         self.aio = GuardedAio(self)
-        # Response cache (gemini_guard.cache): wraps self.models and self.aio.models.
+        # Response cache (gemini_guard.cache): a stage in front of generate_content.
         self.cache: ResponseCache | None = None
+        self._cache_stage: CacheStage | None = None
         self._owns_cache = False
         if cache is not None:
             from gemini_guard.cache import ResponseCache
-            from gemini_guard.cache.guarded import attach
+            from gemini_guard.call.cache_stage import open_cache_stage
 
-            self.cache = attach(self, cache)
+            self._cache_stage = open_cache_stage(self, cache, finish=self._finish)
+            self.cache = self._cache_stage.cache
             # A cache built here from a URL or config is the Guard's to close; a
             # ResponseCache handed in belongs to the caller.
             self._owns_cache = not isinstance(cache, ResponseCache)
@@ -741,6 +752,19 @@ class GuardedModels:
         contents: types.ContentListUnionDict,
         config: types.GenerateContentConfigOrDict | None = None,
     ) -> types.GenerateContentResponse:
+        stage = self._guard._cache_stage
+        if stage is None:
+            return self._generate(model=model, contents=contents, config=config)
+        plan = stage.plan(model, contents, config)
+        return stage.generate(plan, model=model, contents=contents, call=self._generate)
+
+    def _generate(
+        self,
+        *,
+        model: str,
+        contents: types.ContentListUnionDict,
+        config: types.GenerateContentConfigOrDict | None = None,
+    ) -> types.GenerateContentResponse:
         g = self._guard
         g._preflight(model, contents, config)
         engine = g.engine
@@ -766,6 +790,20 @@ class GuardedModels:
         return response
 
     def generate_content_stream(
+        self,
+        *,
+        model: str,
+        contents: types.ContentListUnionDict,
+        config: types.GenerateContentConfigOrDict | None = None,
+    ) -> Iterator[types.GenerateContentResponse]:
+        stage = self._guard._cache_stage
+        if stage is None:
+            yield from self._stream(model=model, contents=contents, config=config)
+            return
+        plan = stage.plan(model, contents, config, stream=True)
+        yield from stage.stream(plan, model=model, contents=contents, call=self._stream)
+
+    def _stream(
         self,
         *,
         model: str,
@@ -866,6 +904,19 @@ class AsyncGuardedModels:
         contents: types.ContentListUnionDict,
         config: types.GenerateContentConfigOrDict | None = None,
     ) -> types.GenerateContentResponse:
+        stage = self._guard._cache_stage
+        if stage is None:
+            return await self._generate(model=model, contents=contents, config=config)
+        plan = stage.plan(model, contents, config)
+        return await stage.agenerate(plan, model=model, contents=contents, call=self._generate)
+
+    async def _generate(
+        self,
+        *,
+        model: str,
+        contents: types.ContentListUnionDict,
+        config: types.GenerateContentConfigOrDict | None = None,
+    ) -> types.GenerateContentResponse:
         g = self._guard
         g._preflight(model, contents, config)
         engine = g.engine
@@ -891,6 +942,19 @@ class AsyncGuardedModels:
         return response
 
     async def generate_content_stream(
+        self,
+        *,
+        model: str,
+        contents: types.ContentListUnionDict,
+        config: types.GenerateContentConfigOrDict | None = None,
+    ) -> AsyncIterator[types.GenerateContentResponse]:
+        stage = self._guard._cache_stage
+        if stage is None:
+            return await self._stream(model=model, contents=contents, config=config)
+        plan = stage.plan(model, contents, config, stream=True)
+        return await stage.astream(plan, model=model, contents=contents, call=self._stream)
+
+    async def _stream(
         self,
         *,
         model: str,

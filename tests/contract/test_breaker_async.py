@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from google.genai import types
 
+from gemini_guard.call import AttemptPlan, Engine, Steps, run_async, run_sync
 from gemini_guard.clock import FakeClock
 from gemini_guard.errors import AttemptsExhausted, StoreError
-from gemini_guard.pipeline import AttemptPlan, Engine, Steps, run_async, run_sync
 from gemini_guard.policies import (
     AsyncBreakerStore,
     BreakerPolicy,

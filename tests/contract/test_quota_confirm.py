@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
+from gemini_guard.call import NoQuota, Permit
 from gemini_guard.clock import FakeClock
 from gemini_guard.quota import QuotaLimiter, QuotaStore
-from gemini_guard.quota_gate import NoQuota, Permit
 
 MODEL = "gemini-2.5-flash"
 PROJECT = "proj-c"

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from gemini_guard.call import Permit
 from gemini_guard.clock import FakeClock
 from gemini_guard.diagnosis import Category, Diagnosis, QuotaViolation
 from gemini_guard.errors import DailyQuotaExhausted, QuotaWait, RequestRejected
 from gemini_guard.quota import LimitLearned, QuotaKey, QuotaLimiter, QuotaStore
-from gemini_guard.quota_gate import Permit
 from tests.contract.conftest import StoreFactory
 
 MODEL = "gemini-2.5-flash"

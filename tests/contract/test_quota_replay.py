@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from gemini_guard.call import Permit
 from gemini_guard.clock import FakeClock
 from gemini_guard.errors import DailyQuotaExhausted, QuotaWait
 from gemini_guard.quota import QuotaLimiter, QuotaStore
 from gemini_guard.quota.stores.memory import MemoryStore
 from gemini_guard.quota.stores.sqlite import SQLiteStore
-from gemini_guard.quota_gate import Permit
 
 MODEL = "gemini-2.5-flash"
 PROJECT = "proj-r"

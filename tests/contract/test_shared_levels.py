@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 
+from gemini_guard.call import Permit
 from gemini_guard.clock import FakeClock
 from gemini_guard.diagnosis import Category, Diagnosis, QuotaViolation
 from gemini_guard.quota import (
@@ -24,7 +25,6 @@ from gemini_guard.quota import (
     QuotaStore,
 )
 from gemini_guard.quota.shared_levels import TTL, Level, LevelStore, open_level_store
-from gemini_guard.quota_gate import Permit
 from tests.contract.conftest import StoreFactory
 from tests.support.redis_server import RedisServer
 

@@ -156,8 +156,12 @@ def run_one(
             if until is None:
                 return failed(request.id, exc, attempts=attempts)
             seen.waiting(request.id, until)
-            guard.clock.sleep(until - guard.clock.time())
-            seen.waiting(request.id, None)
+            try:
+                guard.clock.sleep(until - guard.clock.time())
+            finally:
+                # Told even when the wait is cut short (an interrupt): no request
+                # stays shown as waiting after it stopped.
+                seen.waiting(request.id, None)
             continue
         except Exception as exc:  # e.g. a config the SDK cannot build
             return failed(request.id, exc, attempts=attempts)
@@ -191,6 +195,7 @@ async def arun_one(
             try:
                 await guard.clock.asleep(until - guard.clock.time())
             finally:
+                # Told even when the wait is cut short (cancelled): as in `run_one`.
                 seen.waiting(request.id, None)
             continue
         except Exception as exc:

@@ -1,6 +1,6 @@
 """`ResponseCache`: the store, the policy, the counters and the events, in one place.
 
-The Guard calls it around each request (see `gemini_guard.cache.guarded`):
+The Guard calls it around each request (see `gemini_guard.call.cache_stage`):
 `plan` decides whether a call is cached and under which key, `lookup` answers a hit,
 `store` keeps a completed answer. A failing store never fails a call: its error is
 logged, counted (`store_errors`) and the call goes on as a miss.

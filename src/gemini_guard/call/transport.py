@@ -43,7 +43,8 @@ from gemini_guard.telemetry.spend import Usage
 from gemini_guard.tokens import estimate_tokens
 
 if TYPE_CHECKING:
-    from gemini_guard.pipeline import AttemptPlan, CallInfo, Engine
+    from gemini_guard.call.effects import AttemptPlan, CallInfo
+    from gemini_guard.call.engine import Engine
 
 __all__ = ["GuardedTransport", "PathOwner", "UpstreamError"]
 
@@ -313,7 +314,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     # -- sync ---------------------------------------------------------------------
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        from gemini_guard.pipeline import run_sync
+        from gemini_guard.call.driver import run_sync
 
         call = self._prepare(request, request.read())
         owner = self._owner
@@ -335,7 +336,11 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                     raise failure
                 return _Answer(response, body)
             pieces = iter(response.iter_raw())
-            first = next(pieces, b"")  # errors before the first byte are retried
+            try:  # errors (a read timeout included) before the first byte are retried
+                first = next(pieces, b"")
+            except BaseException:
+                response.close()
+                raise
             return _Answer(response, None, first, pieces)
 
         try:
@@ -352,7 +357,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     # -- async --------------------------------------------------------------------
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        from gemini_guard.pipeline import run_async
+        from gemini_guard.call.driver import run_async
 
         call = self._prepare(request, await request.aread())
         owner = self._owner
@@ -378,6 +383,9 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 first = await anext(pieces)
             except StopAsyncIteration:
                 first = b""
+            except BaseException:
+                await response.aclose()
+                raise
             return _Answer(response, None, first, pieces)
 
         try:
@@ -399,7 +407,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
 
 def _failed_info(error: CallFailed) -> CallInfo:
-    from gemini_guard.pipeline import CallInfo
+    from gemini_guard.call.effects import CallInfo
 
     requested = error.attempts[0].model if error.attempts else None
     return CallInfo(

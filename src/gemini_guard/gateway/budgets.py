@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gemini_guard.call.ports import Permit
 from gemini_guard.clock import Clock
 from gemini_guard.errors import BudgetExceeded, DailyQuotaExhausted, QuotaWait
 from gemini_guard.gateway.auth import Caller
 from gemini_guard.quota import QuotaLimiter
-from gemini_guard.quota_gate import Permit
 from gemini_guard.telemetry.spend import Spending, Usage
 from gemini_guard.tiers import Limits
 

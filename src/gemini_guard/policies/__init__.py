@@ -1,7 +1,7 @@
 """Pure decisions of the call path: retry, circuit breaker, fallback.
 
 Each policy takes state, a `Diagnosis` and clock readings and returns a decision;
-the drivers in `gemini_guard.pipeline` do the waiting and the sending.
+the drivers in `gemini_guard.call` do the waiting and the sending.
 """
 
 from gemini_guard.policies.breaker import (

@@ -1,6 +1,6 @@
 """What a policy can decide after a failed attempt: retry, fall back, or fail.
 
-Decisions are values; the drivers in `gemini_guard.pipeline` carry them out.
+Decisions are values; the drivers in `gemini_guard.call` carry them out.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
+from gemini_guard.call.ports import Permit
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.diagnosis._model import Category
 from gemini_guard.errors import ConfigError, DailyQuotaExhausted, QuotaWait, RequestRejected
@@ -29,7 +30,6 @@ from gemini_guard.quota.limits import LimitPolicy, normalize_model
 from gemini_guard.quota.shared_levels import MemoryLevelStore, open_level_store
 from gemini_guard.quota.stores import open_store
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, QuotaStore, Reservation
-from gemini_guard.quota_gate import Permit
 from gemini_guard.tiers import Limits
 
 if TYPE_CHECKING:
@@ -369,9 +369,20 @@ class QuotaLimiter:
         """`reserve` for asyncio callers."""
         if self._tallies:
             await self._aflush_tallies()
-        key, budget = self._check(project, model, tokens)
+        lane = self._lanes.get((project, model))
+        if (
+            lane is None
+            or lane.budget is None
+            or type(tokens) is not int
+            or tokens < 0
+            or (lane.hard_tpm is not None and tokens > lane.hard_tpm)
+        ):
+            key, budget = self._check(project, model, tokens)  # validates, raises
+        else:  # the same hot path as `reserve`
+            key, budget = lane.key, lane.budget
         now = self._clock.time()
-        allowance = self._allowance()
+        fixed = self._fixed_allowance
+        allowance = fixed if fixed is not None else self._allowance()
         max_wait = self._max_wait
         result = await self._store.aacquire(
             key,

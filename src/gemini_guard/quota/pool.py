@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gemini_guard.call.ports import Permit
 from gemini_guard.clock import Clock
 from gemini_guard.errors import ConfigError, DailyQuotaExhausted, QuotaWait
 from gemini_guard.pacific import next_reset
@@ -34,7 +35,6 @@ from gemini_guard.quota.adaptive import AdaptivePolicy
 from gemini_guard.quota.limiter import QuotaLimiter
 from gemini_guard.quota.limits import normalize_model, parse_tier
 from gemini_guard.quota.stores.base import QuotaStore
-from gemini_guard.quota_gate import Permit
 from gemini_guard.secrets import register_secrets
 from gemini_guard.tiers import Limits
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from google import genai
 
+from gemini_guard.call import NoQuota
 from gemini_guard.clock import FakeClock, ScaledClock
 from gemini_guard.emulator import EmulatorServer, Scenario, serve
 from gemini_guard.guard import Guard, last_call
 from gemini_guard.policies import BreakerPolicy
 from gemini_guard.quota import QuotaLimiter
-from gemini_guard.quota_gate import NoQuota
 from gemini_guard.telemetry import Event, ModelSkipped, QuotaNotice
 from tests.support.sdk_clients import emulator_client
 

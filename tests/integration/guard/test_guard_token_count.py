@@ -18,11 +18,11 @@ import pytest
 from google import genai
 from google.genai import types
 
+from gemini_guard.call import Permit
 from gemini_guard.clock import FakeClock, ScaledClock
 from gemini_guard.emulator import EmulatorServer, Scenario, serve
 from gemini_guard.guard import Guard
 from gemini_guard.quota import QuotaLimiter
-from gemini_guard.quota_gate import Permit
 from gemini_guard.token_count import ApiTokenCounter
 from gemini_guard.tokens import estimate_tokens
 from tests.support.sdk_clients import emulator_client

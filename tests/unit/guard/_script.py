@@ -10,11 +10,10 @@ from typing import Any
 
 from google.genai import errors, types
 
+from gemini_guard.call import AttemptPlan, CallInfo, Engine, Permit, run_async, run_sync
 from gemini_guard.clock import FakeClock
 from gemini_guard.diagnosis import Diagnosis
-from gemini_guard.pipeline import AttemptPlan, CallInfo, Engine, run_async, run_sync
 from gemini_guard.policies import BreakerPolicy, MemoryBreakerStore, RetryBudget, RetryPolicy
-from gemini_guard.quota_gate import Permit
 from gemini_guard.telemetry import Event, Telemetry
 
 

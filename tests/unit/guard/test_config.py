@@ -144,9 +144,9 @@ def test_build_guard_paces_by_the_configured_tier_store_and_quota_section(
 ) -> None:
     from google import genai
 
+    from gemini_guard.call import NoQuota
     from gemini_guard.policies import SQLiteBreakerStore
     from gemini_guard.quota import QuotaLimiter
-    from gemini_guard.quota_gate import NoQuota
     from gemini_guard.telemetry import Event, QuotaNotice
 
     db = tmp_path / "state.db"

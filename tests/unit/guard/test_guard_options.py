@@ -8,10 +8,10 @@ import pytest
 from google import genai
 from google.genai import types
 
+from gemini_guard.call import AttemptPlan
 from gemini_guard.clock import FakeClock, ScaledClock
 from gemini_guard.errors import ConfigError
 from gemini_guard.guard import Guard, wrap
-from gemini_guard.pipeline import AttemptPlan
 
 
 @pytest.fixture

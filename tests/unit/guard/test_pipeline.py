@@ -9,17 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from google.genai import types
 
-from gemini_guard.diagnosis import Category
-from gemini_guard.errors import (
-    AttemptsExhausted,
-    CircuitOpen,
-    DailyQuotaExhausted,
-    FallbackExhausted,
-    QuotaWait,
-    RequestRejected,
-)
-from gemini_guard.pacific import next_reset
-from gemini_guard.pipeline import (
+from gemini_guard.call import (
     AttemptPlan,
     Confirm,
     Outcome,
@@ -30,6 +20,16 @@ from gemini_guard.pipeline import (
     Wait,
     run_sync,
 )
+from gemini_guard.diagnosis import Category
+from gemini_guard.errors import (
+    AttemptsExhausted,
+    CircuitOpen,
+    DailyQuotaExhausted,
+    FallbackExhausted,
+    QuotaWait,
+    RequestRejected,
+)
+from gemini_guard.pacific import next_reset
 from gemini_guard.policies import BreakerPolicy, RetryBudget, RetryPolicy
 from gemini_guard.telemetry import (
     AttemptFailed,

@@ -12,9 +12,9 @@ import random
 import pytest
 from google.genai import types
 
+from gemini_guard.call import AttemptPlan, Engine, Steps, run_async, run_sync
 from gemini_guard.clock import FakeClock
 from gemini_guard.errors import AttemptsExhausted, CallFailed, CircuitOpen
-from gemini_guard.pipeline import AttemptPlan, Engine, Steps, run_async, run_sync
 from gemini_guard.policies import BreakerPolicy, MemoryBreakerStore, RetryPolicy
 from gemini_guard.quota.pool import ProjectPool
 from gemini_guard.telemetry import BreakerStateChanged, Event, ModelSkipped, Telemetry

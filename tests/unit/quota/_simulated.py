@@ -13,10 +13,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gemini_guard.call import Permit
 from gemini_guard.clock import FakeClock
 from gemini_guard.diagnosis import Diagnosis, diagnose_http
 from gemini_guard.quota import QuotaLimiter
-from gemini_guard.quota_gate import Permit
 
 PHANTOM = {
     "error": {

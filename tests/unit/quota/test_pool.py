@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
+from gemini_guard.call import NoQuota, QuotaGate
 from gemini_guard.clock import FakeClock
 from gemini_guard.diagnosis import Category, Diagnosis
 from gemini_guard.errors import ConfigError, DailyQuotaExhausted, QuotaWait
 from gemini_guard.quota.pool import ANY_PROJECT, Project, ProjectPool
-from gemini_guard.quota_gate import NoQuota, QuotaGate
 
 MODEL = "gemini-2.5-flash"
 UTC = dt.UTC

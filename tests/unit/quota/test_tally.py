@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gemini_guard.call import NoQuota, TallyingGate
 from gemini_guard.clock import FakeClock
 from gemini_guard.diagnosis import diagnose
 from gemini_guard.quota import QuotaLimiter
 from gemini_guard.quota.events import Metric
-from gemini_guard.quota_gate import NoQuota, TallyingGate
 from tests.unit.guard._script import quota
 
 FLASH = "gemini-2.5-flash"

@@ -1,20 +1,54 @@
-"""The seam between the Guard's call path and the quota limiter.
+"""The ports of the request path: what the engine needs from the world, as protocols.
 
-The Guard asks the gate for a permit before every attempt and settles it when the
-attempt ends; the limiter (gemini_guard.quota) implements the gate. Keeping the
-protocol here, owned by neither side, keeps the request path one-directional: the
-pipeline knows only this protocol, the limiter knows nothing of the pipeline.
+- `QuotaGate` (with `Permit`, `TallyingGate`, `NoQuota`): the seam to the quota
+  limiter. The engine asks it for a permit before every attempt and settles it when
+  the attempt ends; `gemini_guard.quota` implements it. Owned by neither side, so the
+  request path stays one-directional: the engine knows only these protocols, the
+  limiter knows nothing of the engine.
+- `BreakerStore` / `AsyncBreakerStore`: where breaker state lives. They are defined
+  next to the pure breaker logic (`gemini_guard.policies.breaker`), which applies
+  them, and named here so that every port of the path can be found in one place.
+- `Transport` / `AsyncTransport`: sends one attempt (`AttemptPlan`) and returns what
+  came back, raising what failed; the drivers take its `send`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+
+from gemini_guard.policies.breaker import AsyncBreakerStore, BreakerStore
 
 if TYPE_CHECKING:
+    from gemini_guard.call.effects import AttemptPlan
     from gemini_guard.diagnosis import Diagnosis
 
-__all__ = ["NoQuota", "Permit", "QuotaGate", "TallyingGate"]
+__all__ = [
+    "AsyncBreakerStore",
+    "AsyncTransport",
+    "BreakerStore",
+    "NoQuota",
+    "Permit",
+    "QuotaGate",
+    "TallyingGate",
+    "Transport",
+]
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Transport(Protocol[T_co]):
+    """Sends one attempt. Raises what the attempt failed with (an SDK `APIError`, a
+    timeout, a broken connection): the engine diagnoses it. `plan.timeout` is the
+    attempt's limit in clock seconds, for the transport to enforce."""
+
+    def send(self, plan: AttemptPlan) -> T_co: ...
+
+
+class AsyncTransport(Protocol[T_co]):
+    """`Transport` for asyncio callers."""
+
+    async def send(self, plan: AttemptPlan) -> T_co: ...
 
 
 @dataclass(frozen=True, slots=True)
