@@ -59,18 +59,17 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from gemini_guard.cache.settings import CacheConfig
 from gemini_guard.errors import ConfigError
 from gemini_guard.policies import BreakerPolicy, RetryPolicy
 from gemini_guard.secrets import register_secret
-
-if TYPE_CHECKING:
-    from gemini_guard.guard import Guard
+from gemini_guard.settings import Section
 
 __all__ = [
     "DEFAULT_FILE",
@@ -97,12 +96,6 @@ _LIST_FIELDS = {("models",)}
 
 # "auto": pace only by what the server reveals (a 429's quota id and quotaValue).
 TierName = Literal["auto", "free", "tier1", "tier2", "tier3"]
-
-
-class Section(BaseModel):
-    """Base of every config section: unknown fields are errors, values are frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ProjectSection(Section):
@@ -225,33 +218,6 @@ class TelemetrySection(Section):
     daily_budget_usd: float | None = Field(default=None, gt=0)  # refuse calls beyond it
 
 
-class CacheConfig(Section):
-    """The response cache (see `gemini_guard.cache`). In TOML either a URL,
-    `cache = "sqlite:///cache.db"`, or a `[cache]` table with these fields."""
-
-    url: str = Field(default="memory://", pattern=r"^(memory|sqlite|redis|rediss|unix)://")
-    ttl: float = Field(default=3600.0, gt=0)  # seconds an answer is kept
-    max_entries: int = Field(default=10_000, ge=1)  # beyond: least recently used dropped
-    policy: Literal["deterministic", "marked", "all", "off"] = "deterministic"
-    coalesce: bool = True  # concurrent identical calls share one upstream call
-    streams: bool = True  # cache completed streams, replayed as streams
-    context: bool = False  # context caching (cachedContents) of long repeated prefixes
-    context_min_tokens: int | None = Field(default=None, ge=1)  # None: the model's minimum
-    context_min_repeats: int = Field(default=2, ge=1)  # times a prefix is seen first
-    context_ttl: float = Field(default=3600.0, gt=0)
-    context_refresh: float = Field(default=300.0, ge=0)  # refresh when less remains
-    # Who shares answers: "project" (default; the key alone when no project is named),
-    # "key", or "shared" across projects (an opt-in). See gemini_guard.cache.scope.
-    scope: Literal["project", "key", "shared"] = "project"
-    # Seconds an API key's acceptance lets it be served before one call goes upstream.
-    credential_ttl: float = Field(default=600.0, gt=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_url(cls, data: Any) -> Any:
-        return {"url": data} if isinstance(data, str) else data
-
-
 class GatewayTokenSection(Section):
     """A client of the gateway: who it is, how its token is known, what it may do.
 
@@ -329,112 +295,6 @@ class GuardConfig(Section):
         if not self.projects:
             raise ValueError("at least one [[projects]] entry is needed")
         return self
-
-    def build_guard(self, **overrides: Any) -> Guard:
-        """A `Guard` from this configuration; keyword arguments override it
-        (e.g. `client=`, `clock=`, `hooks=`)."""
-        from gemini_guard.guard import Guard
-        from gemini_guard.telemetry import JsonlSink
-
-        project = self.projects[0]
-        options: dict[str, Any] = {
-            "models": self.models,
-            "tier": project.tier or self.tier,
-            "retry": self.retry.policy(),
-            "breaker": self.breaker.policy(),
-            "store": self.store,
-            "project": project.name,
-            "log": self.telemetry.log,
-            "token_counter": self.quota.token_counter,
-        }
-        if self.cache is not None:
-            options["cache"] = self.cache
-        telemetry = self.telemetry
-        options["metrics"] = telemetry.metrics
-        options["daily_budget_usd"] = telemetry.daily_budget_usd
-        if telemetry.webhook:
-            from gemini_guard.telemetry.alerts import Alerts
-
-            options["alerts"] = Alerts(webhook=telemetry.webhook)
-        else:
-            options["alerts"] = telemetry.alerts
-        hooks = list(overrides.pop("hooks", ()))
-        if self.telemetry.jsonl:
-            hooks.append(JsonlSink(self.telemetry.jsonl))
-        options["hooks"] = hooks
-        if "client" not in overrides:
-            key = project.api_key()
-            if key is None:
-                raise ConfigError(
-                    f"projects[0].api_key_env: environment variable {project.api_key_env} "
-                    f"is not set (config: {self.source or 'defaults'}); export it, or pass "
-                    "client= to build_guard"
-                )
-            from google import genai
-            from google.genai import types
-
-            http = types.HttpOptions(base_url=self.base_url) if self.base_url else None
-            options["client"] = genai.Client(api_key=key, http_options=http)
-            options["api_key"] = key
-        quota = self.quota
-        relay: _Relay | None = None
-        if "quota" in overrides:
-            pass  # the caller's gate (or False) wins
-        elif not quota.enabled:
-            options["quota"] = False
-        elif len(self.projects) > 1:
-            # Several projects: a pool picks the project of each attempt.
-            from gemini_guard.quota.pool import Project, ProjectPool
-
-            members = []
-            for index, member in enumerate(self.projects):
-                key = member.api_key()
-                if key is None:
-                    raise ConfigError(
-                        f"projects[{index}].api_key_env: environment variable "
-                        f"{member.api_key_env} is not set (config: {self.source or 'defaults'})"
-                    )
-                members.append(Project(member.name, keys=(key,), tier=member.tier or self.tier))
-            relay = _Relay()
-            options["quota"] = ProjectPool(
-                members,
-                store=overrides.get("store", self.store),
-                clock=overrides.get("clock"),
-                tier=self.tier,
-                limits={m: {str(k): v for k, v in f.items()} for m, f in quota.limits.items()},
-                max_wait=quota.max_wait,
-                on_event=relay,
-            )
-            options["project"] = "*"
-        elif quota.max_wait is not None or quota.limits:
-            # Options the Guard does not take itself: build its limiter here.
-            from gemini_guard.quota import QuotaLimiter
-
-            relay = _Relay()
-            options["quota"] = QuotaLimiter(
-                store=overrides.get("store", self.store),
-                clock=overrides.get("clock"),
-                tier=options["tier"],
-                limits={m: {str(k): v for k, v in f.items()} for m, f in quota.limits.items()},
-                max_wait=quota.max_wait,
-                on_event=relay,
-            )
-        options.update(overrides)
-        guard = Guard(**options)
-        if relay is not None:
-            guard._adopt(options["quota"], on_event=relay)
-        return guard
-
-
-class _Relay:
-    """The limiter's `on_event` until the Guard it feeds exists."""
-
-    def __init__(self) -> None:
-        self.target: Callable[[object], None] | None = None
-
-    def __call__(self, event: object) -> None:
-        if self.target is not None:
-            self.target(event)
 
 
 def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:

@@ -30,9 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from gemini_guard.diagnosis import Category, Diagnosis, diagnose
-from gemini_guard.diagnosis._explain import explanation
-from gemini_guard.diagnosis._redact import redact
+from gemini_guard.diagnosis import Category, Diagnosis, diagnose, explanation
+from gemini_guard.secrets import redact
 
 if TYPE_CHECKING:
     from google import genai

@@ -73,7 +73,7 @@ class GuardError(Exception):
     """
 
     def __init__(self, *args: object) -> None:
-        from gemini_guard.diagnosis._redact import redact
+        from gemini_guard.secrets import redact
 
         super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 

@@ -20,12 +20,9 @@ them would survive by accident, not by contract, so the Guard does not.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import math
 import re
-import threading
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +39,7 @@ from gemini_guard.call import (
     run_async,
     run_sync,
 )
+from gemini_guard.call.info import guard_info, last_call, remember, set_last_call
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.diagnosis import diagnose
 from gemini_guard.errors import CallFailed, ConfigError, StreamInterrupted
@@ -77,61 +75,19 @@ if TYPE_CHECKING:
     from google import genai
 
     from gemini_guard.cache import ResponseCache
+    from gemini_guard.cache.settings import CacheConfig
     from gemini_guard.call.cache_stage import CacheStage
-    from gemini_guard.config import CacheConfig
+    from gemini_guard.config import GuardConfig
     from gemini_guard.quota.pool import ProjectPool
     from gemini_guard.telemetry.alerts import Alerts
     from gemini_guard.telemetry.prometheus import PrometheusMetrics
     from gemini_guard.telemetry.spend import SpendReport
 
-__all__ = ["Guard", "guard_info", "last_call", "wrap"]
+__all__ = ["Guard", "guard_from_config", "guard_info", "last_call", "wrap"]
 
 # The preflight seam: (model, contents, config) -> None, raising RequestRejected when
 # the request cannot succeed. The validation module plugs in here.
 Validator = Callable[[str, Any, Any], None]
-
-_last_call: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar(
-    "gemini_guard_last_call", default=None
-)
-# id(response) -> (a weak reference to it, its CallInfo). The reference's callback
-# drops the entry when the response is collected (cheaper than weakref.finalize).
-_infos: dict[int, tuple[weakref.ref[Any], CallInfo]] = {}
-_infos_lock = threading.Lock()
-
-
-def last_call() -> CallInfo | None:
-    """The `CallInfo` of the latest guarded call in this thread or asyncio task."""
-    return _last_call.get()
-
-
-def guard_info(response: object) -> CallInfo | None:
-    """The `CallInfo` of the guarded call that returned `response` (None if unknown).
-
-    For a stream, every chunk of it maps to the call's info.
-    """
-    with _infos_lock:
-        entry = _infos.get(id(response))
-    # The id may have been reused by another object since: check it is the same one.
-    if entry is None or entry[0]() is not response:
-        return None
-    return entry[1]
-
-
-def _remember(response: object, info: CallInfo) -> None:
-    key = id(response)
-    try:
-        ref = weakref.ref(response, lambda _, key=key: _forget(key, _))  # type: ignore[misc]
-    except TypeError:  # not weak-referenceable: keep only last_call()
-        return
-    with _infos_lock:
-        _infos[key] = (ref, info)
-
-
-def _forget(key: int, ref: weakref.ref[Any]) -> None:
-    with _infos_lock:
-        entry = _infos.get(key)
-        if entry is not None and entry[0] is ref:  # not a newer object's entry
-            del _infos[key]
 
 
 def _failed_info(error: CallFailed) -> CallInfo:
@@ -449,7 +405,7 @@ class Guard:
     def finished(self, info: CallInfo, usage: Usage | None, *, failed: bool) -> None:
         """A call of the HTTP-level path ended: tell `last_call()` and, when it
         succeeded, its usage and cost."""
-        _last_call.set(info)
+        set_last_call(info)
         if not failed:
             self._record_usage_of(usage, info)
 
@@ -506,8 +462,7 @@ class Guard:
         """A Guard built from `gemini-guard.toml` (or `path`) and GEMINI_GUARD_* env vars."""
         from gemini_guard.config import load_config
 
-        guard: Guard = load_config(path).build_guard(**overrides)
-        return guard
+        return guard_from_config(load_config(path), **overrides)
 
     # -- batch (gemini_guard.batch) -----------------------------------------------
 
@@ -656,8 +611,8 @@ class Guard:
         return cfg.model_copy(update=update)
 
     def _finish(self, response: object, info: CallInfo) -> None:
-        _last_call.set(info)
-        _remember(response, info)
+        set_last_call(info)
+        remember(response, info)
         self._record_usage(response, info)
 
     def _record_usage(self, response: object, info: CallInfo) -> None:
@@ -784,7 +739,7 @@ class GuardedModels:
         try:
             response, info = run_sync(steps, clock=g.clock, quota=engine.quota, send=send)
         except CallFailed as error:
-            _last_call.set(_failed_info(error))
+            set_last_call(_failed_info(error))
             raise
         g._finish(response, info)
         return response
@@ -834,19 +789,19 @@ class GuardedModels:
         try:
             (first, rest), info = run_sync(steps, clock=g.clock, quota=engine.quota, send=send)
         except CallFailed as error:
-            _last_call.set(_failed_info(error))
+            set_last_call(_failed_info(error))
             raise
-        _last_call.set(info)
+        set_last_call(info)
         if first is None:
             return
         served = info.model or model
         partial = [_chunk_text(first)]
-        _remember(first, info)
+        remember(first, info)
         last = first
         yield first
         try:
             for chunk in rest:
-                _remember(chunk, info)
+                remember(chunk, info)
                 partial.append(_chunk_text(chunk))
                 last = chunk
                 yield chunk
@@ -878,7 +833,7 @@ class GuardedModels:
         try:
             response, info = run_sync(steps, clock=g.clock, quota=g.engine.quota, send=send)
         except CallFailed as error:
-            _last_call.set(_failed_info(error))
+            set_last_call(_failed_info(error))
             raise
         g._finish(response, info)
         return response
@@ -936,7 +891,7 @@ class AsyncGuardedModels:
         try:
             response, info = await run_async(steps, clock=g.clock, quota=engine.quota, send=send)
         except CallFailed as error:
-            _last_call.set(_failed_info(error))
+            set_last_call(_failed_info(error))
             raise
         g._finish(response, info)
         return response
@@ -990,9 +945,9 @@ class AsyncGuardedModels:
                 steps, clock=g.clock, quota=engine.quota, send=send
             )
         except CallFailed as error:
-            _last_call.set(_failed_info(error))
+            set_last_call(_failed_info(error))
             raise
-        _last_call.set(info)
+        set_last_call(info)
         return self._relay(first, rest, info, info.model or model)
 
     async def _relay(
@@ -1005,12 +960,12 @@ class AsyncGuardedModels:
         if first is None:
             return
         partial = [_chunk_text(first)]
-        _remember(first, info)
+        remember(first, info)
         last = first
         yield first
         try:
             async for chunk in rest:
-                _remember(chunk, info)
+                remember(chunk, info)
                 partial.append(_chunk_text(chunk))
                 last = chunk
                 yield chunk
@@ -1040,7 +995,7 @@ class AsyncGuardedModels:
         try:
             response, info = await run_async(steps, clock=g.clock, quota=g.engine.quota, send=send)
         except CallFailed as error:
-            _last_call.set(_failed_info(error))
+            set_last_call(_failed_info(error))
             raise
         g._finish(response, info)
         return response
@@ -1049,3 +1004,109 @@ class AsyncGuardedModels:
 def wrap(client: genai.Client, **options: Any) -> Guard:
     """Guard an existing `google.genai.Client`: `wrap(client, models=[...])`."""
     return Guard(client=client, **options)
+
+
+def guard_from_config(config: GuardConfig, **overrides: Any) -> Guard:
+    """A `Guard` from a validated configuration; keyword arguments override it
+    (e.g. `client=`, `clock=`, `hooks=`)."""
+    from gemini_guard.telemetry import JsonlSink
+
+    project = config.projects[0]
+    options: dict[str, Any] = {
+        "models": config.models,
+        "tier": project.tier or config.tier,
+        "retry": config.retry.policy(),
+        "breaker": config.breaker.policy(),
+        "store": config.store,
+        "project": project.name,
+        "log": config.telemetry.log,
+        "token_counter": config.quota.token_counter,
+    }
+    if config.cache is not None:
+        options["cache"] = config.cache
+    telemetry = config.telemetry
+    options["metrics"] = telemetry.metrics
+    options["daily_budget_usd"] = telemetry.daily_budget_usd
+    if telemetry.webhook:
+        from gemini_guard.telemetry.alerts import Alerts
+
+        options["alerts"] = Alerts(webhook=telemetry.webhook)
+    else:
+        options["alerts"] = telemetry.alerts
+    hooks = list(overrides.pop("hooks", ()))
+    if config.telemetry.jsonl:
+        hooks.append(JsonlSink(config.telemetry.jsonl))
+    options["hooks"] = hooks
+    if "client" not in overrides:
+        key = project.api_key()
+        if key is None:
+            raise ConfigError(
+                f"projects[0].api_key_env: environment variable {project.api_key_env} "
+                f"is not set (config: {config.source or 'defaults'}); export it, or pass "
+                "client= to guard_from_config"
+            )
+        from google import genai
+        from google.genai import types
+
+        http = types.HttpOptions(base_url=config.base_url) if config.base_url else None
+        options["client"] = genai.Client(api_key=key, http_options=http)
+        options["api_key"] = key
+    quota = config.quota
+    relay: _Relay | None = None
+    if "quota" in overrides:
+        pass  # the caller's gate (or False) wins
+    elif not quota.enabled:
+        options["quota"] = False
+    elif len(config.projects) > 1:
+        # Several projects: a pool picks the project of each attempt.
+        from gemini_guard.quota.pool import Project, ProjectPool
+
+        members = []
+        for index, member in enumerate(config.projects):
+            key = member.api_key()
+            if key is None:
+                raise ConfigError(
+                    f"projects[{index}].api_key_env: environment variable "
+                    f"{member.api_key_env} is not set (config: {config.source or 'defaults'})"
+                )
+            members.append(Project(member.name, keys=(key,), tier=member.tier or config.tier))
+        relay = _Relay()
+        options["quota"] = ProjectPool(
+            members,
+            store=overrides.get("store", config.store),
+            clock=overrides.get("clock"),
+            tier=config.tier,
+            limits={m: {str(k): v for k, v in f.items()} for m, f in quota.limits.items()},
+            max_wait=quota.max_wait,
+            on_event=relay,
+        )
+        options["project"] = "*"
+    elif quota.max_wait is not None or quota.limits:
+        # Options the Guard does not take itself: build its limiter here.
+        from gemini_guard.quota import QuotaLimiter
+
+        relay = _Relay()
+        options["quota"] = QuotaLimiter(
+            store=overrides.get("store", config.store),
+            clock=overrides.get("clock"),
+            tier=options["tier"],
+            limits={m: {str(k): v for k, v in f.items()} for m, f in quota.limits.items()},
+            max_wait=quota.max_wait,
+            on_event=relay,
+        )
+    options.update(overrides)
+    guard = Guard(**options)
+    if relay is not None:
+        guard._adopt(options["quota"], on_event=relay)
+    return guard
+
+
+class _Relay:
+    """The limiter's `on_event` until the Guard it feeds exists."""
+
+    def __init__(self) -> None:
+        self.target: Callable[[object], None] | None = None
+
+    def __call__(self, event: object) -> None:
+        if self.target is not None:
+            self.target(event)

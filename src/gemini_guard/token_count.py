@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from google.genai import types
 
 from gemini_guard.diagnosis import diagnose
-from gemini_guard.diagnosis._redact import REDACTED
 from gemini_guard.errors import ConfigError
+from gemini_guard.secrets import REDACTED
 from gemini_guard.tokens import estimate_text_tokens, estimate_tokens
 
 if TYPE_CHECKING:

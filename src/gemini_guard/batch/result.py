@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gemini_guard.diagnosis._redact import redact
+from gemini_guard.secrets import redact
 
 __all__ = ["BatchResult", "ErrorInfo"]
 

@@ -205,7 +205,7 @@ async def arun_one(
 
 def _served(request: BatchRequest, response: Any, earlier_attempts: int) -> BatchResult:
     """The result of an answered request: which model served it, after how many attempts."""
-    from gemini_guard.guard import guard_info
+    from gemini_guard.call.info import guard_info
 
     info = guard_info(response)
     sent = info.attempt_count if info is not None else 1

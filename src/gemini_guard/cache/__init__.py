@@ -22,9 +22,9 @@ from gemini_guard.cache.keys import canonical_request, request_key
 from gemini_guard.cache.policy import CACHE_LABEL, cache_options
 from gemini_guard.cache.response import ResponseCache
 from gemini_guard.cache.scope import CacheScope
+from gemini_guard.cache.settings import CacheConfig
 from gemini_guard.cache.stats import CacheStats
 from gemini_guard.cache.stores import CacheStore, open_cache_store
-from gemini_guard.config import CacheConfig
 
 __all__ = [
     "CACHE_LABEL",

@@ -42,11 +42,11 @@ from gemini_guard.cache.events import CacheHit, CacheStored
 from gemini_guard.cache.keys import request_key
 from gemini_guard.cache.policy import decide, split_label
 from gemini_guard.cache.scope import CacheScope, ScopeKeys, refuses_credential
+from gemini_guard.cache.settings import CacheConfig
 from gemini_guard.cache.stats import CacheStats, Counters, SharedCounters
 from gemini_guard.cache.stores import CacheStore, open_cache_store
 from gemini_guard.cache.stores.memory import MemoryCacheStore
 from gemini_guard.clock import Clock, SystemClock
-from gemini_guard.config import CacheConfig
 from gemini_guard.errors import CallFailed, StoreDamaged, StoreError
 from gemini_guard.telemetry import Telemetry
 

@@ -39,6 +39,7 @@ from gemini_guard.cache.context import ContextCaching, Prefix
 from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.response import Plan, ResponseCache
 from gemini_guard.cache.scope import CacheScope, guard_scope
+from gemini_guard.cache.settings import CacheConfig
 from gemini_guard.call.driver import Ports, adrive, drive
 from gemini_guard.call.effects import (
     Call,
@@ -50,7 +51,6 @@ from gemini_guard.call.effects import (
     Prepare,
     Vouch,
 )
-from gemini_guard.config import CacheConfig
 from gemini_guard.errors import CallFailed, RequestRejected
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def _hit_info(model: str) -> CallInfo:
 
 
 def _served_by_asked(model: str) -> bool:
-    from gemini_guard.guard import last_call
+    from gemini_guard.call.info import last_call
 
     info = last_call()
     return info is not None and info.model == model.removeprefix("models/")

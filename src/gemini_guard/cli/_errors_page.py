@@ -6,8 +6,7 @@ when the committed page and the data disagree, so the page cannot drift from the
 
 from __future__ import annotations
 
-from gemini_guard.diagnosis._explain import Lang, explanation
-from gemini_guard.diagnosis._reference import QUICK_TABLE, load_samples
+from gemini_guard.diagnosis import QUICK_TABLE, Lang, explanation, load_samples
 
 __all__ = ["render"]
 

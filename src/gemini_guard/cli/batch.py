@@ -362,6 +362,7 @@ def _run_guard(
     from gemini_guard.batch.planner import chain_limits
     from gemini_guard.batch.progress import BatchProgress
     from gemini_guard.config import RetrySection
+    from gemini_guard.guard import guard_from_config
     from gemini_guard.policies import RetryPolicy
     from gemini_guard.quota import QuotaLimiter
     from gemini_guard.tokens import estimate_tokens
@@ -410,7 +411,8 @@ def _run_guard(
         overrides: dict[str, Any] = {}
         if config.retry == RetrySection():
             overrides["retry"] = RetryPolicy.BATCH  # no caller waits on one item
-        guard = config.build_guard(
+        guard = guard_from_config(
+            config,
             client=client,
             clock=clock,
             quota=limiter,

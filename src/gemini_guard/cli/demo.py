@@ -362,7 +362,7 @@ async def run_guard(
     """The workload through a Guard; `pacing=False` turns its quota limiter off.
     With `config`, the Guard is built from it (its chain, tier, policies, store and
     quota section), only pointed at the emulator and the demo's clock."""
-    from gemini_guard.guard import Guard, guard_info
+    from gemini_guard.guard import Guard, guard_from_config, guard_info
 
     client = _client(server)
     tally = CallTally(clock)
@@ -378,8 +378,8 @@ async def run_guard(
 
     hooks: list[Callable[[Event], None]] = [hook] if events is None else [hook, JsonlSink(events)]
     if config is not None:
-        guard = config.build_guard(
-            client=client, clock=clock, hooks=hooks, log=False, seed=1, models=models
+        guard = guard_from_config(
+            config, client=client, clock=clock, hooks=hooks, log=False, seed=1, models=models
         )
     else:
         guard = Guard(

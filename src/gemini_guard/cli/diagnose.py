@@ -19,11 +19,22 @@ from rich.text import Text
 from gemini_guard.cli import main
 from gemini_guard.cli._common import EXIT_OK, EXIT_PROBLEM, GuardCommand, json_option
 from gemini_guard.cli._i18n import current_lang, lang_from_env
-from gemini_guard.diagnosis import Category, Diagnosis, RecentRate, diagnose
-from gemini_guard.diagnosis._catalog import format_seconds
-from gemini_guard.diagnosis._explain import Explanation, Lang, explanation
-from gemini_guard.diagnosis._log import LogReport, diagnose_log
-from gemini_guard.diagnosis._reference import QUICK_TABLE, Sample, load_samples, variants_of
+from gemini_guard.diagnosis import (
+    QUICK_TABLE,
+    Category,
+    Diagnosis,
+    Explanation,
+    Lang,
+    LogReport,
+    RecentRate,
+    Sample,
+    diagnose,
+    diagnose_log,
+    explanation,
+    format_seconds,
+    load_samples,
+    variants_of,
+)
 
 __all__ = ["diagnose_command", "lang_from_env"]
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from gemini_guard.diagnosis._explain import Explanation, Lang
+from gemini_guard.diagnosis._explanation import Ctx, Explanation, Lang, format_seconds
 from gemini_guard.diagnosis._model import Category, Diagnosis, QuotaViolation, RecentRate
 from gemini_guard.diagnosis._vertex import vertex_explanation
 from gemini_guard.pacific import PACIFIC, next_reset
@@ -25,56 +24,6 @@ USAGE_URL = "https://ai.dev/usage?tab=rate-limit"
 RATE_LIMITS_URL = "https://ai.google.dev/gemini-api/docs/rate-limits"
 REGIONS_URL = "https://ai.google.dev/gemini-api/docs/available-regions"
 LIGHTER_MODELS = "gemini-2.5-flash / gemini-2.5-flash-lite"  # when the failed model is unknown
-
-
-@dataclass(frozen=True, slots=True)
-class Ctx:
-    d: Diagnosis
-    lang: Lang
-    now: float
-    recent: RecentRate | None = None  # the caller's own rate, when it told it
-
-    def t(self, en: str, zh: str) -> str:
-        return zh if self.lang == "zh" else en
-
-    @property
-    def lowered(self) -> str:
-        return f"{self.d.message} {self.d.reason or ''}".lower()
-
-    def model(self) -> str:
-        if self.d.quota is not None and self.d.quota.model:
-            return self.d.quota.model
-        return self.t("this model", "该模型")
-
-    def unit(self, quota: QuotaViolation) -> str:
-        if quota.unit == "tokens":
-            return self.t("input tokens", "输入 token")
-        return self.t("requests", "请求")
-
-    def tier(self, quota: QuotaViolation) -> str:
-        return (
-            self.t("free tier", "免费层级")
-            if quota.tier == "free"
-            else self.t("paid tier", "付费层级")
-        )
-
-    def seconds(self, value: float) -> str:
-        return format_seconds(value, self.lang)
-
-
-def format_seconds(value: float, lang: Lang) -> str:
-    """37 -> "37 s" / "37 秒"; 0.8566 -> "0.86 s"; 4000 -> "1 h 6 min" / "1 小时 6 分钟"."""
-    zh = lang == "zh"
-    if value < 1:
-        return f"{value:.2f} 秒" if zh else f"{value:.2f} s"
-    if value < 120:
-        shown = f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
-        return f"{shown} 秒" if zh else f"{shown} s"
-    minutes = round(value / 60)
-    if minutes < 120:
-        return f"{minutes} 分钟" if zh else f"{minutes} min"
-    hours, rest = divmod(minutes, 60)
-    return f"{hours} 小时 {rest} 分钟" if zh else f"{hours} h {rest} min"
 
 
 def _clock_time(moment: dt.datetime) -> str:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from gemini_guard.diagnosis._catalog import Ctx
-from gemini_guard.diagnosis._explain import Explanation
+from gemini_guard.diagnosis._explanation import Ctx, Explanation
 from gemini_guard.diagnosis._model import Category
 
 __all__ = ["QUIET_BUILDERS"]

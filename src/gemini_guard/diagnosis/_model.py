@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 __all__ = ["Category", "Diagnosis", "QuotaViolation", "RecentRate"]
+
+
+# Diagnosis.explain() is answered by the catalog of texts, which itself needs
+# Diagnosis: the catalog registers itself here when gemini_guard.diagnosis loads (before
+# any caller can hold a Diagnosis), so this module, at the bottom, imports nothing above.
+_explainers: list[Callable[..., str]] = []
+
+
+def register_explainer(explain: Callable[..., str]) -> None:
+    _explainers[:] = [explain]
 
 
 class Category(enum.StrEnum):
@@ -102,6 +113,6 @@ class Diagnosis:
         `recent`: the caller's own rate when the failure came; a bare 429 far below the
         limit is then explained as what it is (not your quota).
         """
-        from gemini_guard.diagnosis._explain import explain
-
-        return explain(self, lang, now=now, recent=recent)
+        if not _explainers:  # registered by gemini_guard.diagnosis as it loads
+            raise RuntimeError("the explanation catalog is not loaded")
+        return _explainers[0](self, lang, now=now, recent=recent)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from gemini_guard.diagnosis._diagnose import diagnose_http
-from gemini_guard.diagnosis._explain import Lang
+from gemini_guard.diagnosis._explanation import Lang
 from gemini_guard.diagnosis._model import Diagnosis
 
 __all__ = ["QUICK_TABLE", "Row", "Sample", "load_samples", "variants_of"]

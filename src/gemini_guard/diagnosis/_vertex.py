@@ -19,11 +19,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from gemini_guard.diagnosis._explain import Explanation
+from gemini_guard.diagnosis._explanation import Explanation
 from gemini_guard.diagnosis._model import Category, Diagnosis, QuotaViolation
 
 if TYPE_CHECKING:
-    from gemini_guard.diagnosis._catalog import Ctx
+    from gemini_guard.diagnosis._explanation import Ctx
 
 __all__ = [
     "VERTEX_429_URL",

@@ -64,6 +64,7 @@ from gemini_guard.emulator.generate import (
 from gemini_guard.emulator.openai import OpenAISurface
 from gemini_guard.emulator.quiet import quiet_response
 from gemini_guard.emulator.quota import QuotaLedger, Violation
+from gemini_guard.emulator.replies import VERTEX_ACCOUNT_KEY, Account, reply_response
 from gemini_guard.emulator.request_body import (
     camel,
     field,
@@ -78,15 +79,13 @@ from gemini_guard.emulator.request_json import (
 )
 from gemini_guard.emulator.scenario import Fault, FaultMethod, Scenario, load_scenario
 from gemini_guard.emulator.stats import RequestRecord, Stats
+from gemini_guard.emulator.vertex import VertexSurface
 from gemini_guard.tiers import Limits, load_models
 
 __all__ = ["API_VERSIONS", "VERTEX_ACCOUNT_KEY", "DroppedConnection", "Emulator"]
 
 API_VERSIONS = ("v1", "v1beta", "v1alpha")
 _log = logging.getLogger("gemini_guard.emulator")
-# The ASGI scope key under which the Vertex surface (emulator/vertex.py) hands a
-# request on with the account it authenticated by bearer token.
-VERTEX_ACCOUNT_KEY = "gemini_guard.vertex_account"
 _NO_PROJECT = "-"
 _NO_MODEL = "-"
 # Faults that strike inside a stream that has started, not instead of it.
@@ -95,12 +94,6 @@ _STREAM_KINDS = frozenset({"stream_error", "stream_drop"}) | STALL_KINDS
 
 class DroppedConnection(ConnectionResetError):
     """Raised in-process (no socket to close) where the scenario drops the connection."""
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    project: str
-    tier: str
 
 
 _GENERATION_METHODS = (
@@ -129,25 +122,6 @@ class _Reject(Exception):
 
     def __init__(self, reply: ErrorReply) -> None:
         self.reply = reply
-
-
-def _reply(reply: ErrorReply) -> Response:
-    if isinstance(reply.body, str):
-        return Response(
-            reply.body,
-            status_code=reply.status,
-            media_type=reply.content_type,
-            headers=reply.headers,
-        )
-    return Response(
-        json.dumps(reply.body, indent=2),
-        status_code=reply.status,
-        media_type=reply.content_type,
-        headers=reply.headers,
-    )
-
-
-reply_response = _reply
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -254,8 +228,6 @@ class Emulator:
         return models
 
     def _routes(self) -> list[Route]:
-        from gemini_guard.emulator.vertex import VertexSurface
-
         return [
             *VertexSurface(self).routes(),
             *OpenAISurface(self).routes(),
@@ -390,7 +362,7 @@ class Emulator:
         except _Reject as rejected:
             reply = rejected.reply
             self._record(account, model_box[0], method, reply.status, reply.reason)
-            return _reply(reply)
+            return reply_response(reply)
         except ClientDisconnect:
             # An ordinary event (a client timed out or was stopped): one line, no traceback.
             client = request.client
@@ -477,7 +449,7 @@ class Emulator:
                 return await self._batch_create(request, name)
             if action in ("embedContent", "batchEmbedContents"):
                 return await self._embed(request, name, batch=action == "batchEmbedContents")
-        return _reply(error_bodies.not_found(f"Method not found: models/{rest}"))
+        return reply_response(error_bodies.not_found(f"Method not found: models/{rest}"))
 
     async def _models_get(self, request: Request, name: str) -> Response:
         async def handle(account: Account | None, model_box: list[str]) -> Response:
@@ -701,7 +673,7 @@ class Emulator:
         else:  # bad_gateway
             reply = error_bodies.bad_gateway_html()
         self._record(account, model, method, reply.status, reply.reason, input_tokens=tokens)
-        return _reply(reply)
+        return reply_response(reply)
 
     async def drop_connection(self, scope: Scope, receive: Receive) -> None:
         """Close the client's connection without a response (RST), or raise in-process."""

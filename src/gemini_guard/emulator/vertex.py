@@ -29,9 +29,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gemini_guard.emulator import error_bodies
-from gemini_guard.emulator.app import VERTEX_ACCOUNT_KEY, Account, reply_response
 from gemini_guard.emulator.error_bodies import ErrorReply
 from gemini_guard.emulator.quota import QuotaLedger
+from gemini_guard.emulator.replies import VERTEX_ACCOUNT_KEY, Account, reply_response
 from gemini_guard.tiers import Limits
 
 if TYPE_CHECKING:

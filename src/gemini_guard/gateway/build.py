@@ -2,7 +2,7 @@
 
     gateway = build_gateway(load_config("gemini-guard.toml"))
 
-The Guard is the one `GuardConfig.build_guard` makes (projects, pool, store, retry,
+The Guard is the one `guard_from_config` makes (projects, pool, store, retry,
 breakers, cache, telemetry); the gateway sends every checked request through its
 HTTP-level path (`call.transport.GuardedTransport`) over aiohttp, to the config's
 `base_url` (Google's endpoint by default).
@@ -24,7 +24,7 @@ from gemini_guard.gateway.app import Gateway
 from gemini_guard.gateway.auth import TokenTable
 from gemini_guard.gateway.budgets import CallerBudgets
 from gemini_guard.gateway.status import RecentEvents, status_page
-from gemini_guard.guard import Guard
+from gemini_guard.guard import Guard, guard_from_config
 
 __all__ = ["GOOGLE_ENDPOINT", "app_from_environment", "build_gateway"]
 
@@ -49,7 +49,7 @@ def build_gateway(
         )
     if clock is not None:
         guard_options["clock"] = clock
-    guard = config.build_guard(**guard_options)
+    guard = guard_from_config(config, **guard_options)
     base_url = config.base_url or GOOGLE_ENDPOINT
     transport = GuardedTransport(
         guard,

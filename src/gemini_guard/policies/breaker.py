@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from gemini_guard.diagnosis._model import Diagnosis
+from gemini_guard.diagnosis import Diagnosis
 from gemini_guard.policies.retry import UPSTREAM_FAILURES, seconds
 
 __all__ = [

@@ -32,7 +32,7 @@ import random
 import threading
 from dataclasses import dataclass
 
-from gemini_guard.diagnosis._model import Category, Diagnosis
+from gemini_guard.diagnosis import Category, Diagnosis
 from gemini_guard.pacific import next_reset
 from gemini_guard.policies.decisions import Decision, Fail, FallBack, Retry
 from gemini_guard.policies.retry import RetryPolicy, bare_429, retry_delay, spends_budget

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from gemini_guard.diagnosis._model import Category, Diagnosis
+from gemini_guard.diagnosis import Category, Diagnosis
 
 __all__ = [
     "UPSTREAM_FAILURES",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from gemini_guard.diagnosis._model import Category, Diagnosis, QuotaViolation
+from gemini_guard.diagnosis import Category, Diagnosis, QuotaViolation
 
 __all__ = ["day_spent", "too_large", "wait_too_long"]
 

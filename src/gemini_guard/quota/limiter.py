@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from gemini_guard.call.ports import Permit
 from gemini_guard.clock import Clock, SystemClock
-from gemini_guard.diagnosis._model import Category
+from gemini_guard.diagnosis import Category
 from gemini_guard.errors import ConfigError, DailyQuotaExhausted, QuotaWait, RequestRejected
 from gemini_guard.quota import _diagnoses
 from gemini_guard.quota.adaptive import AdaptiveLimits, AdaptivePolicy

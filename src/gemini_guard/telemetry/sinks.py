@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from gemini_guard.diagnosis._redact import REDACTED, redact
-from gemini_guard.secrets import register_secret
+from gemini_guard.secrets import REDACTED, redact, register_secret
 from gemini_guard.telemetry.events import Event, FailureEvent
 
 __all__ = ["JsonlSink", "LoggingSink", "Sink", "Telemetry"]

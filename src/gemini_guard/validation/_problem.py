@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from gemini_guard.diagnosis._model import Category, Diagnosis
+from gemini_guard.diagnosis import Category, Diagnosis
 from gemini_guard.errors import RequestRejected
 
 __all__ = ["Problem", "Severity", "rejection", "rejection_diagnosis"]

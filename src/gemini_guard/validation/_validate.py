@@ -20,8 +20,8 @@ from typing import Any
 import pydantic
 from google.genai import types as genai_types
 
-from gemini_guard.diagnosis._model import Category
-from gemini_guard.diagnosis._redact import redact
+from gemini_guard.diagnosis import Category
+from gemini_guard.secrets import redact
 from gemini_guard.tiers import load_models, model_spec
 from gemini_guard.tokens import MAX_TOKENS_PER_CHAR, estimate_text_tokens, estimate_tokens
 from gemini_guard.validation._catalog import ModelCatalog, ModelInfo

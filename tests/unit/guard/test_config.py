@@ -9,6 +9,7 @@ import pytest
 from gemini_guard.clock import FakeClock
 from gemini_guard.config import load_config
 from gemini_guard.errors import ConfigError
+from gemini_guard.guard import guard_from_config
 from gemini_guard.policies import RetryPolicy
 
 
@@ -131,9 +132,9 @@ def test_build_guard_reads_the_key_from_the_named_env_var(
     config = load_config(path, env={})
     monkeypatch.delenv("GG_TEST_KEY", raising=False)
     with pytest.raises(ConfigError, match="GG_TEST_KEY"):
-        config.build_guard()
+        guard_from_config(config)
     monkeypatch.setenv("GG_TEST_KEY", "AIzaSyFAKEFAKEFAKEFAKEFAKEFAKEFAKE1234567")
-    guard = config.build_guard(clock=FakeClock())
+    guard = guard_from_config(config, clock=FakeClock())
     assert guard.retry == RetryPolicy.BATCH
     assert guard.engine.project == "main"
     guard.unguarded_client.close()
@@ -158,8 +159,8 @@ def test_build_guard_paces_by_the_configured_tier_store_and_quota_section(
     client = genai.Client(api_key="AIzaSyFAKEFAKEFAKEFAKEFAKEFAKEFAKE1234567")
     events: list[Event] = []
     try:
-        guard = load_config(path, env={}).build_guard(
-            client=client, clock=FakeClock(), hooks=[events.append]
+        guard = guard_from_config(
+            load_config(path, env={}), client=client, clock=FakeClock(), hooks=[events.append]
         )
         limiter = guard.quota
         assert isinstance(limiter, QuotaLimiter)
@@ -177,10 +178,10 @@ def test_build_guard_paces_by_the_configured_tier_store_and_quota_section(
         guard.close()
 
         off = write(tmp_path, "[quota]\nenabled = false\n")
-        unpaced = load_config(off, env={}).build_guard(client=client)
+        unpaced = guard_from_config(load_config(off, env={}), client=client)
         assert isinstance(unpaced.quota, NoQuota)
         env = {"GEMINI_GUARD_QUOTA__ENABLED": "false"}
-        assert isinstance(load_config(env=env).build_guard(client=client).quota, NoQuota)
+        assert isinstance(guard_from_config(load_config(env=env), client=client).quota, NoQuota)
     finally:
         client.close()
 
@@ -199,9 +200,9 @@ def test_several_projects_build_a_pool_that_picks_the_project_per_attempt(
     monkeypatch.setenv("GG_KEY_A", "AIzaSyTEAMAFAKEFAKEFAKEFAKEFAKE12345678")
     monkeypatch.delenv("GG_KEY_B", raising=False)
     with pytest.raises(ConfigError, match=r"projects\[1\].api_key_env: .*GG_KEY_B"):
-        config.build_guard()
+        guard_from_config(config)
     monkeypatch.setenv("GG_KEY_B", "AIzaSyTEAMBFAKEFAKEFAKEFAKEFAKE12345678")
-    guard = config.build_guard(clock=FakeClock())
+    guard = guard_from_config(config, clock=FakeClock())
     try:
         pool = guard.quota
         assert isinstance(pool, ProjectPool)

@@ -12,7 +12,7 @@ from google.genai import types
 
 from gemini_guard.config import load_config
 from gemini_guard.errors import ConfigError
-from gemini_guard.guard import Guard
+from gemini_guard.guard import Guard, guard_from_config
 from gemini_guard.token_count import (
     ApiTokenCounter,
     EstimateTokenCounter,
@@ -95,10 +95,10 @@ def test_the_configuration_chooses_the_counter(
     path.write_text('[quota]\ntoken_counter = "api"\n', encoding="utf-8")
     config = load_config(path, env={})
     assert config.quota.token_counter == "api"
-    with config.build_guard(client=client) as guard:
+    with guard_from_config(config, client=client) as guard:
         assert isinstance(guard.token_counter, ApiTokenCounter)
     env = {"GEMINI_GUARD_QUOTA__TOKEN_COUNTER": "estimate"}
-    with load_config(path, env=env).build_guard(client=client) as guard:
+    with guard_from_config(load_config(path, env=env), client=client) as guard:
         assert isinstance(guard.token_counter, EstimateTokenCounter)
 
 

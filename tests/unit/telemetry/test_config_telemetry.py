@@ -9,6 +9,7 @@ from google import genai
 
 from gemini_guard.config import load_config
 from gemini_guard.errors import ConfigError
+from gemini_guard.guard import guard_from_config
 from gemini_guard.telemetry.alerts import Alerts
 from gemini_guard.telemetry.prometheus import PrometheusMetrics
 
@@ -21,7 +22,7 @@ def test_the_section_builds_a_guard_with_metrics_alerts_and_a_budget(tmp_path: P
         'webhook = "http://127.0.0.1:9/hook"\ndaily_budget_usd = 5\n'
     )
     client = genai.Client(api_key="not-used-no-request-is-sent")
-    with load_config(path, env={}).build_guard(client=client) as guard:
+    with guard_from_config(load_config(path, env={}), client=client) as guard:
         assert isinstance(guard.metrics, PrometheusMetrics)
         assert isinstance(guard.alerts, Alerts)
         assert guard.alerts.webhook is not None
@@ -33,7 +34,7 @@ def test_the_section_builds_a_guard_with_metrics_alerts_and_a_budget(tmp_path: P
 
 def test_by_default_there_are_no_metrics_alerts_or_budget() -> None:
     client = genai.Client(api_key="not-used-no-request-is-sent")
-    with load_config(env={}).build_guard(client=client) as guard:
+    with guard_from_config(load_config(env={}), client=client) as guard:
         assert guard.metrics is None
         assert guard.alerts is None
         assert guard.spend().budget_usd is None
