@@ -455,5 +455,23 @@ ZH: dict[str, str] = {
         "html：自包含的页面；text：在终端打印摘要。",
     "Also draw this tier's per-minute limits from the model table.":
         "同时画出模型表中该层级的每分钟限额。",
+    "{path}: no such events file; write one with [telemetry] jsonl = "
+    '"events.jsonl" or JsonlSink(path)':
+        "{path}：没有这个事件文件；可用 [telemetry] jsonl = \"events.jsonl\" "
+        "或 JsonlSink(path) 写出一个",
+    # --- models: --refresh ------------------------------------------------------------
+    "no limit": "无限额",
+    "--refresh needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)":
+        "--refresh 需要 API 密钥：请设置 GEMINI_API_KEY（或 GOOGLE_API_KEY）",
+    "models.list failed: {why}": "models.list 失败：{why}",
+    "note: gemini-guard reads the local table from {path}; "
+    "set GEMINI_GUARD_MODEL_TABLE={output} to use this one":
+        "注意：gemini-guard 从 {path} 读取本地模型表；"
+        "如要使用这个文件，请设置 GEMINI_GUARD_MODEL_TABLE={output}",
+    "wrote {n} models from models.list to {path}":
+        "已把 models.list 中的 {n} 个模型写入 {path}",
+    # --- demo: the two contenders ------------------------------------------------------
+    "guide's loop": "指南的循环",
+    "{n:.1f} min": "{n:.1f} 分钟",
 }
 # fmt: on

@@ -39,7 +39,7 @@ from gemini_guard.cli._common import (
     split_models,
     time_scale_option,
 )
-from gemini_guard.cli._i18n import _
+from gemini_guard.cli._i18n import _, current_lang
 from gemini_guard.cli._scenarios import complete_scenario as _complete_scenario
 
 if TYPE_CHECKING:
@@ -384,7 +384,7 @@ def _run_guard(
                     "{n} input line(s) rejected (first: line {line}: {why}); listed in {path}",
                     n=len(prepared.problems),
                     line=prepared.problems[0].line,
-                    why=prepared.problems[0].message,
+                    why=prepared.problems[0].explain(current_lang()),
                     path=files.errors,
                 ),
                 err=True,

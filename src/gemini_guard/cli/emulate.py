@@ -18,7 +18,7 @@ from gemini_guard.cli._common import (
     json_option,
     time_scale_option,
 )
-from gemini_guard.cli._i18n import _
+from gemini_guard.cli._i18n import _, current_lang
 from gemini_guard.cli._scenarios import complete_scenario as _complete_scenario
 from gemini_guard.clock import Clock, ScaledClock, SystemClock
 from gemini_guard.errors import ScenarioError
@@ -102,12 +102,11 @@ def emulate_command(
     from gemini_guard.emulator.server import bind_socket, run
 
     if list_scenarios:
-        names = scenario_names()
-        if as_json:
-            rows = [{"name": n, "description": d} for n, d in names.items()]
+        if as_json:  # the same in every language
+            rows = [{"name": n, "description": d} for n, d in scenario_names().items()]
             click.echo(json.dumps({"scenarios": rows}, ensure_ascii=False, indent=2))
         else:
-            for name, description in names.items():
+            for name, description in scenario_names(current_lang()).items():
                 click.echo(f"{name:14} {description}")
         return
     if as_json:
@@ -139,7 +138,7 @@ def emulate_command(
         _(
             "scenario: {name} - {about}",
             name=emulator.scenario.name,
-            about=emulator.scenario.description,
+            about=emulator.scenario.describe(current_lang()),
         )
         + "\n"
         + _("time scale: {x}x", x=f"{time_scale:g}")
