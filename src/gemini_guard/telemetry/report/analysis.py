@@ -327,7 +327,7 @@ def _summary(data: ReportData) -> list[tuple[str, str]]:
             lines.append(
                 (
                     f"The circuit breaker of {model} opened {opened} time(s).",
-                    f"{model} 的断路器打开了 {opened} 次。",
+                    f"{model} 的熔断器打开了 {opened} 次。",
                 )
             )
     if data.spend:
