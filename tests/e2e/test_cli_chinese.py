@@ -247,14 +247,25 @@ def test_emulate_list_scenarios(how: str) -> None:
 @pytest.mark.parametrize("how", HOWS)
 def test_batch(how: str, prompts: Path, workdir: Path) -> None:
     out = workdir / f"out-{how}.jsonl"
-    ran = run("batch", str(prompts), "-o", str(out), "--emulate", "healthy", how=how)
+    ran = run(
+        "batch", str(prompts), "-o", str(out), "--emulate", "healthy", "--metrics-port", "0",
+        how=how,
+    )  # fmt: skip
     assert_chinese(ran)
+    assert "指标：http://127.0.0.1:" in ran.err, ran.err
     assert '4 行输入被拒绝（第一处：第 4 行："prompt" 必须是字符串' in ran.err, ran.err
     failing = run(
         "batch", str(prompts), "-o", str(workdir / f"fail-{how}.jsonl"), "--emulate", "overload",
-        "--model", "gemini-2.5-pro", "--time-scale", "600", how=how,
+        "--model", "gemini-2.5-pro", "--speed", "600", how=how,
     )  # fmt: skip
     assert_chinese(failing, 0, 1)
+    assert "--speed 已弃用" in failing.err, failing.err
+    job = run(
+        "batch", str(prompts), "-o", str(workdir / f"job-{how}.jsonl"), "--emulate", "healthy",
+        "--mode", "batch-api", how=how,
+    )  # fmt: skip
+    assert_chinese(job)
+    assert "batch-api：已将 3 个请求提交为 batches/" in job.err, job.err
 
 
 @pytest.mark.parametrize("how", HOWS)

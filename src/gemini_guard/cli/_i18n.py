@@ -472,6 +472,25 @@ ZH: dict[str, str] = {
         "已把 models.list 中的 {n} 个模型写入 {path}",
     # --- demo: the two contenders ------------------------------------------------------
     "guide's loop": "指南的循环",
+    # --- diagnose, batch, the deprecated --speed ------------------------------------------
+    "give the error to explain: as an argument (quote it), a file name, or '-' "
+    "to read standard input; or use --table or --samples.":
+        "请给出要解释的错误：作为参数（加引号）、文件名，或用 '-' 读取标准输入；"
+        "也可以用 --table 或 --samples。",
+    "cannot read {path}: {why}": "无法读取 {path}：{why}",
+    "--speed is deprecated; use --time-scale (same meaning)":
+        "--speed 已弃用；请用 --time-scale（含义相同）",
+    "metrics: {url}": "指标：{url}",
+    # --- batch --mode batch-api (gemini_guard.batch.batch_api.WORDING) -------------------
+    "batch-api: submitted {n} requests as {name}": "batch-api：已将 {n} 个请求提交为 {name}",
+    "batch-api: {name} {state}": "batch-api：{name} {state}",
+    "pending": "等待中",
+    "queued": "排队中",
+    "running": "运行中",
+    "succeeded": "已成功",
+    "failed": "已失败",
+    "cancelled": "已取消",
+    "expired": "已过期",
     "{n:.1f} min": "{n:.1f} 分钟",
 }
 # fmt: on

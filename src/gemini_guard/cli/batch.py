@@ -329,7 +329,8 @@ def _metrics(port: int | None) -> Any:
 
     metrics = PrometheusMetrics()
     server = metrics.serve(port)
-    click.echo(f"metrics: http://127.0.0.1:{server.server_port}/metrics", err=True)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    click.echo(_("metrics: {url}", url=url), err=True)
     return metrics
 
 
@@ -544,6 +545,7 @@ def _run_batch_api(
                 model=model,
                 clock=clock,
                 say=lambda text: click.echo(text, err=True),
+                words=_,
             )
         except KeyboardInterrupt:
             click.echo(

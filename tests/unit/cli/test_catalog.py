@@ -39,6 +39,12 @@ def test_the_batch_progress_wording_has_chinese() -> None:
     assert [text for text in WORDING if text not in ZH] == []
 
 
+def test_the_batch_api_wording_has_chinese() -> None:
+    from gemini_guard.batch.batch_api import WORDING
+
+    assert [text for text in WORDING if text not in ZH] == []
+
+
 def test_the_cli_uses_the_catalog() -> None:
     assert len(_messages()) > 50
 
