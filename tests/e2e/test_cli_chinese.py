@@ -318,7 +318,12 @@ def test_report(how: str, events: Path, workdir: Path) -> None:
     empty = workdir / "empty.jsonl"
     empty.write_text("")
     assert_chinese(run("report", str(empty), "--format", "text", how=how))
-    assert_chinese(run("report", str(workdir / "missing.jsonl"), how=how), 2)
+    missing = run("report", str(workdir / "missing.jsonl"), how=how)
+    assert_chinese(missing, 2)
+    assert "没有这个事件文件" in missing.err, missing.err
+    broken = workdir / "broken.jsonl"
+    broken.write_text('{"event": "call_succeeded"}\n')
+    assert_chinese(run("report", str(broken), how=how), 2)
 
 
 @pytest.mark.parametrize("how", HOWS)
@@ -373,6 +378,10 @@ def test_emulate_serving(how: str) -> None:
 
 @pytest.mark.parametrize("how", HOWS)
 def test_click_s_own_usage_errors(how: str, prompts: Path) -> None:
+    unknown = run("batch", str(prompts), "-o", "x.jsonl", "--emulate", "no-such-day", how=how)
+    assert_chinese(unknown, 2)
+    assert "没有场景 'no-such-day'；可用的场景名：bad-day, " in unknown.err, unknown.err
+    assert_chinese(run("emulate", "--scenario", "no-such-day", how=how), 2)
     tier = run("plan", str(prompts), "--tier", "gold", how=how)
     assert_chinese(tier, 2)
     assert "错误：'--tier' 的值无效：'gold' 不是 " in tier.err, tier.err

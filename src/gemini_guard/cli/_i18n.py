@@ -455,10 +455,6 @@ ZH: dict[str, str] = {
         "html：自包含的页面；text：在终端打印摘要。",
     "Also draw this tier's per-minute limits from the model table.":
         "同时画出模型表中该层级的每分钟限额。",
-    "{path}: no such events file; write one with [telemetry] jsonl = "
-    '"events.jsonl" or JsonlSink(path)':
-        "{path}：没有这个事件文件；可用 [telemetry] jsonl = \"events.jsonl\" "
-        "或 JsonlSink(path) 写出一个",
     # --- models: --refresh ------------------------------------------------------------
     "no limit": "无限额",
     "--refresh needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)":
@@ -481,6 +477,8 @@ ZH: dict[str, str] = {
     "--speed is deprecated; use --time-scale (same meaning)":
         "--speed 已弃用；请用 --time-scale（含义相同）",
     "metrics: {url}": "指标：{url}",
+    "unknown scenario {name!r}; the names are: {names} (or give the path of a .toml file)":
+        "没有场景 {name!r}；可用的场景名：{names}（也可以给出 .toml 文件的路径）",
     # --- batch --mode batch-api (gemini_guard.batch.batch_api.WORDING) -------------------
     "batch-api: submitted {n} requests as {name}": "batch-api：已将 {n} 个请求提交为 {name}",
     "batch-api: {name} {state}": "batch-api：{name} {state}",

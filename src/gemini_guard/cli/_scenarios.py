@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BAD_DAY",
     "bad_day_scenario",
+    "check_scenario_name",
     "complete_scenario",
     "resolve_scenario",
     "scenario_names",
@@ -52,6 +53,25 @@ def scenario_names(lang: str = "en") -> dict[str, str]:
     names = builtin_scenarios(lang=lang)
     names[BAD_DAY] = bad_day_scenario().describe(lang)
     return dict(sorted(names.items()))
+
+
+def check_scenario_name(name: str, param_hint: str) -> None:
+    """A name no scenario has ends in a usage error listing the names, in the user's
+    language; a path (with / or .toml) is left for the loader to read."""
+    import click
+
+    from gemini_guard.cli._i18n import _
+
+    if "/" in name or name.endswith(".toml") or name in scenario_names():
+        return
+    raise click.BadParameter(
+        _(
+            "unknown scenario {name!r}; the names are: {names} (or give the path of a .toml file)",
+            name=name,
+            names=", ".join(scenario_names()),
+        ),
+        param_hint=param_hint,
+    )
 
 
 def resolve_scenario(name: str) -> Scenario | str | Path:

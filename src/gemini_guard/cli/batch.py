@@ -267,9 +267,11 @@ def batch(
     with ExitStack() as stack:
         base_url, key = config.base_url, None
         if scenario is not None:
+            from gemini_guard.cli._scenarios import check_scenario_name
             from gemini_guard.emulator import serve
             from gemini_guard.errors import ScenarioError
 
+            check_scenario_name(scenario, "--emulate")
             try:
                 server = stack.enter_context(serve(_scenario(scenario), clock=clock))
             except (ScenarioError, FileNotFoundError, KeyError, ValueError) as exc:

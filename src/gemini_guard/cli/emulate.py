@@ -97,7 +97,11 @@ def emulate_command(
     """Serve a local Gemini API with real quotas, real error bodies and scripted outages.
 
     It runs until Ctrl-C, which is its normal end (exit code 0)."""
-    from gemini_guard.cli._scenarios import resolve_scenario, scenario_names
+    from gemini_guard.cli._scenarios import (
+        check_scenario_name,
+        resolve_scenario,
+        scenario_names,
+    )
     from gemini_guard.emulator import Emulator
     from gemini_guard.emulator.server import bind_socket, run
 
@@ -115,6 +119,7 @@ def emulate_command(
     clock: Clock = ScaledClock(time_scale) if time_scale != 1.0 else SystemClock()
     if log_path is not None:
         check_writable(log_path, "--log")
+    check_scenario_name(scenario, "--scenario")
     try:
         emulator = Emulator(resolve_scenario(scenario), clock=clock, log_path=log_path)
     except ScenarioError as exc:

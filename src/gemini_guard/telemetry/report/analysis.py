@@ -18,18 +18,28 @@ from typing import Any
 from gemini_guard.errors import ConfigError
 from gemini_guard.pacific import quota_day
 
-__all__ = ["Episode", "ReportData", "analyse", "load_events"]
+__all__ = ["Episode", "EventsFileError", "ReportData", "analyse", "load_events"]
 
 _MAX_COLUMNS = 180
+
+
+class EventsFileError(ConfigError):
+    """An events file that cannot be read as one; `message_zh` says why in Chinese."""
+
+    def __init__(self, message: str, message_zh: str) -> None:
+        super().__init__(message)
+        self.message_zh = message_zh
 
 
 def load_events(path: str | Path) -> list[dict[str, Any]]:
     """The events of a JSONL file written by `JsonlSink` (blank lines skipped)."""
     source = Path(path).expanduser()
     if not source.is_file():
-        raise ConfigError(
+        raise EventsFileError(
             f"{source}: no such events file; write one with [telemetry] jsonl = "
-            '"events.jsonl" or JsonlSink(path)'
+            '"events.jsonl" or JsonlSink(path)',
+            f'{source}：没有这个事件文件；可用 [telemetry] jsonl = "events.jsonl" '
+            "或 JsonlSink(path) 写出一个",
         )
     events: list[dict[str, Any]] = []
     with source.open(encoding="utf-8") as file:
@@ -39,13 +49,16 @@ def load_events(path: str | Path) -> list[dict[str, Any]]:
             try:
                 event = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ConfigError(
+                raise EventsFileError(
                     f"{source}:{number}: not a JSON object ({exc.msg}); each line must be "
-                    "one event as JsonlSink writes it"
+                    "one event as JsonlSink writes it",
+                    f"{source}:{number}：不是 JSON 对象（{exc.msg}）；每行必须是 JsonlSink "
+                    "写出的一个事件",
                 ) from None
             if not isinstance(event, dict) or "event" not in event or "timestamp" not in event:
-                raise ConfigError(
-                    f'{source}:{number}: an event needs "event" and "timestamp" fields'
+                raise EventsFileError(
+                    f'{source}:{number}: an event needs "event" and "timestamp" fields',
+                    f'{source}:{number}：事件需要 "event" 和 "timestamp" 字段',
                 )
             events.append(event)
     return events
