@@ -5,10 +5,14 @@ Each command runs as the console script against the emulator or a fixture, twice
 its output (stdout and stderr) that holds a Latin word but no Chinese character fails,
 unless every Latin word on it is one of the things that stay as they are in both
 languages (`_TECHNICAL`): URLs, paths, flags, model names, upper-case terms (RPM, 429's
-RESOURCE_EXHAUSTED, env variables), words with digits (p50, 7m05s), dotted or snake-case
-identifiers (models.list, api_key), or a code line the emulator prints for the user to
-paste (`_CODE_LINES`). `--json` output is checked the other way: it is the same in both
-languages.
+RESOURCE_EXHAUSTED, env variables), words with digits (p50, 7m05s), dotted, snake-case,
+hyphenated or camelCase identifiers (models.list, api_key, team-a, quotaId), the name
+Guard; or the line is code `emulate` prints for the user to paste (`_CODE_LINES`), or a
+piece of an API message a diagnosis quotes verbatim. Lines that mix Chinese with
+English fragments pass that rule, so the tests also look for the Chinese of the texts
+that used to stay English (the report's summary, the reader's reasons, ...). `--json`
+output is checked the other way: the same keys in every language, and the same values
+where nothing explains itself in words.
 """
 
 from __future__ import annotations
