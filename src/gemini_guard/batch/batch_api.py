@@ -25,10 +25,18 @@ from gemini_guard.batch.result import BatchResult, ErrorInfo
 from gemini_guard.batch.runner import succeeded
 from gemini_guard.clock import Clock
 
-__all__ = ["INLINE_LIMIT_BYTES", "BatchApiError", "run_batch_api"]
+__all__ = ["INLINE_LIMIT_BYTES", "WORDING", "BatchApiError", "run_batch_api"]
 
 INLINE_LIMIT_BYTES = 20 * 1024 * 1024  # the documented limit for inlined batch requests
 _JOB, _DISPLAY, _IDS = "batch_api.job", "batch_api.display_name", "batch_api.ids"
+# The English of every line `say` is given, and of the job states it names. A caller
+# that speaks another language passes `words`, which maps each of these to its own
+# text with the same fields.
+SUBMITTED = "batch-api: submitted {n} requests as {name}"
+STATE = "batch-api: {name} {state}"
+STATES = ("pending", "queued", "running", "succeeded", "failed", "cancelled", "expired")
+WORDING = (SUBMITTED, STATE, *STATES)
+
 _TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
 
 
@@ -63,6 +71,7 @@ def run_batch_api(
     model: str,
     clock: Clock,
     say: Callable[[str], None] = lambda text: None,
+    words: Callable[[str], str] = str,
     poll_initial: float = 10.0,
     poll_max: float = 300.0,
     poll_growth: float = 1.5,
@@ -110,11 +119,11 @@ def run_batch_api(
                 )
                 name = job.name
                 journal.set(_JOB, name)
-                say(f"batch-api: submitted {len(ids)} requests as {name}")
+                say(words(SUBMITTED).format(n=len(ids), name=name))
         for result in immediate:
             _write(journal, writer, result)
         if name is not None:
-            job = _wait(client, name, clock, say, poll_initial, poll_max, poll_growth)
+            job = _wait(client, name, clock, say, words, poll_initial, poll_max, poll_growth)
             for result in _results(job, ids, model):
                 if result.id not in journal.states():
                     _write(journal, writer, result)
@@ -163,6 +172,7 @@ def _wait(
     name: str,
     clock: Clock,
     say: Callable[[str], None],
+    words: Callable[[str], str],
     initial: float,
     cap: float,
     growth: float,
@@ -173,7 +183,8 @@ def _wait(
         job = client.batches.get(name=name)
         state = _state(job)
         if state != last:
-            say(f"batch-api: {name} {state.removeprefix('JOB_STATE_').lower()}")
+            shown = words(state.removeprefix("JOB_STATE_").lower())
+            say(words(STATE).format(name=name, state=shown))
             last = state
         if state in _TERMINAL:
             return job

@@ -45,13 +45,19 @@ class BatchRequest:
 
 @dataclass(frozen=True, slots=True)
 class InputProblem:
-    """A line that was set aside, and why."""
+    """A line that was set aside, and why (in English and in Chinese)."""
 
     line: int
     message: str
     id: str | None = None
+    message_zh: str = ""
+
+    def explain(self, lang: str = "en") -> str:
+        """Why the line was set aside, in `lang` (en or zh)."""
+        return self.message_zh if lang == "zh" and self.message_zh else self.message
 
     def to_json(self) -> dict[str, Any]:
+        # the errors file is data for programs: one language, whatever the user's locale
         return {"line": self.line, "id": self.id, "error": self.message}
 
 
@@ -62,8 +68,9 @@ class ReadResult:
 
 
 class _Bad(ValueError):
-    def __init__(self, message: str, id: str | None = None) -> None:
+    def __init__(self, message: str, message_zh: str, id: str | None = None) -> None:
         super().__init__(message)
+        self.message_zh = message_zh
         self.id = id
 
 
@@ -77,33 +84,54 @@ def to_request(raw: object, *, line: int = 0) -> BatchRequest:
 
 def _to_request(raw: object, line: int) -> BatchRequest:
     if not isinstance(raw, Mapping):
-        raise _Bad(f"expected a JSON object, got {type(raw).__name__}")
+        kind = type(raw).__name__
+        raise _Bad(f"expected a JSON object, got {kind}", f"应为 JSON 对象，实际是 {kind}")
     ident = raw.get("id")
     if isinstance(ident, bool) or not isinstance(ident, str | int) or ident == "":
-        raise _Bad('"id" is missing or not a non-empty string/integer; add e.g. "id": "q1"')
+        raise _Bad(
+            '"id" is missing or not a non-empty string/integer; add e.g. "id": "q1"',
+            '缺少 "id"，或它不是非空的字符串/整数；请加上，例如 "id": "q1"',
+        )
     name = str(ident)
     unknown = sorted(set(raw) - _FIELDS)
     if unknown:
+        names, allowed = ", ".join(map(repr, unknown)), ", ".join(sorted(_FIELDS))
         raise _Bad(
-            f"unknown field(s) {', '.join(map(repr, unknown))}; "
-            f"allowed: {', '.join(sorted(_FIELDS))}",
+            f"unknown field(s) {names}; allowed: {allowed}",
+            f"未知字段 {names}；允许的字段：{allowed}",
             name,
         )
     has_prompt = raw.get("prompt") is not None
     has_contents = raw.get("contents") is not None
     if has_prompt == has_contents:
-        raise _Bad('give exactly one of "prompt" (text) or "contents"', name)
+        raise _Bad(
+            'give exactly one of "prompt" (text) or "contents"',
+            '"prompt"（文本）和 "contents" 必须给且只给一个',
+            name,
+        )
     if has_prompt and not isinstance(raw["prompt"], str):
-        raise _Bad('"prompt" must be a string; use "contents" for structured input', name)
+        raise _Bad(
+            '"prompt" must be a string; use "contents" for structured input',
+            '"prompt" 必须是字符串；结构化输入请用 "contents"',
+            name,
+        )
     contents = raw["prompt"] if has_prompt else raw["contents"]
     if isinstance(contents, str) and not contents.strip():
-        raise _Bad("the prompt is empty", name)
+        raise _Bad("the prompt is empty", "提示为空", name)
     config = raw.get("config")
     if config is not None and not isinstance(config, Mapping):
-        raise _Bad('"config" must be an object such as {"temperature": 0.2}', name)
+        raise _Bad(
+            '"config" must be an object such as {"temperature": 0.2}',
+            '"config" 必须是对象，例如 {"temperature": 0.2}',
+            name,
+        )
     model = raw.get("model")
     if model is not None and (not isinstance(model, str) or not model.strip()):
-        raise _Bad('"model" must be a model name such as "gemini-2.5-flash"', name)
+        raise _Bad(
+            '"model" must be a model name such as "gemini-2.5-flash"',
+            '"model" 必须是模型名，例如 "gemini-2.5-flash"',
+            name,
+        )
     return BatchRequest(id=name, contents=contents, config=config, model=model, line=line)
 
 
@@ -114,11 +142,15 @@ def parse_line(text: str, line: int) -> BatchRequest | InputProblem | None:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        return InputProblem(line=line, message=f"not valid JSON: {exc.msg} (column {exc.colno})")
+        return InputProblem(
+            line=line,
+            message=f"not valid JSON: {exc.msg} (column {exc.colno})",
+            message_zh=f"不是有效的 JSON：{exc.msg}（第 {exc.colno} 列）",
+        )
     try:
         return _to_request(raw, line)
     except _Bad as exc:
-        return InputProblem(line=line, message=str(exc), id=exc.id)
+        return InputProblem(line=line, message=str(exc), id=exc.id, message_zh=exc.message_zh)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -141,7 +173,9 @@ def read_requests(path: str | Path) -> ReadResult:
     first_line: dict[str, int] = {}
     for number, text in _lines(path):
         if text.startswith("\0"):
-            problems.append(InputProblem(line=number, message="not UTF-8 text"))
+            problems.append(
+                InputProblem(line=number, message="not UTF-8 text", message_zh="不是 UTF-8 文本")
+            )
             continue
         parsed = parse_line(text, number)
         if parsed is None:
@@ -149,12 +183,14 @@ def read_requests(path: str | Path) -> ReadResult:
         if isinstance(parsed, InputProblem):
             problems.append(parsed)
         elif parsed.id in first_line:
+            first = first_line[parsed.id]
             problems.append(
                 InputProblem(
                     line=number,
-                    message=f"duplicate id {parsed.id!r} (first on line {first_line[parsed.id]}); "
+                    message=f"duplicate id {parsed.id!r} (first on line {first}); "
                     "this line was skipped",
                     id=parsed.id,
+                    message_zh=f"重复的 id {parsed.id!r}（首次出现在第 {first} 行）；已跳过此行",
                 )
             )
         else:

@@ -41,6 +41,7 @@ _SUBCOMMANDS = {
     "serve": "gemini_guard.cli.serve",
 }
 
+_ARGV_KEY = "gemini_guard.argv"
 _COMPLETION = (
     'Shell completion: eval "$(_GEMINI_GUARD_COMPLETE=bash_source gemini-guard)" '
     "(zsh_source, fish_source for those shells)."
@@ -66,6 +67,8 @@ class _LazyGroup(click.Group):
 
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _told(exc, ctx.meta.get(_ARGV_KEY, [])) from None
         except KeyboardInterrupt:
             if debug_enabled():
                 raise
@@ -79,6 +82,21 @@ class _LazyGroup(click.Group):
             if debug_enabled() or exc.errno == errno.EPIPE:
                 raise
             raise Failure(os_error_line(exc)) from exc
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        given = list(args)  # parsing consumes the list
+        try:
+            ctx = super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _told(exc, given) from None
+        ctx.meta[_ARGV_KEY] = given
+        return ctx
 
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         prefix = translate("Usage: ", current_lang())
@@ -111,6 +129,23 @@ class _LazyGroup(click.Group):
             formatter.write_paragraph()
             with formatter.indentation():
                 formatter.write_text(translate(text, lang))
+
+
+def _told(error: click.UsageError, args: list[str]) -> click.UsageError:
+    """A usage error in the command's language (click words its own in English). A
+    mistake may stop the parsing before `--lang` is read: then `args` say what was asked."""
+    from gemini_guard.cli._click_zh import ChineseUsageError
+
+    asked = None
+    for i, arg in enumerate(args):
+        if arg == "--lang" and i + 1 < len(args):
+            asked = args[i + 1]
+        elif arg.startswith("--lang="):
+            asked = arg.split("=", 1)[1]
+    lang = current_lang() if asked is None else asked.lower()
+    if lang != "zh" or isinstance(error, ChineseUsageError):
+        return error
+    return ChineseUsageError(error)
 
 
 def _set_lang(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

@@ -209,7 +209,10 @@ def models_option(help_text: str) -> Callable[[F], F]:
 
 def _speed_alias(ctx: click.Context, _param: click.Parameter, value: float | None) -> None:
     if value is not None:
-        click.echo("gemini-guard: --speed is deprecated; use --time-scale (same meaning)", err=True)
+        click.echo(
+            "gemini-guard: " + _("--speed is deprecated; use --time-scale (same meaning)"),
+            err=True,
+        )
         ctx.meta["gemini_guard.speed"] = value
 
 

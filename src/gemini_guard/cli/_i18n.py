@@ -480,5 +480,40 @@ ZH: dict[str, str] = {
         "html：自包含的页面；text：在终端打印摘要。",
     "Also draw this tier's per-minute limits from the model table.":
         "同时画出模型表中该层级的每分钟限额。",
+    # --- models: --refresh ------------------------------------------------------------
+    "no limit": "无限额",
+    "--refresh needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)":
+        "--refresh 需要 API 密钥：请设置 GEMINI_API_KEY（或 GOOGLE_API_KEY）",
+    "models.list failed: {why}": "models.list 失败：{why}",
+    "note: gemini-guard reads the local table from {path}; "
+    "set GEMINI_GUARD_MODEL_TABLE={output} to use this one":
+        "注意：gemini-guard 从 {path} 读取本地模型表；"
+        "如要使用这个文件，请设置 GEMINI_GUARD_MODEL_TABLE={output}",
+    "wrote {n} models from models.list to {path}":
+        "已把 models.list 中的 {n} 个模型写入 {path}",
+    # --- demo: the two contenders ------------------------------------------------------
+    "guide's loop": "指南的循环",
+    # --- diagnose, batch, the deprecated --speed ------------------------------------------
+    "give the error to explain: as an argument (quote it), a file name, or '-' "
+    "to read standard input; or use --table or --samples.":
+        "请给出要解释的错误：作为参数（加引号）、文件名，或用 '-' 读取标准输入；"
+        "也可以用 --table 或 --samples。",
+    "cannot read {path}: {why}": "无法读取 {path}：{why}",
+    "--speed is deprecated; use --time-scale (same meaning)":
+        "--speed 已弃用；请用 --time-scale（含义相同）",
+    "metrics: {url}": "指标：{url}",
+    "unknown scenario {name!r}; the names are: {names} (or give the path of a .toml file)":
+        "没有场景 {name!r}；可用的场景名：{names}（也可以给出 .toml 文件的路径）",
+    # --- batch --mode batch-api (gemini_guard.batch.batch_api.WORDING) -------------------
+    "batch-api: submitted {n} requests as {name}": "batch-api：已将 {n} 个请求提交为 {name}",
+    "batch-api: {name} {state}": "batch-api：{name} {state}",
+    "pending": "等待中",
+    "queued": "排队中",
+    "running": "运行中",
+    "succeeded": "已成功",
+    "failed": "已失败",
+    "cancelled": "已取消",
+    "expired": "已过期",
+    "{n:.1f} min": "{n:.1f} 分钟",
 }
 # fmt: on

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BAD_DAY",
     "bad_day_scenario",
+    "check_scenario_name",
     "complete_scenario",
     "resolve_scenario",
     "scenario_names",
@@ -36,6 +37,7 @@ def bad_day_scenario() -> Scenario:
     return Scenario(
         name=BAD_DAY,
         description="dec-2025-cut limits from t=0 plus overload's 503 storm on pro",
+        description_zh="从 t=0 起实行 dec-2025-cut 的限额，再加上 overload 在 pro 上的 503 风暴",
         seed=7,
         default_tier="free",
         limit_changes=tuple(c.model_copy(update={"at": 0.0}) for c in cut.limit_changes),
@@ -44,13 +46,32 @@ def bad_day_scenario() -> Scenario:
     )
 
 
-def scenario_names() -> dict[str, str]:
-    """Name -> one-line description of every scenario a command accepts by name."""
+def scenario_names(lang: str = "en") -> dict[str, str]:
+    """Name -> one-line description, in `lang`, of every scenario a command accepts by name."""
     from gemini_guard.emulator import builtin_scenarios
 
-    names = builtin_scenarios()
-    names[BAD_DAY] = bad_day_scenario().description
+    names = builtin_scenarios(lang=lang)
+    names[BAD_DAY] = bad_day_scenario().describe(lang)
     return dict(sorted(names.items()))
+
+
+def check_scenario_name(name: str, param_hint: str) -> None:
+    """A name no scenario has ends in a usage error listing the names, in the user's
+    language; a path (with / or .toml) is left for the loader to read."""
+    import click
+
+    from gemini_guard.cli._i18n import _
+
+    if "/" in name or name.endswith(".toml") or name in scenario_names():
+        return
+    raise click.BadParameter(
+        _(
+            "unknown scenario {name!r}; the names are: {names} (or give the path of a .toml file)",
+            name=name,
+            names=", ".join(scenario_names()),
+        ),
+        param_hint=param_hint,
+    )
 
 
 def resolve_scenario(name: str) -> Scenario | str | Path:

@@ -39,7 +39,7 @@ from gemini_guard.cli._common import (
     split_models,
     time_scale_option,
 )
-from gemini_guard.cli._i18n import _
+from gemini_guard.cli._i18n import _, current_lang
 from gemini_guard.cli._scenarios import complete_scenario as _complete_scenario
 
 if TYPE_CHECKING:
@@ -267,9 +267,11 @@ def batch(
     with ExitStack() as stack:
         base_url, key = config.base_url, None
         if scenario is not None:
+            from gemini_guard.cli._scenarios import check_scenario_name
             from gemini_guard.emulator import serve
             from gemini_guard.errors import ScenarioError
 
+            check_scenario_name(scenario, "--emulate")
             try:
                 server = stack.enter_context(serve(_scenario(scenario), clock=clock))
             except (ScenarioError, FileNotFoundError, KeyError, ValueError) as exc:
@@ -329,7 +331,8 @@ def _metrics(port: int | None) -> Any:
 
     metrics = PrometheusMetrics()
     server = metrics.serve(port)
-    click.echo(f"metrics: http://127.0.0.1:{server.server_port}/metrics", err=True)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    click.echo(_("metrics: {url}", url=url), err=True)
     return metrics
 
 
@@ -385,7 +388,7 @@ def _run_guard(
                     "{n} input line(s) rejected (first: line {line}: {why}); listed in {path}",
                     n=len(prepared.problems),
                     line=prepared.problems[0].line,
-                    why=prepared.problems[0].message,
+                    why=prepared.problems[0].explain(current_lang()),
                     path=files.errors,
                 ),
                 err=True,
@@ -546,6 +549,7 @@ def _run_batch_api(
                 model=model,
                 clock=clock,
                 say=lambda text: click.echo(text, err=True),
+                words=_,
             )
         except KeyboardInterrupt:
             click.echo(

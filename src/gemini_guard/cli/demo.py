@@ -427,7 +427,7 @@ async def run_guard(
 
 
 def _minutes(seconds: float) -> str:
-    return "-" if seconds == float("inf") else f"{seconds / 60:.1f} min"
+    return "-" if seconds == float("inf") else _("{n:.1f} min", n=seconds / 60)
 
 
 def results_table(results: list[RunResult], *, title: str) -> object:
@@ -440,7 +440,7 @@ def results_table(results: list[RunResult], *, title: str) -> object:
         table.add_column(column, justify="left" if not column else "right")
     for r in results:
         table.add_row(
-            r.name,
+            _(r.name),
             str(r.lost),
             f"{r.succeeded}/{r.prompts}",
             str(r.sent),
@@ -479,7 +479,7 @@ def _early_finish_note(results: list[RunResult]) -> str:
             notes.append(
                 _(
                     "{name} took less emulated time because it gave up on {lost} prompts.",
-                    name=r.name,
+                    name=_(r.name),
                     lost=r.lost,
                 )
             )
@@ -507,7 +507,7 @@ async def _demo(
         disable=not show_progress,
     ) as bar:
         for name in ("guide's loop", "Guard"):
-            task = bar.add_task(name, total=prompts)
+            task = bar.add_task(_(name), total=prompts)
             clock = ScaledClock(speed)
             with serve(scenario, clock=clock) as server:
 

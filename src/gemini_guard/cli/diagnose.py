@@ -18,7 +18,7 @@ from rich.text import Text
 
 from gemini_guard.cli import main
 from gemini_guard.cli._common import EXIT_OK, EXIT_PROBLEM, GuardCommand, json_option
-from gemini_guard.cli._i18n import current_lang, lang_from_env
+from gemini_guard.cli._i18n import _, current_lang, lang_from_env
 from gemini_guard.diagnosis import (
     QUICK_TABLE,
     Category,
@@ -48,8 +48,10 @@ def _read_source(parts: Sequence[str]) -> str:
     if not parts or list(parts) == ["-"]:
         if not parts and sys.stdin.isatty():
             raise click.UsageError(
-                "give the error to explain: as an argument (quote it), a file name, or '-' to "
-                "read standard input; or use --table or --samples."
+                _(
+                    "give the error to explain: as an argument (quote it), a file name, or '-' "
+                    "to read standard input; or use --table or --samples."
+                )
             )
         return sys.stdin.read()
     if len(parts) == 1:
@@ -60,7 +62,9 @@ def _read_source(parts: Sequence[str]) -> str:
                 if path.is_file():
                     return path.read_text("utf-8", errors="replace")
             except OSError as exc:
-                raise click.UsageError(f"cannot read {candidate}: {exc.strerror}") from exc
+                raise click.UsageError(
+                    _("cannot read {path}: {why}", path=candidate, why=exc.strerror)
+                ) from exc
         return candidate
     return " ".join(parts)
 

@@ -18,7 +18,7 @@ from gemini_guard.cli._common import (
     json_option,
     time_scale_option,
 )
-from gemini_guard.cli._i18n import _
+from gemini_guard.cli._i18n import _, current_lang
 from gemini_guard.cli._scenarios import complete_scenario as _complete_scenario
 from gemini_guard.clock import Clock, ScaledClock, SystemClock
 from gemini_guard.errors import ScenarioError
@@ -97,17 +97,20 @@ def emulate_command(
     """Serve a local Gemini API with real quotas, real error bodies and scripted outages.
 
     It runs until Ctrl-C, which is its normal end (exit code 0)."""
-    from gemini_guard.cli._scenarios import resolve_scenario, scenario_names
+    from gemini_guard.cli._scenarios import (
+        check_scenario_name,
+        resolve_scenario,
+        scenario_names,
+    )
     from gemini_guard.emulator import Emulator
     from gemini_guard.emulator.server import bind_socket, run
 
     if list_scenarios:
-        names = scenario_names()
-        if as_json:
-            rows = [{"name": n, "description": d} for n, d in names.items()]
+        if as_json:  # the same in every language
+            rows = [{"name": n, "description": d} for n, d in scenario_names().items()]
             click.echo(json.dumps({"scenarios": rows}, ensure_ascii=False, indent=2))
         else:
-            for name, description in names.items():
+            for name, description in scenario_names(current_lang()).items():
                 click.echo(f"{name:14} {description}")
         return
     if as_json:
@@ -116,6 +119,7 @@ def emulate_command(
     clock: Clock = ScaledClock(time_scale) if time_scale != 1.0 else SystemClock()
     if log_path is not None:
         check_writable(log_path, "--log")
+    check_scenario_name(scenario, "--scenario")
     try:
         emulator = Emulator(resolve_scenario(scenario), clock=clock, log_path=log_path)
     except ScenarioError as exc:
@@ -139,7 +143,7 @@ def emulate_command(
         _(
             "scenario: {name} - {about}",
             name=emulator.scenario.name,
-            about=emulator.scenario.description,
+            about=emulator.scenario.describe(current_lang()),
         )
         + "\n"
         + _("time scale: {x}x", x=f"{time_scale:g}")

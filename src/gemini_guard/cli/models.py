@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gemini_guard.cli import main
-from gemini_guard.cli._i18n import _
+from gemini_guard.cli._i18n import _, current_lang
 
 if TYPE_CHECKING:
     from gemini_guard.tiers import ModelSpec
@@ -96,7 +96,7 @@ def _limits_text(spec: ModelSpec, tier: str) -> str:
         return "-"
     parts = [f"{limits.rpm:,} RPM" if limits.rpm is not None else None]
     parts.append(f"{limits.rpd:,} RPD" if limits.rpd is not None else None)
-    return ", ".join(p for p in parts if p) or "no limit"
+    return ", ".join(p for p in parts if p) or _("no limit")
 
 
 def _refresh(api_key: str, base_url: str, timeout: float) -> list[ModelInfo]:
@@ -112,9 +112,8 @@ def _refresh(api_key: str, base_url: str, timeout: float) -> list[ModelInfo]:
     except errors.APIError as exc:
         from gemini_guard.diagnosis import diagnose
 
-        raise click.ClickException(
-            f"models.list failed: {diagnose(exc).explain('en').splitlines()[0]}"
-        ) from None
+        why = diagnose(exc).explain(current_lang()).splitlines()[0]
+        raise click.ClickException(_("models.list failed: {why}", why=why)) from None
     finally:
         client.close()
 
@@ -158,7 +157,7 @@ def models_command(
         key = os.environ.get("GOOGLE_API_KEY") or os.environ.get("GEMINI_API_KEY")
         if not key:
             raise click.ClickException(
-                "--refresh needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)"
+                _("--refresh needs an API key: set GEMINI_API_KEY (or GOOGLE_API_KEY)")
             )
         url = base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL
         listed = _refresh(key, url, timeout)
@@ -168,11 +167,18 @@ def models_command(
         target.write_text(render_override(listed, checked=today, base_url=url), "utf-8")
         if output is not None and os.environ.get("GEMINI_GUARD_MODEL_TABLE") != str(output):
             click.echo(
-                f"note: gemini-guard reads the local table from {override_path()}; "
-                f"set GEMINI_GUARD_MODEL_TABLE={output} to use this one",
+                _(
+                    "note: gemini-guard reads the local table from {path}; "
+                    "set GEMINI_GUARD_MODEL_TABLE={output} to use this one",
+                    path=override_path(),
+                    output=output,
+                ),
                 err=True,
             )
-        click.echo(f"wrote {len(listed)} models from models.list to {target}", err=True)
+        click.echo(
+            _("wrote {n} models from models.list to {path}", n=len(listed), path=target),
+            err=True,
+        )
         if output is None:
             load_models.cache_clear()
     try:

@@ -20,7 +20,7 @@ from gemini_guard.cli._common import (
     models_option,
     split_models,
 )
-from gemini_guard.cli._i18n import _
+from gemini_guard.cli._i18n import _, current_lang
 
 if TYPE_CHECKING:
     from gemini_guard.batch.planner import Plan
@@ -142,7 +142,7 @@ def plan(
                 "({n} input line(s) rejected, not counted; first: line {line}: {message})",
                 n=len(read.problems),
                 line=first.line,
-                message=first.message,
+                message=first.explain(current_lang()),
             )
         )
     echo(

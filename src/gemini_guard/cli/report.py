@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from gemini_guard.cli import main
+from gemini_guard.cli._i18n import current_lang
 from gemini_guard.errors import ConfigError
 from gemini_guard.tiers import TIERS
 
@@ -37,12 +38,16 @@ from gemini_guard.tiers import TIERS
 def report(events: Path, output: Path | None, fmt: str, tier: str | None) -> None:
     """Turn a JSONL events file (JsonlSink, [telemetry] jsonl) into a report."""
     from gemini_guard.telemetry.report import analyse, load_events, render_text, write_report
+    from gemini_guard.telemetry.report.analysis import EventsFileError
 
     try:
         data = analyse(load_events(events), tier=tier)
     except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="EVENTS") from None
+        message = str(exc)
+        if current_lang() == "zh" and isinstance(exc, EventsFileError):
+            message = exc.message_zh
+        raise click.BadParameter(message, param_hint="EVENTS") from None
     if fmt == "text":
-        click.echo(render_text(data), nl=False)
+        click.echo(render_text(data, lang=current_lang()), nl=False)
         return
     click.echo(str(write_report(events, output, tier=tier)))

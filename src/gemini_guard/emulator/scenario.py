@@ -224,6 +224,7 @@ class Scenario(_Strict):
 
     name: str = "custom"
     description: str = ""
+    description_zh: str = ""  # the description in Chinese; "" falls back to `description`
     seed: int = 0
     quotas: bool = True  # false: no rate limits anywhere (throughput tests)
     default_tier: TierName = "free"
@@ -240,6 +241,12 @@ class Scenario(_Strict):
     batch: BatchSpec = BatchSpec()
     vertex: VertexSpec = VertexSpec()
 
+    def describe(self, lang: str = "en") -> str:
+        """The one-line description in `lang` (en or zh); English when no Chinese is given."""
+        if lang == "zh" and self.description_zh:
+            return self.description_zh
+        return self.description
+
     @model_validator(mode="after")
     def _changes_in_order(self) -> Scenario:
         ats = [c.at for c in self.limit_changes]
@@ -251,14 +258,15 @@ class Scenario(_Strict):
 _SCENARIO_DIR = "data/scenarios"
 
 
-def builtin_scenarios() -> dict[str, str]:
-    """Name -> one-line description of every built-in scenario."""
+def builtin_scenarios(*, lang: str = "en") -> dict[str, str]:
+    """Name -> one-line description of every built-in scenario, in `lang` (en or zh)."""
     out: dict[str, str] = {}
     root = resources.files("gemini_guard").joinpath(_SCENARIO_DIR)
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
             name = entry.name.removesuffix(".toml")
-            out[name] = _load_text(entry.read_text("utf-8"), source=f"built-in {name}").description
+            scenario = _load_text(entry.read_text("utf-8"), source=f"built-in {name}")
+            out[name] = scenario.describe(lang)
     return out
 
 

@@ -55,6 +55,11 @@ def test_malformed_lines_and_duplicate_ids_become_problems_with_line_numbers(
     assert write_problems(errors, read.problems) == 6
     rows = [json.loads(line) for line in errors.read_text().splitlines()]
     assert [r["line"] for r in rows] == [2, 5, 6, 7, 8, 9]
+    # each reason also in Chinese, for the CLI; the errors file keeps one language
+    assert all(p.explain("zh") != p.explain("en") == p.message for p in read.problems)
+    assert problems[5].explain("zh") == "重复的 id 'a'（首次出现在第 1 行）；已跳过此行"
+    assert "'temprature'" in problems[8].explain("zh")
+    assert [r["error"] for r in rows] == [p.message for p in read.problems]
 
 
 def _ok(ident: str) -> BatchResult:

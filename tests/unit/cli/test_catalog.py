@@ -39,6 +39,12 @@ def test_the_batch_progress_wording_has_chinese() -> None:
     assert [text for text in WORDING if text not in ZH] == []
 
 
+def test_the_batch_api_wording_has_chinese() -> None:
+    from gemini_guard.batch.batch_api import WORDING
+
+    assert [text for text in WORDING if text not in ZH] == []
+
+
 def test_the_cli_uses_the_catalog() -> None:
     assert len(_messages()) > 50
 
@@ -85,3 +91,34 @@ def test_every_help_text_has_a_chinese_text(where: str, text: str) -> None:
 )
 def test_the_language_comes_from_the_locale(env: dict[str, str], lang: str) -> None:
     assert lang_from_env(env) == lang
+
+
+def test_every_scenario_the_cli_names_has_a_chinese_description() -> None:
+    from gemini_guard.cli._scenarios import scenario_names
+
+    english, chinese = scenario_names(), scenario_names("zh")
+    assert english.keys() == chinese.keys()
+    assert [name for name in english if english[name] == chinese[name]] == []
+
+
+@pytest.mark.parametrize(
+    ("english", "chinese"),
+    [
+        (
+            "Invalid value for '--tier': 'gold' is not one of 'auto', 'free'.",
+            "'--tier' 的值无效：'gold' 不是 'auto', 'free' 之一。",
+        ),
+        ("No such option: --bogus", "没有选项 --bogus"),
+        ("No such option: --tiers Did you mean --tier?", "没有选项 --tiers。你是不是想用 --tier？"),
+        ("Missing argument 'INPUT.jsonl'.", "缺少参数 'INPUT.jsonl'。"),
+        (
+            "Invalid value for '--port': 70000 is not in the range 0<=x<=65535.",
+            "'--port' 的值无效：70000 不在 0<=x<=65535 范围内。",
+        ),
+        ("--prompts 和 --concurrency 必须 >= 1", "--prompts 和 --concurrency 必须 >= 1"),
+    ],
+)
+def test_click_s_own_messages_in_chinese(english: str, chinese: str) -> None:
+    from gemini_guard.cli._click_zh import in_chinese
+
+    assert in_chinese(english) == chinese

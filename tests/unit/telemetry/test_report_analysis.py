@@ -49,6 +49,20 @@ def bad_day() -> list[dict[str, Any]]:
     return events
 
 
+def test_the_summary_is_written_in_chinese_too() -> None:
+    data = analyse(bad_day())
+    assert len(data.summary_zh) == len(data.summary)
+    storm_calls = sum(1 for i in range(20, 310) if i % 5 < 3)
+    assert data.summary_zh[0] == (
+        f"UTC 14:02 至 14:31，{PRO} 对 60% 的请求返回了 503（290 个中的 {storm_calls} 个）。"
+    )
+    text = render_text(data, lang="zh")
+    assert f"- {storm_calls} 个调用回退到 {FLASH}，并在那里得到了回答。" in text
+    assert "延迟（秒）" in text
+    assert render_text(data) == render_text(data, lang="en")
+    assert render_text(analyse([]), lang="zh") == "没有事件：此文件中没有任何记录。\n"
+
+
 def test_the_summary_says_when_what_and_how_much() -> None:
     data = analyse(bad_day())
     assert data.calls == 600

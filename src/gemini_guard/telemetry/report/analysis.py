@@ -18,18 +18,28 @@ from typing import Any
 from gemini_guard.errors import ConfigError
 from gemini_guard.pacific import quota_day
 
-__all__ = ["Episode", "ReportData", "analyse", "load_events"]
+__all__ = ["Episode", "EventsFileError", "ReportData", "analyse", "load_events"]
 
 _MAX_COLUMNS = 180
+
+
+class EventsFileError(ConfigError):
+    """An events file that cannot be read as one; `message_zh` says why in Chinese."""
+
+    def __init__(self, message: str, message_zh: str) -> None:
+        super().__init__(message)
+        self.message_zh = message_zh
 
 
 def load_events(path: str | Path) -> list[dict[str, Any]]:
     """The events of a JSONL file written by `JsonlSink` (blank lines skipped)."""
     source = Path(path).expanduser()
     if not source.is_file():
-        raise ConfigError(
+        raise EventsFileError(
             f"{source}: no such events file; write one with [telemetry] jsonl = "
-            '"events.jsonl" or JsonlSink(path)'
+            '"events.jsonl" or JsonlSink(path)',
+            f'{source}：没有这个事件文件；可用 [telemetry] jsonl = "events.jsonl" '
+            "或 JsonlSink(path) 写出一个",
         )
     events: list[dict[str, Any]] = []
     with source.open(encoding="utf-8") as file:
@@ -39,13 +49,16 @@ def load_events(path: str | Path) -> list[dict[str, Any]]:
             try:
                 event = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ConfigError(
+                raise EventsFileError(
                     f"{source}:{number}: not a JSON object ({exc.msg}); each line must be "
-                    "one event as JsonlSink writes it"
+                    "one event as JsonlSink writes it",
+                    f"{source}:{number}：不是 JSON 对象（{exc.msg}）；每行必须是 JsonlSink "
+                    "写出的一个事件",
                 ) from None
             if not isinstance(event, dict) or "event" not in event or "timestamp" not in event:
-                raise ConfigError(
-                    f'{source}:{number}: an event needs "event" and "timestamp" fields'
+                raise EventsFileError(
+                    f'{source}:{number}: an event needs "event" and "timestamp" fields',
+                    f'{source}:{number}：事件需要 "event" 和 "timestamp" 字段',
                 )
             events.append(event)
     return events
@@ -98,6 +111,7 @@ class ReportData:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)
+    summary_zh: list[str] = field(default_factory=list)  # the same lines in Chinese
 
     @property
     def total_attempts(self) -> int:
@@ -122,6 +136,7 @@ def analyse(events: Iterable[Mapping[str, Any]], *, tier: str | None = None) -> 
     data = ReportData(tier=tier)
     if not rows:
         data.summary = ["No events: nothing was recorded in this file."]
+        data.summary_zh = ["没有事件：此文件中没有任何记录。"]
         return data
     data.start = float(rows[0]["timestamp"])
     data.end = float(rows[-1]["timestamp"])
@@ -225,7 +240,9 @@ def analyse(events: Iterable[Mapping[str, Any]], *, tier: str | None = None) -> 
                     )
                 )
     data.episodes.sort(key=lambda ep: ep.start)
-    data.summary = _summary(data)
+    written = _summary(data)
+    data.summary = [en for en, _ in written]
+    data.summary_zh = [zh for _, zh in written]
     return data
 
 
@@ -270,45 +287,79 @@ def _money(usd: float) -> str:
     return f"${usd:,.2f}" if usd >= 0.01 else f"${usd:.4f}"
 
 
-def _summary(data: ReportData) -> list[str]:
-    lines: list[str] = []
+def _summary(data: ReportData) -> list[tuple[str, str]]:
+    """The written summary, each line in English and in Chinese."""
+    lines: list[tuple[str, str]] = []
     for ep in data.episodes:
+        start, end = clock_text(ep.start), clock_text(ep.end)
         lines.append(
-            f"Between {clock_text(ep.start)} and {clock_text(ep.end)} UTC {ep.model} returned "
-            f"{ep.status} to {ep.share:.0%} of requests ({ep.errors:,} of {ep.attempts:,})."
+            (
+                f"Between {start} and {end} UTC {ep.model} returned {ep.status} to "
+                f"{ep.share:.0%} of requests ({ep.errors:,} of {ep.attempts:,}).",
+                f"UTC {start} 至 {end}，{ep.model} 对 {ep.share:.0%} 的请求返回了 {ep.status}"
+                f"（{ep.attempts:,} 个中的 {ep.errors:,} 个）。",
+            )
         )
     for model, points in data.limits.items():
         wall, limit = points[0]
         lines.append(
-            f"At {clock_text(wall)} UTC the server revealed a limit of {limit} requests per "
-            f"minute on {model}; calls were paced by it from then on."
+            (
+                f"At {clock_text(wall)} UTC the server revealed a limit of {limit} requests "
+                f"per minute on {model}; calls were paced by it from then on.",
+                f"UTC {clock_text(wall)}，服务器透露 {model} 的限额为每分钟 {limit} 个请求；"
+                "此后的调用都按它限速。",
+            )
         )
     for target, n in sorted(data.fell_back.items(), key=lambda kv: -kv[1]):
-        lines.append(f"{n:,} calls fell back to {target} and were answered there.")
+        lines.append(
+            (
+                f"{n:,} calls fell back to {target} and were answered there.",
+                f"{n:,} 个调用回退到 {target}，并在那里得到了回答。",
+            )
+        )
     failed = sum(data.failed.values())
     if data.calls:
         if failed == 0:
-            lines.append(f"Nothing was lost: all {data.calls:,} calls succeeded.")
+            lines.append(
+                (
+                    f"Nothing was lost: all {data.calls:,} calls succeeded.",
+                    f"没有丢失：全部 {data.calls:,} 个调用都成功了。",
+                )
+            )
         else:
             how = ", ".join(f"{n:,} {name}" for name, n in sorted(data.failed.items()))
-            lines.append(f"{failed:,} of {data.calls:,} calls failed ({how}).")
+            lines.append(
+                (
+                    f"{failed:,} of {data.calls:,} calls failed ({how}).",
+                    f"{data.calls:,} 个调用中有 {failed:,} 个失败（{how}）。",
+                )
+            )
     for model, changes in data.breaker.items():
         opened = sum(1 for _, state in changes if state == "open")
         if opened:
-            lines.append(f"The circuit breaker of {model} opened {opened} time(s).")
+            lines.append(
+                (
+                    f"The circuit breaker of {model} opened {opened} time(s).",
+                    f"{model} 的熔断器打开了 {opened} 次。",
+                )
+            )
     if data.spend:
         by_model: dict[str, float] = {}
         for (_, model), usd in data.spend.items():
             by_model[model] = by_model.get(model, 0.0) + usd
         parts = ", ".join(f"{m} {_money(v)}" for m, v in sorted(by_model.items()))
-        lines.append(f"Spent {_money(data.total_spend)} ({parts}).")
+        total = _money(data.total_spend)
+        lines.append((f"Spent {total} ({parts}).", f"花费 {total}（{parts}）。"))
     if data.alerts:
-        rules = Counter(str(a.get("rule")) for a in data.alerts)
+        rules = ", ".join(
+            f"{r} ×{n}" for r, n in Counter(str(a.get("rule")) for a in data.alerts).items()
+        )
         lines.append(
-            f"{len(data.alerts)} alert(s): "
-            + ", ".join(f"{r} ×{n}" for r, n in rules.items())
-            + "."
+            (
+                f"{len(data.alerts)} alert(s): {rules}.",
+                f"{len(data.alerts)} 条告警：{rules}。",
+            )
         )
     if not lines:
-        lines.append("No calls in this file.")
+        lines.append(("No calls in this file.", "此文件中没有调用。"))
     return lines
