@@ -24,7 +24,7 @@ Per-day quotas (RPD, TPD) use fixed windows: the Pacific calendar day of the sta
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -331,13 +331,19 @@ class SlotBook:
 
     def _index(self, slot_id: str, end_hint: float) -> int:
         """Where a slot is in the book (-1: not there); `end_hint` is where to look first."""
-        ids = self.ids
-        at = bisect_right(self.ends, end_hint) - 1
-        # Look near the hint first (the usual case), then everywhere.
-        for index in (at, at - 1, at + 1):
+        ids, ends = self.ids, self.ends
+        high = bisect_right(ends, end_hint)
+        # Look at the hint first (the usual case): the slots ending exactly then, from
+        # the newest. At high rates many end at the same moment, so this range, not
+        # the whole window, is what a busy book searches.
+        low = bisect_left(ends, end_hint, hi=high)
+        for index in range(high - 1, low - 1, -1):
+            if ids[index] == slot_id:
+                return index
+        for index in (high, low - 1):  # float rounding: one step either side
             if 0 <= index < len(ids) and ids[index] == slot_id:
                 return index
-        try:
+        try:  # the slot moved since the hint was taken: anywhere
             return ids.index(slot_id)
         except ValueError:
             return -1
