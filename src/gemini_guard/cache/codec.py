@@ -150,9 +150,3 @@ def rebuild(model: type[M], data: dict[str, Any]) -> M:
         except ValueError:  # an enum value this SDK does not know
             return model.model_validate(data)
     return _construct(model, values)
-
-
-def model_of(value: bytes) -> str:
-    """The answering model of a stored entry (without rebuilding its responses)."""
-    model: str = json.loads(value)["model"]
-    return model

@@ -53,7 +53,7 @@ from gemini_guard.telemetry import Telemetry
 if TYPE_CHECKING:
     from google import genai
 
-__all__ = ["Plan", "ResponseCache"]
+__all__ = ["CachePlan", "ResponseCache"]
 
 _log = logging.getLogger("gemini_guard.cache")
 
@@ -61,7 +61,7 @@ Response = types.GenerateContentResponse
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class CachePlan:
     """How one call meets the cache: its config (label removed), key and TTL.
     `key` is None when the call is not cached."""
 
@@ -207,23 +207,23 @@ class ResponseCache:
         *,
         stream: bool = False,
         scope: CacheScope | None = None,
-    ) -> Plan:
+    ) -> CachePlan:
         config, label = split_label(config)
         ttl = decide(config, label, policy=self.config.policy, default_ttl=self.config.ttl)
         if ttl is None or (stream and not self.config.streams) or self._damaged:
             self.counters.add(skipped=1)
-            return Plan(config, None, 0.0)
+            return CachePlan(config, None, 0.0)
         try:
             namespace = self.keys.scope_id(scope if scope is not None else self.scope)
         except StoreError as exc:
             # No secret, no key: the call goes upstream and nothing is kept.
             self.counters.add(skipped=1)
             self._store_failed(exc, "response cache unavailable, the call is sent")
-            return Plan(config, None, 0.0)
+            return CachePlan(config, None, 0.0)
         key = request_key(project=namespace, model=model, contents=contents, config=config)
         if key is None:
             self.counters.add(skipped=1)
-        return Plan(config, key, ttl)
+        return CachePlan(config, key, ttl)
 
     def scope_key(self, scope: CacheScope, model: str, contents: Any, config: Any) -> str | None:
         """The stored key of a request in `scope` (None when it cannot be cached)."""

@@ -37,7 +37,7 @@ from google.genai import types
 
 from gemini_guard.cache.context import ContextCaching, Prefix
 from gemini_guard.cache.entry import Entry
-from gemini_guard.cache.response import Plan, ResponseCache
+from gemini_guard.cache.response import CachePlan, ResponseCache
 from gemini_guard.cache.scope import CacheScope, guard_scope
 from gemini_guard.cache.settings import CacheConfig
 from gemini_guard.call.driver import Ports, adrive, drive
@@ -114,7 +114,7 @@ def _served_by_asked(model: str) -> bool:
 class CacheStage:
     """The response cache in front of a Guard's `generate_content` calls.
 
-    The caller works out the call's `Plan` (`plan`: its key, TTL and config) and
+    The caller works out the call's `CachePlan` (`plan`: its key, TTL and config) and
     hands it in with its own uncached call; the stage answers from the store, or
     makes the call (coalesced, context-cached) and stores its answer.
     """
@@ -136,7 +136,7 @@ class CacheStage:
     def context(self) -> ContextCaching | None:
         return self.cache.context_for(self.scope, self._context_client)
 
-    def plan(self, model: str, contents: Any, config: Any, *, stream: bool = False) -> Plan:
+    def plan(self, model: str, contents: Any, config: Any, *, stream: bool = False) -> CachePlan:
         """How a call meets the cache (its key is None when it is not cached)."""
         return self.cache.plan(model, contents, config, stream=stream, scope=self.scope)
 
@@ -177,19 +177,24 @@ class CacheStage:
     # -- the entry points ---------------------------------------------------------------
 
     def generate(
-        self, plan: Plan, *, model: str, contents: Any, call: Callable[..., Response]
+        self, plan: CachePlan, *, model: str, contents: Any, call: Callable[..., Response]
     ) -> Response:
         """`generate_content` through the cache; `call` is the Guard's own."""
         return drive(self._generate(plan, model, contents), self._ports(call))
 
     async def agenerate(
-        self, plan: Plan, *, model: str, contents: Any, call: Callable[..., Awaitable[Response]]
+        self,
+        plan: CachePlan,
+        *,
+        model: str,
+        contents: Any,
+        call: Callable[..., Awaitable[Response]],
     ) -> Response:
         """`generate` for asyncio callers."""
         return await adrive(self._generate(plan, model, contents), self._aports(call))
 
     def stream(
-        self, plan: Plan, *, model: str, contents: Any, call: Callable[..., Iterator[Response]]
+        self, plan: CachePlan, *, model: str, contents: Any, call: Callable[..., Iterator[Response]]
     ) -> Iterator[Response]:
         """`generate_content_stream` through the cache; `call` is the Guard's own.
         The Guard's sync stream makes its call when the first chunk is asked for, so
@@ -214,7 +219,7 @@ class CacheStage:
 
     async def astream(
         self,
-        plan: Plan,
+        plan: CachePlan,
         *,
         model: str,
         contents: Any,
@@ -230,7 +235,7 @@ class CacheStage:
     async def _record(
         self,
         stream: AsyncIterator[Response],
-        plan: Plan,
+        plan: CachePlan,
         model: str,
         prepared: tuple[Prefix, str] | None,
         io: Ports,
@@ -248,7 +253,7 @@ class CacheStage:
 
     # -- the stages -------------------------------------------------------------------
 
-    def _generate(self, plan: Plan, model: str, contents: Any) -> Stage[Response]:
+    def _generate(self, plan: CachePlan, model: str, contents: Any) -> Stage[Response]:
         cache = self.cache
         key = plan.key
         if key is None:
@@ -272,7 +277,9 @@ class CacheStage:
         self._finish(copy, _hit_info(served))
         return copy
 
-    def _miss(self, plan: Plan, model: str, contents: Any) -> Stage[tuple[Response, Entry | None]]:
+    def _miss(
+        self, plan: CachePlan, model: str, contents: Any
+    ) -> Stage[tuple[Response, Entry | None]]:
         cache = self.cache
         cache.miss()
         response = yield from self._send(model, contents, plan.config)
@@ -317,7 +324,7 @@ class CacheStage:
             _account(context, prefix, name, sent.value)
         return sent
 
-    def _open(self, plan: Plan, model: str, contents: Any, *, vouch: bool) -> Stage[Opened]:
+    def _open(self, plan: CachePlan, model: str, contents: Any, *, vouch: bool) -> Stage[Opened]:
         """A stream's start: a hit, or the Guard's stream (context caching applies to
         streams too). `vouch`: the call has been made (its first chunk came)."""
         key = plan.key
@@ -343,7 +350,7 @@ class CacheStage:
         return None, sent.value, prepared
 
     def _close(
-        self, plan: Plan, model: str, prepared: tuple[Prefix, str] | None, seen: list[Response]
+        self, plan: CachePlan, model: str, prepared: tuple[Prefix, str] | None, seen: list[Response]
     ) -> Stage[None]:
         """A stream read to its end: account the context entry, keep the answer."""
         context = self.context

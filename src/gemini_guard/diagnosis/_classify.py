@@ -120,14 +120,6 @@ def _has(facts: Facts, *phrases: str) -> bool:
     return any(phrase in facts.lowered for phrase in phrases)
 
 
-def _status_is(*codes: int) -> Callable[[Facts], bool]:
-    return lambda f: f.http_status in codes
-
-
-def _grpc_is(*names: str) -> Callable[[Facts], bool]:
-    return lambda f: f.grpc_status in names
-
-
 def _is_quota(f: Facts) -> bool:
     return (
         bool(f.violations)

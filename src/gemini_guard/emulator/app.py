@@ -39,7 +39,7 @@ from gemini_guard.emulator import error_bodies
 from gemini_guard.emulator.batches import BatchStore
 from gemini_guard.emulator.caches import (
     DEFAULT_TTL,
-    CacheStore,
+    CachedContents,
     min_cache_tokens,
     parse_duration,
     parse_rfc3339,
@@ -106,7 +106,7 @@ _EMBEDDING_METHODS = ("embedContent", "batchEmbedContents", "countTokens")
 
 
 @dataclass(frozen=True, slots=True)
-class ModelInfo:
+class ServedModel:
     name: str
     input_token_limit: int
     output_token_limit: int
@@ -157,7 +157,7 @@ class Emulator:
         self._ids = itertools.count(1)
         self._ledger = QuotaLedger()
         self._stats = Stats(log_path=log_path)
-        self._caches = CacheStore(seed=self.scenario.seed)
+        self._caches = CachedContents(seed=self.scenario.seed)
         self._batches = BatchStore(seed=self.scenario.seed)
         self._models = self._catalog()
         # Filled by `serve()`'s protocol: client address -> its socket transport, so a
@@ -212,9 +212,9 @@ class Emulator:
 
     # -- plumbing ----------------------------------------------------------------
 
-    def _catalog(self) -> dict[str, ModelInfo]:
+    def _catalog(self) -> dict[str, ServedModel]:
         models = {
-            name: ModelInfo(
+            name: ServedModel(
                 name,
                 spec.input_token_limit,
                 spec.output_token_limit,
@@ -224,7 +224,7 @@ class Emulator:
             if spec.can_generate or "embedContent" in spec.methods
         }
         for name, entry in self.scenario.models.items():
-            models[name] = ModelInfo(name, entry.input_token_limit, entry.output_token_limit)
+            models[name] = ServedModel(name, entry.input_token_limit, entry.output_token_limit)
         return models
 
     def _routes(self) -> list[Route]:
@@ -316,7 +316,7 @@ class Emulator:
             raise _Reject(error_bodies.not_found(f"API version {version} is not supported."))
         return version
 
-    def _model(self, name: str, *, version: str, method: str) -> ModelInfo:
+    def _model(self, name: str, *, version: str, method: str) -> ServedModel:
         model = self._models.get(name.removeprefix("models/"))
         supported = () if model is None else model.methods
         if "generateContent" in supported:
@@ -408,7 +408,7 @@ class Emulator:
 
     # -- models ------------------------------------------------------------------
 
-    def _model_json(self, model: ModelInfo) -> dict[str, Any]:
+    def _model_json(self, model: ServedModel) -> dict[str, Any]:
         return {
             "name": f"models/{model.name}",
             "version": "001",

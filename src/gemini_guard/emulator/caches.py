@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["CacheStore", "CachedContent", "min_cache_tokens", "parse_duration", "rfc3339"]
+__all__ = ["CachedContent", "CachedContents", "min_cache_tokens", "parse_duration", "rfc3339"]
 
 # Documented minimums of context caching (tokens); other models default to 1,024.
 _MIN_TOKENS = {"gemini-2.5-pro": 4096}
@@ -72,7 +72,7 @@ class CachedContent:
         return out
 
 
-class CacheStore:
+class CachedContents:
     def __init__(self, *, seed: int) -> None:
         self._seed = seed
         self._ids = itertools.count(1)

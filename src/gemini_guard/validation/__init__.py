@@ -7,7 +7,7 @@
 
 `check_request(model, contents, config, catalog=...)` is the same check in the Guard's
 call shape; `rejection(problems)` builds the `RequestRejected` to raise, and
-`preflight("strict" | "warn" | "off")` the callable the Guard's `validate=` takes.
+`preflight("strict" | "warn" | "off")` the callable the Guard's `validation=` takes.
 """
 
 from gemini_guard.validation._catalog import ModelCatalog, ModelInfo

@@ -1,6 +1,6 @@
-"""The Guard's preflight seam: `preflight(mode)` builds the `validate=` callable it takes.
+"""The Guard's preflight seam: `preflight(mode)` builds the `validation=` callable it takes.
 
-    guard = Guard(models=[...], validate=preflight("strict", catalog=catalog))
+    guard = Guard(models=[...], validation=preflight("strict", catalog=catalog))
 
 - "strict": a request with any error is not sent; `RequestRejected` is raised, carrying
   the `Diagnosis` the API would have answered with (400 or 404) and no attempts.

@@ -199,9 +199,6 @@ class RedisStore:
 
     # -- outage handling ------------------------------------------------------------
 
-    def _use_fallback(self, now: float) -> bool:
-        return self._degraded_until is not None and now < self._degraded_until
-
     def _failed(self, exc: Exception, now: float) -> None:
         """Redis is unreachable: raise, or switch to the local ledger."""
         if self._on_outage == "fail":
