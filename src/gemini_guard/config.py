@@ -182,7 +182,7 @@ class QuotaSection(Section):
     enabled: bool = True
     max_wait: float | None = Field(default=None, ge=0)  # None: wait as long as needed
     # The input tokens a call reserves: the local estimate, or the model's countTokens
-    # (see gemini_guard.token_count); a function can only be given to the Guard itself.
+    # (see gemini_guard.tokens.counter); a function can only be given to the Guard itself.
     token_counter: Literal["estimate", "api"] = "estimate"
     # per model, e.g. {"gemini-2.5-pro": {"rpm": 2}}: replaces only the figures named
     limits: dict[str, dict[Literal["rpm", "tpm", "rpd", "tpd"], int]] = Field(default_factory=dict)

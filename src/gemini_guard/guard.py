@@ -63,7 +63,7 @@ from gemini_guard.telemetry import (
 from gemini_guard.telemetry.extras import plug_in
 from gemini_guard.telemetry.spend import Spending, Usage, free_call, usage_of
 from gemini_guard.tiers import TIERS
-from gemini_guard.token_count import (
+from gemini_guard.tokens.counter import (
     TokenCounter,
     TokenCounterChoice,
     estimate,
@@ -167,7 +167,7 @@ class Guard:
       "redis://…", a `CacheConfig` or a `ResponseCache`; see `gemini_guard.cache`).
     - `token_counter`: the input tokens a paced call reserves: "estimate" (default,
       offline), "api" (`count_tokens` on `client`, cached per distinct request), or
-      a function `(model, contents, config) -> int` (see `gemini_guard.token_count`).
+      a function `(model, contents, config) -> int` (see `gemini_guard.tokens.counter`).
     - `metrics`: Prometheus metrics of this Guard (True, or a `PrometheusMetrics` to
       share); `alerts`: alert rules over its events (True, or an `Alerts` with a
       webhook). See `gemini_guard.telemetry` and docs/telemetry.md.

@@ -23,8 +23,8 @@ from gemini_guard.clock import FakeClock, ScaledClock
 from gemini_guard.emulator import EmulatorServer, Scenario, serve
 from gemini_guard.guard import Guard
 from gemini_guard.quota import QuotaLimiter
-from gemini_guard.token_count import ApiTokenCounter
 from gemini_guard.tokens import estimate_tokens
+from gemini_guard.tokens.counter import ApiTokenCounter
 from tests.support.sdk_clients import emulator_client
 
 PRO, FLASH = "gemini-2.5-pro", "gemini-2.5-flash"

@@ -13,7 +13,7 @@ from google.genai import types
 from gemini_guard.config import load_config
 from gemini_guard.errors import ConfigError
 from gemini_guard.guard import Guard, guard_from_config
-from gemini_guard.token_count import (
+from gemini_guard.tokens.counter import (
     ApiTokenCounter,
     EstimateTokenCounter,
     FunctionTokenCounter,

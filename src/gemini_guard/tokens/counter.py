@@ -34,7 +34,7 @@ from google.genai import types
 from gemini_guard.diagnosis import diagnose
 from gemini_guard.errors import ConfigError
 from gemini_guard.secrets import REDACTED
-from gemini_guard.tokens import estimate_text_tokens, estimate_tokens
+from gemini_guard.tokens.estimate import estimate_text_tokens, estimate_tokens
 
 if TYPE_CHECKING:
     from google import genai
