@@ -638,7 +638,8 @@ class Guard:
         else:
             event = self.spending.record(
                 call_id=info.call_id,
-                model=info.model,
+                # priced as the model: a location (`model@global`) does not change it
+                model=info.model.partition("@")[0],
                 usage=usage,
                 project=project,
                 attempts=attempts,

@@ -20,11 +20,14 @@ from typing import Any, Literal
 __all__ = [
     "Route",
     "RouteKind",
+    "bare_model",
     "config_of",
     "input_tokens_of_body",
+    "location_of",
     "route_of",
     "shrunk_body",
     "streams",
+    "vertex_host",
     "with_model",
 ]
 
@@ -40,6 +43,12 @@ RouteKind = Literal[
 # `.../models/{model}:{action}` on the Gemini API (`/v1beta/models/m:generateContent`)
 # and on Vertex AI (`/v1/projects/p/locations/l/publishers/google/models/m:...`).
 _MODEL_PATH = re.compile(r"^(?P<head>.*/models/)(?P<model>[^/:]+)(?::(?P<action>\w+))?$")
+# On Vertex AI the location is part of the path too: a chain entry `model@location`
+# (e.g. `gemini-2.5-pro@global`) moves a call to another location as well as model.
+_VERTEX_PATH = re.compile(
+    r"^(?P<head>.*/projects/[^/]+/locations/)(?P<location>[^/]+)"
+    r"(?P<mid>/publishers/google/models/)(?P<model>[^/:]+)(?::(?P<action>\w+))?$"
+)
 _ACTIONS: dict[str, RouteKind] = {
     "generateContent": "generate",
     "streamGenerateContent": "stream",
@@ -74,6 +83,12 @@ def route_of(method: str, path: str, body: Any) -> Route:
         model = body.get("model") if isinstance(body, dict) else None
         name = model.removeprefix("models/") if isinstance(model, str) and model else None
         return Route("openai_chat", name, "openai")
+    vertex = _VERTEX_PATH.match(path)
+    if vertex is not None and method == "POST":
+        kind = _ACTIONS.get(vertex["action"] or "")
+        if kind is not None:
+            name = f"{vertex['model']}@{vertex['location']}"
+            return Route(kind, name, name)
     match = _MODEL_PATH.match(path)
     if match is not None and method == "POST":
         kind = _ACTIONS.get(match["action"] or "")
@@ -100,11 +115,40 @@ def with_model(path: str, body: bytes, route: Route, model: str) -> tuple[str, b
         parsed = json.loads(body)
         parsed["model"] = model
         return path, json.dumps(parsed).encode()
+    name, _, location = model.partition("@")
+    vertex = _VERTEX_PATH.match(path)
+    if vertex is not None:
+        action = f":{vertex['action']}" if vertex["action"] else ""
+        where = location or vertex["location"]  # an entry without one stays put
+        return f"{vertex['head']}{where}{vertex['mid']}{name}{action}", body
     match = _MODEL_PATH.match(path)
     if match is None:
         return path, body
     action = f":{match['action']}" if match["action"] else ""
-    return f"{match['head']}{model}{action}", body
+    return f"{match['head']}{name}{action}", body
+
+
+def location_of(model: str) -> str | None:
+    """The location a chain entry names (`gemini-2.5-pro@global`: "global")."""
+    return model.partition("@")[2] or None
+
+
+def vertex_host(host: str, location: str) -> str:
+    """Vertex AI's host for `location`: `{location}-aiplatform.googleapis.com`, or
+    `aiplatform.googleapis.com` for global. Any other host (a proxy, an emulator)
+    serves every location itself and is kept."""
+    if not host.endswith("aiplatform.googleapis.com"):
+        return host
+    return (
+        "aiplatform.googleapis.com"
+        if location == "global"
+        else f"{location}-aiplatform.googleapis.com"
+    )
+
+
+def bare_model(model: str) -> str:
+    """The model of a chain entry, without its location."""
+    return model.partition("@")[0]
 
 
 def config_of(body: Any) -> dict[str, Any] | None:

@@ -24,11 +24,14 @@ import httpx
 
 from gemini_guard.call.http import (
     Route,
+    bare_model,
     config_of,
     input_tokens_of_body,
+    location_of,
     route_of,
     shrunk_body,
     streams,
+    vertex_host,
     with_model,
 )
 from gemini_guard.diagnosis import (
@@ -166,7 +169,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if route.model is not None and route.kind in ("generate", "stream", "count"):
             contents = parsed.get("contents") if isinstance(parsed, dict) else None
             try:
-                owner.check_request(route.model, contents, config_of(parsed))
+                owner.check_request(bare_model(route.model), contents, config_of(parsed))
             except CallFailed as refused:  # nothing was sent: the SDK's 400 shape too
                 raise sdk_error(refused) from None
         if route.paced and owner.engine.pacing and isinstance(parsed, dict):
@@ -217,6 +220,9 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 path + ("?" + original.url.query.decode() if original.url.query else "")
             ).encode()
         )
+        location = location_of(plan.model)
+        if location is not None:  # Vertex AI: each location has its own host
+            url = url.copy_with(host=vertex_host(url.host, location))
         extensions = dict(original.extensions)
         if plan.timeout is not None:
             seconds = self._owner.real_seconds(plan.timeout)
