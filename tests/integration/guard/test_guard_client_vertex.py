@@ -63,7 +63,10 @@ def test_a_storm_in_one_location_is_absorbed_by_the_location_chain() -> None:
 
 
 def test_a_location_entry_rewrites_the_path_and_the_host() -> None:
-    path = "/v1beta1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro:generateContent"
+    path = (
+        "/v1beta1/projects/p/locations/us-central1/publishers/google/models/"
+        "gemini-2.5-pro:generateContent"
+    )
     route = route_of("POST", path, {})
     assert route.model == "gemini-2.5-pro@us-central1"
     moved, _ = with_model(path, b"{}", route, "gemini-2.5-flash@europe-west4")
