@@ -381,6 +381,48 @@ def test_emulate_serving(how: str) -> None:
 
 
 @pytest.mark.parametrize("how", HOWS)
+def test_serve(how: str, emulator: EmulatorServer, workdir: Path) -> None:
+    config = workdir / f"serve-{how}.toml"
+    config.write_text(
+        f'base_url = "{emulator.base_url}"\n'
+        '[[projects]]\nname = "main"\napi_key_env = "ZH_TEST_GOOGLE_KEY"\n'
+        "[telemetry]\nlog = false\n"
+        '[[gateway.tokens]]\nname = "app"\ntoken_env = "ZH_TEST_TOKEN"\n'
+    )
+    argv = [str(SCRIPT), "serve", "--config", str(config), "--port", "0"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_"))}
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "LC_ALL": "",
+            "LC_MESSAGES": "",
+            "ZH_TEST_GOOGLE_KEY": KEY,
+            "ZH_TEST_TOKEN": "zh-gateway-token",
+        }
+    )
+    if how == "flag":
+        argv += ["--lang", "zh"]
+        env["LANG"] = "en_US.UTF-8"
+    else:
+        env["LANG"] = "zh_CN.UTF-8"
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        seen = [proc.stdout.readline(), proc.stdout.readline()]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "网关" in seen[0]
+    assert_chinese(Ran(("serve",), how, 0, "".join(seen) + out, err))
+
+
+@pytest.mark.parametrize("how", HOWS)
 def test_click_s_own_usage_errors(how: str, prompts: Path) -> None:
     unknown = run("batch", str(prompts), "-o", "x.jsonl", "--emulate", "no-such-day", how=how)
     assert_chinese(unknown, 2)

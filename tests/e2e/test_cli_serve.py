@@ -3,6 +3,7 @@ flight (none lost), and configurations it refuses."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -119,6 +120,11 @@ def test_clients_go_through_and_sigterm_lets_requests_in_flight_finish(
     assert results == [200, 200, 200]
     assert process.returncode == 0, err
     assert "gateway stopped" in out
+    # the access log: one JSON line per request, the token's name, never the token
+    access = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert len(access) == 4
+    assert {entry["caller"] for entry in access} == {"app"}
+    assert {entry["status"] for entry in access} == {200}
     assert GOOGLE_KEY not in out + err
     assert TOKEN not in out + err
 

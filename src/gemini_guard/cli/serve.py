@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 
@@ -18,6 +20,16 @@ __all__ = ["serve_command"]
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+def _access_log_to_stderr() -> None:
+    """One JSON line per request on stderr (no key, token or prompt is in them)."""
+    access = logging.getLogger("gemini_guard.gateway.access")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
 
 
 @main.command("serve", cls=GuardCommand)
@@ -87,6 +99,7 @@ def serve_command(config_path: Path | None, host: str, port: int, workers: int, 
     shown = f"[{host}]" if ":" in host else host
     base_url = f"http://{shown}:{bound}"
     signal.signal(signal.SIGTERM, _stop)
+    _access_log_to_stderr()
     click.echo(_("gateway listening on {url}", url=base_url))
     click.echo(
         _(
@@ -114,7 +127,7 @@ def serve_command(config_path: Path | None, host: str, port: int, workers: int, 
                 lifespan="off",
                 access_log=False,
                 timeout_graceful_shutdown=grace,
-                log_level="info",
+                log_level="warning",
             )
     except KeyboardInterrupt:
         pass

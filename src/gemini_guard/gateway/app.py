@@ -417,14 +417,19 @@ def _over_budget(refusal: Refusal) -> _Refused:
         refusal.message + "; nothing was sent upstream",
         f"GATEWAY_BUDGET_{refusal.reason.upper()}",
     )
-    if refusal.retry_after is not None:
+    _retry_after(refused, refusal.retry_after)
+    return refused
+
+
+def _retry_after(refused: _Refused, seconds: float | None) -> None:
+    """Tell the client when to come back, as Google does: a RetryInfo detail."""
+    if seconds is not None:
         refused.body["error"]["details"].append(
             {
                 "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                "retryDelay": f"{max(1, round(refusal.retry_after))}s",
+                "retryDelay": f"{max(1, round(seconds))}s",
             }
         )
-    return refused
 
 
 def _upstream_unreachable(exc: Exception) -> _Refused:
@@ -471,13 +476,7 @@ def _call_failed(error: CallFailed, *, openai: bool) -> Response:
         f"{error} (nothing more was sent)",
         f"GATEWAY_{type(error).__name__.upper()}",
     )
-    if diagnosis.retry_after is not None:
-        refused.body["error"]["details"].append(
-            {
-                "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                "retryDelay": f"{max(1, round(diagnosis.retry_after))}s",
-            }
-        )
+    _retry_after(refused, diagnosis.retry_after)
     response = _error_response(refused, openai=openai)
     response.headers.update(headers)
     return response

@@ -73,4 +73,6 @@ async def serve_async(
 
 def run(gateway: Gateway, *, sock: socket.socket, grace: int = 10) -> None:
     """Serve in the foreground until SIGTERM or Ctrl-C."""
-    uvicorn.Server(_config(gateway, log_level="info", grace=grace)).run(sockets=[sock])
+    # uvicorn says only what goes wrong: the command prints its own lines, in the
+    # user's language, and the access log is the gateway's own.
+    uvicorn.Server(_config(gateway, log_level="warning", grace=grace)).run(sockets=[sock])
