@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -25,6 +26,8 @@ from tests.integration.gateway.conftest import (
     gateway_config,
     gateway_stack,
 )
+from tests.support.binaries import require_binary
+from tests.support.chromium import visit
 from tests.support.redis_server import RedisServer
 
 
@@ -214,3 +217,34 @@ async def test_metrics_and_the_status_page_tell_what_the_gateway_did() -> None:
         assert 'http-equiv="refresh"' in status.text
         assert FLASH in status.text
         assert "<script src=" not in status.text  # self-contained: no external assets
+
+
+async def test_the_status_page_renders_offline_in_a_real_browser(tmp_path: Path) -> None:
+    chromium = require_binary("chromium", why="to render the gateway's status page")
+    scenario = {
+        "name": "pro-down",
+        "default_tier": "tier1",
+        "quotas": False,
+        "faults": [{"kind": "overloaded", "models": [PRO], "probability": 1.0}],
+    }
+    async for stack in gateway_stack(scenario, FakeClock()):
+        async with httpx.AsyncClient(headers={"x-goog-api-key": TOKEN}) as http:
+            url = f"{stack.gateway.base_url}/v1beta/models/{PRO}:generateContent"
+            body = {"contents": [{"parts": [{"text": "hi"}]}]}
+            for _ in range(4):
+                assert (await http.post(url, json=body)).status_code == 200
+            status = await http.get(f"{stack.gateway.base_url}/status")
+    page = tmp_path / "status.html"
+    page.write_text(status.text, encoding="utf-8")
+    shot = tmp_path / "status.png"
+    charts = "[...document.querySelectorAll('svg[data-chart]')].map(s => s.dataset.chart)"
+    legend = "[...document.querySelectorAll('.legend li')].map(li => li.textContent)"
+    seen = await asyncio.to_thread(
+        visit, chromium, page, evaluate=(charts, legend), screenshot=shot, width=420, height=900
+    )
+    assert seen.requests == []  # no external assets: it works offline, on a phone
+    assert seen.console_errors == []
+    assert seen.exceptions == []
+    assert set(seen.values[charts]) >= {"requests", "errors", "fallbacks"}
+    assert any(FLASH in entry for entry in seen.values[legend])
+    assert shot.stat().st_size > 10_000
