@@ -157,3 +157,33 @@ def test_a_config_without_tokens_is_refused_before_listening(
     assert "[[gateway.tokens]]" in done.stderr
     assert "listening" not in done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_workers_share_quota_state_and_one_metrics_view(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, emulator.base_url, store=f"sqlite:///{tmp_path}/state.db")
+    config.write_text(
+        config.read_text().replace(
+            "[telemetry]\nlog = false\n", "[telemetry]\nlog = false\nmetrics = true\n"
+        )
+    )
+    process, base_url = _start(config, "--workers", "2")
+    try:
+        with httpx.Client(headers={"x-goog-api-key": TOKEN}, timeout=30) as http:
+            url = f"{base_url}/v1beta/models/gemini-2.5-flash:generateContent"
+            body = {"contents": [{"parts": [{"text": "hi"}]}]}
+            statuses = [http.post(url, json=body).status_code for _ in range(6)]
+            scrapes = [http.get(f"{base_url}/metrics").text for _ in range(4)]
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert statuses == [200] * 6
+    line = 'gemini_guard_requests_total{category="none",model="gemini-2.5-flash",outcome="success"}'
+    # Whichever worker answers the scrape, it counts the requests of both.
+    for text in scrapes:
+        counted = [row for row in text.splitlines() if row.startswith(line)]
+        assert counted, text[:2000]
+        assert float(counted[0].rsplit(" ", 1)[1]) == 6.0

@@ -119,6 +119,13 @@ def serve_command(config_path: Path | None, host: str, port: int, workers: int, 
 
             if config.source and config.source != "defaults":
                 os.environ["GEMINI_GUARD_CONFIG"] = config.source
+            if config.telemetry.metrics and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                # Every worker writes its counters there; each /metrics merges them all.
+                import tempfile
+
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+                    prefix="gemini-guard-metrics-"
+                )
             uvicorn.run(
                 "gemini_guard.gateway.build:app_from_environment",
                 factory=True,
