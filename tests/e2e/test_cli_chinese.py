@@ -446,6 +446,10 @@ def _shape(value: object) -> object:
         return {key: _shape(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_shape(item) for item in value[:1]]
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        # A figure, or none yet: the minute window empties while the runs go on, so
+        # `requests` and `reset_in` may turn 0 or null between them.
+        return "figure"
     return type(value).__name__
 
 
