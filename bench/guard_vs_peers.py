@@ -318,8 +318,9 @@ def _healthy_emulator(in_process: bool) -> Iterator[str]:
 
 
 def overhead(calls: int, *, in_process: bool = False) -> dict[str, list[float]]:
-    """Seconds per call: the bare SDK, a default Guard (pacing, tier "auto"), and a
-    Guard without pacing, interleaved call by call so drifts hit all three alike."""
+    """Seconds per call: the bare SDK, a default Guard (pacing, tier "auto"), a Guard
+    without pacing, and the default Guard's `guard.client`, interleaved call by call so
+    drifts hit them all alike."""
     with _healthy_emulator(in_process) as base_url:
         # The client carries the attempt timeout (60 s, the default policy's), as the
         # Guard's docs advise: then the Guard adds no per-request config, which the SDK
@@ -336,6 +337,11 @@ def overhead(calls: int, *, in_process: bool = False) -> dict[str, list[float]]:
                 model=FLASH, contents=p
             ),
             "Guard, quota=False": lambda p: unpaced.models.generate_content(
+                model=FLASH, contents=p
+            ),
+            # The same Guard reached as a client: the SDK's own call, on the guarded
+            # HTTP transport (what frameworks get from guard.client).
+            "guard.client (default)": lambda p: paced.client.models.generate_content(
                 model=FLASH, contents=p
             ),
         }

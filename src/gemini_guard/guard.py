@@ -395,6 +395,10 @@ class Guard:
         self.spending.check(model)
         if self.validate is None:
             return
+        text = _plain_text(contents) if not config else None
+        if text is not None:  # the commonest request: the checks' fast path for a prompt
+            self.validate(model, text, None)
+            return
         try:
             typed_contents = [types.Content.model_validate(c) for c in contents or ()]
             typed_config = types.GenerateContentConfig.model_validate(config) if config else None
@@ -673,6 +677,23 @@ class Guard:
             attempts=info.attempts,
             partial_text=partial,
         )
+
+
+def _plain_text(contents: Any) -> str | None:
+    """The prompt of wire `contents` that are text parts only (None otherwise): what
+    the local checks would read of them, without building the SDK's objects."""
+    if not isinstance(contents, list):
+        return None
+    texts: list[str] = []
+    for content in contents:
+        parts = content.get("parts") if isinstance(content, dict) else None
+        if not isinstance(parts, list) or set(content) - {"role", "parts"}:
+            return None
+        for part in parts:
+            if not isinstance(part, dict) or set(part) != {"text"}:
+                return None
+            texts.append(str(part["text"]))
+    return "\n".join(texts) if texts else None
 
 
 # Headers the SDK sets itself from the client's key and version: a client made for
