@@ -152,7 +152,7 @@ class Guard:
       for `tier`; False turns pacing off; or any `QuotaGate` of your own.
     - `project`: the name breakers and quota are kept under. With a
       `gemini_guard.quota.ProjectPool` as `quota`, the pool picks the project of
-      each attempt (the one with the most headroom for the model) and the Guard
+      each attempt (they take turns among those that can send now) and the Guard
       sends with one of that project's keys.
     - `validation`: local checks of each request before it is sent (field names, ranges,
       model names, token limits; see `gemini_guard.validation`). "strict" (default)

@@ -328,14 +328,14 @@ class QuotaLimiter:
         # Positional: the hot path; Permit(project, model, tokens, wait, ticket).
         return Permit(key.project, key.model, tokens, wait if wait > 0.0 else 0.0, reservation)
 
-    def reserve(self, *, project: str, model: str, tokens: int) -> Permit:
+    def reserve(self, *, project: str, model: str, tokens: int, now_only: bool = False) -> Permit:
         """Book the earliest slot for one request of `tokens` input tokens.
 
         Returns a Permit whose `wait` is how long to wait before sending; then call
         `confirm` just before sending. Raises RequestRejected (tokens over the
         per-minute token limit: it can never fit), DailyQuotaExhausted (the Pacific
         day's quota is spent; `.reset_at`) or QuotaWait (the wait would exceed
-        `max_wait`; nothing is booked).
+        `max_wait`, or any wait at all with `now_only`; nothing is booked).
         """
         if self._tallies:  # the ledger must hold every attempt before it books
             self._flush_tallies()
@@ -361,11 +361,13 @@ class QuotaLimiter:
             tokens=tokens,
             now=now,
             allowance=allowance,
-            deadline=None if max_wait is None else now + max_wait,
+            deadline=now if now_only else None if max_wait is None else now + max_wait,
         )
         return self._permit(key, budget, tokens, now, allowance, result)
 
-    async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
+    async def areserve(
+        self, *, project: str, model: str, tokens: int, now_only: bool = False
+    ) -> Permit:
         """`reserve` for asyncio callers."""
         if self._tallies:
             await self._aflush_tallies()
@@ -391,7 +393,7 @@ class QuotaLimiter:
             tokens=tokens,
             now=now,
             allowance=allowance,
-            deadline=None if max_wait is None else now + max_wait,
+            deadline=now if now_only else None if max_wait is None else now + max_wait,
         )
         return self._permit(key, budget, tokens, now, allowance, result)
 

@@ -10,12 +10,16 @@ projects, each with its key(s) and tier, and is itself a `QuotaGate`:
     permit = pool.reserve(project="*", model="gemini-2.5-flash", tokens=120)
     key = pool.api_key(permit.project)   # send with a key of the chosen project
 
-`reserve(project="*")` (or `ANY_PROJECT`) picks the project with the most headroom
-for the model — the shortest wait, then the most room left in the minute, then in
-the day, then the order given — and moves on when one is spent: a project whose
+`reserve(project="*")` (or `ANY_PROJECT`) lets the projects take turns: a project's
+turn books only if it can send now, so the load spreads over those with room and a
+choice costs one booking however large the pool. When none can send now, it reads
+every project's headroom and books on the best — the shortest wait, then the most
+room left in the minute, then in the day, then the order given. It moves on when one
+is spent: a project whose
 day's quota is exhausted (by the ledger, or by a per-day 429 the limiter was told
 about) is skipped until its Pacific midnight. A named project is used as named.
-`choose_project(model, tokens)` tells the choice without booking anything.
+`choose_project(model, tokens)` tells the project with the most headroom now,
+without booking anything.
 """
 
 from __future__ import annotations
@@ -158,6 +162,7 @@ class ProjectPool:
         }
         # (project, model) -> wall time its day's quota returns: skipped until then.
         self._spent: dict[tuple[str, str], float] = {}
+        self._next_turn = 0  # the project `reserve("*")` asks first
 
     @property
     def limiter(self) -> QuotaLimiter:
@@ -236,7 +241,7 @@ class ProjectPool:
         ]
 
     def choose_project(self, model: str, tokens: int = 0) -> str:
-        """The project a request for `model` would go to now (nothing is booked)."""
+        """The project with the most headroom for `model` now (nothing is booked)."""
         return self._candidates(model, tokens)[0].project
 
     # -- the QuotaGate --------------------------------------------------------------
@@ -248,6 +253,15 @@ class ProjectPool:
         out the projects in `exclude` (the Guard's: their breaker for `model` is open)."""
         if project is not None and project != ANY_PROJECT:
             return self._limiter.reserve(project=project, model=model, tokens=tokens)
+        for name in self._turns(model, exclude):
+            try:
+                return self._limiter.reserve(
+                    project=name, model=model, tokens=tokens, now_only=True
+                )
+            except QuotaWait:
+                continue
+            except DailyQuotaExhausted as error:
+                self._note(name, model, error)
         errors: list[DailyQuotaExhausted | QuotaWait] = []
         rooms = self._candidates(model, tokens, exclude)
         for room in rooms:
@@ -266,6 +280,15 @@ class ProjectPool:
         """`reserve` for asyncio callers."""
         if project is not None and project != ANY_PROJECT:
             return await self._limiter.areserve(project=project, model=model, tokens=tokens)
+        for name in self._turns(model, exclude):
+            try:
+                return await self._limiter.areserve(
+                    project=name, model=model, tokens=tokens, now_only=True
+                )
+            except QuotaWait:
+                continue
+            except DailyQuotaExhausted as error:
+                self._note(name, model, error)
         errors: list[DailyQuotaExhausted | QuotaWait] = []
         rooms = self._candidates(model, tokens, exclude)
         for room in rooms:
@@ -279,6 +302,28 @@ class ProjectPool:
                 self._note(room.project, model, error)
                 errors.append(error)
         raise self._all_spent(model, rooms, errors)
+
+    def _turns(self, model: str, exclude: Collection[str]) -> Iterator[str]:
+        """The projects in turn, from the one after the last booked, skipping the
+        excluded and those whose day is spent. Taking turns costs the same for 200
+        projects as for one: each try is one booking that waits for nothing."""
+        projects = self._projects
+        count = len(projects)
+        first = self._next_turn
+        now = self._limiter.clock.time()
+        model = normalize_model(model)
+        for step in range(count):
+            index = (first + step) % count
+            name = projects[index].name
+            if name in exclude:
+                continue
+            spent_until = self._spent.get((name, model))
+            if spent_until is not None and now < spent_until:
+                continue
+            # The turn moves on whether or not this project books: a full one is
+            # asked again only after the others.
+            self._next_turn = (index + 1) % count
+            yield name
 
     def _note(self, project: str, model: str, error: DailyQuotaExhausted | QuotaWait) -> None:
         if isinstance(error, DailyQuotaExhausted):

@@ -7,6 +7,7 @@ step: a lock (memory), a transaction (SQLite) or a Lua script (Redis).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
@@ -158,17 +159,26 @@ def usage_of_book(
     now: float,
     period: float,
 ) -> KeyUsage:
-    """KeyUsage from a ledger's slots (ascending ends) and today's counts."""
-    live = [
-        (end, tokens) for end, tokens in zip(ends, tokens_of, strict=True) if end + period > now
-    ]
+    """KeyUsage from a ledger's slots (ascending ends) and today's counts.
+
+    Found by bisection, not by a scan of every slot: a pool asks this of each of its
+    projects, and a tier-3 window holds tens of thousands of slots."""
+    if len(tokens_of) != len(ends):
+        raise ValueError("usage_of_book: ends and tokens_of differ in length")
+    first = bisect_right(ends, now - period)
+    # bisect works on `now - period`; float rounding may differ from the rule
+    # `end + period > now` by one slot either way.
+    while first and ends[first - 1] + period > now:
+        first -= 1
+    while first < len(ends) and ends[first] + period <= now:
+        first += 1
     requests, used, spent = day_counts if day_counts is not None else [0, 0, 0]
     return KeyUsage(
         key=key,
-        requests=len(live),
-        tokens=sum(tokens for _, tokens in live),
-        ahead=sum(1 for end, _ in live if end > now),
-        next_free=(live[0][0] + period) if live else None,
+        requests=len(ends) - first,
+        tokens=sum(tokens_of[first:]),
+        ahead=len(ends) - max(first, bisect_right(ends, now)),
+        next_free=(ends[first] + period) if first < len(ends) else None,
         day_requests=requests,
         day_tokens=used,
         day_spent=bool(spent),

@@ -161,8 +161,8 @@ class MemoryStore:
             counts = book.days.days.get(today)
             return usage_of_book(
                 key,
-                list(book.ends),
-                list(book.tokens),
+                book.ends,  # read under the lock: no copy needed
+                book.tokens,
                 list(counts) if counts is not None else None,
                 now=now,
                 period=period,
