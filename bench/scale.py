@@ -40,7 +40,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,11 +232,10 @@ def calls(
             turns: dict[str, list[Cell]] = {path: [] for path in paths}
             for _ in range(rounds):
                 for path in paths:
-                    with _contender(path, base_url) as (sync_models, async_models):
-                        if mode == "async":
-                            run: Awaitable[Cell] = _async_cell(async_models, path, level, n)
-                            cell = asyncio.run(_closing(run, async_models))
-                        else:
+                    if mode == "async":
+                        cell = asyncio.run(_async_contender_cell(path, base_url, level, n))
+                    else:
+                        with _contender(path, base_url) as (sync_models, _):
                             cell = _sync_cell(sync_models, path, level, n)
                     turns[path].append(cell)
             for path in paths:
@@ -246,16 +245,24 @@ def calls(
     return cells
 
 
-async def _closing(run: Awaitable[Cell], models: Any) -> Cell:
+async def _async_contender_cell(path: str, base_url: str, level: int, n: int) -> Cell:
+    """One async cell on a contender made and closed inside this event loop (aiohttp
+    sessions belong to the loop that opened them)."""
+    client = _client(base_url)
+    guard = None if path == "bare SDK" else _guard(path, client)
     try:
-        return await run
+        models: Any
+        if guard is None:
+            models = client.aio.models
+        elif path == "guard.client":
+            models = guard.client.aio.models
+        else:
+            models = guard.aio.models
+        return await _async_cell(models, path, level, n)
     finally:
-        # aiohttp sessions belong to this loop: close what the contender opened in it.
-        guard_client = getattr(models, "_api_client", None)
-        close = getattr(guard_client, "aclose", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                await close()
+        if guard is not None:
+            await guard.aclose()
+        await client.aio.aclose()
 
 
 # -- part 2: acquire ------------------------------------------------------------------------

@@ -196,7 +196,8 @@ class StreamStalled(StreamInterrupted):
 class ResponseBlocked(RequestRejected):
     """The prompt or the answer was blocked (`promptFeedback.blockReason`, or a
     finishReason such as SAFETY or RECITATION): the same input is blocked again, so
-    nothing is retried. `response` is the answer's JSON as it came."""
+    nothing is retried. `response` is the answer as it came: its JSON through
+    `guard.client` and the gateway, the SDK's response object through `guard.models`."""
 
     def __init__(
         self,

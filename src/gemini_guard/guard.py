@@ -20,6 +20,7 @@ them would survive by accident, not by contract, so the Guard does not.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -41,8 +42,14 @@ from gemini_guard.call import (
 )
 from gemini_guard.call.info import guard_info, last_call, remember, set_last_call
 from gemini_guard.clock import Clock, SystemClock
-from gemini_guard.diagnosis import diagnose
-from gemini_guard.errors import CallFailed, ConfigError, StreamInterrupted
+from gemini_guard.diagnosis import Category, Diagnosis, diagnose, diagnose_response, plainly_usable
+from gemini_guard.errors import (
+    CallFailed,
+    ConfigError,
+    ResponseBlocked,
+    StreamInterrupted,
+    StreamStalled,
+)
 from gemini_guard.policies import (
     BreakerPolicy,
     BreakerStore,
@@ -95,6 +102,67 @@ def _failed_info(error: CallFailed) -> CallInfo:
     return CallInfo(
         call_id="", model=None, attempts=error.attempts, elapsed=0.0, requested=requested
     )
+
+
+class _QuietAnswer(Exception):
+    """A 200 from the SDK whose answer is unusable (empty, blocked, thinking ate the
+    output budget...): a failed attempt, diagnosed, that keeps the answer."""
+
+    def __init__(self, response: types.GenerateContentResponse, diagnosis: Diagnosis) -> None:
+        super().__init__(diagnosis.message)
+        self.response = response
+        self.diagnosis = diagnosis
+
+
+def _usable_or_raise(response: types.GenerateContentResponse) -> types.GenerateContentResponse:
+    if plainly_usable(response):  # the usual answer: no conversion
+        return response
+    quiet = diagnose_response(response)
+    if quiet is None:
+        return response
+    raise _QuietAnswer(response, quiet)
+
+
+_BLOCKED = (Category.PROMPT_BLOCKED, Category.RESPONSE_BLOCKED)
+
+
+def _given_up(
+    error: CallFailed, last: _QuietAnswer | None
+) -> tuple[types.GenerateContentResponse, CallInfo]:
+    """A call the path gave up on: the answer to return anyway when thinking used
+    the whole output budget even after the retry with less (the answer that came,
+    told in `quiet_failure`); otherwise raises what the caller must see."""
+    category = error.diagnosis.category
+    if last is not None and category is Category.THINKING_EXHAUSTED:
+        sent = [a for a in error.attempts if a.sent]
+        info = CallInfo(
+            call_id="",
+            model=sent[-1].model if sent else None,
+            attempts=error.attempts,
+            elapsed=0.0,
+            requested=error.attempts[0].model if error.attempts else None,
+            quiet_failure=category,
+        )
+        return last.response, info
+    set_last_call(_failed_info(error))
+    if category in _BLOCKED:
+        raise ResponseBlocked(
+            str(error),
+            diagnosis=error.diagnosis,
+            attempts=error.attempts,
+            response=last.response if last is not None else None,
+        ) from None
+    raise error
+
+
+async def _aclose(iterator: object) -> None:
+    """Close a broken-off stream so its connection is let go (never raises)."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # the stream is being abandoned: nothing to tell
+            _log.debug("closing an abandoned stream failed", exc_info=True)
 
 
 def _bare(model: str) -> str:
@@ -655,6 +723,18 @@ class Guard:
         self, model: str, info: CallInfo, exc: Exception, partial: str
     ) -> StreamInterrupted:
         diagnosis = diagnose(exc, now=self.clock.time())
+        if isinstance(exc, TimeoutError) or diagnosis.category is Category.TIMEOUT:
+            # Silence after the first chunk (the socket's read limit, or the idle
+            # timeout on the asyncio path): the stream stalled, it did not break.
+            idle = self.engine.retry.stream_idle_timeout
+            return StreamStalled(
+                f"the stream from {model} went silent"
+                + (f" for more than {idle:g}s" if idle else "")
+                + f" after {len(partial)} characters (stream_idle_timeout)",
+                diagnosis=diagnosis,
+                attempts=info.attempts,
+                partial_text=partial,
+            )
         self.telemetry.emit(
             CallFailedEvent(
                 timestamp=self.clock.time(),
@@ -746,12 +826,20 @@ class GuardedModels:
         g._preflight(model, contents, config)
         engine = g.engine
 
+        last: list[_QuietAnswer] = []
+
         def send(plan: AttemptPlan) -> types.GenerateContentResponse:
-            return g._client_for(plan).models.generate_content(
-                model=plan.model,
-                contents=contents,
-                config=g._config(config, plan, types.GenerateContentConfig),
-            )
+            try:
+                return _usable_or_raise(
+                    g._client_for(plan).models.generate_content(
+                        model=plan.model,
+                        contents=contents,
+                        config=g._config(config, plan, types.GenerateContentConfig),
+                    )
+                )
+            except _QuietAnswer as quiet:
+                last[:] = [quiet]
+                raise
 
         steps: Steps[types.GenerateContentResponse] = engine.steps(
             g._chain(model),
@@ -761,8 +849,7 @@ class GuardedModels:
         try:
             response, info = run_sync(steps, clock=g.clock, quota=engine.quota, send=send)
         except CallFailed as error:
-            set_last_call(_failed_info(error))
-            raise
+            response, info = _given_up(error, last[0] if last else None)  # or raises
         g._finish(response, info)
         return response
 
@@ -898,12 +985,20 @@ class AsyncGuardedModels:
         g._preflight(model, contents, config)
         engine = g.engine
 
+        last: list[_QuietAnswer] = []
+
         async def send(plan: AttemptPlan) -> types.GenerateContentResponse:
-            return await g._client_for(plan).aio.models.generate_content(
-                model=plan.model,
-                contents=contents,
-                config=g._config(config, plan, types.GenerateContentConfig),
-            )
+            try:
+                return _usable_or_raise(
+                    await g._client_for(plan).aio.models.generate_content(
+                        model=plan.model,
+                        contents=contents,
+                        config=g._config(config, plan, types.GenerateContentConfig),
+                    )
+                )
+            except _QuietAnswer as quiet:
+                last[:] = [quiet]
+                raise
 
         steps: Steps[types.GenerateContentResponse] = engine.steps(
             g._chain(model),
@@ -913,8 +1008,7 @@ class AsyncGuardedModels:
         try:
             response, info = await run_async(steps, clock=g.clock, quota=engine.quota, send=send)
         except CallFailed as error:
-            set_last_call(_failed_info(error))
-            raise
+            response, info = _given_up(error, last[0] if last else None)  # or raises
         g._finish(response, info)
         return response
 
@@ -952,10 +1046,19 @@ class AsyncGuardedModels:
                 config=g._config(config, plan, types.GenerateContentConfig),
             )
             iterator = aiter(stream)
+            limit = g.engine.retry.first_chunk_timeout
             try:
-                return await anext(iterator), iterator
+                if limit is None:
+                    return await anext(iterator), iterator
+                return await asyncio.wait_for(anext(iterator), g.real_seconds(limit)), iterator
             except StopAsyncIteration:
                 return None, iterator
+            except TimeoutError:
+                # Nothing before the first chunk: a failed attempt, retried like any.
+                await _aclose(iterator)
+                raise TimeoutError(
+                    f"{plan.model} sent no first chunk within {limit:g}s (first_chunk_timeout)"
+                ) from None
 
         steps: Steps[Pair] = engine.steps(
             g._chain(model),
@@ -985,15 +1088,26 @@ class AsyncGuardedModels:
         remember(first, info)
         last = first
         yield first
+        g = self._guard
+        idle = g.engine.retry.stream_idle_timeout
+        gap = None if idle is None else g.real_seconds(idle)
         try:
-            async for chunk in rest:
+            while True:
+                try:
+                    chunk = await (
+                        anext(rest) if gap is None else asyncio.wait_for(anext(rest), gap)
+                    )
+                except StopAsyncIteration:
+                    break
                 remember(chunk, info)
                 partial.append(_chunk_text(chunk))
                 last = chunk
                 yield chunk
         except Exception as exc:
-            raise self._guard._stream_failed(served, info, exc, "".join(partial)) from scrubbed(exc)
-        self._guard._record_usage(last, info)
+            if isinstance(exc, TimeoutError):
+                await _aclose(rest)
+            raise g._stream_failed(served, info, exc, "".join(partial)) from scrubbed(exc)
+        g._record_usage(last, info)
 
     async def count_tokens(
         self,

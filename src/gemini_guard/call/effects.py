@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from gemini_guard.call.ports import Permit
-from gemini_guard.diagnosis import Diagnosis
+from gemini_guard.diagnosis import Category, Diagnosis
 from gemini_guard.errors import Attempt
 from gemini_guard.policies import Breaker
 
@@ -72,6 +72,10 @@ class CallInfo:
     attempts: tuple[Attempt, ...]
     elapsed: float  # clock seconds, waits included
     requested: str | None = None  # the call's own model=; None when not recorded
+    # Set when the answer returned is one the Guard judged unusable and returned
+    # anyway, after the retries its policy allows (thinking used the whole output
+    # budget): the category says what is wrong with it. None for a sound answer.
+    quiet_failure: Category | None = None
 
     @property
     def attempt_count(self) -> int:

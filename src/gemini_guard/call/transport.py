@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -279,7 +279,9 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         whole output budget even after a retry with less, the answer that came."""
         category = error.diagnosis.category
         if isinstance(last, QuietFailure) and category is Category.THINKING_EXHAUSTED:
-            info = _failed_info(error)
+            info = replace(
+                _failed_info(error), model=last_model(error) or None, quiet_failure=category
+            )
             self._owner.finished(info, _usage(last.body), failed=False)
             headers = [
                 (k, v)

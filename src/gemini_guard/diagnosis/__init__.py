@@ -13,7 +13,7 @@ from gemini_guard.diagnosis._model import (
     register_explainer,
 )
 from gemini_guard.diagnosis._reference import QUICK_TABLE, Sample, load_samples, variants_of
-from gemini_guard.diagnosis._response import looks_like_response
+from gemini_guard.diagnosis._response import looks_like_response, plainly_usable
 
 register_explainer(_explain)
 
@@ -37,5 +37,6 @@ __all__ = [
     "format_seconds",
     "load_samples",
     "looks_like_response",
+    "plainly_usable",
     "variants_of",
 ]

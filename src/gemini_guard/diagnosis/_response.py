@@ -108,6 +108,34 @@ def _as_mapping(response: object) -> Mapping[str, Any] | None:
     return None
 
 
+_SDK_PAYLOAD_PARTS = tuple(name for name in _PAYLOAD_PARTS if "_" in name)
+
+
+def plainly_usable(response: object) -> bool:
+    """True when an SDK response object is plainly a usable answer (the usual case),
+    read from its attributes without converting it: a candidate that ended normally
+    with visible text or a payload, and no prompt block. False means "ask
+    `diagnose_response`", which converts the whole object (far slower)."""
+    try:
+        feedback = getattr(response, "prompt_feedback", None)
+        if feedback is not None and getattr(feedback, "block_reason", None):
+            return False
+        for candidate in getattr(response, "candidates", None) or ():
+            finish = candidate.finish_reason
+            if _enum_name(finish) not in _NORMAL_FINISH:
+                continue
+            content = candidate.content
+            for part in (content.parts or ()) if content is not None else ():
+                text = part.text
+                if text and part.thought is not True and text.strip():
+                    return True
+                if any(getattr(part, name, None) is not None for name in _SDK_PAYLOAD_PARTS):
+                    return True
+        return False
+    except Exception:  # an unexpected shape: let the full reading decide
+        return False
+
+
 def looks_like_response(value: object) -> bool:
     """True for a GenerateContentResponse in any accepted form (and not an error body)."""
     try:
