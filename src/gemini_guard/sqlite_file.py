@@ -4,7 +4,9 @@ The quota ledger, the breaker snapshots and the response cache each keep their o
 tables, but they open files the same way, so processes on one host agree on every
 detail: WAL (readers never block the writer), a busy timeout (writers queue instead
 of failing), `BEGIN IMMEDIATE` write transactions, and a schema created inside one
-write transaction so processes opening a new file at once queue rather than race.
+write transaction so processes opening a new file at once queue rather than race (the
+switch to WAL, which SQLite does not queue, is retried for as long as the busy timeout:
+see `use_wal`).
 Driver errors leave as `StoreError`, naming the file.
 
 `synchronous` is each store's choice, after the promise it makes: NORMAL (the
@@ -24,6 +26,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +35,14 @@ from urllib.parse import parse_qsl
 
 from gemini_guard.errors import ConfigError, StoreDamaged, StoreError
 
-__all__ = ["OnCorrupt", "SQLiteFile", "is_damage", "on_corrupt_from_url", "path_from_url"]
+__all__ = [
+    "OnCorrupt",
+    "SQLiteFile",
+    "is_damage",
+    "on_corrupt_from_url",
+    "path_from_url",
+    "use_wal",
+]
 
 _log = logging.getLogger("gemini_guard.store")
 
@@ -86,6 +96,30 @@ def is_damage(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
         exc, sqlite3.OperationalError | sqlite3.IntegrityError | sqlite3.ProgrammingError
     )
+
+
+def use_wal(db: sqlite3.Connection, *, timeout: float) -> None:
+    """Put `db`'s file in WAL mode, waiting up to `timeout` seconds for other processes.
+
+    The switch reads the file's header, then upgrades that read to a write lock to
+    change it. SQLite never calls the busy handler for such an upgrade (two processes
+    upgrading at once would wait for each other forever), so when several processes
+    open a new file at once, all but one get "database is locked" at once, whatever
+    the busy timeout. Only the switch needs this: a file already in WAL mode answers
+    without a write, and the schema's `BEGIN IMMEDIATE` takes its lock through the
+    busy handler.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)  # the other opener holds the lock for a few ms at most
+        pause = min(pause * 2, 0.05)
 
 
 def _hint(exc: sqlite3.Error) -> str:
@@ -223,7 +257,7 @@ class SQLiteFile:
 
     def _set_up(self, db: sqlite3.Connection) -> None:
         db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        db.execute("PRAGMA journal_mode = WAL")
+        use_wal(db, timeout=self._busy_timeout)
         db.execute(f"PRAGMA synchronous = {self._synchronous}")  # see the module doc
         db.execute("BEGIN IMMEDIATE")
         try:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gemini_guard.cache.stores import CacheStore, open_cache_store
+from gemini_guard.cache.stores import CacheStore, StoreSkipped, open_cache_store
+from gemini_guard.cache.stores.redis import RedisCacheStore
 from gemini_guard.clock import FakeClock
-from gemini_guard.errors import ConfigError
-from tests.support.redis_server import redis_server
+from gemini_guard.errors import ConfigError, StoreError
+from tests.support.redis_server import RedisServer, redis_server
 
 __all__ = ["redis_server"]
 
@@ -218,3 +219,53 @@ def test_the_secret_is_made_once_and_shared(cache_url: str) -> None:
 def test_bad_urls_are_clear_errors(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         open_cache_store(url)
+
+
+@pytest.mark.redis
+def test_a_redis_cache_that_stops_answering_is_left_alone_for_retry_after(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    # The quota store's options may share the URL: on_outage is not the cache's.
+    store = open_cache_store(f"{redis_server.url}?retry_after=2&on_outage=fail", clock=clock)
+    assert isinstance(store, RedisCacheStore)
+    store.put("p/a", b"kept", now=clock.time(), ttl=600)
+    redis_server.stop()
+    with pytest.raises(StoreError, match=r"does not answer .* not asked again for 2 s") as first:
+        store.get("p/a", now=clock.time())
+    assert not isinstance(first.value, StoreSkipped)
+    assert store.degraded
+    redis_server.start()  # back, but not asked until the pause is over
+    clock.advance(1.9)
+    for action in (
+        lambda: store.get("p/a", now=clock.time()),
+        lambda: store.put("p/b", b"lost", now=clock.time(), ttl=600),
+        store.count,
+        store.secret,
+    ):
+        with pytest.raises(StoreSkipped):
+            action()
+    clock.advance(0.1)
+    assert store.get("p/a", now=clock.time()) is None  # asked again: an empty new server
+    assert not store.degraded
+    store.put("p/b", b"kept", now=clock.time(), ttl=600)
+    assert store.get("p/b", now=clock.time()) == b"kept"
+    store.close()
+
+
+@pytest.mark.redis
+def test_a_redis_cache_still_down_after_the_pause_pauses_again_quietly(
+    redis_server: RedisServer,
+) -> None:
+    clock = FakeClock()
+    store = open_cache_store(f"{redis_server.url}?retry_after=2", clock=clock)
+    redis_server.stop()
+    with pytest.raises(StoreError):
+        store.count()
+    clock.advance(2.0)
+    with pytest.raises(StoreSkipped, match="still does not answer"):
+        store.count()  # asked again, failed again: no second "does not answer" warning
+    clock.advance(1.0)
+    with pytest.raises(StoreSkipped, match="is not asked"):
+        store.count()  # a new pause from the second failure
+    store.close()

@@ -27,6 +27,7 @@ from types import TracebackType
 from gemini_guard.batch.lock import RunLock, lock_path
 from gemini_guard.batch.result import BatchResult
 from gemini_guard.errors import StoreError
+from gemini_guard.sqlite_file import use_wal
 
 __all__ = ["Journal", "journal_path"]
 
@@ -85,7 +86,7 @@ class Journal:
             ) from None
         try:
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db, timeout=5.0)
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             # A damaged page may sit anywhere; find it now, not after requests were sent.

@@ -3,7 +3,9 @@
 The Guard calls it around each request (see `gemini_guard.call.cache_stage`):
 `plan` decides whether a call is cached and under which key, `lookup` answers a hit,
 `store` keeps a completed answer. A failing store never fails a call: its error is
-logged, counted (`store_errors`) and the call goes on as a miss.
+logged, counted (`store_errors`) and the call goes on as a miss. A Redis store that
+stops answering is then left alone for a few seconds (`StoreSkipped`): its lookups
+are quiet misses and its stores are dropped, neither logged nor counted again.
 
 Answers travel as `Entry`s, decoded once: a `memory://` store keeps the entry object
 itself, the others its bytes (decoded again on each hit, as they come from another
@@ -44,7 +46,7 @@ from gemini_guard.cache.policy import decide, split_label
 from gemini_guard.cache.scope import CacheScope, ScopeKeys, refuses_credential
 from gemini_guard.cache.settings import CacheConfig
 from gemini_guard.cache.stats import CacheStats, Counters, SharedCounters
-from gemini_guard.cache.stores import CacheStore, open_cache_store
+from gemini_guard.cache.stores import CacheStore, StoreSkipped, open_cache_store
 from gemini_guard.cache.stores.memory import MemoryCacheStore
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.errors import CallFailed, StoreDamaged, StoreError
@@ -102,7 +104,9 @@ class ResponseCache:
         self.store: CacheStore = (
             store
             if store is not None
-            else open_cache_store(self.config.url, max_entries=self.config.max_entries)
+            else open_cache_store(
+                self.config.url, max_entries=self.config.max_entries, clock=self.clock
+            )
         )
         # A memory store holds decoded entries, not bytes.
         self._entries: MemoryCacheStore[Any] | None = (
@@ -332,6 +336,8 @@ class ResponseCache:
     # -- the store, never failing a call -------------------------------------------
 
     def _store_failed(self, exc: StoreError, what: str) -> None:
+        if isinstance(exc, StoreSkipped):
+            return  # a store pausing after an outage, already warned of: a quiet miss
         self.counters.add(store_errors=1)
         if not isinstance(exc, StoreDamaged):
             _log.warning("%s: %s", what, exc)  # busy, timed out: the next call may succeed

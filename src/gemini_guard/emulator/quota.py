@@ -1,7 +1,12 @@
 """Exact quota accounting for the emulator, per (project, model); no I/O, no clock reads.
 
 - RPM and input TPM are exact sliding windows of 60 seconds over the clock's
-  monotonic time: a request admitted at `t` counts until `t + 60`.
+  monotonic time: a request admitted at `t` occupies [t, t + 60), with `t + 60` the
+  float sum, one rule for expiry and for every wait this module advertises. A wait
+  is rounded up to the float that makes `now + wait` reach the slot's end, so a
+  client that waits exactly that long on a `FakeClock` is admitted, not refused a
+  hair early. (On a `ScaledClock` the client's real sleep and its request take far
+  longer than a rounding error, so no slack is needed there either.)
 - RPD counts requests per Pacific calendar day of the clock's wall time, so it
   resets at midnight America/Los_Angeles, DST included.
 
@@ -13,6 +18,7 @@ costs nothing, as with the real API.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
@@ -23,8 +29,6 @@ from gemini_guard.tiers import Limits
 __all__ = ["WINDOW_SECONDS", "QuotaLedger", "Usage", "Violation"]
 
 WINDOW_SECONDS = 60.0
-# Float sums like t + 60 - now + now may land a hair short of t + 60.
-_EPSILON = 1e-9
 
 QuotaKind = Literal["rpm", "tpm", "rpd"]
 
@@ -57,7 +61,7 @@ class _Ledger:
         self.day_count = 0
 
     def expire(self, now: float, wall: float) -> None:
-        while self.minute and self.minute[0][0] + WINDOW_SECONDS <= now + _EPSILON:
+        while self.minute and self.minute[0][0] + WINDOW_SECONDS <= now:
             _, tokens = self.minute.popleft()
             self.minute_tokens -= tokens
         today = quota_day(wall)
@@ -130,7 +134,7 @@ def _rpm_wait(window: deque[tuple[float, int]], rpm: int, now: float, requests: 
         return WINDOW_SECONDS  # it never fits; say "a minute", as the API does
     # len(window) - rpm + requests must leave; the last of them is at that index.
     leaving = window[len(window) - rpm + requests - 1][0]
-    return max(0.0, leaving + WINDOW_SECONDS - now)
+    return _until(leaving + WINDOW_SECONDS, now)
 
 
 def _tpm_wait(
@@ -141,5 +145,19 @@ def _tpm_wait(
     for admitted_at, spent in window:
         used -= spent
         if used + tokens <= tpm:
-            return max(0.0, admitted_at + WINDOW_SECONDS - now)
+            return _until(admitted_at + WINDOW_SECONDS, now)
     return 0.0  # unreachable: an empty window always has room for tokens <= tpm
+
+
+def _until(end: float, now: float) -> float:
+    """Seconds from `now` to `end`, such that `now + wait >= end` in floats.
+
+    `end - now` rounds, and `now + (end - now)` may land one ulp short of `end`: a
+    client waiting exactly that long would be refused again for a wait of 1e-14 s.
+    """
+    if end <= now:
+        return 0.0
+    wait = end - now
+    while now + wait < end:
+        wait = math.nextafter(wait, math.inf)
+    return wait

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gemini_guard.emulator.quota import WINDOW_SECONDS, QuotaLedger
@@ -100,11 +101,20 @@ def test_requests_per_day_reset_at_pacific_midnight_not_utc() -> None:
     assert ledger.check("p", "m", limits=limits, tokens=1, now=3e5, wall=_utc(2026, 1, 16, 8)) == []
 
 
+def _occupying(admitted: list[float], at: float) -> int:
+    """How many of the slots admitted at `admitted` occupy the instant `at`: a slot
+    admitted at t occupies [t, t + 60), the ledger's own rule, float sum and all."""
+    return sum(1 for t in admitted if t <= at < t + WINDOW_SECONDS)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     rpm=st.integers(min_value=1, max_value=6),
     gaps=st.lists(st.floats(min_value=0, max_value=30, allow_nan=False), min_size=1, max_size=40),
 )
+# 29.999999999999996 twice sums to 59.99999999999999, one ulp short of 60: a ledger
+# that forgave 1e-9 let the slot of 0 leave early and admitted two in one minute.
+@example(rpm=1, gaps=[0.0, 29.999999999999996, 29.999999999999996])
 def test_no_sixty_second_window_ever_holds_more_than_the_limit(rpm: int, gaps: list[float]) -> None:
     ledger = QuotaLedger()
     limits = Limits(rpm=rpm)
@@ -117,10 +127,29 @@ def test_no_sixty_second_window_ever_holds_more_than_the_limit(rpm: int, gaps: l
             ledger.admit("p", "m", tokens=1, now=now, wall=WALL + now)
             admitted.append(now)
         else:
-            # The advertised wait is exactly enough: not a moment sooner.
+            # The advertised wait is exactly enough (a client waiting it on a FakeClock
+            # is admitted), and no longer than it must be.
             wait = violations[0].retry_after
             assert wait > 0
-            in_window_then = [t for t in admitted if t + 60 > now + wait + 1e-9]
-            assert len(in_window_then) < rpm
-    for start in admitted:
-        assert sum(1 for t in admitted if start <= t < start + 60) <= rpm
+            assert _occupying(admitted, now + wait) < rpm
+            assert _occupying(admitted, max(now, now + wait - 1e-6)) >= rpm
+    for at in admitted:
+        assert _occupying(admitted, at) <= rpm
+
+
+def test_a_client_waiting_the_advertised_time_exactly_is_admitted() -> None:
+    # For these, `now + (end - now)` lands one ulp short of `end`: a ledger advertising
+    # the plain difference would refuse the client again, for a wait of 1e-15 s.
+    for first, now in (
+        (1.399236386279079, 10.117922608034352),
+        (3.005417322244819, 10.748632884766938),
+    ):
+        end = first + WINDOW_SECONDS
+        assert now + (end - now) < end
+        ledger = QuotaLedger()
+        ledger.admit("p", "m", tokens=1, now=first, wall=WALL)
+        (violation,) = ledger.check("p", "m", limits=Limits(rpm=1), tokens=1, now=now, wall=WALL)
+        arrived = now + violation.retry_after
+        assert arrived >= end
+        assert now + math.nextafter(violation.retry_after, 0.0) < end  # and no longer
+        assert ledger.check("p", "m", limits=Limits(rpm=1), tokens=1, now=arrived, wall=WALL) == []

@@ -10,17 +10,21 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from gemini_guard.cache.stores.base import CacheStore
+from gemini_guard.cache.stores.base import CacheStore, StoreSkipped
+from gemini_guard.clock import Clock
 from gemini_guard.errors import ConfigError, StoreError
 
-__all__ = ["CacheStore", "open_cache_store"]
+__all__ = ["CacheStore", "StoreSkipped", "open_cache_store"]
 
 _log = logging.getLogger("gemini_guard.cache")
 _EXAMPLES = "memory://, sqlite:///path/to/cache.db, redis://localhost:6379/0"
 
 
-def open_cache_store(url: str, *, max_entries: int = 10_000) -> CacheStore:
-    """The cache store at `url`, holding at most `max_entries` (LRU beyond)."""
+def open_cache_store(
+    url: str, *, max_entries: int = 10_000, clock: Clock | None = None
+) -> CacheStore:
+    """The cache store at `url`, holding at most `max_entries` (LRU beyond). `clock`
+    times a Redis store's pause after Redis stops answering (`?retry_after=`)."""
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(f"cache={url!r} is not a cache URL; use one of {_EXAMPLES}")
     scheme = urlsplit(url).scheme.lower()
@@ -44,5 +48,5 @@ def open_cache_store(url: str, *, max_entries: int = 10_000) -> CacheStore:
     if scheme in {"redis", "rediss", "unix"}:
         from gemini_guard.cache.stores.redis import RedisCacheStore
 
-        return RedisCacheStore.from_url(url, max_entries=max_entries)
+        return RedisCacheStore.from_url(url, max_entries=max_entries, clock=clock)
     raise ConfigError(f"cache={url!r}: unknown scheme {scheme!r}; use one of {_EXAMPLES}")

@@ -25,7 +25,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-__all__ = ["CacheStore"]
+from gemini_guard.errors import StoreError
+
+__all__ = ["CacheStore", "StoreSkipped"]
+
+
+class StoreSkipped(StoreError):
+    """The store was not asked: it stopped answering moments ago and is left alone for
+    a while (Redis: `retry_after` seconds). The failure that started the pause was a
+    plain `StoreError`; these, until the store answers again, are not worth a warning."""
 
 
 @runtime_checkable

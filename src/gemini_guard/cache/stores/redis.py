@@ -13,27 +13,47 @@ Keys (prefix `gg` by default, `?prefix=` to change it):
 `get` and `put` are Lua scripts (package resources), so the touch of a hit, its
 check of the credential, and the count-then-evict of a put are atomic. Expiry is read
 against the caller's clock; each entry also gets a Redis PEXPIRE of its TTL, so
-entries never asked for again do not stay in memory. A failure of Redis is a
-`StoreError` (the response cache treats it as a miss and carries on).
+entries never asked for again do not stay in memory.
+
+A failure of Redis is a `StoreError` (the response cache treats it as a miss and
+carries on). When Redis does not answer (refused, timed out: dead or frozen), it is
+not asked again for `retry_after` seconds of the store's clock (`?retry_after=5`, as
+for the other Redis stores): every operation meanwhile raises `StoreSkipped` at once,
+without touching the network, so a frozen Redis costs one call its timeouts rather
+than every call. The first operation after the pause asks Redis again; its answer
+ends the outage (one warning on the "gemini_guard.cache" logger), a failure starts
+another pause, quietly.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from gemini_guard.cache.stores.base import StoreSkipped
+from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.errors import ConfigError, StoreError
-from gemini_guard.redis_url import CONNECT_TIMEOUT, SOCKET_TIMEOUT, split_redis_url
+from gemini_guard.redis_url import (
+    CONNECT_TIMEOUT,
+    SOCKET_TIMEOUT,
+    public_redis_url,
+    split_redis_url,
+)
 
 if TYPE_CHECKING:
     import redis
 
 __all__ = ["RedisCacheStore"]
+
+_log = logging.getLogger("gemini_guard.cache")
+T = TypeVar("T")
 
 
 def _script(name: str) -> tuple[str, str]:
@@ -66,13 +86,28 @@ class RedisCacheStore:
         prefix: str = "gg",
         socket_timeout: float = SOCKET_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
+        retry_after: float = 5.0,
+        clock: Clock | None = None,
     ) -> None:
+        """`clock`: what the `retry_after` pause is measured on (the cache's clock)."""
         if max_entries < 1:
             raise ConfigError(f"max_entries must be at least 1, got {max_entries}")
         self._redis = _import_redis()
+        errors = self._redis.exceptions
+        # Redis did not answer at all: asking again at once would only wait again.
+        self._unreachable: tuple[type[Exception], ...] = (
+            errors.ConnectionError,
+            errors.TimeoutError,
+            OSError,
+        )
         self.max_entries = max_entries
         self.url = url
+        self._public = public_redis_url(url)  # for messages: no credentials
         self._prefix = f"{prefix}:cache"
+        self._retry_after = retry_after
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._down_until: float | None = None  # clock.monotonic() to ask Redis again
+        self._outage = threading.Lock()
         # One quick retry on a fresh connection, no backoff: redis-py's default retries
         # with backoff would hold a call for seconds on a frozen server.
         self._client: redis.Redis = self._redis.Redis.from_url(
@@ -85,14 +120,20 @@ class RedisCacheStore:
         self._put = _script("put")
 
     @classmethod
-    def from_url(cls, url: str, *, max_entries: int = 10_000) -> RedisCacheStore:
-        """`redis://[user:password@]host:port/db[?prefix=gg&socket_timeout=0.05]`."""
-        # The quota store's URL may be reused here: its other options are not ours.
+    def from_url(
+        cls, url: str, *, max_entries: int = 10_000, clock: Clock | None = None
+    ) -> RedisCacheStore:
+        """`redis://[user:password@]host:port/db[?prefix=gg&retry_after=5&socket_timeout=0.05]`."""
+        # The quota store's URL may be reused here: its other options (on_outage: a
+        # cache always carries on without Redis) are not ours.
         rest, options = split_redis_url(url)
-        ours = {
-            k: v for k, v in options.items() if k in ("prefix", "socket_timeout", "connect_timeout")
-        }
-        return cls(rest, max_entries=max_entries, **ours)
+        ours = {k: v for k, v in options.items() if k in _OPTIONS}
+        return cls(rest, max_entries=max_entries, clock=clock, **ours)
+
+    @property
+    def degraded(self) -> bool:
+        """True from a failure to reach Redis until it answers again."""
+        return self._down_until is not None
 
     def __repr__(self) -> str:
         host = urlsplit(self.url).hostname  # never the password
@@ -101,16 +142,57 @@ class RedisCacheStore:
     def _keys(self, key: str) -> list[str]:
         return [f"{self._prefix}:e:{key}", f"{self._prefix}:lru", f"{self._prefix}:seq"]
 
+    # -- every Redis operation, through the outage pause -----------------------------
+
+    def _call(self, action: Callable[[], T]) -> T:
+        """`action()` (Redis commands), unless Redis is paused; its errors as StoreErrors."""
+        until = self._down_until
+        if until is not None and self._clock.monotonic() < until:
+            raise StoreSkipped(
+                f"the Redis cache at {self._public} is not asked for {self._retry_after:g} s "
+                "after failing to answer"
+            )
+        try:
+            result = action()
+        except self._unreachable as exc:
+            raise self._unanswered(exc) from exc
+        except self._redis.exceptions.RedisError as exc:
+            raise StoreError(f"the Redis cache at {self._public} failed: {exc}") from exc
+        if self._down_until is not None:
+            self._answered()
+        return result
+
+    def _unanswered(self, exc: Exception) -> StoreError:
+        with self._outage:
+            first = self._down_until is None
+            self._down_until = self._clock.monotonic() + self._retry_after
+        if not first:  # still down, or another thread saw it first: said once already
+            return StoreSkipped(f"the Redis cache at {self._public} still does not answer: {exc}")
+        return StoreError(
+            f"the Redis cache at {self._public} does not answer ({exc}); it is not asked "
+            f"again for {self._retry_after:g} s: lookups miss and answers are not kept "
+            "until it answers"
+        )
+
+    def _answered(self) -> None:
+        with self._outage:
+            if self._down_until is None:
+                return
+            self._down_until = None
+        _log.warning("the Redis cache at %s answers again: lookups and stores resume", self._public)
+
     def _run(self, script: tuple[str, str], keys: list[str], args: list[Any]) -> Any:
         source, sha = script
-        errors = self._redis.exceptions
-        try:
+        no_script = self._redis.exceptions.NoScriptError
+        client = self._client
+
+        def run() -> Any:
             try:
-                return self._client.evalsha(sha, len(keys), *keys, *args)
-            except errors.NoScriptError:
-                return self._client.eval(source, len(keys), *keys, *args)
-        except errors.RedisError as exc:
-            raise StoreError(f"the Redis cache failed: {exc}") from exc
+                return client.evalsha(sha, len(keys), *keys, *args)
+            except no_script:
+                return client.eval(source, len(keys), *keys, *args)
+
+        return self._call(run)
 
     def get(self, key: str, *, now: float, credential: str | None = None) -> bytes | None:
         keys = self._keys(key)
@@ -122,21 +204,19 @@ class RedisCacheStore:
     def record_credential(self, credential: str, *, accepted: bool, now: float, ttl: float) -> None:
         ttl_ms = max(1, math.ceil(ttl * 1000))
         value = repr(now + ttl) if accepted else "0"
-        try:
-            self._client.set(f"{self._prefix}:cred:{credential}", value, px=ttl_ms)
-        except self._redis.exceptions.RedisError as exc:
-            raise StoreError(f"the Redis cache failed: {exc}") from exc
+        self._call(lambda: self._client.set(f"{self._prefix}:cred:{credential}", value, px=ttl_ms))
 
     def secret(self) -> bytes:
         name = f"{self._prefix}:secret"
-        try:
+
+        def read() -> Any:
             pipe = self._client.pipeline()  # MULTI/EXEC: the first writer's secret wins
             pipe.set(name, os.urandom(32).hex(), nx=True)
             pipe.get(name)
             _, value = pipe.execute()
-        except self._redis.exceptions.RedisError as exc:
-            raise StoreError(f"the Redis cache failed: {exc}") from exc
-        return bytes.fromhex(value.decode())
+            return value
+
+        return bytes.fromhex(self._call(read).decode())
 
     def put(self, key: str, value: bytes, *, now: float, ttl: float) -> None:
         ttl_ms = max(1, math.ceil(ttl * 1000))
@@ -144,19 +224,21 @@ class RedisCacheStore:
 
     def delete(self, key: str) -> bool:
         entry, lru, _ = self._keys(key)
-        try:
+
+        def delete() -> Any:
             pipe = self._client.pipeline()
             pipe.delete(entry)
             pipe.zrem(lru, entry)
             deleted, _ = pipe.execute()
-        except self._redis.exceptions.RedisError as exc:
-            raise StoreError(f"the Redis cache failed: {exc}") from exc
-        return bool(deleted)
+            return deleted
+
+        return bool(self._call(delete))
 
     def clear(self, prefix: str = "") -> int:
         lru = f"{self._prefix}:lru"
         start = f"{self._prefix}:e:{prefix}"
-        try:
+
+        def clear() -> int:
             doomed = [
                 k
                 for k in (m.decode() for m in self._client.zrange(lru, 0, -1))  # type: ignore[union-attr]
@@ -165,19 +247,17 @@ class RedisCacheStore:
             if doomed:
                 self._client.delete(*doomed)
                 self._client.zrem(lru, *doomed)
-        except self._redis.exceptions.RedisError as exc:
-            raise StoreError(f"the Redis cache failed: {exc}") from exc
-        return len(doomed)
+            return len(doomed)
+
+        return self._call(clear)
 
     def count(self) -> int:
-        try:
-            return int(self._client.zcard(f"{self._prefix}:lru"))
-        except self._redis.exceptions.RedisError as exc:
-            raise StoreError(f"the Redis cache failed: {exc}") from exc
+        return int(self._call(lambda: self._client.zcard(f"{self._prefix}:lru")))
 
     def add_stats(self, project: str, deltas: Mapping[str, float]) -> None:
         counters = f"{self._prefix}:stats:{project}"
-        try:
+
+        def add() -> None:
             pipe = self._client.pipeline()  # MULTI/EXEC: all of a batch or none
             for name, delta in deltas.items():
                 if not delta:
@@ -188,18 +268,18 @@ class RedisCacheStore:
                     pipe.hincrbyfloat(counters, name, delta)
             pipe.sadd(f"{self._prefix}:stats", project)
             pipe.execute()
-        except self._redis.exceptions.RedisError as exc:
-            raise StoreError(f"the Redis cache failed: {exc}") from exc
+
+        self._call(add)
 
     def read_stats(self) -> dict[str, dict[str, float]]:
-        try:
+        def read() -> tuple[list[str], list[Any]]:
             projects = sorted(m.decode() for m in self._client.smembers(f"{self._prefix}:stats"))  # type: ignore[union-attr]
             pipe = self._client.pipeline(transaction=False)
             for project in projects:
                 pipe.hgetall(f"{self._prefix}:stats:{project}")
-            hashes = pipe.execute()
-        except self._redis.exceptions.RedisError as exc:
-            raise StoreError(f"the Redis cache failed: {exc}") from exc
+            return projects, pipe.execute()
+
+        projects, hashes = self._call(read)
         return {
             project: {name.decode(): _number(value) for name, value in counters.items()}
             for project, counters in zip(projects, hashes, strict=True)
@@ -207,6 +287,9 @@ class RedisCacheStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+_OPTIONS = ("prefix", "socket_timeout", "connect_timeout", "retry_after")
 
 
 def _number(raw: bytes) -> float:
