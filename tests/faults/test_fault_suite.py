@@ -92,29 +92,38 @@ print(json.dumps([dataclasses.asdict(f) for f in run("sqlite", Path(sys.argv[1])
 """
 
 
-def test_the_read_only_phase_runs_as_an_unprivileged_user_when_root() -> None:
-    """Root ignores file modes, so as root the SQLite fault runs again as `nobody`, in a
-    directory it owns, for its read-only phase to mean anything."""
+def test_the_read_only_phase_runs_without_the_power_to_ignore_file_modes_when_root() -> None:
+    """Root ignores file modes (CAP_DAC_OVERRIDE), so as root the SQLite fault runs again
+    as root without the capabilities that override them (util-linux's `setpriv`, on
+    every Debian machine), or else as `nobody` in a directory it owns, for its
+    read-only phase to mean anything."""
     if os.geteuid() != 0:
         pytest.skip("not root: the test above already runs the read-only phase")
-    nobody = pwd.getpwnam("nobody")
     work = Path(tempfile.mkdtemp(prefix="gemini-guard-read-only-"))
     try:
-        os.chown(work, nobody.pw_uid, nobody.pw_gid)
-        env = {**os.environ, "HOME": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
-        # subprocess drops the groups, then the group, then the user, in the child.
-        drop: dict[str, Any] = {
-            "user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": [],
-        }  # fmt: skip
-        probe = subprocess.run(
-            [sys.executable, "-c", "import bench.faults"],
-            cwd=ROOT, env=env, **drop, capture_output=True, timeout=60,
-        )  # fmt: skip
-        if probe.returncode != 0:
-            pytest.skip(f"`nobody` cannot read this checkout and its Python ({ROOT}): "
-                        "the read-only phase needs a user that file modes apply to")  # fmt: skip
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        prefix: list[str] = []
+        drop: dict[str, Any] = {}
+        setpriv = shutil.which("setpriv")
+        if setpriv is not None:
+            caps = "-dac_override,-dac_read_search"
+            prefix = [setpriv, "--bounding-set", caps, "--inh-caps", caps, "--"]
+        else:
+            nobody = pwd.getpwnam("nobody")
+            os.chown(work, nobody.pw_uid, nobody.pw_gid)
+            env["HOME"] = str(work)
+            # subprocess drops the groups, then the group, then the user, in the child.
+            drop = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+            probe = subprocess.run(
+                [sys.executable, "-c", "import bench.faults"],
+                cwd=ROOT, env=env, **drop, capture_output=True, timeout=60,
+            )  # fmt: skip
+            if probe.returncode != 0:
+                pytest.skip(f"no setpriv, and `nobody` cannot read this checkout and its "
+                            f"Python ({ROOT}): the read-only phase needs a process that "
+                            "file modes apply to")  # fmt: skip
         done = subprocess.run(
-            [sys.executable, "-c", SQLITE_AS_USER, str(work)],
+            [*prefix, sys.executable, "-c", SQLITE_AS_USER, str(work)],
             cwd=ROOT, env=env, **drop, capture_output=True, timeout=300,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
