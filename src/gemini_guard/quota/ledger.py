@@ -47,6 +47,13 @@ __all__ = [
 # then its caller is assumed gone (crashed, killed) and the slot ends as booked.
 # HTTP clients give up on a request well before ten minutes.
 MAX_FLIGHT = 600.0
+# A late slot (unanswered past its expected end) is moved to end "now"; it is looked at
+# again this much later, not at every booking. Moving it costs a search and two list
+# shifts: with many requests in flight, doing it on every booking made each booking
+# cost work in proportion to the requests in flight times the window. Meanwhile its end
+# trails "now" by at most this much, which still covers the moment the server counted
+# it (when the request arrived, before now).
+HOLD_STEP = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +254,7 @@ class SlotBook:
         "days",
         "ends",
         "flight_ends",
+        "held_ends",
         "ids",
         "in_flight",
         "last_start",
@@ -262,9 +270,11 @@ class SlotBook:
         self.last_start = float("-inf")
         self.days = DayBook()
         # Slots not yet answered: id -> (hold them until, planned start), and a heap
-        # of (end, id) to find the late ones fast.
+        # of (when to look at it, id, its end then) to find the late ones fast.
         self.in_flight: dict[str, tuple[float, float]] = {}
-        self.flight_ends: list[tuple[float, str]] = []
+        self.flight_ends: list[tuple[float, str, float]] = []
+        # Where held slots stand now: their callers' hints still name the end booked.
+        self.held_ends: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -293,6 +303,7 @@ class SlotBook:
         *,
         in_flight: bool = False,
         start: float | None = None,
+        recheck: float | None = None,
     ) -> None:
         ends = self.ends
         # The usual case: the newest slot ends last.
@@ -304,13 +315,13 @@ class SlotBook:
         if in_flight:
             if slot_id not in self.in_flight:
                 self.in_flight[slot_id] = (end + MAX_FLIGHT, end if start is None else start)
-            heapq.heappush(self.flight_ends, (end, slot_id))
+            heapq.heappush(self.flight_ends, (end if recheck is None else recheck, slot_id, end))
 
     def hold_late(self, now: float) -> None:
         """Unanswered slots whose expected end has passed end no earlier than now."""
         heap = self.flight_ends
         while heap and heap[0][0] < now:
-            end, slot_id = heapq.heappop(heap)
+            _, slot_id, end = heapq.heappop(heap)
             held = self.in_flight.get(slot_id)
             if held is None:
                 continue  # answered meanwhile
@@ -327,11 +338,14 @@ class SlotBook:
             if held[0] <= now:
                 del self.in_flight[slot_id]  # given up: the slot ends as it stands
                 continue
-            self.insert(slot_id, now, self._pop(index), in_flight=True)
+            self.insert(slot_id, now, self._pop(index), in_flight=True, recheck=now + HOLD_STEP)
+            self.held_ends[slot_id] = now
 
     def _index(self, slot_id: str, end_hint: float) -> int:
         """Where a slot is in the book (-1: not there); `end_hint` is where to look first."""
         ids, ends = self.ids, self.ends
+        if self.held_ends:
+            end_hint = self.held_ends.get(slot_id, end_hint)
         high = bisect_right(ends, end_hint)
         # Look at the hint first (the usual case): the slots ending exactly then, from
         # the newest. At high rates many end at the same moment, so this range, not
@@ -354,6 +368,8 @@ class SlotBook:
         return None if index < 0 else self._pop(index)
 
     def _pop(self, index: int) -> int:
+        if self.held_ends:
+            self.held_ends.pop(self.ids[index], None)
         del self.ends[index]
         del self.ids[index]
         tokens = self.tokens.pop(index)
@@ -417,7 +433,7 @@ class SlotBook:
             self.tokens.append(tokens)
             self.total_tokens += tokens
             self.in_flight[slot_id] = (end + MAX_FLIGHT, start)
-            heapq.heappush(heap, (end, slot_id))
+            heapq.heappush(heap, (end, slot_id, end))
         else:
             self.insert(slot_id, end, tokens, in_flight=True, start=start)
         self.last_start = start
@@ -469,9 +485,11 @@ class SlotBook:
                 and (last == 0 or ends[last - 1] <= end)
             ):
                 ends[last] = end
+                if self.held_ends:
+                    self.held_ends.pop(slot_id, None)
                 held = self.in_flight.get(slot_id)
                 self.in_flight[slot_id] = (end + MAX_FLIGHT if held is None else held[0], now)
-                heapq.heappush(self.flight_ends, (end, slot_id))
+                heapq.heappush(self.flight_ends, (end, slot_id, end))
                 return 0.0
         tokens = self.remove(slot_id, end_hint)
         if tokens is None:
@@ -517,6 +535,8 @@ class SlotBook:
                 # The usual case: the newest slot answered and still ends last. Update
                 # it where it stands (the same result as the remove and insert below).
                 self.in_flight.pop(slot_id, None)
+                if self.held_ends:
+                    self.held_ends.pop(slot_id, None)
                 token_list = self.tokens
                 old = token_list[last]
                 ends[last] = end

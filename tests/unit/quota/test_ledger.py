@@ -165,7 +165,7 @@ def test_confirm_and_settle_of_the_newest_slot(allowance_a: float, budget: Budge
     assert book.ends == sorted([end_a, end_b])
     assert book.ids == (["a", "b"] if end_a < end_b else ["b", "a"])
     assert book.in_flight["b"] == (0.5 + MAX_FLIGHT, 0.7)  # the give-up deadline is kept
-    assert (end_b, "b") in book.flight_ends
+    assert (end_b, "b", end_b) in book.flight_ends  # looked at again when it is due
     book.settle(slot_id="b", end_hint=end_b, day=day, sent=True, end=1.5, tokens=13)
     assert book.ends == sorted([end_a, 1.5])
     assert book.tokens[book.ids.index("b")] == 13
