@@ -6,7 +6,9 @@ skipping the ones whose prerequisite failed, so one root cause counts as one fai
 The order follows the troubleshooting method: local setup first (key, SDK), then the
 path to the endpoint (DNS, TCP, TLS, HTTP), then the isolation test - one minimal
 request to a stable model, which tells "my code" from "my key or project" from
-"Google's side" - then the models this app is configured to use.
+"Google's side" - then the models this app is configured to use. On Vertex AI
+(`DoctorOptions(vertex=True)`), Google Cloud credentials, a project and a location
+take the API key's place, and the test call goes through the SDK with vertexai=True.
 
 The checks live by area:
 - `_base`: CheckResult, Text, DoctorOptions and the shared helpers;
@@ -15,7 +17,8 @@ The checks live by area:
 - `_api`: the isolation test and the model probes;
 - `_tier`: the tier the API reveals against the configured one;
 - `_store`: the state store;
-- `_runner`: the checklist in order.
+- `_vertex`: Vertex AI's credentials, project, location and test call;
+- `_runner`: the checklists in order (the Gemini API's, Vertex AI's).
 
 Every network call has a short timeout; time is read only through the injected Clock.
 API keys are never printed: `redact_key` shows the first and last four characters.
@@ -43,15 +46,27 @@ from gemini_guard.doctor._key import (
     redact_key,
 )
 from gemini_guard.doctor._network import check_endpoint, check_status_page
-from gemini_guard.doctor._runner import run_doctor
+from gemini_guard.doctor._runner import run_doctor, run_vertex_doctor
 from gemini_guard.doctor._store import check_store
 from gemini_guard.doctor._tier import check_tier
+from gemini_guard.doctor._vertex import (
+    VERTEX_BASE_URL_ENV,
+    VERTEX_STATUS_URL,
+    check_vertex_call,
+    check_vertex_credentials,
+    check_vertex_location,
+    check_vertex_project,
+    vertex_base_url,
+    wants_vertex,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_STATUS_URL",
     "ISOLATION_MODEL",
     "OLDEST_KNOWN_GOOD_SDK",
+    "VERTEX_BASE_URL_ENV",
+    "VERTEX_STATUS_URL",
     "CheckResult",
     "DoctorOptions",
     "KeyChoice",
@@ -65,8 +80,15 @@ __all__ = [
     "check_status_page",
     "check_store",
     "check_tier",
+    "check_vertex_call",
+    "check_vertex_credentials",
+    "check_vertex_location",
+    "check_vertex_project",
     "failures",
     "find_api_key",
     "redact_key",
     "run_doctor",
+    "run_vertex_doctor",
+    "vertex_base_url",
+    "wants_vertex",
 ]

@@ -69,6 +69,12 @@ class DoctorOptions:
     # The variable a configuration names (projects[0].api_key_env): Guard.from_config
     # reads only that one. None: google-genai's own lookup (GOOGLE_API_KEY, GEMINI_API_KEY).
     key_env: str | None = None
+    # Vertex AI instead of the Gemini API: Google Cloud credentials, a project and a
+    # location (None: GOOGLE_CLOUD_PROJECT / GOOGLE_CLOUD_LOCATION); base_url is then
+    # the Vertex endpoint (see doctor.vertex_base_url).
+    vertex: bool = False
+    project: str | None = None
+    location: str | None = None
 
 
 def failures(results: Iterable[CheckResult]) -> int:

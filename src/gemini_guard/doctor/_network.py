@@ -29,10 +29,23 @@ if TYPE_CHECKING:
 
 
 TITLE_ENDPOINT = Text("Endpoint", "接口地址")
+_VERTEX_URL_FIX = Text(
+    "check the base URL: Vertex AI is https://LOCATION-aiplatform.googleapis.com, or "
+    "https://aiplatform.googleapis.com for the global location (no path)",
+    "检查基础地址：Vertex AI 为 https://LOCATION-aiplatform.googleapis.com，"
+    "global 位置为 https://aiplatform.googleapis.com（不带路径）",
+)
 
 
-def check_endpoint(base_url: str, *, timeout: float, clock: Clock) -> CheckResult:
-    """DNS, TCP, TLS (for https) and HTTP to `base_url`; the first layer that fails is named."""
+def check_endpoint(
+    base_url: str, *, timeout: float, clock: Clock, vertex: bool = False
+) -> CheckResult:
+    """DNS, TCP, TLS (for https) and HTTP to `base_url`; the first layer that fails is named.
+
+    `vertex`: the base URL is a Vertex AI endpoint, which answers an unauthenticated
+    request at its root with an error of its own: any HTTP answer below 500 proves the path.
+    """
+    env_var = "GOOGLE_VERTEX_BASE_URL" if vertex else "GOOGLE_GEMINI_BASE_URL"
     shown = _safe_url(base_url)
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -71,9 +84,9 @@ def check_endpoint(base_url: str, *, timeout: float, clock: Clock) -> CheckResul
             str(exc) or f"no answer within {timeout:g} s",
             Text(
                 f"check the host name and your DNS; offline machines cannot resolve {host} "
-                "(point --base-url or GOOGLE_GEMINI_BASE_URL at a reachable gateway)",
+                f"(point --base-url or {env_var} at a reachable gateway)",
                 f"检查主机名和 DNS；离线机器无法解析 {host}"
-                "（可用 --base-url 或 GOOGLE_GEMINI_BASE_URL 指向可达的网关）",
+                f"（可用 --base-url 或 {env_var} 指向可达的网关）",
             ),
         )
     family, _, _, _, address = infos[0]
@@ -115,7 +128,8 @@ def check_endpoint(base_url: str, *, timeout: float, clock: Clock) -> CheckResul
         )
     # Asked without a key, a Gemini API answers this path 400/401/403 (or 200); a 404 means
     # the URL reaches a web server that is not one (a wrong path or port).
-    probe = base_url.rstrip("/") + "/v1beta/models"
+    path = "/" if vertex else "/v1beta/models"
+    probe = base_url.rstrip("/") + path
     try:
         response = httpx.get(probe, timeout=timeout, follow_redirects=False)
     except httpx.HTTPError as exc:
@@ -128,10 +142,10 @@ def check_endpoint(base_url: str, *, timeout: float, clock: Clock) -> CheckResul
                 "服务器接受连接但不响应 HTTP：检查地址的协议和端口",
             ),
         )
-    steps.append(f"HTTP {response.status_code} for /v1beta/models")
+    steps.append(f"HTTP {response.status_code} for {path}")
     proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
     via = f" (HTTPS_PROXY is set: {_safe_url(proxy)})" if proxy else ""
-    if response.status_code == 404 or response.status_code >= 500:
+    if (response.status_code == 404 and not vertex) or response.status_code >= 500:
         return _result(
             "endpoint",
             "warn" if response.status_code >= 500 else "fail",
@@ -139,7 +153,9 @@ def check_endpoint(base_url: str, *, timeout: float, clock: Clock) -> CheckResul
             f"{shown}: " + "; ".join(steps) + via + ": the server answers, but not as the "
             "Gemini API does",
             f"{shown}：" + "; ".join(steps) + via + "：服务器有响应，但不像 Gemini API",
-            Text(
+            _VERTEX_URL_FIX
+            if vertex
+            else Text(
                 f"check the base URL: the Gemini API is {DEFAULT_BASE_URL} (no path); a "
                 "gateway or the emulator is its root URL, e.g. http://127.0.0.1:8080",
                 f"检查基础地址：Gemini API 为 {DEFAULT_BASE_URL}（不带路径）；网关或模拟器"
