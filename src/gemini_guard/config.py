@@ -13,6 +13,8 @@ field, the value, what is allowed and where it came from, before anything is sen
     [[projects]]                                    # keys by env var name, never the key
     name = "main"
     api_key_env = "GEMINI_API_KEY"
+    [projects.limits."gemini-2.5-pro"]              # this project only (e.g. provisioned
+    rpm = 60                                        # throughput), over [quota.limits]
 
     [retry]                                         # a preset plus any overrides
     preset = "interactive"                          # default | interactive | batch
@@ -98,12 +100,24 @@ _LIST_FIELDS = {("models",)}
 TierName = Literal["auto", "free", "tier1", "tier2", "tier3"]
 
 
+LimitName = Literal["rpm", "tpm", "rpd", "tpd"]
+
+
+def _check_limits(limits: Mapping[str, Mapping[LimitName, int]], where: str) -> None:
+    for model, figures in limits.items():
+        for name, value in figures.items():
+            if value < 1:
+                raise ValueError(f"{where}.{model}.{name} must be a positive integer, got {value}")
+
+
 class ProjectSection(Section):
     """A Google Cloud project: its quota is shared by all of its keys."""
 
     name: str = Field(default="default", min_length=1)
     api_key_env: str = Field(default="GEMINI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     tier: TierName | None = None  # None: the top-level tier
+    # per model, this project only, over [quota.limits]: {"gemini-2.5-pro": {"rpm": 60}}
+    limits: dict[str, dict[LimitName, int]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -114,6 +128,11 @@ class ProjectSection(Section):
                 'variable that holds it instead: api_key_env = "GEMINI_API_KEY"'
             )
         return data
+
+    @model_validator(mode="after")
+    def _positive(self) -> ProjectSection:
+        _check_limits(self.limits, "limits")
+        return self
 
     def api_key(self) -> str | None:
         key = os.environ.get(self.api_key_env) or None
@@ -185,16 +204,11 @@ class QuotaSection(Section):
     # (see gemini_guard.tokens.counter); a function can only be given to the Guard itself.
     token_counter: Literal["estimate", "api"] = "estimate"
     # per model, e.g. {"gemini-2.5-pro": {"rpm": 2}}: replaces only the figures named
-    limits: dict[str, dict[Literal["rpm", "tpm", "rpd", "tpd"], int]] = Field(default_factory=dict)
+    limits: dict[str, dict[LimitName, int]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _positive(self) -> QuotaSection:
-        for model, figures in self.limits.items():
-            for name, value in figures.items():
-                if value < 1:
-                    raise ValueError(
-                        f"limits.{model}.{name} must be a positive integer, got {value}"
-                    )
+        _check_limits(self.limits, "limits")
         return self
 
 

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import math
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -1205,7 +1205,14 @@ def guard_from_config(config: GuardConfig, **overrides: Any) -> Guard:
                     f"projects[{index}].api_key_env: environment variable "
                     f"{member.api_key_env} is not set (config: {config.source or 'defaults'})"
                 )
-            members.append(Project(member.name, keys=(key,), tier=member.tier or config.tier))
+            members.append(
+                Project(
+                    member.name,
+                    keys=(key,),
+                    tier=member.tier or config.tier,
+                    limits=_limits_of(member.limits),
+                )
+            )
         relay = _Relay()
         options["quota"] = ProjectPool(
             members,
@@ -1217,7 +1224,7 @@ def guard_from_config(config: GuardConfig, **overrides: Any) -> Guard:
             on_event=relay,
         )
         options["project"] = "*"
-    elif quota.max_wait is not None or quota.limits:
+    elif quota.max_wait is not None or quota.limits or project.limits:
         # Options the Guard does not take itself: build its limiter here.
         from gemini_guard.quota import QuotaLimiter
 
@@ -1227,6 +1234,7 @@ def guard_from_config(config: GuardConfig, **overrides: Any) -> Guard:
             clock=overrides.get("clock"),
             tier=options["tier"],
             limits={m: {str(k): v for k, v in f.items()} for m, f in quota.limits.items()},
+            project_limits={project.name: _limits_of(project.limits)} if project.limits else None,
             max_wait=quota.max_wait,
             on_event=relay,
         )
@@ -1235,6 +1243,10 @@ def guard_from_config(config: GuardConfig, **overrides: Any) -> Guard:
     if relay is not None:
         guard._adopt(options["quota"], on_event=relay)
     return guard
+
+
+def _limits_of(limits: Mapping[str, Mapping[Any, int]]) -> dict[str, dict[str, object]]:
+    return {model: dict(figures) for model, figures in limits.items()}
 
 
 class _Relay:

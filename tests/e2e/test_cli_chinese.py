@@ -34,6 +34,7 @@ import pytest
 from gemini_guard.clock import FakeClock
 from gemini_guard.emulator import EmulatorServer, serve
 from gemini_guard.quota import QuotaLimiter
+from tests.support.credentials import new_private_key, write_service_account
 
 SCRIPT = Path(sys.executable).with_name("gemini-guard")
 KEY = "AIzaSyCHINESETEST-0123456789abcdefghijk"
@@ -300,6 +301,36 @@ def test_doctor(how: str, emulator: EmulatorServer) -> None:
         "--status-url", "http://127.0.0.1:9/status", how=how, GEMINI_API_KEY=KEY,
     )  # fmt: skip
     assert_chinese(refused, 1)
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_doctor_on_vertex(how: str, emulator: EmulatorServer, workdir: Path) -> None:
+    home = workdir / f"home-{how}"
+    home.mkdir()
+    key = write_service_account(
+        workdir / f"sa-{how}.json", pem=new_private_key(),
+        email="zh@zh-project.iam.gserviceaccount.com", project="zh-project",
+        token_uri=emulator.base_url + "/token",
+    )  # fmt: skip
+    url = emulator.base_url
+    healthy = run(
+        "doctor", "--vertex", "--base-url", url, "--status-url", url + "/_emulator/stats",
+        "--model", "gemini-2.5-flash", "--timeout", "10", how=how, HOME=str(home),
+        CLOUDSDK_CONFIG="", GOOGLE_APPLICATION_CREDENTIALS=str(key),
+        GOOGLE_CLOUD_PROJECT="zh-project", GOOGLE_CLOUD_LOCATION="us-central1",
+    )  # fmt: skip
+    assert_chinese(healthy)
+    assert (
+        "服务账号 zh@zh-project.iam.gserviceaccount.com，来自 GOOGLE_APPLICATION_CREDENTIALS"
+        in (healthy.out)
+    )
+    missing = run(
+        "doctor", "--vertex", "--no-probe", "--timeout", "1", "--base-url", "http://127.0.0.1:9",
+        "--status-url", "http://127.0.0.1:9/status", how=how, HOME=str(home), CLOUDSDK_CONFIG="",
+    )  # fmt: skip
+    assert_chinese(missing, 1)
+    assert "没有凭据" in missing.out, missing.out
+    assert "没有项目" in missing.out, missing.out
 
 
 @pytest.mark.parametrize("how", HOWS)

@@ -148,7 +148,18 @@ ZH: dict[str, str] = {
     "its models, store, tier, base_url and key variable are checked.":
         "gemini-guard.toml（默认取 GEMINI_GUARD_CONFIG 或 ./gemini-guard.toml）："
         "检查其中的 models、store、tier、base_url 和密钥变量。",
-    "The service status page to check.": "要检查的服务状态页。",
+    "The service status page to check (default: https://aistudio.google.com/status; "
+    "on Vertex AI, https://status.cloud.google.com).":
+        "要检查的服务状态页（默认为 https://aistudio.google.com/status；"
+        "Vertex AI 为 https://status.cloud.google.com）。",
+    "Check Vertex AI (credentials, project, location) instead of an API key "
+    "(default: when GOOGLE_GENAI_USE_VERTEXAI is true).":
+        "检查 Vertex AI（凭据、项目、位置）而非 API 密钥"
+        "（默认在 GOOGLE_GENAI_USE_VERTEXAI 为 true 时启用）。",
+    "Vertex AI: the Google Cloud project (default: GOOGLE_CLOUD_PROJECT).":
+        "Vertex AI：Google Cloud 项目（默认取 GOOGLE_CLOUD_PROJECT）。",
+    "Vertex AI: the location, global or a region (default: GOOGLE_CLOUD_LOCATION).":
+        "Vertex AI：位置，global 或某个区域（默认取 GOOGLE_CLOUD_LOCATION）。",
     "State store: memory://, sqlite:///path, redis://…": "状态存储：memory://、sqlite:///path、redis://…",
     "The tier your configuration assumes; compared with the quota ids the API reports "
     "(auto: the configuration's, else none).":

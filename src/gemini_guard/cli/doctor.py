@@ -1,4 +1,5 @@
-"""`gemini-guard doctor`: check key, SDK, network, models, tier, store and status page."""
+"""`gemini-guard doctor`: check key, SDK, network, models, tier, store and status page
+(on Vertex AI: credentials, project, location, SDK, network, a test call, store, status)."""
 
 from __future__ import annotations
 
@@ -29,10 +30,14 @@ from gemini_guard.doctor import (
     DEFAULT_BASE_URL,
     DEFAULT_STATUS_URL,
     ISOLATION_MODEL,
+    VERTEX_BASE_URL_ENV,
+    VERTEX_STATUS_URL,
     CheckResult,
     DoctorOptions,
     failures,
     run_doctor,
+    vertex_base_url,
+    wants_vertex,
 )
 
 __all__ = ["doctor_command", "render"]
@@ -102,9 +107,8 @@ def _configuration(path: Path | None) -> dict[str, Any]:
 @click.option(
     "--status-url",
     metavar="URL",
-    default=DEFAULT_STATUS_URL,
-    show_default=True,
-    help="The service status page to check.",
+    help=f"The service status page to check (default: {DEFAULT_STATUS_URL}; "
+    f"on Vertex AI, {VERTEX_STATUS_URL}).",
 )
 @click.option("--store", metavar="URL", help="State store: memory://, sqlite:///path, redis://…")
 @click.option(
@@ -129,17 +133,36 @@ def _configuration(path: Path | None) -> dict[str, Any]:
     help="Seconds allowed for each network step.",
 )
 @click.option("--no-probe", is_flag=True, help="Do not send a request to each configured model.")
+@click.option(
+    "--vertex/--no-vertex",
+    default=None,
+    help="Check Vertex AI (credentials, project, location) instead of an API key "
+    "(default: when GOOGLE_GENAI_USE_VERTEXAI is true).",
+)
+@click.option(
+    "--project",
+    metavar="ID",
+    help="Vertex AI: the Google Cloud project (default: GOOGLE_CLOUD_PROJECT).",
+)
+@click.option(
+    "--location",
+    metavar="LOC",
+    help="Vertex AI: the location, global or a region (default: GOOGLE_CLOUD_LOCATION).",
+)
 def doctor_command(
     models: tuple[str, ...],
     base_url: str | None,
     config_path: Path | None,
     as_json: bool,
-    status_url: str,
+    status_url: str | None,
     store: str | None,
     tier: str,
     isolation_model: str,
     timeout: float,
     no_probe: bool,
+    vertex: bool | None,
+    project: str | None,
+    location: str | None,
 ) -> None:
     """Check that this machine, key and project can call Gemini, and say how to fix what can't.
 
@@ -147,19 +170,25 @@ def doctor_command(
     """
     language = current_lang()
     configured = _configuration(config_path)
+    on_vertex = wants_vertex(os.environ) if vertex is None else vertex
+    if on_vertex:
+        where = location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global"
+        default_url = os.environ.get(VERTEX_BASE_URL_ENV) or vertex_base_url(where)
+    else:
+        default_url = os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL
     options = DoctorOptions(
-        base_url=base_url
-        or configured.get("base_url")
-        or os.environ.get("GOOGLE_GEMINI_BASE_URL")
-        or DEFAULT_BASE_URL,
+        base_url=base_url or configured.get("base_url") or default_url,
         models=split_models(models) or tuple(dict.fromkeys(configured.get("models", ()))),
         isolation_model=isolation_model,
-        status_url=status_url,
+        status_url=status_url or (VERTEX_STATUS_URL if on_vertex else DEFAULT_STATUS_URL),
         store=store or configured.get("store"),
         tier=(tier if tier != "auto" else None) or configured.get("tier"),
         timeout=timeout,
         probe_models=not no_probe,
         key_env=configured.get("key_env"),
+        vertex=on_vertex,
+        project=project,
+        location=location,
     )
     results = run_doctor(options, env=os.environ, clock=SystemClock())
     if as_json:

@@ -14,6 +14,7 @@ from gemini_guard.diagnosis._model import (
 )
 from gemini_guard.diagnosis._reference import QUICK_TABLE, Sample, load_samples, variants_of
 from gemini_guard.diagnosis._response import looks_like_response, plainly_usable
+from gemini_guard.diagnosis._vertex import is_vertex
 
 register_explainer(_explain)
 
@@ -35,6 +36,7 @@ __all__ = [
     "diagnose_response",
     "explanation",
     "format_seconds",
+    "is_vertex",
     "load_samples",
     "looks_like_response",
     "plainly_usable",

@@ -14,7 +14,10 @@ What differs from the Gemini API surface, and is emulated:
   exhausted. Please try again later..." with no QuotaFailure details;
 - an optional per-project quota per base model (`[vertex] project_rpm`), answered with
   "Quota exceeded for aiplatform.googleapis.com/...per_base_model with base model: M";
-- a missing model: Vertex's "Publisher Model ... was not found" 404.
+- a missing model: Vertex's "Publisher Model ... was not found" 404;
+- Google's OAuth token endpoint (`POST /token`), so credentials files whose
+  `token_uri` points here (a service account's JWT grant, gcloud's refresh token)
+  are exchanged for a bearer token offline, as the real SDK does against Google.
 
 Everything else (body checks, input size, faults, latency, the answer itself) is the
 emulator's one implementation, reached through the Gemini API route.
@@ -22,10 +25,12 @@ emulator's one implementation, reached through the Gemini API route.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gemini_guard.emulator import error_bodies
@@ -58,6 +63,11 @@ PROJECT_METRIC = (
 )
 _ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
 _RATE_LIMITED_ACTIONS = ("generateContent", "streamGenerateContent")
+# What each grant must carry (RFC 7523 for a service account, RFC 6749 for a refresh).
+_GRANTS = {
+    "urn:ietf:params:oauth:grant-type:jwt-bearer": "assertion",
+    "refresh_token": "refresh_token",
+}
 
 
 def shared_quota_exhausted() -> ErrorReply:
@@ -106,16 +116,33 @@ class VertexSurface:
         # Shared capacity: keyed by ("location:L", model), all projects together.
         # Per-project quota: keyed by ("P@L", model).
         self._ledger = QuotaLedger()
+        self._tokens = itertools.count(1)
 
     def routes(self) -> list[Route]:
         return [
+            Route("/token", self._token, methods=["POST"]),
             Route(
                 "/{version}/projects/{project}/locations/{location}/publishers/google/models/"
                 "{rest:path}",
                 self._dispatch,
                 methods=["POST"],
-            )
+            ),
         ]
+
+    async def _token(self, request: Request) -> Response:
+        """An OAuth token for any well-formed grant: like the bearer check, the
+        emulator looks at the shape of a credential, never at its signature."""
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        grant = (form.get("grant_type") or [""])[0]
+        needed = _GRANTS.get(grant)
+        if needed is None:
+            body = {"error": "unsupported_grant_type", "error_description": f"{grant!r}"}
+            return JSONResponse(body, status_code=400)
+        if not (form.get(needed) or [""])[0].strip():
+            body = {"error": "invalid_request", "error_description": f"{needed} is missing"}
+            return JSONResponse(body, status_code=400)
+        token = f"ya29.emulated-{next(self._tokens)}"
+        return JSONResponse({"access_token": token, "expires_in": 3600, "token_type": "Bearer"})
 
     def _reject(
         self, account: Account | None, model: str, method: str, reply: ErrorReply

@@ -14,7 +14,7 @@ import itertools
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
 
 from gemini_guard.call.ports import Permit
@@ -85,7 +85,9 @@ class QuotaLimiter:
       `redis://host:port/db`); processes sharing a store share the quotas.
     - `tier`: "free", "tier1", "tier2", "tier3", or "auto" (pace only by what the
       server reveals); `project_tiers` sets it per project; `limits` overrides
-      figures per model, e.g. `{"gemini-2.5-pro": {"rpm": 2}}`.
+      figures per model, e.g. `{"gemini-2.5-pro": {"rpm": 2}}`; `project_limits`
+      overrides them for one project, e.g. `{"team-a": {"gemini-2.5-pro": {"rpm": 60}}}`
+      (provisioned throughput is bought per project).
     - `max_wait`: the longest a caller may be asked to wait (None: no bound);
       beyond it, `reserve` raises QuotaWait and books nothing.
     - `latency_allowance`: seconds an in-flight request may take to answer before
@@ -103,13 +105,16 @@ class QuotaLimiter:
         tier: str = "auto",
         project_tiers: dict[str, str] | None = None,
         limits: dict[str, Limits | dict[str, object]] | None = None,
+        project_limits: Mapping[str, Mapping[str, Limits | Mapping[str, object]]] | None = None,
         max_wait: float | dt.timedelta | None = None,
         latency_allowance: float | dt.timedelta | None = None,
         adaptive: bool | AdaptivePolicy = True,
         on_event: Callable[[object], None] | None = None,
     ) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._policy = LimitPolicy.build(tier=tier, project_tiers=project_tiers, overrides=limits)
+        self._policy = LimitPolicy.build(
+            tier=tier, project_tiers=project_tiers, overrides=limits, project_limits=project_limits
+        )
         self._on_event = on_event
         self._store: QuotaStore = (
             open_store(store, on_event=on_event) if isinstance(store, str) else store

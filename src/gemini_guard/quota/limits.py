@@ -1,5 +1,9 @@
 """Which limits apply to a (project, model): the shipped tier table, then overrides.
 
+Three layers, each replacing only the figures it names: the tier table, then the
+per-model overrides that hold for every project, then a project's own per-model limits
+(Vertex AI's provisioned throughput, a raised quota: bought for one project, not all).
+
 `tier="auto"` (the default) knows no limits up front: a paid project must never be
 slowed to free-tier rates by a guess. The limiter paces such a project once the
 server has revealed its limits in a 429 (see `adaptive`).
@@ -15,7 +19,14 @@ from typing import Literal, get_args
 from gemini_guard.errors import ConfigError
 from gemini_guard.tiers import Limits, model_spec
 
-__all__ = ["LimitPolicy", "TierChoice", "normalize_model", "parse_limits", "parse_tier"]
+__all__ = [
+    "LimitPolicy",
+    "TierChoice",
+    "normalize_model",
+    "parse_limits",
+    "parse_model_limits",
+    "parse_tier",
+]
 
 TierChoice = Literal["free", "tier1", "tier2", "tier3", "auto"]
 _TIER_CHOICES: tuple[str, ...] = get_args(TierChoice)
@@ -76,6 +87,21 @@ def parse_limits(value: Limits | Mapping[str, object], *, field_name: str) -> Li
     return Limits(**checked)
 
 
+def parse_model_limits(value: object, *, field_name: str) -> MappingProxyType[str, Limits]:
+    """Per-model limits, `{"gemini-2.5-pro": {"rpm": 2}}`, each validated."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{field_name} must map a model to its limits, like "
+            f"{{'gemini-2.5-pro': {{'rpm': 5}}}}; got {value!r}"
+        )
+    return MappingProxyType(
+        {
+            normalize_model(model): parse_limits(figures, field_name=f"{field_name}.{model}")
+            for model, figures in value.items()
+        }
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LimitPolicy:
     """Configured limits: a default tier, per-project tiers, per-model overrides.
@@ -87,6 +113,8 @@ class LimitPolicy:
     tier: TierChoice = "auto"
     project_tiers: Mapping[str, TierChoice] = field(default_factory=dict)
     overrides: Mapping[str, Limits] = field(default_factory=dict)
+    # project -> model -> limits: replace the figures they name for that project only.
+    project_overrides: Mapping[str, Mapping[str, Limits]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -95,20 +123,24 @@ class LimitPolicy:
         tier: str = "auto",
         project_tiers: Mapping[str, str] | None = None,
         overrides: Mapping[str, Limits | Mapping[str, object]] | None = None,
+        project_limits: Mapping[str, Mapping[str, Limits | Mapping[str, object]]] | None = None,
     ) -> LimitPolicy:
         """Validate configuration into a policy; errors name the offending field."""
         tiers = {
             project: parse_tier(value, field_name=f"projects.{project}.tier")
             for project, value in (project_tiers or {}).items()
         }
-        models = {
-            normalize_model(model): parse_limits(value, field_name=f"limits.{model}")
-            for model, value in (overrides or {}).items()
+        models = parse_model_limits(overrides or {}, field_name="limits")
+        per_project = {
+            project: parse_model_limits(value, field_name=f"projects.{project}.limits")
+            for project, value in (project_limits or {}).items()
+            if value
         }
         return cls(
             tier=parse_tier(tier),
             project_tiers=MappingProxyType(tiers),
             overrides=MappingProxyType(models),
+            project_overrides=MappingProxyType(per_project),
         )
 
     def tier_of(self, project: str) -> TierChoice:
@@ -126,14 +158,19 @@ class LimitPolicy:
             spec = model_spec(model)
             if spec is not None and chosen in spec.tiers:
                 base = spec.tiers[chosen]
-        override = self.overrides.get(model)
-        if override is None:
-            return base
-        return Limits(
-            **{
-                name: getattr(override, name)
-                if getattr(override, name) is not None
-                else getattr(base, name)
-                for name in _LIMIT_FIELDS
-            }
-        )
+        limits = _over(base, self.overrides.get(model))
+        return _over(limits, self.project_overrides.get(project, {}).get(model))
+
+
+def _over(base: Limits, override: Limits | None) -> Limits:
+    """`base` with the figures `override` names replaced."""
+    if override is None:
+        return base
+    return Limits(
+        **{
+            name: getattr(override, name)
+            if getattr(override, name) is not None
+            else getattr(base, name)
+            for name in _LIMIT_FIELDS
+        }
+    )

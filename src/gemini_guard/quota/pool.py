@@ -2,7 +2,8 @@
 
 Gemini's limits are per project, not per API key: keys of one project share one
 ledger, keys of different projects are separate pools. `ProjectPool` holds several
-projects, each with its key(s) and tier, and is itself a `QuotaGate`:
+projects, each with its key(s), tier and optionally its own per-model limits, and is itself a
+`QuotaGate`:
 
     pool = ProjectPool([Project("team-a", keys=("AIza...",), tier="free"),
                         Project("team-b", keys=("AIza...",), tier="tier1")],
@@ -37,7 +38,7 @@ from gemini_guard.pacific import next_reset
 from gemini_guard.quota import _diagnoses
 from gemini_guard.quota.adaptive import AdaptivePolicy
 from gemini_guard.quota.limiter import QuotaLimiter
-from gemini_guard.quota.limits import normalize_model, parse_tier
+from gemini_guard.quota.limits import normalize_model, parse_model_limits, parse_tier
 from gemini_guard.quota.stores.base import QuotaStore
 from gemini_guard.secrets import register_secrets
 from gemini_guard.tiers import Limits
@@ -56,7 +57,7 @@ def _redact(key: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Project:
-    """One Google Cloud project: its name, its API key(s) and its tier.
+    """One Google Cloud project: its name, its API key(s), its tier and its own limits.
 
     The keys are secrets: they never appear in `repr`, messages or events.
     """
@@ -64,6 +65,9 @@ class Project:
     name: str
     keys: tuple[str, ...] = field(repr=False)
     tier: str = "auto"
+    # Per-model limits for this project alone, over the tier and the pool's `limits`:
+    # {"gemini-2.5-pro": {"rpm": 60}} (provisioned throughput is bought per project).
+    limits: Mapping[str, Limits | Mapping[str, object]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "{" in self.name:
@@ -82,6 +86,11 @@ class Project:
         object.__setattr__(self, "keys", keys)
         register_secrets(keys)
         parse_tier(self.tier, field_name=f"projects.{self.name}.tier")
+        object.__setattr__(
+            self,
+            "limits",
+            parse_model_limits(self.limits, field_name=f"projects.{self.name}.limits"),
+        )
 
     @property
     def redacted_keys(self) -> tuple[str, ...]:
@@ -151,6 +160,7 @@ class ProjectPool:
                 project.name: project.tier for project in self._projects if project.tier != "auto"
             },
             limits=limits,
+            project_limits={project.name: project.limits for project in self._projects},
             max_wait=max_wait,
             latency_allowance=latency_allowance,
             adaptive=adaptive,
@@ -396,14 +406,15 @@ def _project(entry: Project | Mapping[str, object]) -> Project:
             "projects: each entry is a Project or a mapping with name, keys, tier; "
             f"got {type(entry).__name__}"
         )
-    unknown = sorted(set(entry) - {"name", "keys", "tier"})
+    unknown = sorted(set(entry) - {"name", "keys", "tier", "limits"})
     if unknown:
         raise ConfigError(
-            f"projects: unknown field(s) {', '.join(unknown)}; allowed: name, keys, tier"
+            f"projects: unknown field(s) {', '.join(unknown)}; allowed: name, keys, tier, limits"
         )
     keys = entry.get("keys", ())
     return Project(
         name=entry.get("name"),  # type: ignore[arg-type]  # validated by Project
         keys=keys if isinstance(keys, str) else tuple(keys),  # type: ignore[arg-type]
         tier=entry.get("tier", "auto"),  # type: ignore[arg-type]
+        limits=entry.get("limits", {}),  # type: ignore[arg-type]  # validated by Project
     )

@@ -39,6 +39,7 @@ CREDIT_KEY = _key("CreditDepletedKeyForTheDoctorTests")
 ALL_KEYS = (GOOD_KEY, INVALID_KEY, REGION_KEY, LEAKED_KEY, CREDIT_KEY)
 OVERLOADED_MODEL = "gemini-2.5-pro"
 NO_QUOTA_MODEL = "gemini-2.5-flash-lite"  # rpm 0 on the free tier: every call is a 429
+SHORT_LOCATION = "europe-west4"
 
 SCENARIO: dict[str, Any] = {
     "name": "doctor",
@@ -52,6 +53,8 @@ SCENARIO: dict[str, Any] = {
     },
     "limits": {NO_QUOTA_MODEL: {"free": {"rpm": 0}}},
     "faults": [{"kind": "overloaded", "models": [OVERLOADED_MODEL]}],
+    # Vertex AI: europe-west4 has no shared capacity left, for every model and project.
+    "vertex": {"locations": {SHORT_LOCATION: {"rpm": 0}}},
 }
 
 # name -> (arguments, key environment): the runs done as real subprocesses.
@@ -133,6 +136,12 @@ _CLEARED = (
     "HTTP_PROXY",
     "http_proxy",
     "ALL_PROXY",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_CLOUD_LOCATION",
+    "GOOGLE_GENAI_USE_VERTEXAI",
+    "GOOGLE_VERTEX_BASE_URL",
+    "CLOUDSDK_CONFIG",
 )
 
 
@@ -185,6 +194,7 @@ def doctor(emulator: EmulatorServer, closed_port_url: str, tmp_path: Path) -> An
         *args: str, env: dict[str, str] | None = None, base_url: str | None = None
     ) -> DoctorRun:
         environment: dict[str, str | None] = dict.fromkeys(_CLEARED)
+        environment["HOME"] = str(tmp_path)  # no gcloud login of the developer's
         environment.update(env or {})
         result = CliRunner().invoke(
             main,

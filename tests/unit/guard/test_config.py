@@ -83,6 +83,14 @@ def test_config_path_from_env(tmp_path: Path) -> None:
             '[quota.limits."gemini-2.5-pro"]\nrpm = 0',
             ["quota", "limits.gemini-2.5-pro.rpm must be a positive integer"],
         ),
+        (
+            '[[projects]]\nname = "a"\n[projects.limits."gemini-2.5-pro"]\nrpm = 0',
+            ["projects", "limits.gemini-2.5-pro.rpm must be a positive integer, got 0"],
+        ),
+        (
+            '[[projects]]\nname = "a"\n[projects.limits."gemini-2.5-pro"]\nrpn = 60',
+            ["projects[0].limits.gemini-2.5-pro.rpn", "'rpm'"],
+        ),
         ("[retry]\nmax_retrys = 3", ["retry.max_retrys", "unknown field", "max_retries"]),
         ("[retry]\nbase = 10\ncap = 5", ["retry", "cap (5.0) must be >= base (10.0)"]),
         ("[breaker]\nfailure_ratio = 2", ["breaker.failure_ratio", "2"]),
@@ -213,6 +221,51 @@ def test_several_projects_build_a_pool_that_picks_the_project_per_attempt(
         assert guard.engine.project == "*"  # the pool chooses
         assert pool.limiter.budget("team-a", "gemini-2.5-flash").requests == 10
         assert pool.limiter.budget("team-b", "gemini-2.5-flash").requests == 2000
+    finally:
+        guard.close()
+        guard.unguarded_client.close()
+
+
+def test_a_projects_own_limits_override_the_shared_ones_for_it_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gemini_guard.quota import QuotaLimiter
+    from gemini_guard.quota.pool import ProjectPool
+
+    pro = "gemini-2.5-pro"
+    path = write(
+        tmp_path,
+        'tier = "tier1"\n[quota.limits."gemini-2.5-pro"]\nrpm = 2\n'
+        '[[projects]]\nname = "team-a"\napi_key_env = "GG_KEY_A"\n'
+        '[[projects]]\nname = "team-b"\napi_key_env = "GG_KEY_B"\n'
+        '[projects.limits."gemini-2.5-pro"]\nrpm = 60\ntpm = 500000\n',
+    )
+    monkeypatch.setenv("GG_KEY_A", "AIzaSyTEAMAFAKEFAKEFAKEFAKEFAKE12345678")
+    monkeypatch.setenv("GG_KEY_B", "AIzaSyTEAMBFAKEFAKEFAKEFAKEFAKE12345678")
+    config = load_config(path, env={})
+    assert config.projects[1].limits == {pro: {"rpm": 60, "tpm": 500000}}
+    guard = guard_from_config(config, clock=FakeClock())
+    try:
+        pool = guard.quota
+        assert isinstance(pool, ProjectPool)
+        table = pool.limiter.budget("team-a", "gemini-2.5-flash")
+        assert pool.limiter.budget("team-a", pro).requests == 2  # the shared override
+        assert pool.limiter.budget("team-b", pro).requests == 60  # its own
+        assert pool.limiter.budget("team-b", pro).tokens == 500_000
+        assert pool.limiter.budget("team-b", "gemini-2.5-flash") == table  # other models alike
+    finally:
+        guard.close()
+        guard.unguarded_client.close()
+    # One project: its limits still apply, through the Guard's own limiter.
+    single = write(
+        tmp_path,
+        '[[projects]]\nname = "solo"\napi_key_env = "GG_KEY_A"\n'
+        '[projects.limits."gemini-2.5-pro"]\nrpm = 7\n',
+    )
+    guard = guard_from_config(load_config(single, env={}), clock=FakeClock())
+    try:
+        assert isinstance(guard.quota, QuotaLimiter)
+        assert guard.quota.budget("solo", pro).requests == 7
     finally:
         guard.close()
         guard.unguarded_client.close()

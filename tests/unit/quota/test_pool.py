@@ -68,6 +68,41 @@ def test_a_bigger_tier_gets_the_bigger_share() -> None:
     assert chosen["big"] >= 50
 
 
+def test_each_project_is_paced_by_its_own_limits() -> None:
+    # proj-b bought provisioned throughput for the model: 5 a minute where the pool's
+    # override says 2; proj-a keeps the pool's 2, and the tier table's other figures.
+    clock = FakeClock()
+    gate = ProjectPool(
+        [
+            Project("proj-a", keys=(KEY_A1,), tier="free"),
+            {"name": "proj-b", "keys": [KEY_B], "tier": "free", "limits": {MODEL: {"rpm": 5}}},
+        ],
+        clock=clock,
+        limits={MODEL: {"rpm": 2}},
+        latency_allowance=0.0,
+    )
+    assert gate.limiter.budget("proj-a", MODEL).requests == 2
+    assert gate.limiter.budget("proj-b", MODEL).requests == 5
+    free_tpm = gate.limiter.budget("proj-a", MODEL).tokens
+    assert free_tpm is not None
+    assert gate.limiter.budget("proj-b", MODEL).tokens == free_tpm  # only rpm replaced
+    assert gate.limiter.budget("proj-b", "gemini-2.5-pro").requests == 5  # the free table
+    chosen: Counter[str] = Counter()
+    for _ in range(7):
+        permit = gate.reserve(project=ANY_PROJECT, model=MODEL, tokens=0)
+        assert permit.wait == 0.0
+        chosen[permit.project] += 1
+        gate.settle(permit, sent=True)
+    assert chosen == {"proj-a": 2, "proj-b": 5}
+    # Both minutes are full now; each named project waits for its own window.
+    assert gate.reserve(project="proj-a", model=MODEL, tokens=0).wait == pytest.approx(60.0)
+    clock.advance(30)
+    assert gate.reserve(project="proj-b", model=MODEL, tokens=0).wait == pytest.approx(30.0)
+    clock.advance(31)
+    permits = [gate.reserve(project="proj-b", model=MODEL, tokens=0) for _ in range(4)]
+    assert [p.wait for p in permits] == [0.0] * 4  # a fresh minute of proj-b's own 5
+
+
 def test_a_spent_day_moves_on_to_the_next_project_until_midnight() -> None:
     clock = FakeClock(start=dt.datetime(2026, 1, 10, 20, 0, tzinfo=UTC).timestamp())
     gate = pool(clock, limits={MODEL: {"rpd": 2, "rpm": 100}})
@@ -153,6 +188,15 @@ def test_keys_take_turns_and_never_show() -> None:
         ([{"name": "a", "keys": ["k1"], "tier": "gold"}], "projects.a.tier='gold'"),
         ([{"name": "a", "keys": ["k1"], "region": "eu"}], "unknown field(s) region"),
         ([{"name": "a", "keys": ["k1"]}, {"name": "a", "keys": ["k2"]}], "a listed more than once"),
+        (
+            [{"name": "a", "keys": ["k1"], "limits": {MODEL: {"rpm": 0}}}],
+            f"projects.a.limits.{MODEL}.rpm=0 is not a limit; use a positive integer",
+        ),
+        (
+            [{"name": "a", "keys": ["k1"], "limits": {MODEL: {"qpm": 5}}}],
+            f"projects.a.limits.{MODEL} has unknown key(s) 'qpm'; allowed: rpm, tpm, rpd, tpd",
+        ),
+        ([{"name": "a", "keys": ["k1"], "limits": [5]}], "projects.a.limits must map a model"),
     ],
 )
 def test_bad_pools_are_refused_clearly(projects: list[dict[str, object]], message: str) -> None:
