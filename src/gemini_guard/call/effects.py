@@ -101,6 +101,7 @@ class Reserve:
     tokens: int
     # A pool's projects not to book on (their breaker for the model refuses).
     exclude: frozenset[str] = frozenset()
+    requests: int = 1  # what the server counts the call as (a batch: its items)
 
 
 @dataclass(slots=True)
@@ -132,6 +133,7 @@ class Tally:
     input_tokens: int | None = None
     diagnosis: Diagnosis | None = None
     sent_at: float | None = None
+    requests: int = 1
 
 
 @dataclass(slots=True)

@@ -141,6 +141,7 @@ class _Call(CallRecord, Generic[T]):
         "input_tokens_of",
         "line_up",
         "listening",
+        "requests",
         "shared",
         "tallying",
         "tokens",
@@ -151,6 +152,7 @@ class _Call(CallRecord, Generic[T]):
         super().__init__(call_id, started)
         self.chain = chain
         self.tokens = 0
+        self.requests = 1  # what the server counts the call as (a batch: its items)
         self.input_tokens_of: Callable[[T], int | None] = _no_count
         self.use_quota = False
         self.line_up = False
@@ -334,13 +336,17 @@ class Engine:
         tokens: int,
         input_tokens_of: Callable[[T], int | None],
         use_quota: bool = True,
+        requests: int = 1,
     ) -> Steps[T]:
-        """The logic of one call over `chain`, as a generator of effects (see module doc)."""
+        """The logic of one call over `chain`, as a generator of effects (see module doc).
+        `requests`: how many requests the server counts the call as (a batch of
+        embeddings: one per item); the quota gate reserves that many."""
         if not chain:
             raise ValueError("a guarded call needs at least one model")
         clock = self.clock
         call: _Call[T] = _Call(f"{self._id_prefix}{next(self._ids):08x}", clock.monotonic(), chain)
         call.tokens = tokens
+        call.requests = requests
         call.input_tokens_of = input_tokens_of
         # No gate, nothing to reserve: skip the round trips through the driver.
         call.use_quota = use_quota and self.pacing
@@ -467,7 +473,7 @@ class Engine:
         """A permit from the quota gate, or None: the model's turn is over (its day is
         spent, or its wait is too long)."""
         model = turn.model
-        reserved = yield Reserve(self.project, model, call.tokens, turn.exclude)
+        reserved = yield Reserve(self.project, model, call.tokens, turn.exclude, call.requests)
         assert reserved is not None
         error = reserved.error
         if error is None:
@@ -599,7 +605,9 @@ class Engine:
         if permit is not None:
             yield Settle(permit, True, used, diagnosis)
         elif call.tallying is not None:
-            yield Tally(self.project, turn.model, call.tokens, used, diagnosis, turn.began)
+            yield Tally(
+                self.project, turn.model, call.tokens, used, diagnosis, turn.began, call.requests
+            )
         now = self.clock.time()
         if call.shared:
             recorded = yield Record(turn.breaker, now, diagnosis, turn.admission.probe)

@@ -18,11 +18,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "MAX_EMBED_BATCH",
     "Route",
     "RouteKind",
     "bare_model",
     "config_of",
+    "embed_items",
+    "embed_parts",
     "input_tokens_of_body",
+    "joined_embeddings",
     "location_of",
     "route_of",
     "shrunk_body",
@@ -56,6 +60,11 @@ _ACTIONS: dict[str, RouteKind] = {
     "embedContent": "embed",
     "batchEmbedContents": "embed",
 }
+
+
+# The API's most items in one batchEmbedContents ("at most 100 requests can be in one
+# batch"); a bigger batch is sent in parts (see `embed_parts`).
+MAX_EMBED_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +135,45 @@ def with_model(path: str, body: bytes, route: Route, model: str) -> tuple[str, b
         return path, body
     action = f":{match['action']}" if match["action"] else ""
     return f"{match['head']}{name}{action}", body
+
+
+def embed_items(route: Route, body: Any) -> int:
+    """How many requests the server counts a call as: each item of a
+    batchEmbedContents counts against RPM and RPD, any other call is one."""
+    if route.kind != "embed" or not isinstance(body, dict):
+        return 1
+    items = body.get("requests")
+    return len(items) if isinstance(items, list) and items else 1
+
+
+def embed_parts(path: str, body: bytes, *, most: int = MAX_EMBED_BATCH) -> list[bytes] | None:
+    """A batchEmbedContents body of more than `most` items, as bodies of at most `most`
+    in their order (None: the body goes as it is). The API refuses a bigger batch
+    with a 400; its parts are separate calls, each paced, retried and answered."""
+    if not path.endswith(":batchEmbedContents") or len(body) < most * 10:
+        return None  # an item is more than ten bytes of JSON: no need to parse
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    items = parsed.get("requests") if isinstance(parsed, dict) else None
+    if not isinstance(items, list) or len(items) <= most:
+        return None
+    rest = {k: v for k, v in parsed.items() if k != "requests"}
+    return [
+        json.dumps({**rest, "requests": items[at : at + most]}).encode()
+        for at in range(0, len(items), most)
+    ]
+
+
+def joined_embeddings(answers: list[bytes]) -> bytes:
+    """The answers of a batch's parts as one answer: their embeddings in order."""
+    embeddings: list[Any] = []
+    for answer in answers:
+        parsed = json.loads(answer)
+        if isinstance(parsed, dict):
+            embeddings.extend(parsed.get("embeddings") or ())
+    return json.dumps({"embeddings": embeddings}).encode()
 
 
 def location_of(model: str) -> str | None:

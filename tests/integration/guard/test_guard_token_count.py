@@ -44,13 +44,15 @@ class NotingLimiter(QuotaLimiter):
         super().__init__(**options)
         self.reserved: list[tuple[str, int]] = []
 
-    def reserve(self, *, project: str, model: str, tokens: int) -> Permit:
+    def reserve(self, *, project: str, model: str, tokens: int, requests: int = 1) -> Permit:
         self.reserved.append((model, tokens))
-        return super().reserve(project=project, model=model, tokens=tokens)
+        return super().reserve(project=project, model=model, tokens=tokens, requests=requests)
 
-    async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
+    async def areserve(self, *, project: str, model: str, tokens: int, requests: int = 1) -> Permit:
         self.reserved.append((model, tokens))
-        return await super().areserve(project=project, model=model, tokens=tokens)
+        return await super().areserve(
+            project=project, model=model, tokens=tokens, requests=requests
+        )
 
 
 @pytest.fixture
