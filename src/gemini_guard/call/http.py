@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gemini_guard.tiers import count_tokens_quota
+
 __all__ = [
     "MAX_EMBED_BATCH",
     "Route",
@@ -38,7 +40,7 @@ __all__ = [
 RouteKind = Literal[
     "generate",  # generateContent: paced, falls back
     "stream",  # streamGenerateContent: paced, falls back before the first byte
-    "count",  # countTokens: its own model only, not paced (a separate, large quota)
+    "count",  # countTokens: its own model only, paced by its own quota (see Route.meter)
     "embed",  # embedContent / batchEmbedContents: paced, its own model only
     "openai_chat",  # the OpenAI-compatible chat: paced, falls back (model in the body)
     "other",  # files, batches, cachedContents, model listings: retried only
@@ -76,6 +78,14 @@ class Route:
     @property
     def paced(self) -> bool:
         return self.kind in ("generate", "stream", "embed", "openai_chat")
+
+    @property
+    def meter(self) -> str | None:
+        """The quota (and breaker) the call answers to when it is not its model's:
+        countTokens has its own, and must not wait behind generation nor spend it."""
+        if self.kind == "count" and self.model is not None:
+            return count_tokens_quota(self.model)
+        return None
 
     @property
     def falls_back(self) -> bool:

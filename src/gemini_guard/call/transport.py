@@ -198,8 +198,9 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             chain,
             tokens=call.tokens,
             input_tokens_of=_input_tokens,
-            use_quota=route.paced and route.model is not None,
+            use_quota=(route.paced or route.meter is not None) and route.model is not None,
             requests=call.requests,
+            metered_as=route.meter,
         )
 
     def _attempt_request(self, call: _Call, plan: AttemptPlan) -> httpx.Request:
