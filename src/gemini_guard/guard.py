@@ -69,7 +69,7 @@ from gemini_guard.telemetry import (
 )
 from gemini_guard.telemetry.extras import plug_in
 from gemini_guard.telemetry.spend import Spending, Usage, free_call, usage_of
-from gemini_guard.tiers import TIERS
+from gemini_guard.tiers import TIERS, count_tokens_quota
 from gemini_guard.tokens.counter import (
     TokenCounter,
     TokenCounterChoice,
@@ -926,7 +926,8 @@ class GuardedModels:
         config: types.CountTokensConfigOrDict | None = None,
     ) -> types.CountTokensResponse:
         """Counted by `model` only (another model's count would be another answer);
-        retried, and not paced (countTokens has its own, much larger quota)."""
+        retried, and paced by countTokens' own quota (`tiers.count_tokens_quota`):
+        generation's quota never delays it, and it costs nothing."""
         g = self._guard
 
         def send(plan: AttemptPlan) -> types.CountTokensResponse:
@@ -937,7 +938,10 @@ class GuardedModels:
             )
 
         steps: Steps[types.CountTokensResponse] = g.engine.steps(
-            (_bare(model),), tokens=0, input_tokens_of=_no_tokens, use_quota=False
+            (_bare(model),),
+            tokens=0,
+            input_tokens_of=_no_tokens,
+            metered_as=count_tokens_quota(_bare(model)),
         )
         try:
             response, info = run_sync(steps, clock=g.clock, quota=g.engine.quota, send=send)
@@ -1126,7 +1130,10 @@ class AsyncGuardedModels:
             )
 
         steps: Steps[types.CountTokensResponse] = g.engine.steps(
-            (_bare(model),), tokens=0, input_tokens_of=_no_tokens, use_quota=False
+            (_bare(model),),
+            tokens=0,
+            input_tokens_of=_no_tokens,
+            metered_as=count_tokens_quota(_bare(model)),
         )
         try:
             response, info = await run_async(steps, clock=g.clock, quota=g.engine.quota, send=send)

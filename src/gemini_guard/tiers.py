@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "COUNT_TOKENS_RPM",
     "GENERATE_METHODS",
     "LONG_CONTEXT_THRESHOLD",
     "OVERRIDE_ENV",
@@ -33,6 +34,8 @@ __all__ = [
     "Prices",
     "Tier",
     "call_rates",
+    "count_tokens_quota",
+    "counted_model",
     "load_models",
     "model_spec",
     "override_path",
@@ -49,6 +52,12 @@ GENERATE_METHODS: tuple[str, ...] = (
     "createCachedContent",
     "batchGenerateContent",
 )
+
+# countTokens has a quota of its own, apart from the model's generation quota, on
+# every tier: 3,000 requests per minute per project and model (Google's rate-limits
+# page). It is free. Its ledger, breaker and limits are named `count_tokens_quota(m)`.
+COUNT_TOKENS_RPM = 3000
+_COUNT_TOKENS_SUFFIX = "+countTokens"
 
 Tier = Literal["free", "tier1", "tier2", "tier3"]
 TIERS: tuple[Tier, ...] = ("free", "tier1", "tier2", "tier3")
@@ -241,6 +250,17 @@ def call_rates(model: str, *, prompt_tokens: int = 0, batch: bool = False) -> Ca
         return None
     rates = spec.price.for_prompt(prompt_tokens, batch=batch)
     return CallRates(input=rates.input, output=rates.output, cached_input=rates.cached_input)
+
+
+def count_tokens_quota(model: str) -> str:
+    """The name countTokens calls of `model` are metered under (their quota ledger,
+    breaker and `limits` override): `gemini-2.5-flash+countTokens`."""
+    return model.removeprefix("models/") + _COUNT_TOKENS_SUFFIX
+
+
+def counted_model(name: str) -> str | None:
+    """The model of a `count_tokens_quota` name (None: `name` is not one)."""
+    return name.removesuffix(_COUNT_TOKENS_SUFFIX) if name.endswith(_COUNT_TOKENS_SUFFIX) else None
 
 
 def model_spec(model: str) -> ModelSpec | None:

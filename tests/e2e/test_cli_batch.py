@@ -217,3 +217,40 @@ def test_plan_takes_prices_from_the_config(tmp_path: Path) -> None:
     assert bad.returncode == 2  # a bad --config is a usage error, as in every command
     assert "prices.gemini-2.5-pro.input (got -1)" in bad.stderr
     assert "greater than or equal to 0" in bad.stderr
+
+
+def test_a_batch_api_job_stuck_past_its_deadline_is_answered_directly(tmp_path: Path) -> None:
+    # The shipped batch-stuck scenario holds the job PENDING for 48 hours; at x7200 the
+    # one-hour deadline passes in half a real second.
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    ids = _input(source, 5)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEMINI_GUARD_")}
+    run = subprocess.run(
+        [
+            *CLI, "batch", str(source), "-o", str(out), "--mode", "batch-api",
+            "--emulate", "batch-stuck", "--time-scale", "7200", "--batch-api-deadline", "1h",
+            "--lang", "en",
+        ],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "cancelling it" in run.stderr
+    assert "5 requests run as direct calls" in run.stderr
+    rows = _lines(out)
+    assert sorted(row["id"] for row in rows) == sorted(ids)
+    assert all(row["ok"] for row in rows)
+
+
+def test_a_bad_batch_api_deadline_is_one_clear_line(tmp_path: Path) -> None:
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _input(source, 1)
+    run = subprocess.run(
+        [
+            *CLI, "batch", str(source), "-o", str(out),
+            "--batch-api-deadline", "soon", "--lang", "en",
+        ],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "'soon': give a duration such as 24h, 90m, 45s or 2d, or none" in run.stderr
+    assert not out.exists()

@@ -141,6 +141,15 @@ def _async_ports(
 
 
 def _reserve(effect: Reserve, io: Ports) -> Any:
+    if effect.requests != 1:  # only then: a gate that never counts batches need not know
+        extra: dict[str, Any] = {"exclude": effect.exclude} if effect.exclude else {}
+        return io.reserve(
+            project=effect.project,
+            model=effect.model,
+            tokens=effect.tokens,
+            requests=effect.requests,
+            **extra,
+        )
     if effect.exclude:  # only a pool's engine excludes: the gate is a pool
         return io.reserve(
             project=effect.project,
@@ -161,6 +170,16 @@ def _settle(effect: Settle, io: Ports) -> Any:
 
 
 def _tally(effect: Tally, io: Ports) -> Any:
+    if effect.requests != 1:
+        return io.tally(
+            project=effect.project,
+            model=effect.model,
+            tokens=effect.tokens,
+            input_tokens=effect.input_tokens,
+            diagnosis=effect.diagnosis,
+            sent_at=effect.sent_at,
+            requests=effect.requests,
+        )
     return io.tally(
         project=effect.project,
         model=effect.model,

@@ -105,6 +105,7 @@ class Reserve:
     tokens: int
     # A pool's projects not to book on (their breaker for the model refuses).
     exclude: frozenset[str] = frozenset()
+    requests: int = 1  # what the server counts the call as (a batch: its items)
 
 
 @dataclass(slots=True)
@@ -136,6 +137,7 @@ class Tally:
     input_tokens: int | None = None
     diagnosis: Diagnosis | None = None
     sent_at: float | None = None
+    requests: int = 1
 
 
 @dataclass(slots=True)

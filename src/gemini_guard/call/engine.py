@@ -141,6 +141,8 @@ class _Call(CallRecord, Generic[T]):
         "input_tokens_of",
         "line_up",
         "listening",
+        "metered_as",
+        "requests",
         "shared",
         "tallying",
         "tokens",
@@ -151,6 +153,8 @@ class _Call(CallRecord, Generic[T]):
         super().__init__(call_id, started)
         self.chain = chain
         self.tokens = 0
+        self.requests = 1  # what the server counts the call as (a batch: its items)
+        self.metered_as: str | None = None
         self.input_tokens_of: Callable[[T], int | None] = _no_count
         self.use_quota = False
         self.line_up = False
@@ -176,6 +180,7 @@ class _Turn:
         "failures",
         "index",
         "key",
+        "meter",
         "model",
         "project",
         "refused_here",
@@ -184,9 +189,12 @@ class _Turn:
         "waited",
     )
 
-    def __init__(self, index: int, model: str, key: str, breaker: Breaker) -> None:
+    def __init__(
+        self, index: int, model: str, key: str, breaker: Breaker, meter: str | None = None
+    ) -> None:
         self.index = index
-        self.model = model
+        self.model = model  # what is sent
+        self.meter = model if meter is None else meter  # whose quota and breaker
         self.key = key
         # The breaker the attempt answers to (a pool: the chosen project's, kept
         # for the turn's next attempts until another project is chosen).
@@ -334,13 +342,24 @@ class Engine:
         tokens: int,
         input_tokens_of: Callable[[T], int | None],
         use_quota: bool = True,
+        requests: int = 1,
+        metered_as: str | None = None,
     ) -> Steps[T]:
-        """The logic of one call over `chain`, as a generator of effects (see module doc)."""
+        """The logic of one call over `chain`, as a generator of effects (see module doc).
+        `requests`: how many requests the server counts the call as (a batch of
+        embeddings: one per item); the quota gate reserves that many. `metered_as`:
+        the name of the quota, breaker and parking a one-model call answers to when
+        it is not its model's (countTokens: `tiers.count_tokens_quota(model)`), so
+        that the model's generation quota neither delays nor blocks it."""
+        if metered_as is not None and len(chain) != 1:
+            raise ValueError("metered_as= is for a call of one model")
         if not chain:
             raise ValueError("a guarded call needs at least one model")
         clock = self.clock
         call: _Call[T] = _Call(f"{self._id_prefix}{next(self._ids):08x}", clock.monotonic(), chain)
         call.tokens = tokens
+        call.requests = requests
+        call.metered_as = metered_as
         call.input_tokens_of = input_tokens_of
         # No gate, nothing to reserve: skip the round trips through the driver.
         call.use_quota = use_quota and self.pacing
@@ -370,12 +389,13 @@ class Engine:
         """One model's turn: its attempts until one answers (returned), or until the
         call moves on to the next model (None; `call.final` set: the call stops)."""
         clock = self.clock
-        key, breaker = self._lane(model)
+        meter = call.metered_as or model
+        key, breaker = self._lane(meter)
         parked = self.parking.parked_until(key, clock.time())
         if parked is not None:
             self._skip_parked(call, model, parked)
             return None
-        turn = _Turn(index, model, key, breaker)
+        turn = _Turn(index, model, key, breaker, meter)
         while True:
             # One reading of each clock per step until something is yielded.
             mono = clock.monotonic()
@@ -393,7 +413,7 @@ class Engine:
 
             permit: Permit | None = None
             tallying = call.tallying
-            paced = call.use_quota and (tallying is None or tallying.paces(self.project, model))
+            paced = call.use_quota and (tallying is None or tallying.paces(self.project, meter))
             if paced:
                 permit = yield from self._reserve(call, turn)
                 if permit is None:
@@ -439,7 +459,7 @@ class Engine:
         now = self.clock.time()
         model = turn.model
         if self.pooled and self._pool_projects:
-            refused, soonest = self._pool_refusals(model, now)
+            refused, soonest = self._pool_refusals(turn.meter, now)
             turn.exclude = refused | turn.refused_here
             if len(turn.exclude) >= len(self._pool_projects):
                 self._skip_open(call, model, soonest)
@@ -467,7 +487,7 @@ class Engine:
         """A permit from the quota gate, or None: the model's turn is over (its day is
         spent, or its wait is too long)."""
         model = turn.model
-        reserved = yield Reserve(self.project, model, call.tokens, turn.exclude)
+        reserved = yield Reserve(self.project, turn.meter, call.tokens, turn.exclude, call.requests)
         assert reserved is not None
         error = reserved.error
         if error is None:
@@ -479,7 +499,7 @@ class Engine:
             if turn.exclude:
                 # Every project the pool could choose is spent for the day, but
                 # others are only broken: not parked till midnight.
-                _, soonest = self._pool_refusals(model, self.clock.time())
+                _, soonest = self._pool_refusals(turn.meter, self.clock.time())
                 self._skip_open(call, model, soonest)
                 return None
             self.parking.park(turn.key, error.reset_at)
@@ -499,7 +519,7 @@ class Engine:
         """The pool chose a project: now its breaker for the model decides (and takes
         a probe slot when half-open). False: it refuses; ask the pool again without
         that project."""
-        breaker = turn.breaker = self._pool_lane(permit.project, turn.model)
+        breaker = turn.breaker = self._pool_lane(permit.project, turn.meter)
         if call.shared:
             asked = yield Admit(breaker, self.clock.time())
             if asked is not None and asked.error is not None:
@@ -599,7 +619,9 @@ class Engine:
         if permit is not None:
             yield Settle(permit, True, used, diagnosis)
         elif call.tallying is not None:
-            yield Tally(self.project, turn.model, call.tokens, used, diagnosis, turn.began)
+            yield Tally(
+                self.project, turn.meter, call.tokens, used, diagnosis, turn.began, call.requests
+            )
         now = self.clock.time()
         if call.shared:
             recorded = yield Record(turn.breaker, now, diagnosis, turn.admission.probe)

@@ -17,12 +17,18 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gemini_guard.tiers import count_tokens_quota
+
 __all__ = [
+    "MAX_EMBED_BATCH",
     "Route",
     "RouteKind",
     "bare_model",
     "config_of",
+    "embed_items",
+    "embed_parts",
     "input_tokens_of_body",
+    "joined_embeddings",
     "location_of",
     "route_of",
     "shrunk_body",
@@ -34,7 +40,7 @@ __all__ = [
 RouteKind = Literal[
     "generate",  # generateContent: paced, falls back
     "stream",  # streamGenerateContent: paced, falls back before the first byte
-    "count",  # countTokens: its own model only, not paced (a separate, large quota)
+    "count",  # countTokens: its own model only, paced by its own quota (see Route.meter)
     "embed",  # embedContent / batchEmbedContents: paced, its own model only
     "openai_chat",  # the OpenAI-compatible chat: paced, falls back (model in the body)
     "other",  # files, batches, cachedContents, model listings: retried only
@@ -58,6 +64,11 @@ _ACTIONS: dict[str, RouteKind] = {
 }
 
 
+# The API's most items in one batchEmbedContents ("at most 100 requests can be in one
+# batch"); a bigger batch is sent in parts (see `embed_parts`).
+MAX_EMBED_BATCH = 100
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     kind: RouteKind
@@ -67,6 +78,14 @@ class Route:
     @property
     def paced(self) -> bool:
         return self.kind in ("generate", "stream", "embed", "openai_chat")
+
+    @property
+    def meter(self) -> str | None:
+        """The quota (and breaker) the call answers to when it is not its model's:
+        countTokens has its own, and must not wait behind generation nor spend it."""
+        if self.kind == "count" and self.model is not None:
+            return count_tokens_quota(self.model)
+        return None
 
     @property
     def falls_back(self) -> bool:
@@ -126,6 +145,45 @@ def with_model(path: str, body: bytes, route: Route, model: str) -> tuple[str, b
         return path, body
     action = f":{match['action']}" if match["action"] else ""
     return f"{match['head']}{name}{action}", body
+
+
+def embed_items(route: Route, body: Any) -> int:
+    """How many requests the server counts a call as: each item of a
+    batchEmbedContents counts against RPM and RPD, any other call is one."""
+    if route.kind != "embed" or not isinstance(body, dict):
+        return 1
+    items = body.get("requests")
+    return len(items) if isinstance(items, list) and items else 1
+
+
+def embed_parts(path: str, body: bytes, *, most: int = MAX_EMBED_BATCH) -> list[bytes] | None:
+    """A batchEmbedContents body of more than `most` items, as bodies of at most `most`
+    in their order (None: the body goes as it is). The API refuses a bigger batch
+    with a 400; its parts are separate calls, each paced, retried and answered."""
+    if not path.endswith(":batchEmbedContents") or len(body) < most * 10:
+        return None  # an item is more than ten bytes of JSON: no need to parse
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    items = parsed.get("requests") if isinstance(parsed, dict) else None
+    if not isinstance(items, list) or len(items) <= most:
+        return None
+    rest = {k: v for k, v in parsed.items() if k != "requests"}
+    return [
+        json.dumps({**rest, "requests": items[at : at + most]}).encode()
+        for at in range(0, len(items), most)
+    ]
+
+
+def joined_embeddings(answers: list[bytes]) -> bytes:
+    """The answers of a batch's parts as one answer: their embeddings in order."""
+    embeddings: list[Any] = []
+    for answer in answers:
+        parsed = json.loads(answer)
+        if isinstance(parsed, dict):
+            embeddings.extend(parsed.get("embeddings") or ())
+    return json.dumps({"embeddings": embeddings}).encode()
 
 
 def location_of(model: str) -> str | None:

@@ -66,7 +66,11 @@ class QuotaGate(Protocol):
     def reserve(self, *, project: str, model: str, tokens: int) -> Permit:
         """Reserve a slot. Raises DailyQuotaExhausted when the day's quota is spent,
         QuotaWait when the wait would exceed the allowed maximum, RequestRejected when
-        the request can never fit (tokens over the per-minute token limit)."""
+        the request can never fit (tokens over the per-minute token limit).
+
+        A call the server counts as several requests (a batch of embeddings: one per
+        item) is reserved with `requests=n` as well; the engine passes it only then,
+        so a gate that never sees such calls need not take it."""
         ...
 
     async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
@@ -137,7 +141,8 @@ class TallyingGate(QuotaGate, Protocol):
     ) -> None:
         """An attempt sent without a permit has ended: count it (`tokens` estimated,
         `input_tokens` the server's count) and learn from its `diagnosis`. `sent_at`
-        is the clock's monotonic reading when it was sent."""
+        is the clock's monotonic reading when it was sent. A call counted as several
+        requests is tallied with `requests=n` as well (see `QuotaGate.reserve`)."""
         ...
 
     async def atally(
@@ -157,10 +162,10 @@ class TallyingGate(QuotaGate, Protocol):
 class NoQuota:
     """A gate that never waits: the Guard's behaviour when pacing is off."""
 
-    def reserve(self, *, project: str, model: str, tokens: int) -> Permit:
+    def reserve(self, *, project: str, model: str, tokens: int, requests: int = 1) -> Permit:
         return Permit(project=project, model=model, tokens=tokens, wait=0.0)
 
-    async def areserve(self, *, project: str, model: str, tokens: int) -> Permit:
+    async def areserve(self, *, project: str, model: str, tokens: int, requests: int = 1) -> Permit:
         return self.reserve(project=project, model=model, tokens=tokens)
 
     def confirm(self, permit: Permit) -> float:

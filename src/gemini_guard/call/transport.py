@@ -26,6 +26,7 @@ from gemini_guard.call.http import (
     Route,
     bare_model,
     config_of,
+    embed_items,
     input_tokens_of_body,
     location_of,
     route_of,
@@ -34,6 +35,7 @@ from gemini_guard.call.http import (
     vertex_host,
     with_model,
 )
+from gemini_guard.call.parts import joined_response, part_requests
 from gemini_guard.diagnosis import (
     Category,
     Diagnosis,
@@ -99,6 +101,7 @@ class _Call:
     parsed: Any
     streamed: bool
     tokens: int
+    requests: int = 1  # what the server counts the call as (a batch: its items)
 
 
 def _input_tokens(answer: _Answer) -> int | None:
@@ -179,7 +182,9 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             if route.kind == "embed":
                 items = parsed.get("requests") or [parsed]
                 tokens = sum(estimate_tokens([i.get("content")]) for i in items)
-        return _Call(request, route, body, parsed, streams(route, parsed), tokens)
+        call = _Call(request, route, body, parsed, streams(route, parsed), tokens)
+        call.requests = embed_items(route, parsed)
+        return call
 
     def _steps(self, call: _Call) -> Any:
         route, owner = call.route, self._owner
@@ -193,7 +198,9 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             chain,
             tokens=call.tokens,
             input_tokens_of=_input_tokens,
-            use_quota=route.paced and route.model is not None,
+            use_quota=(route.paced or route.meter is not None) and route.model is not None,
+            requests=call.requests,
+            metered_as=route.meter,
         )
 
     def _attempt_request(self, call: _Call, plan: AttemptPlan) -> httpx.Request:
@@ -324,7 +331,11 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         from gemini_guard.call.driver import run_sync
 
-        call = self._prepare(request, request.read())
+        body = request.read()
+        parts = part_requests(request, body)  # a batch over the API's maximum
+        if parts is not None:
+            return joined_response(request, [self.handle_request(part) for part in parts])
+        call = self._prepare(request, body)
         owner = self._owner
         last: list[UpstreamError] = []
 
@@ -367,7 +378,12 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         from gemini_guard.call.driver import run_async
 
-        call = self._prepare(request, await request.aread())
+        body = await request.aread()
+        parts = part_requests(request, body)
+        if parts is not None:
+            answers = [await self.handle_async_request(part) for part in parts]
+            return joined_response(request, answers)
+        call = self._prepare(request, body)
         owner = self._owner
         last: list[UpstreamError] = []
 

@@ -284,6 +284,11 @@ ZH: dict[str, str] = {
     "Run again the requests that failed before.": "重新运行之前失败的请求。",
     "guard: paced requests; batch-api: the Gemini Batch API (50% cheaper, slower).":
         "guard：限速发送请求；batch-api：使用 Gemini Batch API（便宜 50%，更慢）。",
+    "With --mode batch-api: a job still pending or running this long after it was "
+    "submitted is cancelled, and what it did not answer runs as paced direct calls "
+    "(e.g. 6h, 90m, 2d; none: wait until the job ends).":
+        "配合 --mode batch-api：作业提交后超过这么久仍在等待或运行就取消，它未回答的请求"
+        "改为限速的直接调用（例如 6h、90m、2d；none：一直等到作业结束）。",
     "Run against the embedded emulator (bad-day, free-tier, overload, ...; "
     "see emulate --list-scenarios).":
         "针对内置模拟器运行（bad-day、free-tier、overload 等；见 emulate --list-scenarios）。",
@@ -518,6 +523,10 @@ ZH: dict[str, str] = {
     # --- batch --mode batch-api (gemini_guard.batch.batch_api.WORDING) -------------------
     "batch-api: submitted {n} requests as {name}": "batch-api：已将 {n} 个请求提交为 {name}",
     "batch-api: {name} {state}": "batch-api：{name} {state}",
+    "batch-api: {name} is still {state} {after} after it was submitted: cancelling it; "
+    "what it did not answer runs as direct calls":
+        "batch-api：{name} 提交 {after} 后仍{state}：正在取消；它未回答的请求改为直接调用",
+    "batch-api: {n} requests run as direct calls": "batch-api：{n} 个请求改为直接调用",
     "pending": "等待中",
     "queued": "排队中",
     "running": "运行中",

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import sys
@@ -212,6 +213,16 @@ def _resume_hint() -> str:
     help="guard: paced requests; batch-api: the Gemini Batch API (50% cheaper, slower).",
 )
 @click.option(
+    "--batch-api-deadline",
+    "deadline_text",
+    default="24h",
+    show_default=True,
+    metavar="DURATION",
+    help="With --mode batch-api: a job still pending or running this long after it was "
+    "submitted is cancelled, and what it did not answer runs as paced direct calls "
+    "(e.g. 6h, 90m, 2d; none: wait until the job ends).",
+)
+@click.option(
     "--emulate",
     "scenario",
     shell_complete=_complete_scenario,
@@ -239,6 +250,7 @@ def batch(
     concurrency: str,
     retry_failed: bool,
     mode: str,
+    deadline_text: str,
     scenario: str | None,
     time_scale: float | None,
     metrics_port: int | None,
@@ -255,6 +267,7 @@ def batch(
     from gemini_guard.errors import GuardError
 
     time_scale = effective_time_scale(time_scale)
+    deadline = _deadline(deadline_text)
     check_writable(output, "-o/--output")
     config = load_cli_config(config_path)
     chain = _chain(models, config.models)
@@ -290,7 +303,14 @@ def batch(
         try:
             if mode == "batch-api":
                 code, summary = _run_batch_api(
-                    client, clock, input_path, output, chain[0], retry_failed
+                    client,
+                    clock,
+                    input_path,
+                    output,
+                    chain[0],
+                    retry_failed,
+                    deadline=deadline,
+                    direct=_direct_runner(config, client, clock, chain, tier_name, concurrency),
                 )
             else:
                 code, summary = _run_guard(
@@ -348,6 +368,90 @@ def clock_factor(clock: Clock) -> float:
     return float(getattr(clock, "factor", 1.0))
 
 
+def _batch_store(config: Any, clock: Clock) -> str:
+    # The configured store (store = ... or GEMINI_GUARD_STORE) is shared with the app's
+    # Guards and read by `gemini-guard quota`; an emulated run keeps its scaled-clock
+    # ledger to itself so it never mixes with real usage.
+    return str(config.store) if clock_factor(clock) == 1.0 else "memory://"
+
+
+def _batch_guard(
+    config: Any,
+    client: Any,
+    clock: Clock,
+    chain: tuple[str, ...],
+    tier_name: str,
+    *,
+    hooks: Any = (),
+    metrics: Any = False,
+) -> Any:
+    """The Guard a batch's direct calls run through: paced to the tier, batch retries."""
+    from gemini_guard.config import RetrySection
+    from gemini_guard.guard import guard_from_config
+    from gemini_guard.policies import RetryPolicy
+    from gemini_guard.quota import QuotaLimiter
+
+    limiter = QuotaLimiter(store=_batch_store(config, clock), clock=clock, tier=tier_name)
+    overrides: dict[str, Any] = {}
+    if config.retry == RetrySection():
+        overrides["retry"] = RetryPolicy.BATCH  # no caller waits on one item
+    return guard_from_config(
+        config,
+        client=client,
+        clock=clock,
+        quota=limiter,
+        hooks=list(hooks),
+        metrics=metrics,
+        models=chain,
+        tier=tier_name if tier_name != "auto" else "free",
+        log=False,
+        **overrides,
+    )
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _deadline(text: str) -> float | None:
+    """--batch-api-deadline in seconds (None: no deadline)."""
+    if text.strip().lower() == "none":
+        return None
+    match = _DURATION.match(text.lower())
+    seconds = float(match[1]) * _UNIT[match[2]] if match else 0.0
+    if not seconds > 0:
+        raise click.BadParameter(
+            f"{text!r}: give a duration such as 24h, 90m, 45s or 2d, or none",
+            param_hint="--batch-api-deadline",
+        )
+    return seconds
+
+
+def _direct_runner(
+    config: Any,
+    client: Any,
+    clock: Clock,
+    chain: tuple[str, ...],
+    tier_name: str,
+    concurrency: str,
+) -> Any:
+    """What answers a Batch API job's leftovers: paced direct calls through a Guard,
+    built only when a job misses its deadline."""
+    from gemini_guard.batch.planner import chain_limits
+    from gemini_guard.batch.runner import run_batch
+
+    def direct(requests: Any) -> Any:
+        paced_as = tier_name if tier_name != "auto" else "free"
+        workers = _concurrency(concurrency, chain_limits(_limits(m, paced_as) for m in chain))
+        guard = _batch_guard(config, client, clock, chain, tier_name)
+        try:
+            yield from run_batch(guard, requests, model=chain[0], concurrency=workers)
+        finally:
+            guard.close()
+
+    return direct
+
+
 def _run_guard(
     config: Any,
     client: Any,
@@ -364,10 +468,6 @@ def _run_guard(
     from gemini_guard.batch.journal import Journal
     from gemini_guard.batch.planner import chain_limits
     from gemini_guard.batch.progress import BatchProgress
-    from gemini_guard.config import RetrySection
-    from gemini_guard.guard import guard_from_config
-    from gemini_guard.policies import RetryPolicy
-    from gemini_guard.quota import QuotaLimiter
     from gemini_guard.tokens import estimate_tokens
 
     # Concurrency and the ETA cover the whole chain: a fallback model's quota is usable too.
@@ -406,25 +506,9 @@ def _run_guard(
             stream=None if live else sys.stderr,
             words=_,
         )
-        # The configured store (store = ... or GEMINI_GUARD_STORE) is shared with the app's
-        # Guards and read by `gemini-guard quota`; an emulated run keeps its scaled-clock
-        # ledger to itself so it never mixes with real usage.
-        store = config.store if clock_factor(clock) == 1.0 else "memory://"
-        limiter = QuotaLimiter(store=store, clock=clock, tier=tier_name)
-        overrides: dict[str, Any] = {}
-        if config.retry == RetrySection():
-            overrides["retry"] = RetryPolicy.BATCH  # no caller waits on one item
-        guard = guard_from_config(
-            config,
-            client=client,
-            clock=clock,
-            quota=limiter,
-            hooks=[progress],
-            metrics=metrics,
-            models=chain,
-            tier=tier_name if tier_name != "auto" else "free",
-            log=False,
-            **overrides,
+        store = _batch_store(config, clock)
+        guard = _batch_guard(
+            config, client, clock, chain, tier_name, hooks=[progress], metrics=metrics
         )
         click.echo(
             _(
@@ -529,7 +613,15 @@ def _after_abandon(prepared: Any, journal: Any) -> JobSummary:
 
 
 def _run_batch_api(
-    client: Any, clock: Clock, input_path: Path, output: Path, model: str, retry_failed: bool
+    client: Any,
+    clock: Clock,
+    input_path: Path,
+    output: Path,
+    model: str,
+    retry_failed: bool,
+    *,
+    deadline: float | None,
+    direct: Any,
 ) -> tuple[int, JobSummary | None]:
     from gemini_guard.batch.batch_api import run_batch_api
     from gemini_guard.batch.job import JobFiles, prepare
@@ -550,6 +642,8 @@ def _run_batch_api(
                 clock=clock,
                 say=lambda text: click.echo(text, err=True),
                 words=_,
+                deadline=deadline,
+                direct=direct,
             )
         except KeyboardInterrupt:
             click.echo(

@@ -80,7 +80,14 @@ from gemini_guard.emulator.request_json import (
 from gemini_guard.emulator.scenario import Fault, FaultMethod, Scenario, load_scenario
 from gemini_guard.emulator.stats import RequestRecord, Stats
 from gemini_guard.emulator.vertex import VertexSurface
-from gemini_guard.tiers import Limits, load_models
+from gemini_guard.tiers import (
+    COUNT_TOKENS_RPM,
+    TIERS,
+    Limits,
+    count_tokens_quota,
+    counted_model,
+    load_models,
+)
 
 __all__ = ["API_VERSIONS", "VERTEX_ACCOUNT_KEY", "DroppedConnection", "Emulator"]
 
@@ -188,7 +195,10 @@ class Emulator:
             return None
         values: dict[str, int | None] = {"rpm": None, "tpm": None, "rpd": None}
         shipped = load_models().get(model)
-        if shipped is not None and tier in shipped.tiers:
+        counting = counted_model(model) is not None  # countTokens' own quota
+        if counting and tier in TIERS:  # the Gemini API's tiers (not Vertex AI's)
+            values["rpm"] = COUNT_TOKENS_RPM
+        elif shipped is not None and tier in shipped.tiers:
             base = shipped.tiers[tier]
             values = {"rpm": base.rpm, "tpm": base.tpm, "rpd": base.rpd}
         override = self.scenario.limits.get(model, {}).get(tier)  # type: ignore[call-overload]
@@ -202,7 +212,8 @@ class Emulator:
         for change in self.scenario.limit_changes:
             if change.at > elapsed:
                 break
-            if change.model in ("*", model) and change.tier in ("*", tier):
+            named = change.model == model or (change.model == "*" and not counting)
+            if named and change.tier in ("*", tier):
                 for name in values:
                     if getattr(change, name) is not None:
                         values[name] = getattr(change, name)
@@ -489,14 +500,26 @@ class Emulator:
             )
         return cache, cache.tokens
 
-    def _check_quota(self, account: Account, model: str, tokens: int, *, requests: int = 1) -> None:
-        limits = self.limits(model, account.tier)
+    def _check_quota(
+        self,
+        account: Account,
+        model: str,
+        tokens: int,
+        *,
+        requests: int = 1,
+        ledger: str | None = None,
+    ) -> None:
+        """Refuse with the API's 429 when the call does not fit. `ledger`: the quota
+        it is counted under when not its model's (countTokens'); the 429 still names
+        the model, as Google's does."""
+        ledger = model if ledger is None else ledger
+        limits = self.limits(ledger, account.tier)
         if limits is None:
             return
         now, wall = self.clock.monotonic(), self.clock.time()
         violations = self._ledger.check(
             account.project,
-            model,
+            ledger,
             limits=limits,
             tokens=tokens,
             now=now,
@@ -703,10 +726,15 @@ class Emulator:
                 streaming=False,
                 rng=self._rng,
             )
+            # countTokens has its own per-minute quota (free: it spends nothing else).
+            self._check_quota(account, model.name, 0, ledger=count_tokens_quota(model.name))
             if fault is not None:
                 if fault.kind in REFUSING_FAULTS:
                     raise _Reject(refusal(fault, rng=self._rng))
+                if self.scenario.faults_consume_quota:
+                    self._admit(account, count_tokens_quota(model.name), 0)
                 return await self._fail(fault, account, model.name, "countTokens", 0)
+            self._admit(account, count_tokens_quota(model.name), 0)
             cached = 0
             inner = normal.get("generateContentRequest")
             if inner is not None:

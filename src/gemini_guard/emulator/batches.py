@@ -3,8 +3,12 @@
 A batch is a long-running operation: PENDING for `pending_seconds`, RUNNING for
 `seconds_per_request` per request, then SUCCEEDED with every inlined response;
 `cancel` stops it. Responses are computed when the batch is created (they are
-deterministic) and shown only once it has finished. States are derived from the
-clock when read, so nothing runs in the background.
+deterministic) and shown only once it has finished; a batch cancelled while RUNNING
+shows those it had finished by then (in order, each with its request's metadata), so
+a client's handling of a half-done job can be rehearsed. States are derived from the
+clock when read, so nothing runs in the background. A scenario holds every batch
+PENDING as long as it likes (`[batch] pending_seconds`; the shipped `batch-stuck`
+holds it past the API's 48-hour expiry).
 """
 
 from __future__ import annotations
@@ -46,6 +50,20 @@ class BatchJob:
             return "BATCH_STATE_RUNNING"
         return "BATCH_STATE_SUCCEEDED"
 
+    def finished(self, now: float) -> list[dict[str, Any]]:
+        """The responses shown at `now`: all once succeeded; those finished before the
+        cancel for a batch cancelled while running; none otherwise."""
+        state = self.state(now)
+        if state == "BATCH_STATE_SUCCEEDED":
+            return self.results
+        if state != "BATCH_STATE_CANCELLED" or self.cancelled_at is None or not self.results:
+            return []
+        ran = self.cancelled_at - self.start_mono - self.pending_seconds
+        if ran <= 0 or self.run_seconds <= 0:
+            return []
+        each = self.run_seconds / len(self.results)
+        return self.results[: min(len(self.results), int(ran / each))]
+
     def end_wall(self, now: float) -> float | None:
         state = self.state(now)
         if state == "BATCH_STATE_CANCELLED":
@@ -82,9 +100,11 @@ class BatchJob:
         if end is not None:
             metadata["endTime"] = rfc3339(end)
         operation: dict[str, Any] = {"name": self.name, "metadata": metadata}
-        if succeeded_state:
-            output = {"inlinedResponses": {"inlinedResponses": self.results}}
+        shown = self.finished(now)
+        if succeeded_state or shown:
+            output = {"inlinedResponses": {"inlinedResponses": shown}}
             metadata["output"] = output
+        if succeeded_state:
             operation["response"] = {"@type": types + "GenerateContentBatchOutput", **output}
         if done:
             operation["done"] = True

@@ -6,7 +6,7 @@ from typing import Literal
 
 from gemini_guard.diagnosis import Category, Diagnosis, QuotaViolation
 
-__all__ = ["day_spent", "too_large", "wait_too_long"]
+__all__ = ["day_spent", "too_large", "too_many_items", "wait_too_long"]
 
 
 def too_large(*, model: str, tokens: int, tpm: int, tier: Literal["free", "paid"]) -> Diagnosis:
@@ -25,6 +25,30 @@ def too_large(*, model: str, tokens: int, tpm: int, tier: Literal["free", "paid"
             unit="tokens",
             tier=tier,
             limit=tpm,
+            model=model,
+            quota_id=None,
+            metric=None,
+        ),
+    )
+
+
+def too_many_items(*, model: str, items: int, rpm: int, tier: Literal["free", "paid"]) -> Diagnosis:
+    return Diagnosis(
+        http_status=None,
+        grpc_status=None,
+        reason="QUOTA_REQUEST_TOO_LARGE",
+        message=(
+            f"the call's {items} items count as {items} requests, more than the {rpm} "
+            f"requests per minute allowed for {model}: it can never be sent. Send at most "
+            f"{rpm} items per call."
+        ),
+        category=Category.REQUEST_TOO_LARGE,
+        retryable=False,
+        quota=QuotaViolation(
+            scope="minute",
+            unit="requests",
+            tier=tier,
+            limit=rpm,
             model=model,
             quota_id=None,
             metric=None,

@@ -333,7 +333,9 @@ class QuotaLimiter:
         # Positional: the hot path; Permit(project, model, tokens, wait, ticket).
         return Permit(key.project, key.model, tokens, wait if wait > 0.0 else 0.0, reservation)
 
-    def reserve(self, *, project: str, model: str, tokens: int, now_only: bool = False) -> Permit:
+    def reserve(
+        self, *, project: str, model: str, tokens: int, requests: int = 1, now_only: bool = False
+    ) -> Permit:
         """Book the earliest slot for one request of `tokens` input tokens.
 
         Returns a Permit whose `wait` is how long to wait before sending; then call
@@ -341,7 +343,13 @@ class QuotaLimiter:
         per-minute token limit: it can never fit), DailyQuotaExhausted (the Pacific
         day's quota is spent; `.reset_at`) or QuotaWait (the wait would exceed
         `max_wait`, or any wait at all with `now_only`; nothing is booked).
+
+        `requests`: how many requests the server counts the call as (a batch of
+        embeddings counts each item): that many slots are booked, and the permit
+        waits for the last of them (`now_only` is for one request).
         """
+        if requests != 1:
+            return self._reserve_items(project, model, tokens, requests)
         if self._tallies:  # the ledger must hold every attempt before it books
             self._flush_tallies()
         lane = self._lanes.get((project, model))
@@ -371,9 +379,11 @@ class QuotaLimiter:
         return self._permit(key, budget, tokens, now, allowance, result)
 
     async def areserve(
-        self, *, project: str, model: str, tokens: int, now_only: bool = False
+        self, *, project: str, model: str, tokens: int, requests: int = 1, now_only: bool = False
     ) -> Permit:
         """`reserve` for asyncio callers."""
+        if requests != 1:
+            return await self._areserve_items(project, model, tokens, requests)
         if self._tallies:
             await self._aflush_tallies()
         lane = self._lanes.get((project, model))
@@ -402,6 +412,61 @@ class QuotaLimiter:
         )
         return self._permit(key, budget, tokens, now, allowance, result)
 
+    # -- a call counted as several requests -------------------------------------------
+
+    def _check_items(self, project: str, model: str, tokens: int, requests: object) -> None:
+        if type(requests) is not int or requests < 1:
+            raise ConfigError(
+                f"requests={requests!r}: pass how many requests the call counts as, an int >= 1"
+            )
+        key, _ = self._check(project, model, tokens)
+        configured = self._configured_of(key).rpm
+        rpm = (
+            configured if self._adaptive is None else self._adaptive.ceiling(key, "rpm", configured)
+        )
+        if rpm is not None and requests > rpm:
+            raise RequestRejected(
+                f"{requests} items count as {requests} requests, more than {key.model}'s "
+                f"{rpm} requests per minute: send at most {rpm} items per call",
+                diagnosis=_diagnoses.too_many_items(
+                    model=key.model, items=requests, rpm=rpm, tier=self._tier_word(key)
+                ),
+            )
+
+    def _reserve_items(self, project: str, model: str, tokens: int, requests: int) -> Permit:
+        """One slot per request the call counts as (its tokens on the first): the
+        ledger's rule then holds for every item, with no change to the stores."""
+        self._check_items(project, model, tokens, requests)
+        permits: list[Permit] = []
+        try:
+            for index in range(requests):
+                permits.append(
+                    self.reserve(project=project, model=model, tokens=0 if index else tokens)
+                )
+        except BaseException:
+            for permit in permits:  # all or nothing: give back what was booked
+                self._store.settle(
+                    _ticket_of(permit), sent=False, end=self._clock.time(), tokens=permit.tokens
+                )
+            raise
+        return _joined(permits)
+
+    async def _areserve_items(self, project: str, model: str, tokens: int, requests: int) -> Permit:
+        self._check_items(project, model, tokens, requests)
+        permits: list[Permit] = []
+        try:
+            for index in range(requests):
+                permits.append(
+                    await self.areserve(project=project, model=model, tokens=0 if index else tokens)
+                )
+        except BaseException:
+            for permit in permits:
+                await self._store.asettle(
+                    _ticket_of(permit), sent=False, end=self._clock.time(), tokens=permit.tokens
+                )
+            raise
+        return _joined(permits)
+
     # -- confirm --------------------------------------------------------------------
 
     def confirm(self, permit: Permit) -> float:
@@ -414,7 +479,14 @@ class QuotaLimiter:
         positive answer re-plans the slot that much later: sleep it, then confirm
         again, until 0.0.
         """
-        reservation = _ticket_of(permit)
+        if isinstance(permit.ticket, _Items):
+            return max(
+                self._confirm_slot(slot, first=index == 0)
+                for index, slot in enumerate(permit.ticket)
+            )
+        return self._confirm_slot(_ticket_of(permit))
+
+    def _confirm_slot(self, reservation: Reservation, *, first: bool = True) -> float:
         now = self._clock.time()
         wait = self._store.confirm(
             reservation,
@@ -422,11 +494,19 @@ class QuotaLimiter:
             budget=self._budget_of(reservation.key),
             allowance=self._allowance(),
         )
-        return self._confirmed(reservation, now, wait)
+        return self._confirmed(reservation, now, wait, first=first)
 
     async def aconfirm(self, permit: Permit) -> float:
         """`confirm` for asyncio callers."""
-        reservation = _ticket_of(permit)
+        if isinstance(permit.ticket, _Items):
+            waits = [
+                await self._aconfirm_slot(slot, first=index == 0)
+                for index, slot in enumerate(permit.ticket)
+            ]
+            return max(waits)
+        return await self._aconfirm_slot(_ticket_of(permit))
+
+    async def _aconfirm_slot(self, reservation: Reservation, *, first: bool = True) -> float:
         now = self._clock.time()
         wait = await self._store.aconfirm(
             reservation,
@@ -434,11 +514,15 @@ class QuotaLimiter:
             budget=self._budget_of(reservation.key),
             allowance=self._allowance(),
         )
-        return self._confirmed(reservation, now, wait)
+        return self._confirmed(reservation, now, wait, first=first)
 
-    def _confirmed(self, reservation: Reservation, now: float, wait: float) -> float:
+    def _confirmed(
+        self, reservation: Reservation, now: float, wait: float, *, first: bool = True
+    ) -> float:
         if wait > 0.0:
             return wait
+        if not first:
+            return 0.0  # an extra item of one call: the call's first slot stands for it
         if len(self._sent_at) >= _CACHE_SIZE:
             self._sent_at.clear()  # permits never settled: forget, do not grow
         self._sent_at[reservation.slot_id] = now
@@ -473,6 +557,15 @@ class QuotaLimiter:
         usageMetadata.promptTokenCount) replaces the estimate. A 429 `diagnosis`
         teaches the limiter the enforced limit, when it fits one (see `evidence`).
         """
+        if isinstance(permit.ticket, _Items):
+            # The extra items end with the call; the first slot carries its tokens
+            # and everything learned from its answer.
+            first, *rest = permit.ticket
+            for slot in rest:
+                self._store.settle(
+                    slot, sent=sent and not _refused(diagnosis), end=self._clock.time(), tokens=0
+                )
+            permit = Permit(permit.project, permit.model, permit.tokens, permit.wait, first)
         ticket = _ticket_of(permit)
         wall = self._clock.time()
         tokens = self._settled_tokens(ticket, sent, input_tokens)
@@ -495,6 +588,13 @@ class QuotaLimiter:
         diagnosis: Diagnosis | None = None,
     ) -> None:
         """`settle` for asyncio callers."""
+        if isinstance(permit.ticket, _Items):
+            first, *rest = permit.ticket
+            for slot in rest:
+                await self._store.asettle(
+                    slot, sent=sent and not _refused(diagnosis), end=self._clock.time(), tokens=0
+                )
+            permit = Permit(permit.project, permit.model, permit.tokens, permit.wait, first)
         ticket = _ticket_of(permit)
         wall = self._clock.time()
         tokens = self._settled_tokens(ticket, sent, input_tokens)
@@ -797,6 +897,7 @@ class QuotaLimiter:
         input_tokens: int | None = None,
         diagnosis: Diagnosis | None = None,
         sent_at: float | None = None,
+        requests: int = 1,
     ) -> None:
         """Record an attempt sent without a permit (see `paces`), and learn from it.
         `sent_at`: the clock's monotonic reading when it was sent.
@@ -805,9 +906,11 @@ class QuotaLimiter:
         are written in batches (every 32 attempts, or once the oldest is a clock
         second old, and before anything reads or books): one store visit per
         batch instead of several per request. A failure is written at once, with
-        everything before it, since it may teach a limit."""
+        everything before it, since it may teach a limit. `requests`: how many
+        requests the server counts the call as (see `reserve`)."""
         now = self._clock.time()
         used = _counted_tokens(tokens, input_tokens)
+        self._tally_items(project, model, now, sent_at, requests, diagnosis)
         if diagnosis is None:
             if self._queue_tally((project, model, used, now, sent_at)):
                 self._flush_tallies()
@@ -828,10 +931,12 @@ class QuotaLimiter:
         input_tokens: int | None = None,
         diagnosis: Diagnosis | None = None,
         sent_at: float | None = None,
+        requests: int = 1,
     ) -> None:
         """`tally` for asyncio callers."""
         now = self._clock.time()
         used = _counted_tokens(tokens, input_tokens)
+        self._tally_items(project, model, now, sent_at, requests, diagnosis)
         if diagnosis is None:
             if self._queue_tally((project, model, used, now, sent_at)):
                 await self._aflush_tallies()
@@ -842,6 +947,20 @@ class QuotaLimiter:
             day = await self._alearn(reservation, diagnosis, now)
             if day is not None:
                 await self._store.amark_day_spent(reservation.key, day=day)
+
+    def _tally_items(
+        self,
+        project: str,
+        model: str,
+        now: float,
+        sent_at: float | None,
+        requests: int,
+        diagnosis: Diagnosis | None,
+    ) -> None:
+        """Queue the items of a call beyond its first (written with the next batch)."""
+        if requests > 1 and not _refused(diagnosis):
+            with self._tally_lock:
+                self._tallies.extend((project, model, 0, now, sent_at) for _ in range(requests - 1))
 
     def _queue_tally(self, entry: _Tallied) -> bool:
         """Queue one answered attempt; True when the batch is due."""
@@ -936,6 +1055,24 @@ def _refused(diagnosis: Diagnosis | None) -> bool:
         and diagnosis.http_status == 429
         and diagnosis.category is Category.RATE_LIMITED
         and diagnosis.quota is None
+    )
+
+
+class _Items(tuple[Reservation, ...]):
+    """The slots of a call the server counts as several requests, in booking order."""
+
+    __slots__ = ()
+
+
+def _joined(permits: list[Permit]) -> Permit:
+    """One permit for a call's slots: it waits for the latest of them."""
+    head = permits[0]
+    return Permit(
+        head.project,
+        head.model,
+        head.tokens,
+        max(p.wait for p in permits),
+        _Items(_ticket_of(p) for p in permits),
     )
 
 

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Literal, get_args
 
 from gemini_guard.errors import ConfigError
-from gemini_guard.tiers import Limits, model_spec
+from gemini_guard.tiers import COUNT_TOKENS_RPM, Limits, counted_model, model_spec
 
 __all__ = [
     "LimitPolicy",
@@ -154,7 +154,9 @@ class LimitPolicy:
         """
         chosen = tier if tier is not None else self.tier_of(project)
         base = Limits()
-        if chosen != "auto":
+        if chosen != "auto" and counted_model(model) is not None:
+            base = Limits(rpm=COUNT_TOKENS_RPM)  # countTokens: its own quota, every tier
+        elif chosen != "auto":
             spec = model_spec(model)
             if spec is not None and chosen in spec.tiers:
                 base = spec.tiers[chosen]

@@ -257,13 +257,21 @@ class ProjectPool:
     # -- the QuotaGate --------------------------------------------------------------
 
     def reserve(
-        self, *, project: str | None, model: str, tokens: int, exclude: Collection[str] = ()
+        self,
+        *,
+        project: str | None,
+        model: str,
+        tokens: int,
+        exclude: Collection[str] = (),
+        requests: int = 1,
     ) -> Permit:
         """Book on `project`, or on the best project when it is "*" (or None), leaving
         out the projects in `exclude` (the Guard's: their breaker for `model` is open)."""
         if project is not None and project != ANY_PROJECT:
-            return self._limiter.reserve(project=project, model=model, tokens=tokens)
-        for name in self._turns(model, exclude):
+            return self._limiter.reserve(
+                project=project, model=model, tokens=tokens, requests=requests
+            )
+        for name in self._turns(model, exclude) if requests == 1 else ():
             try:
                 return self._limiter.reserve(
                     project=name, model=model, tokens=tokens, now_only=True
@@ -278,19 +286,29 @@ class ProjectPool:
             if room.exhausted:
                 continue
             try:
-                return self._limiter.reserve(project=room.project, model=model, tokens=tokens)
+                return self._limiter.reserve(
+                    project=room.project, model=model, tokens=tokens, requests=requests
+                )
             except (DailyQuotaExhausted, QuotaWait) as error:
                 self._note(room.project, model, error)
                 errors.append(error)
         raise self._all_spent(model, rooms, errors)
 
     async def areserve(
-        self, *, project: str | None, model: str, tokens: int, exclude: Collection[str] = ()
+        self,
+        *,
+        project: str | None,
+        model: str,
+        tokens: int,
+        exclude: Collection[str] = (),
+        requests: int = 1,
     ) -> Permit:
         """`reserve` for asyncio callers."""
         if project is not None and project != ANY_PROJECT:
-            return await self._limiter.areserve(project=project, model=model, tokens=tokens)
-        for name in self._turns(model, exclude):
+            return await self._limiter.areserve(
+                project=project, model=model, tokens=tokens, requests=requests
+            )
+        for name in self._turns(model, exclude) if requests == 1 else ():
             try:
                 return await self._limiter.areserve(
                     project=name, model=model, tokens=tokens, now_only=True
@@ -306,7 +324,7 @@ class ProjectPool:
                 continue
             try:
                 return await self._limiter.areserve(
-                    project=room.project, model=model, tokens=tokens
+                    project=room.project, model=model, tokens=tokens, requests=requests
                 )
             except (DailyQuotaExhausted, QuotaWait) as error:
                 self._note(room.project, model, error)

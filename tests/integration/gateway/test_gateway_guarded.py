@@ -248,3 +248,28 @@ async def test_the_status_page_renders_offline_in_a_real_browser(tmp_path: Path)
     assert set(seen.values[charts]) >= {"requests", "errors", "fallbacks"}
     assert any(FLASH in entry for entry in seen.values[legend])
     assert shot.stat().st_size > 10_000
+
+
+async def test_250_embeddings_behind_the_gateway_are_paced_by_item_and_come_back_whole() -> None:
+    # The free tier's embedding model takes 100 requests a minute, each item one:
+    # 250 items go as parts of 100, 100 and 50, a minute apart, and none is refused.
+    clock = ScaledClock(120)
+    model = "gemini-embedding-001"
+    async for stack in gateway_stack("free-tier", clock, tier="free"):
+        async with httpx.AsyncClient(headers={"x-goog-api-key": TOKEN}, timeout=60) as http:
+            url = f"{stack.gateway.base_url}/v1beta/models/{model}:batchEmbedContents"
+            items = [
+                {"model": f"models/{model}", "content": {"parts": [{"text": f"t{i}"}]}}
+                for i in range(250)
+            ]
+            started = clock.monotonic()
+            reply = await http.post(url, json={"requests": items})
+            took = clock.monotonic() - started
+            one = await http.post(url, json={"requests": items[-1:]})
+        assert reply.status_code == 200
+        embeddings = reply.json()["embeddings"]
+        assert len(embeddings) == 250
+        assert embeddings[-1] == one.json()["embeddings"][0]
+        assert stack.upstream(model)["rejected"] == {}
+        assert stack.upstream(model)["admitted"] == 3 + 1
+        assert took >= 120.0  # two minute windows waited out, not 429s

@@ -44,16 +44,20 @@ class NotingLimiter(QuotaLimiter):
         super().__init__(**options)
         self.reserved: list[tuple[str, int]] = []
 
-    def reserve(self, *, project: str, model: str, tokens: int, now_only: bool = False) -> Permit:
+    def reserve(
+        self, *, project: str, model: str, tokens: int, requests: int = 1, now_only: bool = False
+    ) -> Permit:
         self.reserved.append((model, tokens))
-        return super().reserve(project=project, model=model, tokens=tokens, now_only=now_only)
+        return super().reserve(
+            project=project, model=model, tokens=tokens, requests=requests, now_only=now_only
+        )
 
     async def areserve(
-        self, *, project: str, model: str, tokens: int, now_only: bool = False
+        self, *, project: str, model: str, tokens: int, requests: int = 1, now_only: bool = False
     ) -> Permit:
         self.reserved.append((model, tokens))
         return await super().areserve(
-            project=project, model=model, tokens=tokens, now_only=now_only
+            project=project, model=model, tokens=tokens, requests=requests, now_only=now_only
         )
 
 
