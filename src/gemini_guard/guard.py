@@ -40,6 +40,7 @@ from gemini_guard.call import (
     run_async,
     run_sync,
 )
+from gemini_guard.call.http import bare_model, location_of
 from gemini_guard.call.info import guard_info, last_call, remember, set_last_call
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.diagnosis import Category, Diagnosis, diagnose, diagnose_response, plainly_usable
@@ -318,6 +319,8 @@ class Guard:
         gate = self._quota_gate(quota, store=store, tier=tier)
         # Clients of the pool's other projects, by API key (made on first use).
         self._pool_clients: dict[str, genai.Client] = {}
+        # Vertex AI clients for the other locations a chain names (`model@location`).
+        self._location_clients: dict[str, genai.Client] = {}
         self._pool = _pool_of(gate)
         if self._pool is not None:
             if project == "default":
@@ -499,6 +502,8 @@ class Guard:
             self._owned.pop().close()
         while self._pool_clients:
             self._pool_clients.popitem()[1].close()
+        while self._location_clients:
+            self._location_clients.popitem()[1].close()
         for http in self._guarded_http:
             if isinstance(http, httpx.Client):
                 http.close()
@@ -508,7 +513,7 @@ class Guard:
         if self.cache is not None and self._owns_cache:
             await self.cache.aclose()
             self.cache = None
-        for client in self._pool_clients.values():
+        for client in [*self._pool_clients.values(), *self._location_clients.values()]:
             await client.aio.aclose()
         for http in self._guarded_http:
             if isinstance(http, httpx.AsyncClient):
@@ -576,7 +581,8 @@ class Guard:
         chose the project, a client with one of that project's keys (taking turns)."""
         pool = self._pool
         if pool is None or plan.project is None:
-            return self.unguarded_client
+            location = location_of(plan.model)
+            return self.unguarded_client if location is None else self._client_in(location)
         key = pool.api_key(plan.project)
         client = self._pool_clients.get(key)
         if client is None:
@@ -584,6 +590,27 @@ class Guard:
 
             client = genai.Client(api_key=key, http_options=_http_options_of(self.unguarded_client))
             self._pool_clients[key] = client
+        return client
+
+    def _client_in(self, location: str) -> genai.Client:
+        """The Guard's Vertex AI client moved to `location` (a chain entry such as
+        `gemini-2.5-pro@global`): the same project, credentials and HTTP options. A
+        Gemini API client has no locations: the entry's model is sent as it is."""
+        api = getattr(self.unguarded_client, "_api_client", None)
+        if not getattr(api, "vertexai", False) or getattr(api, "location", None) == location:
+            return self.unguarded_client
+        client = self._location_clients.get(location)
+        if client is None:
+            from google import genai
+
+            client = genai.Client(
+                vertexai=True,
+                project=api.project,  # type: ignore[union-attr]
+                location=location,
+                credentials=getattr(api, "_credentials", None),
+                http_options=_http_options_of(self.unguarded_client),
+            )
+            self._location_clients[location] = client
         return client
 
     def _tokens(self, model: str, contents: Any, config: Any) -> int:
@@ -832,7 +859,7 @@ class GuardedModels:
             try:
                 return _usable_or_raise(
                     g._client_for(plan).models.generate_content(
-                        model=plan.model,
+                        model=bare_model(plan.model),
                         contents=contents,
                         config=g._config(config, plan, types.GenerateContentConfig),
                     )
@@ -882,7 +909,7 @@ class GuardedModels:
         def send(plan: AttemptPlan) -> Pair:
             stream = iter(
                 g._client_for(plan).models.generate_content_stream(
-                    model=plan.model,
+                    model=bare_model(plan.model),
                     contents=contents,
                     config=g._config(config, plan, types.GenerateContentConfig),
                 )
@@ -932,7 +959,7 @@ class GuardedModels:
 
         def send(plan: AttemptPlan) -> types.CountTokensResponse:
             return g.unguarded_client.models.count_tokens(
-                model=plan.model,
+                model=bare_model(plan.model),
                 contents=contents,
                 config=g._config(config, plan, types.CountTokensConfig),
             )
@@ -995,7 +1022,7 @@ class AsyncGuardedModels:
             try:
                 return _usable_or_raise(
                     await g._client_for(plan).aio.models.generate_content(
-                        model=plan.model,
+                        model=bare_model(plan.model),
                         contents=contents,
                         config=g._config(config, plan, types.GenerateContentConfig),
                     )
@@ -1045,7 +1072,7 @@ class AsyncGuardedModels:
 
         async def send(plan: AttemptPlan) -> Pair:
             stream = await g._client_for(plan).aio.models.generate_content_stream(
-                model=plan.model,
+                model=bare_model(plan.model),
                 contents=contents,
                 config=g._config(config, plan, types.GenerateContentConfig),
             )
@@ -1124,7 +1151,7 @@ class AsyncGuardedModels:
 
         async def send(plan: AttemptPlan) -> types.CountTokensResponse:
             return await g.unguarded_client.aio.models.count_tokens(
-                model=plan.model,
+                model=bare_model(plan.model),
                 contents=contents,
                 config=g._config(config, plan, types.CountTokensConfig),
             )

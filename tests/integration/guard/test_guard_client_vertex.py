@@ -84,3 +84,60 @@ def test_a_location_entry_rewrites_the_path_and_the_host() -> None:
         == "asia-northeast1-aiplatform.googleapis.com"
     )
     assert vertex_host("127.0.0.1", "global") == "127.0.0.1"
+
+
+
+def _location_storm_figures(server: EmulatorServer) -> tuple[int, int]:
+    projects = server.emulator.stats()["projects"]
+    return (
+        projects["my-project@us-central1"][PRO]["admitted"],
+        projects["my-project@global"][PRO]["admitted"],
+    )
+
+
+def test_guard_models_moves_to_the_next_location_of_the_chain() -> None:
+    # The SDK-shaped path has no URL to rewrite: it sends with a client of the other
+    # location (same project, credentials and options).
+    clock = FakeClock()
+    with serve(SCENARIO, clock=clock) as server:
+        guard = Guard(
+            client=_vertex_client(server, "us-central1"),
+            models=[f"{PRO}@global"],
+            clock=clock,
+            seed=5,
+            log=False,
+        )
+        try:
+            answers = [
+                guard.models.generate_content(model=PRO, contents=f"q{i}") for i in range(6)
+            ]
+            info = last_call()
+        finally:
+            guard.close()
+        figures = _location_storm_figures(server)
+    assert all(a.text for a in answers)  # nothing lost
+    assert figures == (2, 4)
+    assert info is not None
+    assert info.model == f"{PRO}@global"
+    assert any(a.category is Category.RATE_LIMITED for a in info.attempts)
+
+
+async def test_guard_aio_models_moves_to_the_next_location_of_the_chain() -> None:
+    clock = FakeClock()
+    with serve(SCENARIO, clock=clock) as server:
+        client = _vertex_client(server, "us-central1")
+        guard = Guard(client=client, models=[f"{PRO}@global"], clock=clock, seed=5, log=False)
+        try:
+            answers = [
+                await guard.aio.models.generate_content(model=PRO, contents=f"q{i}")
+                for i in range(6)
+            ]
+            info = last_call()
+        finally:
+            await guard.aclose()
+            await client.aio.aclose()
+        figures = _location_storm_figures(server)
+    assert all(a.text for a in answers)
+    assert figures == (2, 4)
+    assert info is not None
+    assert info.model == f"{PRO}@global"
