@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -221,12 +222,22 @@ def test_batch_output_mistakes_are_one_line(
     assert needle in line or "is a directory" in line
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write any file")
 def test_batch_output_not_writable_is_one_line(prompts: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     out.write_text("")
     out.chmod(0o444)
-    result = run("batch", str(prompts), "-o", str(out), "--emulate", "healthy")
+    command = [str(SCRIPT), "batch", str(prompts), "-o", str(out), "--emulate", "healthy"]
+    if os.geteuid() == 0:
+        # Root ignores file modes; without CAP_DAC_OVERRIDE (util-linux's setpriv) it
+        # is held to them like any user.
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root ignores file modes and setpriv is missing")
+        caps = "-dac_override,-dac_read_search"
+        command = [setpriv, "--bounding-set", caps, "--inh-caps", caps, "--", *command]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "GOOGLE_"))}
+    env.update({"LANG": "en_US.UTF-8", "LC_ALL": "", "COLUMNS": "100", "NO_COLOR": "1"})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 1
     assert "permission denied" in one_line_error(result)
 
@@ -395,5 +406,5 @@ def test_shell_completion_knows_the_commands_and_scenarios() -> None:
         ).stdout.split()
 
     assert "plain,emulate" in complete("gemini-guard em", 1)
-    assert complete("gemini-guard emulate --scenario ba", 3) == ["plain,bad-day"]
+    assert complete("gemini-guard emulate --scenario bad", 3) == ["plain,bad-day"]
     assert "plain,bad-day" in complete("gemini-guard batch in.jsonl --emulate b", 4)
