@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from gemini_guard.clock import Clock
 from gemini_guard.errors import BudgetExceeded, ConfigError
-from gemini_guard.pacific import next_reset, quota_day
+from gemini_guard.pacific import day_start, next_reset, quota_day
 from gemini_guard.telemetry.events import CallUsage
-from gemini_guard.tiers import CallRates, call_rates
+from gemini_guard.tiers import LONG_CONTEXT_THRESHOLD, CallRates, call_rates
 
 __all__ = ["SpendReport", "Spending", "Usage", "call_cost", "free_call", "usage_of"]
 
@@ -82,8 +82,13 @@ def call_cost(
     rates = (prices or {}).get(model.removeprefix("models/")) or call_rates(
         model, prompt_tokens=usage.input_tokens, batch=batch
     )
-    if rates is None:
-        return None
+    return None if rates is None else _priced(rates, usage)
+
+
+_UNKNOWN = object()
+
+
+def _priced(rates: CallRates, usage: Usage) -> float:
     fresh = max(0, usage.input_tokens - usage.cached_tokens)
     micro = (
         fresh * rates.input
@@ -129,6 +134,29 @@ class Spending:
         self._cells: dict[tuple[str, str], float] = {}
         self._calls = 0
         self._unpriced = 0
+        # Worked out once, not on every call: the Pacific day (its key, and the span
+        # of wall time it covers) and each model's rates.
+        self._day: tuple[float, float, str] = (0.0, 0.0, "")
+        self._rates: dict[tuple[str, bool, bool], CallRates | None] = {}
+
+    def _day_key(self, now: float) -> str:
+        start, end, key = self._day
+        if not start <= now < end:
+            key = quota_day(now).isoformat()
+            start, end = day_start(now), next_reset(now)
+            self._day = (start, end, key)
+        return key
+
+    def _cost(self, model: str, usage: Usage, batch: bool) -> float | None:
+        rates = self._prices.get(model.removeprefix("models/"))
+        if rates is None:
+            long = usage.input_tokens > LONG_CONTEXT_THRESHOLD
+            found = self._rates.get((model, long, batch), _UNKNOWN)
+            if found is _UNKNOWN:
+                found = call_rates(model, prompt_tokens=usage.input_tokens, batch=batch)
+                self._rates[(model, long, batch)] = found
+            rates = found  # type: ignore[assignment]
+        return None if rates is None else _priced(rates, usage)
 
     def check(self, model: str) -> None:
         """Raise `BudgetExceeded` when today's spend has reached the budget."""
@@ -166,8 +194,8 @@ class Spending:
     ) -> CallUsage:
         """Add one successful call's usage; the `CallUsage` event that tells it."""
         now = self._clock.time()
-        cost = call_cost(model, usage, batch=batch, prices=self._prices)
-        key = (quota_day(now).isoformat(), model)
+        cost = self._cost(model, usage, batch)
+        key = (self._day_key(now), model)
         with self._lock:
             self._calls += 1
             if cost is None:

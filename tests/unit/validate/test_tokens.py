@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from google.genai import types
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gemini_guard.tokens import (
     MAX_TOKENS_PER_CHAR,
@@ -111,3 +113,13 @@ def test_media_parts_count_a_fixed_amount() -> None:
 
 def test_none_is_zero() -> None:
     assert estimate_tokens(None) == 0
+
+
+_PIECES = [*"ab Z9\n\t.,!?-_", *"中文字かなカナ한국어，。éàüß", "  ", "supercalifragilistic"]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(_PIECES), max_size=120).map("".join))
+def test_the_fast_estimate_is_the_estimate_of_the_counts(text: str) -> None:
+    # estimate_text_tokens skips building TextCounts on the hot path: same figure.
+    assert estimate_text_tokens(text) == (count_text(text).tokens if text else 0)
