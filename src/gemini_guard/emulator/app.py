@@ -23,7 +23,7 @@ import itertools
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
@@ -1200,7 +1200,7 @@ class _StreamResponse(Response):
         )
         fault = self._fault
         if fault is not None and fault.kind in STALL_KINDS:
-            await self._stalled(fault, send)
+            await self._stalled(fault, receive, send)
             return
         # A stream fault strikes before the last chunk, so the stream never completes.
         break_at = min(self._fault.after_chunks, len(self._chunks) - 1) if self._fault else None
@@ -1215,16 +1215,35 @@ class _StreamResponse(Response):
             await send({"type": "http.response.body", "body": _sse(chunk), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _stalled(self, fault: Fault, send: Send) -> None:
+    async def _stalled(self, fault: Fault, receive: Receive, send: Send) -> None:
         """Silence for `fault.delay` on the emulator's clock, before the first chunk or
-        after `after_chunks`; then the rest of the answer, as a slow stream would."""
+        after `after_chunks`; then the rest of the answer, as a slow stream would. A
+        client that gives up on the silence (as it should) ends it: nothing is left
+        sleeping for the server's shutdown to cancel."""
         silent_at = 0 if fault.kind == "stall_before_first_chunk" else fault.after_chunks
         silent_at = min(silent_at, len(self._chunks) - 1)
         for index, chunk in enumerate(self._chunks):
-            if index == silent_at:
-                await self._emulator.clock.asleep(fault.delay)
+            if index == silent_at and await _client_left_during(
+                self._emulator.clock.asleep(fault.delay), receive
+            ):
+                return
             await send({"type": "http.response.body", "body": _sse(chunk), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _client_left_during(silence: Coroutine[Any, Any, None], receive: Receive) -> bool:
+    """Wait out `silence`, unless the client disconnects first (True then)."""
+
+    async def disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    waiting = asyncio.ensure_future(silence)
+    leaving = asyncio.ensure_future(disconnected())
+    done, _ = await asyncio.wait((waiting, leaving), return_when=asyncio.FIRST_COMPLETED)
+    for task in (waiting, leaving):
+        task.cancel()
+    return leaving in done
 
 
 def _sse(obj: Any) -> bytes:
