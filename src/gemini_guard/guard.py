@@ -452,8 +452,8 @@ class Guard:
             raise ConfigError(
                 f"quota_max_wait={max_wait!r} must be a number of seconds >= 0 (or None)"
             )
-        # The gate's events go straight to this Guard's telemetry, from the first:
-        # a store that fails while the gate is being built is told too.
+        # The gate's events (a limit learned, the store down) go straight to this
+        # Guard's telemetry, from the moment the gate exists.
         options: dict[str, Any] = {
             "store": store if isinstance(store, str) else "memory://",
             "clock": self.clock,
@@ -1280,19 +1280,11 @@ def guard_from_config(config: GuardConfig, **overrides: Any) -> Guard:
     return Guard(**{**options, **overrides, "hooks": hooks})
 
 
-def _limits_of(
-    limits: Mapping[str, Limits | Mapping[str, object]],
-) -> dict[str, Limits | dict[str, object]]:
-    if isinstance(limits, str) or not isinstance(limits, Mapping):
-        raise ConfigError(
-            'quota_limits= must map model names to figures, e.g. {"gemini-2.5-pro": '
-            f'{{"rpm": 2}}}}, got a {type(limits).__name__}'
-        )
-    # Figures that are not a mapping are left for the limiter to name and refuse.
-    return {
-        model: dict(figures) if isinstance(figures, Mapping) else figures
-        for model, figures in limits.items()
-    }
+def _limits_of(limits: object) -> dict[str, Limits | dict[str, object]]:
+    """`quota_limits=` validated, its errors naming that option."""
+    from gemini_guard.quota.limits import parse_model_limits
+
+    return dict(parse_model_limits(limits, field_name="quota_limits"))
 
 
 def _first_key(projects: Sequence[Project | Mapping[str, object]]) -> str | None:
