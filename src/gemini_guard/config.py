@@ -310,6 +310,104 @@ class GuardConfig(Section):
             raise ValueError("at least one [[projects]] entry is needed")
         return self
 
+    def guard_options(self, *, require_key: bool = True) -> dict[str, Any]:
+        """The keyword arguments of the Guard this configuration describes:
+        `Guard(**config.guard_options())`.
+
+        API keys are read from the environment variables the projects name. One
+        project: its name, tier and limits (over `[quota.limits]`) for the limiter
+        the Guard builds. Several: `projects=` for the Guard to pace as one pool,
+        which needs every project's key. An unset key of the first project is a
+        `ConfigError` unless `require_key=False` (for a caller giving its own client).
+        """
+        from gemini_guard.telemetry import JsonlSink
+
+        first = self.projects[0]
+        telemetry = self.telemetry
+        alerts: Any = telemetry.alerts
+        if telemetry.webhook:
+            from gemini_guard.telemetry.alerts import Alerts
+
+            alerts = Alerts(webhook=telemetry.webhook)
+        options: dict[str, Any] = {
+            "models": self.models,
+            "retry": self.retry.policy(),
+            "breaker": self.breaker.policy(),
+            "store": self.store,
+            "log": telemetry.log,
+            "hooks": [JsonlSink(telemetry.jsonl)] if telemetry.jsonl else [],
+            "metrics": telemetry.metrics,
+            "alerts": alerts,
+            "daily_budget_usd": telemetry.daily_budget_usd,
+            "token_counter": self.quota.token_counter,
+        }
+        if self.cache is not None:
+            options["cache"] = self.cache
+        if self.base_url:
+            options["base_url"] = self.base_url
+        key = first.api_key()
+        if key is not None:
+            options["api_key"] = key
+        elif require_key:
+            raise ConfigError(
+                f"projects[0].api_key_env: environment variable {first.api_key_env} is "
+                f"not set (config: {self.source or 'defaults'}); export it, or pass your "
+                "own client="
+            )
+        options.update(self._pacing_options())
+        return options
+
+    def _pacing_options(self) -> dict[str, Any]:
+        quota = self.quota
+        if quota.enabled and len(self.projects) > 1:
+            return self._pool_options()
+        first = self.projects[0]
+        options: dict[str, Any] = {"project": first.name, "tier": first.tier or self.tier}
+        if not quota.enabled:
+            options["quota"] = False
+            return options
+        # The project's own limits lie over the shared ones; for the one project the
+        # Guard paces, that is one table.
+        shared, own = _figures(quota.limits), _figures(first.limits)
+        limits = {model: {**shared.get(model, {}), **own.get(model, {})} for model in shared | own}
+        if limits:
+            options["quota_limits"] = limits
+        if quota.max_wait is not None:
+            options["quota_max_wait"] = quota.max_wait
+        return options
+
+    def _pool_options(self) -> dict[str, Any]:
+        from gemini_guard.quota.pool import Project
+
+        members = []
+        for index, member in enumerate(self.projects):
+            key = member.api_key()
+            if key is None:
+                raise ConfigError(
+                    f"projects[{index}].api_key_env: environment variable "
+                    f"{member.api_key_env} is not set (config: {self.source or 'defaults'}); "
+                    "a pool of several projects needs every project's key"
+                )
+            members.append(
+                Project(
+                    member.name,
+                    keys=(key,),
+                    tier=member.tier or self.tier,
+                    limits=_figures(member.limits),
+                )
+            )
+        options: dict[str, Any] = {"projects": members, "tier": self.tier}
+        if self.quota.limits:
+            options["quota_limits"] = _figures(self.quota.limits)
+        if self.quota.max_wait is not None:
+            options["quota_max_wait"] = self.quota.max_wait
+        return options
+
+
+def _figures(limits: Mapping[str, Mapping[LimitName, int]]) -> dict[str, dict[str, object]]:
+    """Per-model limits as the quota limiter reads them."""
+    return {model: {str(name): value for name, value in f.items()} for model, f in limits.items()}
+
 
 def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
     raw: dict[str, Any] = {}

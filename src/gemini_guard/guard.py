@@ -70,7 +70,7 @@ from gemini_guard.telemetry import (
 )
 from gemini_guard.telemetry.extras import plug_in
 from gemini_guard.telemetry.spend import Spending, Usage, free_call, usage_of
-from gemini_guard.tiers import TIERS, count_tokens_quota
+from gemini_guard.tiers import TIERS, Limits, count_tokens_quota
 from gemini_guard.tokens.counter import (
     TokenCounter,
     TokenCounterChoice,
@@ -86,7 +86,7 @@ if TYPE_CHECKING:
     from gemini_guard.cache.settings import CacheConfig
     from gemini_guard.call.cache_stage import CacheStage
     from gemini_guard.config import GuardConfig
-    from gemini_guard.quota.pool import ProjectPool
+    from gemini_guard.quota.pool import Project, ProjectPool
     from gemini_guard.telemetry.alerts import Alerts
     from gemini_guard.telemetry.prometheus import PrometheusMetrics
     from gemini_guard.telemetry.spend import SpendReport
@@ -206,7 +206,10 @@ _THINKING_LEVELS = re.compile(r"gemini-[3-9]")
 class Guard:
     """A guarded google-genai client: same calls, kept working through the API's errors.
 
-    - `client`: a `google.genai.Client` (made from `api_key` or the environment if None).
+    - `client`: a `google.genai.Client` (made from `api_key`, else the first key of
+      `projects`, else the environment, if None).
+    - `base_url`: where the client the Guard makes sends (an emulator, a gateway);
+      with `client=` given, set it on that client instead.
     - `models`: the fallback chain; a call's `model=` is tried first, then these in order.
     - `tier`: the project's tier, for quota pacing: "auto" (default: pace only once a
       429 has revealed the limits, so a paid project is never slowed to free-tier
@@ -217,12 +220,23 @@ class Guard:
     - `store`: where quota ledgers and breaker state live, by URL: "memory://" (this
       process), "sqlite:///path.db" (processes of one host), "redis://host:port/db"
       (many hosts); or a `BreakerStore` (breakers there, quotas in memory).
-    - `quota`: None (default) paces every attempt with a `QuotaLimiter` over `store`
-      for `tier`; False turns pacing off; or any `QuotaGate` of your own.
-    - `project`: the name breakers and quota are kept under. With a
-      `gemini_guard.quota.ProjectPool` as `quota`, the pool picks the project of
-      each attempt (they take turns among those that can send now) and the Guard
-      sends with one of that project's keys.
+    - `quota`: None (default) paces every attempt with a gate the Guard builds, owns
+      and closes: a `QuotaLimiter` over `store` for `tier`, or a `ProjectPool` of
+      `projects`; its events (a limit learned, the store down) are the Guard's
+      telemetry. False turns pacing off; or any `QuotaGate` of your own.
+    - `quota_limits`: per-model figures over the tier table, for the gate the Guard
+      builds: `{"gemini-2.5-pro": {"rpm": 2}}` replaces only the figures named.
+    - `quota_max_wait`: the longest an attempt may wait for quota, in seconds (None:
+      as long as needed); a longer wait raises `QuotaWait` and books nothing.
+    - `projects`: several Google Cloud projects (`gemini_guard.quota.Project`s or
+      mappings with name, keys, tier, limits): the Guard paces them as one
+      `ProjectPool`, which picks the project of each attempt (they take turns among
+      those that can send now), and sends with one of that project's keys. A
+      project's own `limits` (provisioned throughput) lie over `quota_limits`.
+      `quota_limits`, `quota_max_wait` and `projects` shape the gate the Guard
+      builds: with `quota=False` or a gate of your own they are refused.
+    - `project`: the name breakers and quota are kept under. With a pool (`projects`,
+      or a `ProjectPool` as `quota`) the pool chooses unless a project is named.
     - `validation`: local checks of each request before it is sent (field names, ranges,
       model names, token limits; see `gemini_guard.validation`). "strict" (default)
       raises `RequestRejected` and sends nothing when the API would reject it; "warn"
@@ -249,6 +263,7 @@ class Guard:
         *,
         client: genai.Client | None = None,
         api_key: str | None = None,
+        base_url: str | None = None,
         models: Sequence[str] = (),
         tier: str = "auto",
         retry: RetryPolicy = RetryPolicy.DEFAULT,
@@ -257,6 +272,9 @@ class Guard:
         hooks: Sequence[Sink] = (),
         store: str | BreakerStore = "memory://",
         quota: QuotaGate | bool | None = None,
+        quota_limits: Mapping[str, Limits | Mapping[str, object]] | None = None,
+        quota_max_wait: float | None = None,
+        projects: Sequence[Project | Mapping[str, object]] | None = None,
         project: str = "default",
         validation: ValidationMode | Validator = "strict",
         catalog: ModelSource | None = None,
@@ -274,12 +292,29 @@ class Guard:
                 f"models must be a list of model names, got the string {models!r}; "
                 f"write models=[{models!r}]"
             )
+        if isinstance(projects, str | Mapping):
+            raise ConfigError(
+                "projects= must be a list of projects (Project or mappings with name, "
+                f"keys, tier, limits), got a {type(projects).__name__}"
+            )
         if tier not in _TIER_CHOICES:
             raise ConfigError(f"tier {tier!r} is not one of: {', '.join(_TIER_CHOICES)}")
+        if base_url is not None and client is not None:
+            raise ConfigError(
+                "base_url= is for the client the Guard makes; with client= given, set "
+                "the base URL in that client's http_options instead"
+            )
         if client is None:
             from google import genai
 
-            client = genai.Client(api_key=api_key) if api_key else genai.Client()
+            if api_key is None and projects:
+                api_key = _first_key(projects)
+            http = types.HttpOptions(base_url=base_url) if base_url else None
+            client = (
+                genai.Client(api_key=api_key, http_options=http)
+                if api_key
+                else genai.Client(http_options=http)
+            )
         # The client the Guard was given (or made): its calls are NOT guarded. What
         # users hand to frameworks is `guard.client`, built on it.
         self.unguarded_client = client
@@ -316,18 +351,26 @@ class Guard:
         # in belongs to the caller.
         self._owned: list[Any] = []
         breaker_store = self._breaker_store(store)
-        gate = self._quota_gate(quota, store=store, tier=tier)
+        try:
+            gate = self._quota_gate(
+                quota,
+                store=store,
+                tier=tier,
+                limits=quota_limits,
+                max_wait=quota_max_wait,
+                projects=projects,
+            )
+            self._pool = _pool_of(gate)
+            if self._pool is not None:
+                project = self._pool_project(self._pool, project)
+        except Exception:
+            while self._owned:  # a Guard refused leaves nothing open
+                self._owned.pop().close()
+            raise
         # Clients of the pool's other projects, by API key (made on first use).
         self._pool_clients: dict[str, genai.Client] = {}
         # Vertex AI clients for the other locations a chain names (`model@location`).
         self._location_clients: dict[str, genai.Client] = {}
-        self._pool = _pool_of(gate)
-        if self._pool is not None:
-            if project == "default":
-                project = "*"  # let the pool choose
-            for member in self._pool.projects:
-                for key in member.keys:
-                    self.telemetry.add_secret(key)
         self.engine = Engine(
             clock=self.clock,
             retry=retry,
@@ -365,30 +408,71 @@ class Guard:
             self._owned.append(opened)
         return opened
 
+    def _pool_project(self, pool: ProjectPool, project: str) -> str:
+        """The project the engine books under with a pool ("*": the pool chooses);
+        the pool's keys are secrets of this Guard's telemetry."""
+        names = [member.name for member in pool.projects]
+        if project == "default":
+            project = "*"  # let the pool choose
+        elif project != "*" and project not in names:
+            raise ConfigError(
+                f"project={project!r} is not in the pool ({', '.join(names)}); name "
+                "one of its projects, or leave project= out to let the pool choose"
+            )
+        for member in pool.projects:
+            for key in member.keys:
+                self.telemetry.add_secret(key)
+        return project
+
     def _quota_gate(
-        self, quota: QuotaGate | bool | None, *, store: str | BreakerStore, tier: str
+        self,
+        quota: QuotaGate | bool | None,
+        *,
+        store: str | BreakerStore,
+        tier: str,
+        limits: Mapping[str, Limits | Mapping[str, object]] | None,
+        max_wait: float | None,
+        projects: Sequence[Project | Mapping[str, object]] | None,
     ) -> QuotaGate:
-        if quota is False:
-            return NoQuota()
-        if quota is None or quota is True:
+        shaping = {"quota_limits": limits, "quota_max_wait": max_wait, "projects": projects}
+        given = [f"{name}=" for name, value in shaping.items() if value is not None]
+        if quota is not None and quota is not True:
+            if given:
+                why = (
+                    "quota=False turns pacing off" if quota is False else "quota= is your own gate"
+                )
+                raise ConfigError(
+                    f"{', '.join(given)} shape the quota gate the Guard builds, but {why}; "
+                    "drop one or the other (a gate of your own takes its limits itself)"
+                )
+            return NoQuota() if quota is False else quota
+        if max_wait is not None and (
+            isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or not max_wait >= 0
+        ):
+            raise ConfigError(
+                f"quota_max_wait={max_wait!r} must be a number of seconds >= 0 (or None)"
+            )
+        # The gate's events (a limit learned, the store down) go straight to this
+        # Guard's telemetry, from the moment the gate exists.
+        options: dict[str, Any] = {
+            "store": store if isinstance(store, str) else "memory://",
+            "clock": self.clock,
+            "tier": tier,
+            "limits": _limits_of(limits) if limits is not None else None,
+            "max_wait": max_wait,
+            "on_event": self._quota_event,
+        }
+        gate: QuotaGate
+        if projects is not None:
+            from gemini_guard.quota.pool import ProjectPool
+
+            gate = ProjectPool(projects, **options)
+        else:
             from gemini_guard.quota import QuotaLimiter
 
-            limiter = QuotaLimiter(
-                store=store if isinstance(store, str) else "memory://",
-                clock=self.clock,
-                tier=tier,
-                on_event=self._quota_event,
-            )
-            self._owned.append(limiter)
-            return limiter
-        return quota
-
-    def _adopt(self, gate: Any, *, on_event: Any) -> None:
-        """Take a limiter built for this Guard (from a configuration) as its own:
-        close it with the Guard, and send its events to the Guard's telemetry
-        (`on_event` is the relay the limiter was given)."""
+            gate = QuotaLimiter(**options)
         self._owned.append(gate)
-        on_event.target = self._quota_event
+        return gate
 
     def _quota_event(self, event: object) -> None:
         """The limiter's news (a limit learned, the store down) as telemetry."""
@@ -1177,118 +1261,36 @@ def wrap(client: genai.Client, **options: Any) -> Guard:
 
 
 def guard_from_config(config: GuardConfig, **overrides: Any) -> Guard:
-    """A `Guard` from a validated configuration; keyword arguments override it
-    (e.g. `client=`, `clock=`, `hooks=`)."""
-    from gemini_guard.telemetry import JsonlSink
-
-    project = config.projects[0]
-    options: dict[str, Any] = {
-        "models": config.models,
-        "tier": project.tier or config.tier,
-        "retry": config.retry.policy(),
-        "breaker": config.breaker.policy(),
-        "store": config.store,
-        "project": project.name,
-        "log": config.telemetry.log,
-        "token_counter": config.quota.token_counter,
-    }
-    if config.cache is not None:
-        options["cache"] = config.cache
-    telemetry = config.telemetry
-    options["metrics"] = telemetry.metrics
-    options["daily_budget_usd"] = telemetry.daily_budget_usd
-    if telemetry.webhook:
-        from gemini_guard.telemetry.alerts import Alerts
-
-        options["alerts"] = Alerts(webhook=telemetry.webhook)
-    else:
-        options["alerts"] = telemetry.alerts
-    hooks = list(overrides.pop("hooks", ()))
-    if config.telemetry.jsonl:
-        hooks.append(JsonlSink(config.telemetry.jsonl))
-    options["hooks"] = hooks
-    if "client" not in overrides:
-        key = project.api_key()
-        if key is None:
-            raise ConfigError(
-                f"projects[0].api_key_env: environment variable {project.api_key_env} "
-                f"is not set (config: {config.source or 'defaults'}); export it, or pass "
-                "client= to guard_from_config"
-            )
-        from google import genai
-        from google.genai import types
-
-        http = types.HttpOptions(base_url=config.base_url) if config.base_url else None
-        options["client"] = genai.Client(api_key=key, http_options=http)
-        options["api_key"] = key
-    quota = config.quota
-    relay: _Relay | None = None
+    """`Guard(**config.guard_options())` with keyword arguments over it (e.g. `client=`,
+    `clock=`, `hooks=`). Three of them replace more than their own option: `client=`
+    the configuration's API key and base_url; `quota=` its pacing (the pool of its
+    projects, its quota limits and max_wait: the Guard runs as the first project);
+    and `hooks=` come before the configuration's own (its JSONL file), not instead."""
+    if "quota" in overrides and len(config.projects) > 1:
+        config = config.model_copy(update={"projects": config.projects[:1]})
+    own_client = "client" in overrides
+    options = config.guard_options(require_key=not own_client and "api_key" not in overrides)
+    if own_client:
+        options.pop("api_key", None)
+        options.pop("base_url", None)
     if "quota" in overrides:
-        pass  # the caller's gate (or False) wins
-    elif not quota.enabled:
-        options["quota"] = False
-    elif len(config.projects) > 1:
-        # Several projects: a pool picks the project of each attempt.
-        from gemini_guard.quota.pool import Project, ProjectPool
-
-        members = []
-        for index, member in enumerate(config.projects):
-            key = member.api_key()
-            if key is None:
-                raise ConfigError(
-                    f"projects[{index}].api_key_env: environment variable "
-                    f"{member.api_key_env} is not set (config: {config.source or 'defaults'})"
-                )
-            members.append(
-                Project(
-                    member.name,
-                    keys=(key,),
-                    tier=member.tier or config.tier,
-                    limits=_limits_of(member.limits),
-                )
-            )
-        relay = _Relay()
-        options["quota"] = ProjectPool(
-            members,
-            store=overrides.get("store", config.store),
-            clock=overrides.get("clock"),
-            tier=config.tier,
-            limits={m: {str(k): v for k, v in f.items()} for m, f in quota.limits.items()},
-            max_wait=quota.max_wait,
-            on_event=relay,
-        )
-        options["project"] = "*"
-    elif quota.max_wait is not None or quota.limits or project.limits:
-        # Options the Guard does not take itself: build its limiter here.
-        from gemini_guard.quota import QuotaLimiter
-
-        relay = _Relay()
-        options["quota"] = QuotaLimiter(
-            store=overrides.get("store", config.store),
-            clock=overrides.get("clock"),
-            tier=options["tier"],
-            limits={m: {str(k): v for k, v in f.items()} for m, f in quota.limits.items()},
-            project_limits={project.name: _limits_of(project.limits)} if project.limits else None,
-            max_wait=quota.max_wait,
-            on_event=relay,
-        )
-    options.update(overrides)
-    guard = Guard(**options)
-    if relay is not None:
-        guard._adopt(options["quota"], on_event=relay)
-    return guard
+        options.pop("quota_limits", None)
+        options.pop("quota_max_wait", None)
+    hooks = [*overrides.pop("hooks", ()), *options.pop("hooks", ())]
+    return Guard(**{**options, **overrides, "hooks": hooks})
 
 
-def _limits_of(limits: Mapping[str, Mapping[Any, int]]) -> dict[str, dict[str, object]]:
-    return {model: dict(figures) for model, figures in limits.items()}
+def _limits_of(limits: object) -> dict[str, Limits | dict[str, object]]:
+    """`quota_limits=` validated, its errors naming that option."""
+    from gemini_guard.quota.limits import parse_model_limits
+
+    return dict(parse_model_limits(limits, field_name="quota_limits"))
 
 
-class _Relay:
-    """The limiter's `on_event` until the Guard it feeds exists."""
-
-    def __init__(self) -> None:
-        self.target: Callable[[object], None] | None = None
-
-    def __call__(self, event: object) -> None:
-        if self.target is not None:
-            self.target(event)
+def _first_key(projects: Sequence[Project | Mapping[str, object]]) -> str | None:
+    """The first key of the first project, for the Guard's own client."""
+    for project in projects[:1]:
+        keys = project.get("keys") if isinstance(project, Mapping) else project.keys
+        if isinstance(keys, list | tuple) and keys and isinstance(keys[0], str):
+            return keys[0]
+    return None  # the pool tells what is wrong with the projects

@@ -86,7 +86,6 @@ def test_a_location_entry_rewrites_the_path_and_the_host() -> None:
     assert vertex_host("127.0.0.1", "global") == "127.0.0.1"
 
 
-
 def _location_storm_figures(server: EmulatorServer) -> tuple[int, int]:
     projects = server.emulator.stats()["projects"]
     return (
@@ -108,9 +107,7 @@ def test_guard_models_moves_to_the_next_location_of_the_chain() -> None:
             log=False,
         )
         try:
-            answers = [
-                guard.models.generate_content(model=PRO, contents=f"q{i}") for i in range(6)
-            ]
+            answers = [guard.models.generate_content(model=PRO, contents=f"q{i}") for i in range(6)]
             info = last_call()
         finally:
             guard.close()
