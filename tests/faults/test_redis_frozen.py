@@ -23,7 +23,7 @@ from gemini_guard.guard import Guard
 from gemini_guard.quota import QuotaLimiter
 from gemini_guard.quota.events import StoreDegraded, StoreRecovered
 from gemini_guard.quota.stores.redis import RedisStore
-from gemini_guard.redis_url import SOCKET_TIMEOUT
+from gemini_guard.stores.url import SOCKET_TIMEOUT
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.sdk_clients import emulator_client
 

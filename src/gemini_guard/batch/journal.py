@@ -27,7 +27,7 @@ from types import TracebackType
 from gemini_guard.batch.lock import RunLock, lock_path
 from gemini_guard.batch.result import BatchResult
 from gemini_guard.errors import StoreError
-from gemini_guard.sqlite_file import use_wal
+from gemini_guard.stores.sqlite import use_wal
 
 __all__ = ["Journal", "journal_path"]
 

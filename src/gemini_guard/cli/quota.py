@@ -41,8 +41,7 @@ from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.pacific import next_reset
 from gemini_guard.quota.limits import LimitPolicy
 from gemini_guard.quota.stores import KeyUsage, QuotaKey, open_store
-from gemini_guard.quota.stores.sqlite import SQLiteStore
-from gemini_guard.sqlite_file import path_from_url
+from gemini_guard.stores.url import parse_store_url
 from gemini_guard.tiers import Limits
 
 __all__ = [
@@ -137,7 +136,7 @@ def cache_report(url: str) -> list[CacheReport]:
     """Every project's cache counters in the shared cache store at `url`."""
     from gemini_guard.cache.stores import open_cache_store
 
-    if urlsplit(url).scheme.lower() == "memory":
+    if parse_store_url(url, option="cache").kind == "memory":
         raise ConfigError(
             f"--cache {url!r}: a memory:// cache lives and dies with one process; "
             "pass the sqlite:/// or redis:// URL the Guards use"
@@ -165,10 +164,8 @@ def _report(key: QuotaKey, usage: KeyUsage, policy: LimitPolicy, now: float) -> 
 
 def _missing_sqlite_file(url: str, *, cache: bool = False) -> Path | None:
     """The file of a sqlite:// URL when it does not exist yet (reading creates none)."""
-    if urlsplit(url).scheme.lower() != "sqlite":
-        return None
-    path = path_from_url(url, option="cache") if cache else SQLiteStore.from_url_path(url)
-    return None if path.exists() else path
+    path = parse_store_url(url, option="cache" if cache else "store").path
+    return None if path is None or path.exists() else path
 
 
 def _of(used: int, limit: int | None) -> str:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from pathlib import Path
 
-from gemini_guard.doctor._base import CheckResult, Text, _result, _safe_url, _short
+from gemini_guard.doctor._base import CheckResult, Text, _result, _short
+from gemini_guard.errors import ConfigError
+from gemini_guard.stores.url import EXAMPLES, StoreUrl, parse_store_url
 
 TITLE_STORE = Text("Store", "状态存储")
 
 
 def check_store(url: str | None, *, timeout: float) -> CheckResult:
-    """The configured state store answers: memory://, sqlite:///path (writable), redis://."""
+    """The configured state store answers: memory://, sqlite:///path (writable), redis://.
+
+    The URL is read by `parse_store_url`, as the Guard reads it: a bad option fails
+    here with the message the Guard would raise.
+    """
     if url is None:
         return _result(
             "store",
@@ -21,9 +26,21 @@ def check_store(url: str | None, *, timeout: float) -> CheckResult:
             "none configured: state lives in memory, per process",
             "未配置：状态保存在各进程的内存中",
         )
-    shown = _safe_url(url) if "://" in url else url
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
-    if scheme == "memory":
+    try:
+        parsed = parse_store_url(url)
+    except ConfigError as exc:
+        return _result(
+            "store",
+            "fail",
+            TITLE_STORE,
+            str(exc),
+            f"存储地址无效：{exc}",
+            Text(
+                f"use one of {EXAMPLES}, with the options named above",
+                f"请使用 {EXAMPLES} 之一，并按上文修正选项",
+            ),
+        )
+    if parsed.kind == "memory":
         return _result(
             "store",
             "ok",
@@ -31,39 +48,15 @@ def check_store(url: str | None, *, timeout: float) -> CheckResult:
             "memory:// (one process; not shared)",
             "memory://（单进程，不共享）",
         )
-    if scheme == "sqlite":
-        return _check_sqlite(url, shown, timeout)
-    if scheme in ("redis", "rediss"):
-        return _check_redis(url, shown, timeout)
-    return _result(
-        "store",
-        "fail",
-        TITLE_STORE,
-        f"unknown store URL {shown!r}",
-        f"无法识别的存储地址 {shown!r}",
-        Text(
-            "use memory://, sqlite:///path/to/state.db or redis://host:6379/0",
-            "请使用 memory://、sqlite:///path/to/state.db 或 redis://host:6379/0",
-        ),
-    )
+    if parsed.kind == "sqlite":
+        return _check_sqlite(parsed, timeout)
+    return _check_redis(parsed, timeout)
 
 
-def _check_sqlite(url: str, shown: str, timeout: float) -> CheckResult:
-    # The quota store's convention: sqlite:///relative, sqlite:////absolute, ~ expanded.
-    raw = url.split("://", 1)[1].partition("?")[0]
-    if not raw.startswith("/") or raw in {"/", "/:memory:"} or raw.endswith("/"):
-        return _result(
-            "store",
-            "fail",
-            TITLE_STORE,
-            f"{shown} names no database file",
-            f"{shown} 没有指定数据库文件",
-            Text(
-                "use sqlite:///relative/path.db or sqlite:////absolute/path.db",
-                "请使用 sqlite:///relative/path.db 或 sqlite:////absolute/path.db",
-            ),
-        )
-    path = Path(os.path.expanduser(raw[1:]))
+def _check_sqlite(url: StoreUrl, timeout: float) -> CheckResult:
+    shown = url.shown
+    assert url.path is not None  # parse_store_url gives every sqlite URL its file
+    path = url.path
     fix = Text(
         f"create the directory {path.parent} and make it writable by this user",
         f"创建目录 {path.parent} 并确保当前用户可写",
@@ -104,7 +97,8 @@ def _check_sqlite(url: str, shown: str, timeout: float) -> CheckResult:
     return _result("store", "ok", TITLE_STORE, f"{shown}: writable", f"{shown}：可写")
 
 
-def _check_redis(url: str, shown: str, timeout: float) -> CheckResult:
+def _check_redis(url: StoreUrl, timeout: float) -> CheckResult:
+    shown = url.shown
     try:
         import redis
     except ImportError:
@@ -116,7 +110,10 @@ def _check_redis(url: str, shown: str, timeout: float) -> CheckResult:
             f"{shown}：未安装 redis 包",
             Text('pip install "gemini-guard[redis]"', 'pip install "gemini-guard[redis]"'),
         )
-    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    # The doctor's own timeout, not the store's 50 ms: it asks once and may wait.
+    client = redis.Redis.from_url(
+        url.client_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
     try:
         client.ping()
     except redis.RedisError as exc:

@@ -18,9 +18,9 @@ both take the last half-open probe or lose each other's failures:
   all but name).
 
 A Redis that stops answering degrades to a local in-memory store (a warning on the
-"gemini_guard" logger; retried every `retry_after` clock seconds), since a breaker
-store outage must not fail calls that a healthy model could serve; `?on_outage=fail`
-raises `StoreError` instead. SQLite errors are `StoreError`s.
+"gemini_guard" logger; retried every `retry_after` clock seconds: `stores.outage`),
+since a breaker store outage must not fail calls that a healthy model could serve;
+`?on_outage=fail` raises `StoreError` instead. SQLite errors are `StoreError`s.
 """
 
 from __future__ import annotations
@@ -28,48 +28,42 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
 
 from gemini_guard.clock import Clock, SystemClock
-from gemini_guard.errors import ConfigError, StoreError
+from gemini_guard.errors import StoreError
 from gemini_guard.policies.breaker import BreakerSnapshot, BreakerStore, MemoryBreakerStore
-from gemini_guard.redis_url import (
+from gemini_guard.stores.backend import RedisBackend
+from gemini_guard.stores.outage import Outage
+from gemini_guard.stores.sqlite import SQLiteFile
+from gemini_guard.stores.url import (
     CONNECT_TIMEOUT,
+    RETRY_AFTER,
     SOCKET_TIMEOUT,
-    public_redis_url,
-    split_redis_url,
+    OnCorrupt,
+    OnOutage,
+    StoreUrl,
+    parse_store_url,
+    sqlite_file_of,
+    with_options,
 )
-from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
-
-if TYPE_CHECKING:
-    import redis
 
 __all__ = ["RedisBreakerStore", "SQLiteBreakerStore", "open_breaker_store"]
 
 _log = logging.getLogger("gemini_guard")
-_EXAMPLES = "memory://, sqlite:///path/to/state.db, redis://localhost:6379/0"
 
 Change = Callable[[BreakerSnapshot | None], BreakerSnapshot]
 
 
 def open_breaker_store(url: str, *, clock: Clock | None = None) -> BreakerStore:
     """The breaker store at `url`; ConfigError for a URL no backend serves."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"store={url!r} is not a store URL; use one of {_EXAMPLES}")
-    scheme = urlsplit(url).scheme.lower()
-    if scheme == "memory":
-        if url.rstrip("/") != "memory:":
-            raise ConfigError(f"store={url!r}: a memory store takes no path; use 'memory://'")
+    parsed = parse_store_url(url)
+    if parsed.kind == "memory":
         return MemoryBreakerStore()
-    if scheme == "sqlite":
-        return SQLiteBreakerStore.from_url(url)
-    if scheme in {"redis", "rediss", "unix"}:
-        return RedisBreakerStore.from_url(url, clock=clock)
-    raise ConfigError(f"store={url!r}: unknown scheme {scheme!r}; use one of {_EXAMPLES}")
+    if parsed.kind == "sqlite":
+        return SQLiteBreakerStore.from_url(parsed)
+    return RedisBreakerStore.from_url(parsed, clock=clock)
 
 
 def _dump(snapshot: BreakerSnapshot) -> str:
@@ -108,9 +102,10 @@ class SQLiteBreakerStore:
         )
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteBreakerStore:
+    def from_url(cls, url: str | StoreUrl) -> SQLiteBreakerStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
-        return cls(path_from_url(url, option="store"), on_corrupt=on_corrupt_from_url(url))
+        path, on_corrupt = sqlite_file_of(url)
+        return cls(path, on_corrupt=on_corrupt)
 
     @property
     def path(self) -> Path:
@@ -146,7 +141,6 @@ class SQLiteBreakerStore:
         self._file.close()
 
 
-Outage = Literal["degrade", "fail"]
 _TTL = 86_400  # seconds a breaker key outlives its last change
 _MAX_RACES = 100  # WATCH conflicts in a row before giving up
 
@@ -159,44 +153,51 @@ class RedisBreakerStore:
         url: str,
         *,
         prefix: str = "gg",
-        on_outage: Outage = "degrade",
-        retry_after: float = 5.0,
+        on_outage: OnOutage = "degrade",
+        retry_after: float = RETRY_AFTER,
         socket_timeout: float = SOCKET_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
         clock: Clock | None = None,
     ) -> None:
-        if on_outage not in ("degrade", "fail"):
-            raise ConfigError(f"on_outage={on_outage!r}: use 'degrade' or 'fail'")
-        if any(ch in prefix for ch in "{}"):
-            raise ConfigError(f"prefix={prefix!r} must not contain braces (hash tags)")
-        try:
-            import redis
-        except ImportError:  # pragma: no cover - redis is a declared extra
-            raise ConfigError(
-                "store=redis://... needs the redis package: pip install 'gemini-guard[redis]'"
-            ) from None
-        self._redis = redis
-        self._prefix = prefix
-        self._on_outage: Outage = on_outage
-        self._retry_after = retry_after
-        self._clock: Clock = clock if clock is not None else SystemClock()
-        self._client: redis.Redis = redis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
+        parsed = parse_store_url(
+            with_options(
+                url,
+                prefix=prefix,
+                on_outage=on_outage,
+                retry_after=retry_after,
+                socket_timeout=socket_timeout,
+                connect_timeout=connect_timeout,
+            )
         )
-        self._url = public_redis_url(url)  # no credentials
+        self._backend = RedisBackend(parsed)
+        self._client = self._backend.client
+        self._error = self._backend.error
+        self._watch_error: type[Exception] = self._backend.redis.WatchError
+        self._prefix = parsed.prefix
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._url = parsed.shown  # no credentials
         self._local = MemoryBreakerStore()
-        self._degraded_until: float | None = None  # monotonic clock time to try again
-        self._lock = threading.Lock()
+        self._outage = Outage(
+            f"the Redis breaker store at {self._url}",
+            policy=parsed.on_outage,
+            retry_after=parsed.retry_after,
+            meanwhile="breakers are local to this process",
+        )
 
     @classmethod
-    def from_url(cls, url: str, *, clock: Clock | None = None) -> RedisBreakerStore:
+    def from_url(cls, url: str | StoreUrl, *, clock: Clock | None = None) -> RedisBreakerStore:
         """`redis://[user:password@]host:port/db[?on_outage=fail&prefix=gg&retry_after=5]`
         (the quota store's options too, so both read one URL)."""
-        rest, ours = split_redis_url(url)
-        return cls(rest, clock=clock, **ours)
+        parsed = url if isinstance(url, StoreUrl) else parse_store_url(url)
+        return cls(
+            parsed.client_url,
+            prefix=parsed.prefix,
+            on_outage=parsed.on_outage,
+            retry_after=parsed.retry_after,
+            socket_timeout=parsed.socket_timeout,
+            connect_timeout=parsed.connect_timeout,
+            clock=clock,
+        )
 
     def __repr__(self) -> str:
         return f"RedisBreakerStore({self._url!r})"
@@ -204,41 +205,30 @@ class RedisBreakerStore:
     @property
     def degraded(self) -> bool:
         """True while Redis is considered down and the local store stands in."""
-        return self._degraded_until is not None
+        return self._outage.down
 
     def _name(self, key: str) -> str:
         return f"{self._prefix}:breaker:{{{key}}}"
 
     def _use_redis(self) -> bool:
-        until = self._degraded_until
-        return until is None or self._clock.monotonic() >= until
+        return not self._outage.skipping(self._clock.monotonic())
 
-    def _outage(self, exc: Exception) -> None:
-        if self._on_outage == "fail":
-            raise StoreError(f"Redis breaker store {self._url} failed: {exc}") from exc
-        with self._lock:
-            first = self._degraded_until is None
-            self._degraded_until = self._clock.monotonic() + self._retry_after
-        if first:
-            _log.warning(
-                "Redis breaker store %s failed (%s); breakers are local to this process "
-                "until it answers again",
-                self._url,
-                exc,
-            )
+    def _outage_began(self, exc: Exception) -> None:
+        warning = self._outage.failed(exc, self._clock.monotonic())
+        if warning is not None:
+            _log.warning("%s", warning)
 
     def _recovered(self) -> None:
-        if self._degraded_until is not None:
-            with self._lock:
-                self._degraded_until = None
-            _log.warning("Redis breaker store %s answers again", self._url)
+        back = self._outage.answered()
+        if back is not None:
+            _log.warning("%s", back)
 
     def load(self, key: str) -> BreakerSnapshot | None:
         if self._use_redis():
             try:
                 raw = self._client.get(self._name(key))
-            except self._redis.RedisError as exc:
-                self._outage(exc)
+            except self._error as exc:
+                self._outage_began(exc)
             else:
                 self._recovered()
                 return _parse(raw, self._url)
@@ -248,8 +238,8 @@ class RedisBreakerStore:
         if self._use_redis():
             try:
                 new = self._update(key, change)
-            except self._redis.RedisError as exc:
-                self._outage(exc)
+            except self._error as exc:
+                self._outage_began(exc)
             else:
                 self._recovered()
                 return new
@@ -257,7 +247,7 @@ class RedisBreakerStore:
 
     def _update(self, key: str, change: Change) -> BreakerSnapshot:
         name = self._name(key)
-        watch_error = self._redis.WatchError
+        watch_error = self._watch_error
         with self._client.pipeline() as pipe:
             for _ in range(_MAX_RACES):
                 try:
@@ -282,4 +272,4 @@ class RedisBreakerStore:
         return await asyncio.to_thread(self.update, key, change)
 
     def close(self) -> None:
-        self._client.close()
+        self._backend.close()

@@ -22,35 +22,38 @@ A level expires `TTL` seconds of the callers' clock after its last write (every
 store keeps the expiry with the level and ignores it once past; SQLite deletes such
 rows as it writes, Redis keys carry a TTL, memory is bounded), which bounds what is
 kept to the ledgers that still learn. Driver failures leave as `StoreError`; a Redis
-that does not answer is not asked again for `retry_after` seconds, so its callers
-fall back to their own view at once instead of waiting on a socket timeout at every
-call.
+that does not answer is not asked again for `retry_after` seconds (the pause of
+`stores.outage`, always "degrade": the ledger's `on_outage` says whether to fail), so
+its callers fall back to their own view at once instead of waiting on a socket
+timeout at every call. The Redis connection pool and the SQLite file are the ones
+the ledger opened on the same URL (`stores.backend`).
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import weakref
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.quota.events import Metric
 from gemini_guard.quota.stores.base import QuotaKey, QuotaStore
-from gemini_guard.redis_url import (
+from gemini_guard.stores.backend import RedisBackend
+from gemini_guard.stores.outage import Outage
+from gemini_guard.stores.sqlite import SQLiteFile
+from gemini_guard.stores.url import (
     CONNECT_TIMEOUT,
+    RETRY_AFTER,
     SOCKET_TIMEOUT,
-    public_redis_url,
-    split_redis_url,
+    OnCorrupt,
+    StoreUrl,
+    parse_store_url,
+    sqlite_file_of,
+    with_options,
 )
-from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
-
-if TYPE_CHECKING:
-    import redis
 
 __all__ = [
     "TTL",
@@ -213,8 +216,9 @@ class SQLiteLevelStore:
         )
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteLevelStore:
-        return cls(path_from_url(url, option="store"), on_corrupt=on_corrupt_from_url(url))
+    def from_url(cls, url: str | StoreUrl) -> SQLiteLevelStore:
+        path, on_corrupt = sqlite_file_of(url)
+        return cls(path, on_corrupt=on_corrupt)
 
     @property
     def url(self) -> str:
@@ -314,38 +318,43 @@ class RedisLevelStore:
         url: str,
         *,
         prefix: str = "gg",
-        retry_after: float = 5.0,
+        retry_after: float = RETRY_AFTER,
         socket_timeout: float = SOCKET_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
-        if any(ch in prefix for ch in "{}"):
-            raise ConfigError(f"prefix={prefix!r} must not contain braces (hash tags)")
-        try:
-            import redis
-        except ImportError:  # pragma: no cover - redis is a declared extra
-            raise ConfigError(
-                "store=redis://... needs the redis package: pip install 'gemini-guard[redis]'"
-            ) from None
-        self._redis = redis
-        self._prefix = prefix
-        self._retry_after = retry_after
-        self._client: redis.Redis = redis.Redis.from_url(
+        options = with_options(
             url,
+            prefix=prefix,
+            retry_after=retry_after,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
+            connect_timeout=connect_timeout,
         )
-        self._url = public_redis_url(url)  # no credentials
-        self._down_until = -math.inf  # wall time Redis may be asked again
+        parsed = parse_store_url(options)
+        self._backend = RedisBackend(parsed)
+        self._client = self._backend.client
+        self._watch_error: type[Exception] = self._backend.redis.WatchError
+        self._prefix = parsed.prefix
+        self._url = parsed.shown  # no credentials
+        # Quiet: the ledger on the same Redis reports the outage (StoreDegraded).
+        self._outage = Outage(
+            f"Redis at {self._url}",
+            retry_after=parsed.retry_after,
+            meanwhile="learned limits are this process's own",
+        )
         self._names: dict[QuotaKey, str] = {}
 
     @classmethod
-    def from_url(cls, url: str) -> RedisLevelStore:
+    def from_url(cls, url: str | StoreUrl) -> RedisLevelStore:
         """The quota store's URL, with its options (`prefix`, `retry_after`,
         `socket_timeout`; `on_outage` is the ledger's: levels always fall back)."""
-        rest, ours = split_redis_url(url)
-        ours.pop("on_outage", None)
-        return cls(rest, **ours)
+        parsed = url if isinstance(url, StoreUrl) else parse_store_url(url)
+        return cls(
+            parsed.client_url,
+            prefix=parsed.prefix,
+            retry_after=parsed.retry_after,
+            socket_timeout=parsed.socket_timeout,
+            connect_timeout=parsed.connect_timeout,
+        )
 
     @property
     def url(self) -> str:
@@ -365,18 +374,16 @@ class RedisLevelStore:
         return name
 
     def _call(self, at: float, action: Callable[[], Any]) -> Any:
-        if at < self._down_until:
+        if self._outage.skipping(at):
             raise StoreError(f"Redis at {self._url} is unreachable (retrying shortly)")
         try:
             result = action()
-        except self._redis.RedisError as exc:
-            if isinstance(exc, self._redis.ConnectionError | self._redis.TimeoutError):
-                self._down_until = at + self._retry_after
+        except self._backend.unreachable as exc:
+            self._outage.failed(exc, at)
             raise StoreError(f"Redis at {self._url} failed: {exc}") from exc
-        except OSError as exc:
-            self._down_until = at + self._retry_after
+        except self._backend.error as exc:
             raise StoreError(f"Redis at {self._url} failed: {exc}") from exc
-        self._down_until = -math.inf
+        self._outage.answered()
         return result
 
     def load(
@@ -405,7 +412,7 @@ class RedisLevelStore:
 
     def update(self, key: QuotaKey, metric: Metric, change: Change, *, at: float) -> Level | None:
         name = self._name(key)
-        watch_error = self._redis.WatchError
+        watch_error = self._watch_error
 
         def action() -> Level | None:
             with self._client.pipeline() as pipe:
@@ -436,7 +443,7 @@ class RedisLevelStore:
         return result
 
     def close(self) -> None:
-        self._client.close()
+        self._backend.close()
 
 
 # -- opening ------------------------------------------------------------------------
@@ -450,18 +457,18 @@ def open_level_store(store: QuotaStore, *, url: str | None = None) -> LevelStore
     is reached at `store.url` (no password: one that needs it falls back to local
     levels, with a warning, at its first use).
     """
-    where = url if url is not None else store.url
-    scheme = urlsplit(where).scheme.lower()
-    if scheme == "memory":
+    try:
+        where = parse_store_url(url if url is not None else store.url)
+    except ConfigError:  # a store of the caller's own making: levels stay per limiter
+        return None
+    if where.kind == "memory":
         try:
             return _levels_of_memory_store(store)
         except TypeError:  # an object weakref cannot follow: levels stay per limiter
             return None
-    if scheme == "sqlite":
+    if where.kind == "sqlite":
         path = getattr(store, "path", None)
         if isinstance(path, Path):
             return SQLiteLevelStore(path)
         return SQLiteLevelStore.from_url(where)
-    if scheme in {"redis", "rediss", "unix"}:
-        return RedisLevelStore.from_url(where)
-    return None
+    return RedisLevelStore.from_url(where)

@@ -232,6 +232,28 @@ def test_bad_store_urls_fail_with_the_accepted_forms(url: str) -> None:
     assert result.fix is not None
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:hunter2@127.0.0.1:6379/0?on_outage=later",
+        "redis://127.0.0.1:6379/0?retry_after=soon",
+        "sqlite:///state.db?on_corrupt=maybe",
+        "sqlite:///state.db?mode=ro",
+    ],
+)
+def test_a_bad_store_option_fails_with_the_message_the_guard_gives(url: str) -> None:
+    from gemini_guard.errors import ConfigError
+    from gemini_guard.policies.breaker_stores import open_breaker_store
+
+    with pytest.raises(ConfigError) as refused:
+        open_breaker_store(url)  # what Guard(store=url) opens first
+    result = check_store(url, timeout=1)
+    assert result.status == "fail"
+    assert result.detail.en == str(refused.value)
+    assert "hunter2" not in result.detail.en
+    assert result.fix is not None
+
+
 def test_redis_that_refuses_fails_and_hides_the_password(refused_port: int) -> None:
     result = check_store(f"redis://:hunter2@127.0.0.1:{refused_port}/0", timeout=1)
     assert result.status == "fail"

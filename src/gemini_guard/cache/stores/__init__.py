@@ -8,16 +8,15 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from gemini_guard.cache.stores.base import CacheStore, StoreSkipped
 from gemini_guard.clock import Clock
-from gemini_guard.errors import ConfigError, StoreError
+from gemini_guard.errors import StoreError
+from gemini_guard.stores.url import parse_store_url
 
 __all__ = ["CacheStore", "StoreSkipped", "open_cache_store"]
 
 _log = logging.getLogger("gemini_guard.cache")
-_EXAMPLES = "memory://, sqlite:///path/to/cache.db, redis://localhost:6379/0"
 
 
 def open_cache_store(
@@ -25,28 +24,22 @@ def open_cache_store(
 ) -> CacheStore:
     """The cache store at `url`, holding at most `max_entries` (LRU beyond). `clock`
     times a Redis store's pause after Redis stops answering (`?retry_after=`)."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"cache={url!r} is not a cache URL; use one of {_EXAMPLES}")
-    scheme = urlsplit(url).scheme.lower()
-    if scheme == "memory":
-        if url.rstrip("/") != "memory:":
-            raise ConfigError(f"cache={url!r}: a memory cache takes no path; use 'memory://'")
+    parsed = parse_store_url(url, option="cache")
+    if parsed.kind == "memory":
         from gemini_guard.cache.stores.memory import MemoryCacheStore
 
         return MemoryCacheStore(max_entries=max_entries)
-    if scheme == "sqlite":
+    if parsed.kind == "sqlite":
         from gemini_guard.cache.stores.sqlite import SQLiteCacheStore
 
         try:
-            return SQLiteCacheStore.from_url(url, max_entries=max_entries)
+            return SQLiteCacheStore.from_url(parsed, max_entries=max_entries)
         except StoreError as exc:
             # A cache never fails a call, nor the start of the Guard: go on without it.
             from gemini_guard.cache.stores.bypass import BypassedCacheStore
 
             _log.warning("response cache bypassed (calls go on, uncached): %s", exc)
             return BypassedCacheStore(str(exc), max_entries=max_entries)
-    if scheme in {"redis", "rediss", "unix"}:
-        from gemini_guard.cache.stores.redis import RedisCacheStore
+    from gemini_guard.cache.stores.redis import RedisCacheStore
 
-        return RedisCacheStore.from_url(url, max_entries=max_entries, clock=clock)
-    raise ConfigError(f"cache={url!r}: unknown scheme {scheme!r}; use one of {_EXAMPLES}")
+    return RedisCacheStore.from_url(parsed, max_entries=max_entries, clock=clock)

@@ -17,12 +17,13 @@ entries never asked for again do not stay in memory.
 
 A failure of Redis is a `StoreError` (the response cache treats it as a miss and
 carries on). When Redis does not answer (refused, timed out: dead or frozen), it is
-not asked again for `retry_after` seconds of the store's clock (`?retry_after=5`, as
-for the other Redis stores): every operation meanwhile raises `StoreSkipped` at once,
-without touching the network, so a frozen Redis costs one call its timeouts rather
-than every call. The first operation after the pause asks Redis again; its answer
-ends the outage (one warning on the "gemini_guard.cache" logger), a failure starts
-another pause, quietly.
+not asked again for `retry_after` seconds of the store's clock (`?retry_after=5`, the
+pause every Redis store takes: `stores.outage.Outage`): every operation meanwhile
+raises `StoreSkipped` at once, without touching the network, so a frozen Redis costs
+one call its timeouts rather than every call. The first operation after the pause
+asks Redis again; its answer ends the outage (one warning on the "gemini_guard.cache"
+logger), a failure starts another pause, quietly. A cache always carries on without
+Redis: the URL's `on_outage` is the ledger's and the breakers'.
 """
 
 from __future__ import annotations
@@ -31,24 +32,23 @@ import hashlib
 import logging
 import math
 import os
-import threading
 from collections.abc import Callable, Mapping
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
 from gemini_guard.cache.stores.base import StoreSkipped
 from gemini_guard.clock import Clock, SystemClock
 from gemini_guard.errors import ConfigError, StoreError
-from gemini_guard.redis_url import (
+from gemini_guard.stores.backend import RedisBackend
+from gemini_guard.stores.outage import Outage
+from gemini_guard.stores.url import (
     CONNECT_TIMEOUT,
+    RETRY_AFTER,
     SOCKET_TIMEOUT,
-    public_redis_url,
-    split_redis_url,
+    StoreUrl,
+    parse_store_url,
+    with_options,
 )
-
-if TYPE_CHECKING:
-    import redis
 
 __all__ = ["RedisCacheStore"]
 
@@ -61,16 +61,6 @@ def _script(name: str) -> tuple[str, str]:
         resources.files("gemini_guard.cache.stores").joinpath(f"lua/{name}.lua").read_text("utf-8")
     )
     return source, hashlib.sha1(source.encode()).hexdigest()
-
-
-def _import_redis() -> Any:
-    try:
-        import redis
-    except ImportError as exc:
-        raise ConfigError(
-            "a redis:// cache needs the redis client: pip install 'gemini-guard[redis]'"
-        ) from exc
-    return redis
 
 
 class RedisCacheStore:
@@ -86,58 +76,61 @@ class RedisCacheStore:
         prefix: str = "gg",
         socket_timeout: float = SOCKET_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
-        retry_after: float = 5.0,
+        retry_after: float = RETRY_AFTER,
         clock: Clock | None = None,
     ) -> None:
         """`clock`: what the `retry_after` pause is measured on (the cache's clock)."""
         if max_entries < 1:
             raise ConfigError(f"max_entries must be at least 1, got {max_entries}")
-        self._redis = _import_redis()
-        errors = self._redis.exceptions
-        # Redis did not answer at all: asking again at once would only wait again.
-        self._unreachable: tuple[type[Exception], ...] = (
-            errors.ConnectionError,
-            errors.TimeoutError,
-            OSError,
-        )
-        self.max_entries = max_entries
-        self.url = url
-        self._public = public_redis_url(url)  # for messages: no credentials
-        self._prefix = f"{prefix}:cache"
-        self._retry_after = retry_after
-        self._clock: Clock = clock if clock is not None else SystemClock()
-        self._down_until: float | None = None  # clock.monotonic() to ask Redis again
-        self._outage = threading.Lock()
-        # One quick retry on a fresh connection, no backoff: redis-py's default retries
-        # with backoff would hold a call for seconds on a frozen server.
-        self._client: redis.Redis = self._redis.Redis.from_url(
+        options = with_options(
             url,
+            prefix=prefix,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            retry=self._redis.retry.Retry(self._redis.backoff.NoBackoff(), 1),
+            connect_timeout=connect_timeout,
+            retry_after=retry_after,
         )
+        parsed = parse_store_url(options, option="cache")
+        self._backend = RedisBackend(parsed, option="cache")
+        self.max_entries = max_entries
+        self.url = parsed.client_url
+        self._public = parsed.shown  # for messages: no credentials
+        self._prefix = f"{parsed.prefix}:cache"
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._outage = Outage(
+            f"the Redis cache at {self._public}",
+            retry_after=parsed.retry_after,
+            meanwhile="lookups miss and answers are not kept",
+            resumed="lookups and stores resume",
+        )
+        self._client = self._backend.client
         self._get = _script("get")
         self._put = _script("put")
 
     @classmethod
     def from_url(
-        cls, url: str, *, max_entries: int = 10_000, clock: Clock | None = None
+        cls, url: str | StoreUrl, *, max_entries: int = 10_000, clock: Clock | None = None
     ) -> RedisCacheStore:
         """`redis://[user:password@]host:port/db[?prefix=gg&retry_after=5&socket_timeout=0.05]`."""
-        # The quota store's URL may be reused here: its other options (on_outage: a
-        # cache always carries on without Redis) are not ours.
-        rest, options = split_redis_url(url)
-        ours = {k: v for k, v in options.items() if k in _OPTIONS}
-        return cls(rest, max_entries=max_entries, clock=clock, **ours)
+        # The quota store's URL may be reused here: its on_outage is not the cache's (a
+        # cache always carries on without Redis).
+        parsed = url if isinstance(url, StoreUrl) else parse_store_url(url, option="cache")
+        return cls(
+            parsed.client_url,
+            max_entries=max_entries,
+            prefix=parsed.prefix,
+            socket_timeout=parsed.socket_timeout,
+            connect_timeout=parsed.connect_timeout,
+            retry_after=parsed.retry_after,
+            clock=clock,
+        )
 
     @property
     def degraded(self) -> bool:
         """True from a failure to reach Redis until it answers again."""
-        return self._down_until is not None
+        return self._outage.down
 
     def __repr__(self) -> str:
-        host = urlsplit(self.url).hostname  # never the password
-        return f"RedisCacheStore(host={host!r}, max_entries={self.max_entries})"
+        return f"RedisCacheStore({self._public!r}, max_entries={self.max_entries})"
 
     def _keys(self, key: str) -> list[str]:
         return [f"{self._prefix}:e:{key}", f"{self._prefix}:lru", f"{self._prefix}:seq"]
@@ -146,44 +139,26 @@ class RedisCacheStore:
 
     def _call(self, action: Callable[[], T]) -> T:
         """`action()` (Redis commands), unless Redis is paused; its errors as StoreErrors."""
-        until = self._down_until
-        if until is not None and self._clock.monotonic() < until:
-            raise StoreSkipped(
-                f"the Redis cache at {self._public} is not asked for {self._retry_after:g} s "
-                "after failing to answer"
-            )
+        if self._outage.skipping(self._clock.monotonic()):
+            raise StoreSkipped(self._outage.skipped())
         try:
             result = action()
-        except self._unreachable as exc:
-            raise self._unanswered(exc) from exc
-        except self._redis.exceptions.RedisError as exc:
+        except self._backend.unreachable as exc:
+            warning = self._outage.failed(exc, self._clock.monotonic())
+            if warning is None:  # still down, or another thread saw it first: said once
+                raise StoreSkipped(f"{self._outage.what} still does not answer: {exc}") from exc
+            raise StoreError(warning) from exc
+        except self._backend.error as exc:
             raise StoreError(f"the Redis cache at {self._public} failed: {exc}") from exc
-        if self._down_until is not None:
-            self._answered()
+        if self._outage.down:
+            back = self._outage.answered()
+            if back is not None:
+                _log.warning("%s", back)
         return result
-
-    def _unanswered(self, exc: Exception) -> StoreError:
-        with self._outage:
-            first = self._down_until is None
-            self._down_until = self._clock.monotonic() + self._retry_after
-        if not first:  # still down, or another thread saw it first: said once already
-            return StoreSkipped(f"the Redis cache at {self._public} still does not answer: {exc}")
-        return StoreError(
-            f"the Redis cache at {self._public} does not answer ({exc}); it is not asked "
-            f"again for {self._retry_after:g} s: lookups miss and answers are not kept "
-            "until it answers"
-        )
-
-    def _answered(self) -> None:
-        with self._outage:
-            if self._down_until is None:
-                return
-            self._down_until = None
-        _log.warning("the Redis cache at %s answers again: lookups and stores resume", self._public)
 
     def _run(self, script: tuple[str, str], keys: list[str], args: list[Any]) -> Any:
         source, sha = script
-        no_script = self._redis.exceptions.NoScriptError
+        no_script = self._backend.no_script
         client = self._client
 
         def run() -> Any:
@@ -286,10 +261,7 @@ class RedisCacheStore:
         }
 
     def close(self) -> None:
-        self._client.close()
-
-
-_OPTIONS = ("prefix", "socket_timeout", "connect_timeout", "retry_after")
+        self._backend.close()
 
 
 def _number(raw: bytes) -> float:

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gemini_guard.errors import ConfigError
-from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
+from gemini_guard.stores.sqlite import SQLiteFile
+from gemini_guard.stores.url import OnCorrupt, StoreUrl, sqlite_file_of
 
 __all__ = ["SQLiteCacheStore"]
 
@@ -82,13 +83,10 @@ class SQLiteCacheStore:
         self._transaction = self._file.transaction
 
     @classmethod
-    def from_url(cls, url: str, *, max_entries: int = 10_000) -> SQLiteCacheStore:
+    def from_url(cls, url: str | StoreUrl, *, max_entries: int = 10_000) -> SQLiteCacheStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
-        return cls(
-            path_from_url(url, option="cache"),
-            max_entries=max_entries,
-            on_corrupt=on_corrupt_from_url(url, option="cache"),
-        )
+        path, on_corrupt = sqlite_file_of(url, option="cache")
+        return cls(path, max_entries=max_entries, on_corrupt=on_corrupt)
 
     @property
     def path(self) -> Path:

@@ -11,18 +11,20 @@ When Redis cannot be reached, the store either fails (`on_outage="fail"`: a
 StoreError, nothing is sent unpaced) or degrades (`"degrade"`, the default): it
 paces with a local in-memory ledger, emits StoreDegraded, and tries Redis again
 every `retry_after` seconds, emitting StoreRecovered when it answers. The local
-ledger does not see other hosts' requests, so a degraded fleet may overshoot.
+ledger does not see other hosts' requests, so a degraded fleet may overshoot (the
+pause is `stores.outage.Outage`, timed by the limiter's wall clock). The connection
+pool is the process's one for this URL (`stores.backend`), shared with the breakers,
+the levels and the cache on the same Redis.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from gemini_guard.errors import ConfigError, StoreError
 from gemini_guard.pacific import day_start
@@ -30,20 +32,19 @@ from gemini_guard.quota.events import StoreDegraded, StoreRecovered
 from gemini_guard.quota.ledger import MAX_FLIGHT, NO_LIMITS, Budget, Granted, Refused, day_index
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, Reservation, usage_of_book
 from gemini_guard.quota.stores.memory import MemoryStore
-from gemini_guard.redis_url import (
+from gemini_guard.stores.backend import RedisBackend
+from gemini_guard.stores.outage import Outage
+from gemini_guard.stores.url import (
     CONNECT_TIMEOUT,
+    RETRY_AFTER,
     SOCKET_TIMEOUT,
-    public_redis_url,
-    split_redis_url,
+    OnOutage,
+    StoreUrl,
+    parse_store_url,
+    with_options,
 )
 
-if TYPE_CHECKING:
-    import redis
-    import redis.asyncio
-
 __all__ = ["RedisStore"]
-
-Outage = Literal["degrade", "fail"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +62,6 @@ class _Script:
             folder.joinpath(f"{part}.lua").read_text("utf-8") for part in ("window", name)
         )
         return cls(name, source, hashlib.sha1(source.encode()).hexdigest().encode())
-
-
-def _import_redis() -> Any:
-    try:
-        import redis
-        import redis.asyncio
-    except ImportError as exc:
-        raise ConfigError(
-            "a redis:// store needs the redis client: pip install 'gemini-guard[redis]'"
-        ) from exc
-    return redis
 
 
 # The scripts' numbers travel as little-endian doubles followed by the slot's member
@@ -103,42 +93,35 @@ class RedisStore:
         url: str = "redis://localhost:6379/0",
         *,
         prefix: str = "gg",
-        on_outage: Outage = "degrade",
-        retry_after: float = 5.0,
+        on_outage: OnOutage = "degrade",
+        retry_after: float = RETRY_AFTER,
         socket_timeout: float = SOCKET_TIMEOUT,
         connect_timeout: float = CONNECT_TIMEOUT,
         on_event: Callable[[object], None] | None = None,
     ) -> None:
-        if on_outage not in ("degrade", "fail"):
-            raise ConfigError(f"on_outage={on_outage!r}: use 'degrade' or 'fail'")
-        if any(ch in prefix for ch in "{}"):
-            raise ConfigError(f"prefix={prefix!r} must not contain braces (hash tags)")
-        self._redis_module = _import_redis()
-        errors = self._redis_module.exceptions
-        self._no_script: type[Exception] = errors.NoScriptError
-        self._unreachable: tuple[type[Exception], ...] = (
-            errors.ConnectionError,
-            errors.TimeoutError,
-            OSError,
-        )
-        self._redis_error: type[Exception] = errors.RedisError
-        self._url = url
-        self._prefix = prefix
-        self._on_outage: Outage = on_outage
-        self._retry_after = retry_after
-        self._socket_timeout = socket_timeout
-        self._connect_timeout = connect_timeout
-        self._on_event = on_event
-        # One quick retry: a pooled connection may be stale after a Redis restart;
-        # more would only delay noticing that Redis is down.
-        self._client: redis.Redis = self._redis_module.Redis.from_url(
+        options = with_options(
             url,
+            prefix=prefix,
+            on_outage=on_outage,
+            retry_after=retry_after,
             socket_timeout=socket_timeout,
-            socket_connect_timeout=connect_timeout,
-            retry=self._redis_module.retry.Retry(self._redis_module.backoff.NoBackoff(), 1),
+            connect_timeout=connect_timeout,
         )
+        parsed = parse_store_url(options)
+        self._backend = backend = RedisBackend(parsed)
+        self._no_script = backend.no_script
+        self._unreachable = backend.unreachable
+        self._redis_error = backend.error
+        self._prefix = parsed.prefix
+        self._on_event = on_event
+        self._client = backend.client
         self._execute: Any = self._client.execute_command  # untyped in redis-py
-        self._aclients: dict[asyncio.AbstractEventLoop, redis.asyncio.Redis] = {}
+        self._outage = Outage(
+            f"Redis at {parsed.shown}",
+            policy=parsed.on_outage,
+            retry_after=parsed.retry_after,
+            meanwhile="requests are paced by a ledger local to this process",
+        )
         self._acquire = _Script.load("acquire")
         self._settle = _Script.load("settle")
         self._confirm = _Script.load("confirm")
@@ -148,39 +131,40 @@ class RedisStore:
         self._key_names: dict[QuotaKey, tuple[bytes, bytes]] = {}
         # [start, end) of the Pacific day last seen, its ordinal, the end of the next.
         self._day_cache: tuple[float, float, int, float] = (0.0, 0.0, 0, 0.0)
-        self._degraded_until: float | None = None  # wall time to try Redis again
 
     @classmethod
-    def from_url(cls, url: str, *, on_event: Callable[[object], None] | None = None) -> RedisStore:
+    def from_url(
+        cls, url: str | StoreUrl, *, on_event: Callable[[object], None] | None = None
+    ) -> RedisStore:
         """A store from `redis://[user:password@]host:port/db[?on_outage=fail&prefix=gg]`."""
-        rest, ours = split_redis_url(url)
-        return cls(rest, on_event=on_event, **ours)
+        parsed = url if isinstance(url, StoreUrl) else parse_store_url(url)
+        return cls(
+            parsed.client_url,
+            prefix=parsed.prefix,
+            on_outage=parsed.on_outage,
+            retry_after=parsed.retry_after,
+            socket_timeout=parsed.socket_timeout,
+            connect_timeout=parsed.connect_timeout,
+            on_event=on_event,
+        )
 
     @property
     def url(self) -> str:
         """The URL without credentials."""
-        return public_redis_url(self._url)
+        return self._backend.shown
 
     @property
     def degraded(self) -> bool:
-        return self._degraded_until is not None
+        return self._outage.down
 
     def __repr__(self) -> str:
-        return f"RedisStore({self.url!r}, on_outage={self._on_outage!r})"
+        return f"RedisStore({self.url!r}, on_outage={self._outage.policy!r})"
 
     def close(self) -> None:
-        self._client.close()
-        for loop, client in list(self._aclients.items()):
-            if not loop.is_closed() and loop.is_running():
-                loop.create_task(client.aclose())
-        self._aclients.clear()
+        self._backend.close()
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        client = self._aclients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
-        self.close()
+        await self._backend.aclose()
 
     # -- keys -----------------------------------------------------------------------
 
@@ -197,38 +181,19 @@ class RedisStore:
             self._key_names[key] = names
         return names
 
-    # -- outage handling ------------------------------------------------------------
+    # -- outage handling (see stores.outage) ------------------------------------------
 
     def _failed(self, exc: Exception, now: float) -> None:
         """Redis is unreachable: raise, or switch to the local ledger."""
-        if self._on_outage == "fail":
-            raise StoreError(f"Redis at {self.url} is unreachable: {exc}") from exc
-        first = self._degraded_until is None
-        self._degraded_until = now + self._retry_after
-        if first and self._on_event is not None:
+        if self._outage.failed(exc, now) is not None and self._on_event is not None:
             self._on_event(StoreDegraded(store=self.url, error=str(exc), at=now))
 
     def _answered(self, now: float) -> None:
-        if self._degraded_until is not None:
-            self._degraded_until = None
-            if self._on_event is not None:
-                self._on_event(StoreRecovered(store=self.url, at=now))
+        if self._outage.answered() is not None and self._on_event is not None:
+            self._on_event(StoreRecovered(store=self.url, at=now))
 
-    def _aclient(self) -> redis.asyncio.Redis:
-        loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
-            for old in [old for old in self._aclients if old.is_closed()]:
-                del self._aclients[old]
-            module = self._redis_module
-            client = module.asyncio.Redis.from_url(
-                self._url,
-                socket_timeout=self._socket_timeout,
-                socket_connect_timeout=self._connect_timeout,
-                retry=module.asyncio.retry.Retry(module.backoff.NoBackoff(), 1),
-            )
-            self._aclients[loop] = client
-        return client
+    def _aclient(self) -> Any:
+        return self._backend.async_client()
 
     # -- scripts --------------------------------------------------------------------
 
@@ -239,7 +204,7 @@ class RedisStore:
         `execute_command` skips redis-py's `evalsha` wrapper, and the arguments go as
         bytes, which the client passes through without encoding them again.
         """
-        if self._degraded_until is not None and now < self._degraded_until:
+        if self._outage.skipping(now):
             return _DOWN
         execute = self._execute
         try:
@@ -254,14 +219,14 @@ class RedisStore:
             return _DOWN
         except self._redis_error as exc:
             raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
-        if self._degraded_until is not None:
+        if self._outage.down:
             self._answered(now)
         return raw
 
     async def _arun(
         self, now: float, script: _Script, keys: tuple[bytes, bytes], blob: bytes
     ) -> Any:
-        if self._degraded_until is not None and now < self._degraded_until:
+        if self._outage.skipping(now):
             return _DOWN
         try:
             client = self._aclient()
@@ -276,7 +241,7 @@ class RedisStore:
             return _DOWN
         except self._redis_error as exc:
             raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
-        if self._degraded_until is not None:
+        if self._outage.down:
             self._answered(now)
         return raw
 
@@ -517,7 +482,7 @@ class RedisStore:
         self, slots: Sequence[Reservation]
     ) -> tuple[Sequence[Reservation], Sequence[Reservation]]:
         """(slots the local ledger records, slots for Redis), as `_run` picks per call."""
-        until = self._degraded_until
+        until = self._outage.until
         if until is None:
             return (), slots
         return [s for s in slots if s.start < until], [s for s in slots if s.start >= until]
@@ -558,7 +523,7 @@ class RedisStore:
             except self._redis_error as exc:
                 raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
             else:
-                if self._degraded_until is not None:
+                if self._outage.down:
                     self._answered(now)
                 remote = ()
         if local or remote:
@@ -580,7 +545,7 @@ class RedisStore:
             except self._redis_error as exc:
                 raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
             else:
-                if self._degraded_until is not None:
+                if self._outage.down:
                     self._answered(now)
                 remote = ()
         if local or remote:
@@ -599,7 +564,7 @@ class RedisStore:
                 self._client.script_load(self._spent.source)
                 self._execute("EVALSHA", self._spent.digest, b"2", *keys, blob)
         except self._redis_error as exc:
-            if self._on_outage == "fail":
+            if self._outage.policy == "fail":
                 raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
 
     async def amark_day_spent(self, key: QuotaKey, *, day: int) -> None:
@@ -614,7 +579,7 @@ class RedisStore:
                 await client.script_load(self._spent.source)
                 await execute("EVALSHA", self._spent.digest, b"2", *keys, blob)
         except self._redis_error as exc:
-            if self._on_outage == "fail":
+            if self._outage.policy == "fail":
                 raise StoreError(f"Redis at {self.url} failed: {exc}") from exc
 
     def usage(self, key: QuotaKey, *, now: float, period: float = 60.0) -> KeyUsage:

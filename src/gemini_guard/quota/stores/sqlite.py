@@ -24,7 +24,8 @@ from gemini_guard.quota.ledger import (
     day_index,
 )
 from gemini_guard.quota.stores.base import KeyUsage, QuotaKey, Reservation, usage_of_book
-from gemini_guard.sqlite_file import OnCorrupt, SQLiteFile, on_corrupt_from_url, path_from_url
+from gemini_guard.stores.sqlite import SQLiteFile
+from gemini_guard.stores.url import OnCorrupt, StoreUrl, sqlite_file_of
 
 __all__ = ["SQLiteStore"]
 
@@ -106,14 +107,15 @@ class SQLiteStore:
         self._transaction = self._file.transaction
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
+    def from_url(cls, url: str | StoreUrl) -> SQLiteStore:
         """`sqlite:///relative/path`, `sqlite:////absolute/path` or `sqlite:///~/path`."""
-        return cls(path_from_url(url, option="store"), on_corrupt=on_corrupt_from_url(url))
+        path, on_corrupt = sqlite_file_of(url)
+        return cls(path, on_corrupt=on_corrupt)
 
     @staticmethod
     def from_url_path(url: str) -> Path:
         """The database file a sqlite:// URL names (nothing is opened or created)."""
-        return path_from_url(url, option="store")
+        return sqlite_file_of(url)[0]
 
     @property
     def url(self) -> str:
