@@ -114,7 +114,7 @@ def test_contradicting_or_wrong_options_are_refused_plainly(
 def test_a_refused_guard_leaves_no_store_open(client: genai.Client, tmp_path: Path) -> None:
     import gc
 
-    from gemini_guard.sqlite_file import SQLiteFile
+    from gemini_guard.stores.sqlite import SQLiteFile
 
     db = tmp_path / "state.db"
     with pytest.raises(ConfigError, match="not in the pool"):
