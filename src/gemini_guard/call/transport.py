@@ -570,6 +570,34 @@ async def _aknown_encoding(response: httpx.Response) -> None:
     _known_encoding(response)
 
 
+class _Headers:
+    """The client's headers merged with a request's, worked out once for each distinct
+    pair: the SDK sends the same few headers with every request, and httpx merges them
+    key by key each time."""
+
+    __slots__ = ("_merged",)
+
+    MOST = 64
+
+    def __init__(self) -> None:
+        self._merged: dict[Any, httpx.Headers] = {}
+
+    def merged(self, own: httpx.Headers, headers: Any, merge: Callable[[Any], Any]) -> Any:
+        if type(headers) is not dict:
+            return merge(headers)
+        key = (tuple(own.raw), tuple(headers.items()))
+        try:
+            merged = self._merged.get(key)
+        except TypeError:  # a value that is no string: merged as httpx merges it
+            return merge(headers)
+        if merged is None:
+            if len(self._merged) >= self.MOST:
+                self._merged = {}
+            merged = self._merged[key] = merge(headers)
+        # The request copies what it is given: the kept merge is never changed.
+        return merged
+
+
 class GuardedHttpClient(httpx.Client):
     """The client `guard.client`'s SDK sends with, on a `GuardedTransport`: an
     `httpx.Client` that parses each URL once and reads cookies only from answers that
@@ -581,6 +609,7 @@ class GuardedHttpClient(httpx.Client):
         )
         self._quick_cookies = _QuickCookies()
         self._urls = _Urls()
+        self._headers_merged = _Headers()
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -594,6 +623,9 @@ class GuardedHttpClient(httpx.Client):
         if isinstance(url, str):
             return self._urls.merged(url, self.base_url, super()._merge_url)
         return super()._merge_url(url)
+
+    def _merge_headers(self, headers: Any = None) -> Any:
+        return self._headers_merged.merged(self.headers, headers, super()._merge_headers)
 
 
 class AsyncGuardedHttpClient(httpx.AsyncClient):
@@ -605,6 +637,7 @@ class AsyncGuardedHttpClient(httpx.AsyncClient):
         )
         self._quick_cookies = _QuickCookies()
         self._urls = _Urls()
+        self._headers_merged = _Headers()
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -618,6 +651,9 @@ class AsyncGuardedHttpClient(httpx.AsyncClient):
         if isinstance(url, str):
             return self._urls.merged(url, self.base_url, super()._merge_url)
         return super()._merge_url(url)
+
+    def _merge_headers(self, headers: Any = None) -> Any:
+        return self._headers_merged.merged(self.headers, headers, super()._merge_headers)
 
 
 def _failed_info(error: CallFailed) -> CallInfo:

@@ -255,3 +255,40 @@ def test_a_new_base_url_is_not_answered_from_the_parsed_urls(
         assert answer.json() == ANSWER
         assert answer.request.url == httpx.URL(base_url + path)
     guard.close()
+
+
+async def test_a_body_of_known_length_comes_over_aiohttp_whole(
+    upstream: tuple[str, _Reply],
+) -> None:
+    base_url, reply = upstream
+    reply.headers = [("content-type", "application/json")]
+    reply.body = json.dumps({"text": "x" * 200_000}).encode()
+    async with (
+        httpx.AsyncClient(transport=AiohttpTransport()) as client,
+        client.stream("POST", _url(base_url), json=REQUEST) as answer,
+    ):
+        pieces = [piece async for piece in answer.aiter_raw()]
+    assert pieces == [reply.body]
+
+
+def test_headers_merge_as_httpx_merges_them(upstream: tuple[str, _Reply]) -> None:
+    base_url, _ = upstream
+    guard = _guard(base_url)
+    asked = {"user-agent": "google-genai-sdk/1", "x-goog-api-key": KEY}
+    with GuardedHttpClient(GuardedTransport(guard)) as client, httpx.Client() as plain:
+        for _ in range(2):  # the second time from what the first worked out
+            ours = client.build_request("POST", _url(base_url), headers=asked, content=b"{}")
+            theirs = plain.build_request("POST", _url(base_url), headers=asked, content=b"{}")
+            assert ours.headers.raw == theirs.headers.raw
+        client.headers["x-trace"] = "on"  # the client's own headers changed in place
+        plain.headers["x-trace"] = "on"
+        ours = client.build_request("POST", _url(base_url), headers=asked, content=b"{}")
+        theirs = plain.build_request("POST", _url(base_url), headers=asked, content=b"{}")
+        assert ours.headers.raw == theirs.headers.raw
+        assert ours.headers["x-trace"] == "on"
+        assert ours.headers["user-agent"] == "google-genai-sdk/1"
+        listed = [("x-many", "1"), ("x-many", "2")]
+        assert client.build_request("GET", _url(base_url), headers=listed).headers.get_list(
+            "x-many"
+        ) == ["1", "2"]
+    guard.close()
