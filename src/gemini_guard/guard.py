@@ -498,7 +498,11 @@ class Guard:
     def _build_guarded_client(self) -> genai.Client:
         from google import genai
 
-        from gemini_guard.call.transport import GuardedTransport
+        from gemini_guard.call.transport import (
+            AsyncGuardedHttpClient,
+            GuardedHttpClient,
+            GuardedTransport,
+        )
 
         api = getattr(self.unguarded_client, "_api_client", None)
         ainner: httpx.AsyncBaseTransport | None = None
@@ -514,8 +518,8 @@ class Guard:
             shrink_max_output_tokens=self.engine.retry.shrunk_max_output_tokens,
             shrink_thinking_budget=self.engine.retry.shrunk_thinking_budget,
         )
-        sync_http = httpx.Client(transport=transport, timeout=None)
-        async_http = httpx.AsyncClient(transport=transport, timeout=None)
+        sync_http = GuardedHttpClient(transport)
+        async_http = AsyncGuardedHttpClient(transport)
         self._guarded_http = [sync_http, async_http]
         own = _http_options_of(self.unguarded_client) or types.HttpOptions()
         http = own.model_copy(update={"httpx_client": sync_http, "httpx_async_client": async_http})

@@ -24,8 +24,16 @@ import httpx
 
 __all__ = ["AiohttpTransport"]
 
-# aiohttp decompresses the body; these would describe the compressed one.
-_DROPPED_RESPONSE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+# aiohttp decompresses the body; these would describe the compressed one (a length
+# is kept when the body came as it is).
+_DROPPED_RESPONSE_HEADERS = frozenset(
+    {b"content-encoding", b"content-length", b"transfer-encoding"}
+)
+# Bodies up to this length, when the answer gives it, are read in one piece.
+_AT_ONCE = 1 << 20
+_ENCODED = frozenset({b"content-encoding", b"transfer-encoding"})
+# aiohttp sets the host and the body's length itself.
+_DROPPED_REQUEST_HEADERS = frozenset({b"host", b"content-length", b"transfer-encoding"})
 
 
 @contextmanager
@@ -52,9 +60,18 @@ class _Body(httpx.AsyncByteStream):
         self._whole = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        response = self._response
         with _httpx_errors(self._request, connecting=False):
-            async for piece in self._response.content.iter_any():
-                yield piece
+            length = response.content_length
+            if length is not None and length <= _AT_ONCE:
+                # A body whose length is known up front is no stream: read at once,
+                # in far fewer steps than piece by piece.
+                body = await response.read()
+                if body:
+                    yield body
+            else:
+                async for piece in response.content.iter_any():
+                    yield piece
         self._whole = True
 
     async def aclose(self) -> None:
@@ -78,27 +95,43 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._sessions: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, aiohttp.ClientSession
         ] = weakref.WeakKeyDictionary()
+        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], aiohttp.ClientSession] | None = (
+            None
+        )
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0]() is loop and not last[1].closed:
+            return last[1]  # the loop of the last request (nearly always)
         session = self._sessions.get(loop)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
             session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
             self._sessions[loop] = session
+        self._last = (weakref.ref(loop), session)
         return session
 
+    def _timeout(self, timeouts: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (timeouts.get("connect"), timeouts.get("read"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:  # a few distinct ones: the policy's, the stream's
+            if len(self._timeouts) >= 64:
+                self._timeouts.clear()
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, sock_connect=key[0], sock_read=key[1]
+            )
+        return timeout
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.get("connect"), sock_read=timeouts.get("read")
-        )
+        timeout = self._timeout(request.extensions.get("timeout", {}))
         body = await request.aread()
-        # aiohttp sets the host and the body's length itself.
+        encoding = request.headers.encoding
         headers = [
-            (k, v)
-            for k, v in request.headers.multi_items()
-            if k.lower() not in ("host", "content-length", "transfer-encoding")
+            (k.decode(encoding), v.decode(encoding))
+            for k, v in request.headers.raw
+            if k.lower() not in _DROPPED_REQUEST_HEADERS
         ]
         with _httpx_errors(request, connecting=True):
             response = await self._session().request(
@@ -109,11 +142,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 timeout=timeout,
                 allow_redirects=False,
             )
-        kept = [
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in response.raw_headers
-            if name.decode("latin-1").lower() not in _DROPPED_RESPONSE_HEADERS
-        ]
+        raw = response.raw_headers
+        if any(name.lower() in _ENCODED for name, _ in raw):
+            kept = [(k, v) for k, v in raw if k.lower() not in _DROPPED_RESPONSE_HEADERS]
+        else:
+            kept = list(raw)  # the body comes as it was sent: its length holds
         return httpx.Response(
             response.status, headers=kept, stream=_Body(response, request), request=request
         )
@@ -124,5 +157,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except RuntimeError:
             return
         session = self._sessions.pop(loop, None)
+        self._last = None
         if session is not None:
             await session.close()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gemini_guard.tiers import count_tokens_quota
+from gemini_guard.tokens import estimate_text_tokens, estimate_tokens
 
 __all__ = [
     "MAX_EMBED_BATCH",
@@ -27,7 +28,9 @@ __all__ = [
     "config_of",
     "embed_items",
     "embed_parts",
+    "estimated_input_tokens",
     "input_tokens_of_body",
+    "input_tokens_of_json",
     "joined_embeddings",
     "location_of",
     "route_of",
@@ -102,7 +105,22 @@ def route_of(method: str, path: str, body: Any) -> Route:
         model = body.get("model") if isinstance(body, dict) else None
         name = model.removeprefix("models/") if isinstance(model, str) and model else None
         return Route("openai_chat", name, "openai")
-    vertex = _VERTEX_PATH.match(path)
+    # Any other route is its method and path's alone: read once for each.
+    route = _ROUTES.get((method, path))
+    if route is None:
+        if len(_ROUTES) >= _MOST_ROUTES:  # many distinct paths (files by name): start over
+            _ROUTES.clear()
+        route = _ROUTES[(method, path)] = _route_of_path(method, path)
+    return route
+
+
+_ROUTES: dict[tuple[str, str], Route] = {}
+_MOST_ROUTES = 1024
+
+
+def _route_of_path(method: str, path: str) -> Route:
+    # The Vertex pattern only where a path names a location (the Gemini API's never do).
+    vertex = _VERTEX_PATH.match(path) if "/locations/" in path else None
     if vertex is not None and method == "POST":
         kind = _ACTIONS.get(vertex["action"] or "")
         if kind is not None:
@@ -145,6 +163,42 @@ def with_model(path: str, body: bytes, route: Route, model: str) -> tuple[str, b
         return path, body
     action = f":{match['action']}" if match["action"] else ""
     return f"{match['head']}{name}{action}", body
+
+
+def estimated_input_tokens(route: Route, body: Any) -> int:
+    """The input tokens a paced call reserves, estimated from its parsed JSON body: its
+    contents and system instruction, or the items of an embedding batch."""
+    if not isinstance(body, dict):
+        return 0
+    if route.kind == "embed":
+        items = body.get("requests") or [body]
+        return sum(estimate_tokens([i.get("content")]) for i in items)
+    contents, system = body.get("contents"), body.get("systemInstruction")
+    tokens = _text_tokens(contents)
+    if tokens is None:
+        tokens = estimate_tokens(contents)
+    if system is not None:
+        system_tokens = _text_tokens([system])
+        tokens += estimate_tokens(system) if system_tokens is None else system_tokens
+    return tokens
+
+
+def _text_tokens(contents: Any) -> int | None:
+    """`estimate_tokens(contents)` for the usual request, contents of text parts only,
+    without walking every shape the general estimate accepts (None: another shape)."""
+    if not isinstance(contents, list):
+        return None
+    tokens = 0
+    for content in contents:
+        parts = content.get("parts") if isinstance(content, dict) else None
+        if not isinstance(parts, list):
+            return None
+        for part in parts:
+            text = part.get("text") if isinstance(part, dict) and len(part) == 1 else None
+            if not isinstance(text, str):
+                return None
+            tokens += estimate_text_tokens(text)
+    return tokens
 
 
 def embed_items(route: Route, body: Any) -> int:
@@ -227,6 +281,11 @@ def input_tokens_of_body(body: bytes) -> int | None:
         parsed = json.loads(body)
     except ValueError:
         return None
+    return input_tokens_of_json(parsed)
+
+
+def input_tokens_of_json(parsed: Any) -> int | None:
+    """`input_tokens_of_body` for an answer's JSON already parsed."""
     if not isinstance(parsed, dict):
         return None
     meta = parsed.get("usageMetadata")

@@ -15,8 +15,9 @@ through as they come.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,7 +28,8 @@ from gemini_guard.call.http import (
     bare_model,
     config_of,
     embed_items,
-    input_tokens_of_body,
+    estimated_input_tokens,
+    input_tokens_of_json,
     location_of,
     route_of,
     shrunk_body,
@@ -45,18 +47,27 @@ from gemini_guard.diagnosis import (
 )
 from gemini_guard.errors import CallFailed, ResponseBlocked, StreamStalled, sdk_error
 from gemini_guard.telemetry.spend import Usage
-from gemini_guard.tokens import estimate_tokens
 
 if TYPE_CHECKING:
     from gemini_guard.call.effects import AttemptPlan, CallInfo
     from gemini_guard.call.engine import Engine
 
-__all__ = ["GuardedTransport", "PathOwner", "UpstreamError"]
+__all__ = [
+    "AsyncGuardedHttpClient",
+    "GuardedHttpClient",
+    "GuardedTransport",
+    "PathOwner",
+    "UpstreamError",
+]
 
 MODEL_HEADER = "x-gemini-guard-model"
 ATTEMPTS_HEADER = "x-gemini-guard-attempts"
 # On an answer returned although it is not a full one (thinking used the budget).
 QUIET_HEADER = "x-gemini-guard-quiet-failure"
+# Headers that describe the body as it came over the wire, not as it was read (httpx
+# decodes a compressed body when it reads it).
+_RESIZED = frozenset({b"content-length", b"content-encoding", b"transfer-encoding"})
+_ENCODINGS = frozenset({b"content-encoding", b"transfer-encoding"})
 
 
 class PathOwner(Protocol):
@@ -85,12 +96,24 @@ class QuietFailure(UpstreamError):
     """A 200 whose answer is unusable (empty, blocked, thinking ate the budget...)."""
 
 
+_UNREAD: Any = object()  # `_Answer.parsed` before the body's JSON is read
+
+
 @dataclass(slots=True)
 class _Answer:
     response: httpx.Response  # status and headers; its stream is `first` + `rest`
     body: bytes | None  # the whole body, when not a stream
     first: bytes = b""
     rest: Iterator[bytes] | AsyncIterator[bytes] | None = None
+    parsed: Any = _UNREAD  # the body's JSON (None: not JSON), read once when first asked
+
+    def json(self) -> Any:
+        """The body's JSON, parsed once for every reader (the quiet-failure check, the
+        engine's token count, the usage): None when the body is no JSON."""
+        parsed = self.parsed
+        if parsed is _UNREAD:
+            parsed = self.parsed = _json_or_none(self.body) if self.body else None
+        return parsed
 
 
 @dataclass(slots=True)
@@ -105,16 +128,15 @@ class _Call:
 
 
 def _input_tokens(answer: _Answer) -> int | None:
-    return None if answer.body is None else input_tokens_of_body(answer.body)
+    return None if answer.body is None else input_tokens_of_json(answer.json())
 
 
 def _usage(body: bytes | None) -> Usage | None:
-    if not body:
-        return None
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
+    return _usage_of(_json_or_none(body)) if body else None
+
+
+def _usage_of(parsed: Any) -> Usage | None:
+    """The usage an answer's JSON reports (Gemini's or the OpenAI-compatible shape)."""
     meta = parsed.get("usageMetadata") if isinstance(parsed, dict) else None
     if isinstance(meta, dict):
         return Usage(
@@ -130,6 +152,56 @@ def _usage(body: bytes | None) -> Usage | None:
             output_tokens=int(usage.get("completion_tokens", 0)),
         )
     return None
+
+
+def _sized_as(headers: httpx.Headers, body: bytes) -> bool:
+    """Whether `headers` give `body`'s length as httpx gives it to a response it makes
+    from that body: its Content-Length (none for no body), not chunked nor compressed."""
+    length: bytes | None = None
+    for key, value in headers.raw:
+        name = key.lower()
+        if name == b"content-length":
+            if length is not None:
+                return False
+            length = value
+        elif name in _ENCODINGS:
+            return False
+    return length == (str(len(body)).encode() if body else None)
+
+
+def _plainly_usable(answer: dict[str, Any]) -> bool:
+    """True when generateContent's JSON is plainly a usable answer (the usual case): no
+    prompt block, and a candidate that stopped normally with visible text. False means
+    "ask `diagnose_response`", which reads every field; True is never its failure."""
+    feedback = answer.get("promptFeedback", answer.get("prompt_feedback"))
+    if feedback is not None and (
+        not isinstance(feedback, dict) or "blockReason" in feedback or "block_reason" in feedback
+    ):
+        return False
+    candidates = answer.get("candidates")
+    for candidate in candidates if isinstance(candidates, list) else ():
+        if not isinstance(candidate, dict):
+            continue
+        finish = candidate.get("finishReason", candidate.get("finish_reason"))
+        if finish not in ("STOP", "MAX_TOKENS"):
+            continue
+        content = candidate.get("content")
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            if isinstance(part, dict) and part.get("thought") is not True:
+                text = part.get("text")
+                if isinstance(text, str) and text.strip():
+                    return True
+    return False
+
+
+def _with_extensions(request: httpx.Request, extensions: dict[str, Any]) -> httpx.Request:
+    """`request` with other extensions (an attempt's timeout), sharing its URL, headers
+    and read body: a copy that parses and encodes nothing again."""
+    attempt = httpx.Request.__new__(httpx.Request)
+    attempt.__dict__.update(request.__dict__)
+    attempt.extensions = extensions
+    return attempt
 
 
 def _last_event(tail: bytes) -> bytes | None:
@@ -168,20 +240,15 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             parsed = None  # not JSON: the server will say what is wrong with it
         route = route_of(request.method, request.url.path, parsed)
         owner = self._owner
-        tokens = 0
         if route.model is not None and route.kind in ("generate", "stream", "count"):
             contents = parsed.get("contents") if isinstance(parsed, dict) else None
             try:
                 owner.check_request(bare_model(route.model), contents, config_of(parsed))
             except CallFailed as refused:  # nothing was sent: the SDK's 400 shape too
                 raise sdk_error(refused) from None
-        if route.paced and owner.engine.pacing and isinstance(parsed, dict):
-            tokens = estimate_tokens(parsed.get("contents")) + estimate_tokens(
-                parsed.get("systemInstruction")
-            )
-            if route.kind == "embed":
-                items = parsed.get("requests") or [parsed]
-                tokens = sum(estimate_tokens([i.get("content")]) for i in items)
+        tokens = 0
+        if route.paced and owner.engine.pacing:
+            tokens = estimated_input_tokens(route, parsed)
         call = _Call(request, route, body, parsed, streams(route, parsed), tokens)
         call.requests = embed_items(route, parsed)
         return call
@@ -205,7 +272,27 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def _attempt_request(self, call: _Call, plan: AttemptPlan) -> httpx.Request:
         original = call.request
-        path, body = call.request.url.raw_path.decode("ascii").partition("?")[0], call.body
+        extensions = dict(original.extensions)
+        if plan.timeout is not None:
+            seconds = self._owner.real_seconds(plan.timeout)
+            extensions["timeout"] = {
+                "connect": seconds,
+                "read": seconds,
+                "write": seconds,
+                "pool": seconds,
+            }
+        key = self._owner.key_for(plan.project)
+        location = location_of(plan.model)
+        if (
+            key is None
+            and not plan.shrink
+            and plan.model == (call.route.model or plan.model)
+            and (location is None or vertex_host(original.url.host, location) == original.url.host)
+        ):
+            # The request as the caller built it (the usual attempt), its body already
+            # read: only its timeout is the attempt's own, so it is not built again.
+            return _with_extensions(original, extensions)
+        path, body = original.url.raw_path.decode("ascii").partition("?")[0], call.body
         if call.route.model is not None:
             path, body = with_model(path, body, call.route, plan.model)
         if plan.shrink:
@@ -214,7 +301,6 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             )
         headers = original.headers.copy()
         headers.pop("content-length", None)
-        key = self._owner.key_for(plan.project)
         if key is not None:
             if call.route.kind == "openai_chat" or (
                 "authorization" in headers and "x-goog-api-key" not in headers
@@ -227,18 +313,8 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 path + ("?" + original.url.query.decode() if original.url.query else "")
             ).encode()
         )
-        location = location_of(plan.model)
         if location is not None:  # Vertex AI: each location has its own host
             url = url.copy_with(host=vertex_host(url.host, location))
-        extensions = dict(original.extensions)
-        if plan.timeout is not None:
-            seconds = self._owner.real_seconds(plan.timeout)
-            extensions["timeout"] = {
-                "connect": seconds,
-                "read": seconds,
-                "write": seconds,
-                "pool": seconds,
-            }
         return httpx.Request(
             original.method, url, headers=headers, content=body, extensions=extensions
         )
@@ -248,32 +324,42 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         return UpstreamError(response, body, diagnosis)
 
     def _reply(self, call: _Call, answer: _Answer, info: CallInfo, stream: Any) -> httpx.Response:
+        response = answer.response
+        if answer.body is not None:
+            self._owner.finished(info, _usage_of(answer.json()), failed=False)
+            # The attempt's own answer, already read, goes back (nothing to build again):
+            # its headers as a response made from the read body would have them.
+            if not _sized_as(response.headers, answer.body):
+                kept = [(k, v) for k, v in response.headers.raw if k.lower() not in _RESIZED]
+                if answer.body:
+                    kept.append((b"content-length", str(len(answer.body)).encode()))
+                response.headers = httpx.Headers(kept)
+            response.headers[MODEL_HEADER] = info.model or ""
+            response.headers[ATTEMPTS_HEADER] = str(info.attempt_count)
+            response.request = call.request
+            return response
         headers = [
             (k, v)
-            for k, v in answer.response.headers.multi_items()
+            for k, v in response.headers.multi_items()
             if k.lower() not in ("content-length", "content-encoding", "transfer-encoding")
         ]
         headers.append((MODEL_HEADER, info.model or ""))
         headers.append((ATTEMPTS_HEADER, str(info.attempt_count)))
-        if answer.body is not None:
-            self._owner.finished(info, _usage(answer.body), failed=False)
-            return httpx.Response(
-                answer.response.status_code,
-                headers=headers,
-                content=answer.body,
-                request=call.request,
-            )
         return httpx.Response(
-            answer.response.status_code, headers=headers, stream=stream, request=call.request
+            response.status_code, headers=headers, stream=stream, request=call.request
         )
 
-    def _check(self, call: _Call, response: httpx.Response, body: bytes) -> UpstreamError | None:
+    def _check(self, call: _Call, answer: _Answer) -> UpstreamError | None:
         """Why this answer is a failed attempt: an error status, or a 200 with no
         usable answer (generateContent's JSON read by `diagnose_response`)."""
+        response, body = answer.response, answer.body or b""
         if response.status_code >= 400:
             return self._failure(response, body)
         if call.route.kind == "generate":
-            quiet = diagnose_response(body)
+            parsed = answer.json()
+            if isinstance(parsed, dict) and _plainly_usable(parsed):
+                return None  # the usual answer: no full reading
+            quiet = diagnose_response(body if parsed is None else parsed)
             if quiet is not None:
                 return QuietFailure(response, body, quiet)
         return None
@@ -346,14 +432,14 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             response = self._inner.handle_request(attempt)
             if response.status_code >= 400 or not call.streamed:
                 try:
-                    body = response.read()
+                    answer = _Answer(response, response.read())
                 finally:
                     response.close()
-                failure = self._check(call, response, body)
+                failure = self._check(call, answer)
                 if failure is not None:
                     last[:] = [failure]
                     raise failure
-                return _Answer(response, body)
+                return answer
             pieces = iter(response.iter_raw())
             try:  # errors (a read timeout included) before the first byte are retried
                 first = next(pieces, b"")
@@ -394,14 +480,14 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             response = await self._ainner.handle_async_request(attempt)
             if response.status_code >= 400 or not call.streamed:
                 try:
-                    body = await response.aread()
+                    answer = _Answer(response, await response.aread())
                 finally:
                     await response.aclose()
-                failure = self._check(call, response, body)
+                failure = self._check(call, answer)
                 if failure is not None:
                     last[:] = [failure]
                     raise failure
-                return _Answer(response, body)
+                return answer
             pieces = aiter(response.aiter_raw())
             try:  # errors (a read timeout included) before the first byte are retried
                 first = await anext(pieces)
@@ -428,6 +514,146 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._ainner.aclose()
+
+
+_SET_COOKIE = frozenset({b"set-cookie", b"set-cookie2"})
+
+
+class _QuickCookies(httpx.Cookies):
+    """A client's cookies that skip the jar for an answer that sets none (nearly every
+    answer of the API): httpx hands each answer to the standard library's jar, which
+    first parses the request's URL again, a tenth of what the guarded layer costs."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if any(name.lower() in _SET_COOKIE for name, _ in response.headers.raw):
+            super().extract_cookies(response)
+
+
+class _Urls:
+    """The URLs a client's requests go to, parsed once each: the SDK hands each request
+    its URL as a string, which httpx parses again every time (in pure Python)."""
+
+    __slots__ = ("_base", "_parsed")
+
+    MOST = 256  # distinct URLs kept (models and actions; file names vary)
+
+    def __init__(self) -> None:
+        self._base: httpx.URL | None = None
+        self._parsed: dict[str, httpx.URL] = {}
+
+    def merged(self, url: str, base: httpx.URL, merge: Callable[[str], httpx.URL]) -> httpx.URL:
+        if base is not self._base:  # a new base_url: what was merged with the old one goes
+            self._base, self._parsed = base, {}
+        parsed = self._parsed.get(url)
+        if parsed is None:
+            if len(self._parsed) >= self.MOST:
+                self._parsed = {}
+            parsed = self._parsed[url] = merge(url)
+        return parsed
+
+
+def _known_encoding(response: httpx.Response) -> None:
+    """Give an answer whose Content-Type names no charset its client's default encoding
+    up front, as httpx would work it out on reading its text, but without parsing the
+    header with the standard library's email parser (slow, once per answer)."""
+    default = response.default_encoding
+    if not isinstance(default, str):
+        return  # a function of the content: httpx decides when the text is read
+    for name, value in response.headers.raw:
+        if name.lower() == b"content-type" and b";" in value:
+            return  # parameters, perhaps a charset: httpx reads them
+    with contextlib.suppress(ValueError):  # the text was read already
+        response.encoding = default or "utf-8"
+
+
+async def _aknown_encoding(response: httpx.Response) -> None:
+    _known_encoding(response)
+
+
+class _Headers:
+    """The client's headers merged with a request's, worked out once for each distinct
+    pair: the SDK sends the same few headers with every request, and httpx merges them
+    key by key each time."""
+
+    __slots__ = ("_merged",)
+
+    MOST = 64
+
+    def __init__(self) -> None:
+        self._merged: dict[Any, httpx.Headers] = {}
+
+    def merged(self, own: httpx.Headers, headers: Any, merge: Callable[[Any], Any]) -> Any:
+        if type(headers) is not dict:
+            return merge(headers)
+        key = (tuple(own.raw), tuple(headers.items()))
+        try:
+            merged = self._merged.get(key)
+        except TypeError:  # a value that is no string: merged as httpx merges it
+            return merge(headers)
+        if merged is None:
+            if len(self._merged) >= self.MOST:
+                self._merged = {}
+            merged = self._merged[key] = merge(headers)
+        # The request copies what it is given: the kept merge is never changed.
+        return merged
+
+
+class GuardedHttpClient(httpx.Client):
+    """The client `guard.client`'s SDK sends with, on a `GuardedTransport`: an
+    `httpx.Client` that parses each URL once and reads cookies only from answers that
+    set some (the google-genai SDK's own client does both)."""
+
+    def __init__(self, transport: GuardedTransport) -> None:
+        super().__init__(
+            transport=transport, timeout=None, event_hooks={"response": [_known_encoding]}
+        )
+        self._quick_cookies = _QuickCookies()
+        self._urls = _Urls()
+        self._headers_merged = _Headers()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._quick_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._quick_cookies = _QuickCookies(cookies)
+
+    def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
+        if isinstance(url, str):
+            return self._urls.merged(url, self.base_url, super()._merge_url)
+        return super()._merge_url(url)
+
+    def _merge_headers(self, headers: Any = None) -> Any:
+        return self._headers_merged.merged(self.headers, headers, super()._merge_headers)
+
+
+class AsyncGuardedHttpClient(httpx.AsyncClient):
+    """`GuardedHttpClient` for asyncio (`guard.client.aio`)."""
+
+    def __init__(self, transport: GuardedTransport) -> None:
+        super().__init__(
+            transport=transport, timeout=None, event_hooks={"response": [_aknown_encoding]}
+        )
+        self._quick_cookies = _QuickCookies()
+        self._urls = _Urls()
+        self._headers_merged = _Headers()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._quick_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._quick_cookies = _QuickCookies(cookies)
+
+    def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
+        if isinstance(url, str):
+            return self._urls.merged(url, self.base_url, super()._merge_url)
+        return super()._merge_url(url)
+
+    def _merge_headers(self, headers: Any = None) -> Any:
+        return self._headers_merged.merged(self.headers, headers, super()._merge_headers)
 
 
 def _failed_info(error: CallFailed) -> CallInfo:
