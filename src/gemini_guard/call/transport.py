@@ -598,7 +598,33 @@ class _Headers:
         return merged
 
 
-class GuardedHttpClient(httpx.Client):
+class _QuickClient(httpx._client.BaseClient):
+    """What both of `guard.client`'s httpx clients change: each URL parsed once, the
+    headers merged once per set, cookies read only from answers that set some."""
+
+    def _quick_setup(self) -> None:
+        self._quick_cookies = _QuickCookies()
+        self._urls = _Urls()
+        self._headers_merged = _Headers()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._quick_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._quick_cookies = _QuickCookies(cookies)
+
+    def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
+        if isinstance(url, str):
+            return self._urls.merged(url, self.base_url, super()._merge_url)
+        return super()._merge_url(url)
+
+    def _merge_headers(self, headers: Any = None) -> Any:
+        return self._headers_merged.merged(self.headers, headers, super()._merge_headers)
+
+
+class GuardedHttpClient(_QuickClient, httpx.Client):
     """The client `guard.client`'s SDK sends with, on a `GuardedTransport`: an
     `httpx.Client` that parses each URL once and reads cookies only from answers that
     set some (the google-genai SDK's own client does both)."""
@@ -607,53 +633,17 @@ class GuardedHttpClient(httpx.Client):
         super().__init__(
             transport=transport, timeout=None, event_hooks={"response": [_known_encoding]}
         )
-        self._quick_cookies = _QuickCookies()
-        self._urls = _Urls()
-        self._headers_merged = _Headers()
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._quick_cookies
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        self._quick_cookies = _QuickCookies(cookies)
-
-    def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
-        if isinstance(url, str):
-            return self._urls.merged(url, self.base_url, super()._merge_url)
-        return super()._merge_url(url)
-
-    def _merge_headers(self, headers: Any = None) -> Any:
-        return self._headers_merged.merged(self.headers, headers, super()._merge_headers)
+        self._quick_setup()
 
 
-class AsyncGuardedHttpClient(httpx.AsyncClient):
+class AsyncGuardedHttpClient(_QuickClient, httpx.AsyncClient):
     """`GuardedHttpClient` for asyncio (`guard.client.aio`)."""
 
     def __init__(self, transport: GuardedTransport) -> None:
         super().__init__(
             transport=transport, timeout=None, event_hooks={"response": [_aknown_encoding]}
         )
-        self._quick_cookies = _QuickCookies()
-        self._urls = _Urls()
-        self._headers_merged = _Headers()
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._quick_cookies
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        self._quick_cookies = _QuickCookies(cookies)
-
-    def _merge_url(self, url: httpx.URL | str) -> httpx.URL:
-        if isinstance(url, str):
-            return self._urls.merged(url, self.base_url, super()._merge_url)
-        return super()._merge_url(url)
-
-    def _merge_headers(self, headers: Any = None) -> Any:
-        return self._headers_merged.merged(self.headers, headers, super()._merge_headers)
+        self._quick_setup()
 
 
 def _failed_info(error: CallFailed) -> CallInfo:
