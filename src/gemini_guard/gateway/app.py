@@ -37,10 +37,12 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from gemini_guard.call.transport import ATTEMPTS_HEADER, MODEL_HEADER, QUIET_HEADER
 from gemini_guard.errors import CallFailed
 from gemini_guard.gateway import auth
 from gemini_guard.gateway.auth import Caller, GatewayRefusal, TokenTable
 from gemini_guard.gateway.budgets import CallerBudgets, Refusal
+from gemini_guard.gateway.cache import CACHE_HEADER, GatewayCache, Lookup
 from gemini_guard.telemetry.spend import Usage
 
 __all__ = ["API_VERSIONS", "Gateway", "ReadyCheck"]
@@ -77,7 +79,9 @@ class _Inbound:
     path: str
     query: str
     body: bytes
+    parsed: Any
     streaming: bool
+    cacheable: bool  # a generateContent the response cache may answer
 
 
 class _Refused(Exception):
@@ -101,6 +105,7 @@ class Gateway:
     - `transport`: sends each checked request upstream (`base_url` + the same path);
     - `upstream_key`: the Google key to send, when the transport does not put its own;
     - `budgets`: per-token request and dollar budgets (None: none configured);
+    - `cache`: the response cache, per token (None: no cache configured);
     - `ready_checks`: what `/readyz` checks besides the configuration being loaded.
     """
 
@@ -112,6 +117,7 @@ class Gateway:
         base_url: str,
         upstream_key: str | None = None,
         budgets: CallerBudgets | None = None,
+        cache: GatewayCache | None = None,
         max_body_bytes: int = 20 * 1024 * 1024,
         ready_checks: tuple[ReadyCheck, ...] = (),
         metrics: Callable[[], bytes] | None = None,
@@ -125,6 +131,7 @@ class Gateway:
         self._base_url = base_url.rstrip("/")
         self._upstream_key = upstream_key
         self._budgets = budgets
+        self._cache = cache
         self._max_body = max_body_bytes
         self._ready_checks = ready_checks
         self._metrics = metrics
@@ -229,8 +236,9 @@ class Gateway:
                     "path": request.url.path,
                     "model": inbound.model if inbound else None,
                     "status": response.status_code,
-                    "served_by": response.headers.get("x-gemini-guard-model"),
-                    "attempts": response.headers.get("x-gemini-guard-attempts"),
+                    "served_by": response.headers.get(MODEL_HEADER),
+                    "attempts": response.headers.get(ATTEMPTS_HEADER),
+                    "cache": response.headers.get(CACHE_HEADER),
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                 }
             ),
@@ -273,7 +281,12 @@ class Gateway:
             path=f"/{version}/{'openai/' if surface == 'openai' else ''}{rest}",
             query=kept,
             body=body,
+            parsed=parsed,
             streaming=streaming,
+            cacheable=surface == "gemini"
+            and model is not None
+            and request.method == "POST"
+            and rest.endswith(":generateContent"),
         )
 
     async def _body(self, request: Request) -> bytes:
@@ -298,6 +311,24 @@ class Gateway:
         )
 
     async def _forward(self, request: Request, inbound: _Inbound) -> Response:
+        lookup: Lookup | None = None
+        body = inbound.body
+        if self._cache is not None and inbound.cacheable and inbound.model is not None:
+            lookup = self._cache.plan(inbound.caller, inbound.model, inbound.parsed, body)
+            if lookup is not None:
+                entry = await self._cache.hit(lookup)
+                if entry is not None and entry.wire is not None:
+                    # Answered here: no upstream quota or dollars spent, so no budget.
+                    return Response(
+                        entry.wire[0],
+                        headers={
+                            "content-type": "application/json; charset=UTF-8",
+                            CACHE_HEADER: "hit",
+                            MODEL_HEADER: entry.model,
+                            ATTEMPTS_HEADER: "0",
+                        },
+                    )
+                body = lookup.body
         permit = None
         if self._budgets is not None:
             admitted = await self._budgets.admit(inbound.caller, inbound.model)
@@ -316,13 +347,15 @@ class Gateway:
             request.method,
             self._base_url + inbound.path + (f"?{inbound.query}" if inbound.query else ""),
             headers=headers,
-            content=inbound.body or None,
+            content=body or None,
         )
         try:
             reply = await self._transport.handle_async_request(upstream)
         except httpx.TransportError as exc:
             raise _upstream_unreachable(exc) from None
         except CallFailed as error:  # the guarded path gave up: say what it saw
+            if self._cache is not None:
+                await self._cache.failed(inbound.caller, error)
             return _call_failed(error, openai=inbound.surface == "openai")
         finally:
             if self._budgets is not None:
@@ -347,7 +380,14 @@ class Gateway:
         media = reply.headers.get("content-type", "")
         if reply.status_code >= 500 and "json" not in media:
             raise _upstream_garbled(reply.status_code, media)
-        return Response(content, status_code=reply.status_code, headers=dict(kept))
+        relayed = dict(kept)
+        if lookup is not None and self._cache is not None:
+            relayed[CACHE_HEADER] = "miss"
+            if reply.status_code == 200 and inbound.model is not None:
+                quiet = QUIET_HEADER in reply.headers
+                served_by = "" if quiet else reply.headers.get(MODEL_HEADER, "")
+                await self._cache.answered(lookup, inbound.model, served_by, content)
+        return Response(content, status_code=reply.status_code, headers=relayed)
 
 
 async def _relay(reply: httpx.Response) -> AsyncIterator[bytes]:
