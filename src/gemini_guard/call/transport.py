@@ -205,7 +205,8 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def _attempt_request(self, call: _Call, plan: AttemptPlan) -> httpx.Request:
         original = call.request
-        path, body = call.request.url.raw_path.decode("ascii").partition("?")[0], call.body
+        raw_path = original.url.raw_path
+        path, body = raw_path.decode("ascii").partition("?")[0], call.body
         if call.route.model is not None:
             path, body = with_model(path, body, call.route, plan.model)
         if plan.shrink:
@@ -222,11 +223,11 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 headers["authorization"] = f"Bearer {key}"
             else:
                 headers["x-goog-api-key"] = key
-        url = original.url.copy_with(
-            raw_path=(
-                path + ("?" + original.url.query.decode() if original.url.query else "")
-            ).encode()
-        )
+        url = original.url
+        query = url.query
+        target = (path + ("?" + query.decode() if query else "")).encode()
+        if target != raw_path:  # an attempt on another model: parsing a URL costs ~15 µs
+            url = url.copy_with(raw_path=target)
         location = location_of(plan.model)
         if location is not None:  # Vertex AI: each location has its own host
             url = url.copy_with(host=vertex_host(url.host, location))
