@@ -28,6 +28,7 @@ __all__ = [
     "embed_items",
     "embed_parts",
     "input_tokens_of_body",
+    "input_tokens_of_json",
     "joined_embeddings",
     "location_of",
     "route_of",
@@ -227,6 +228,11 @@ def input_tokens_of_body(body: bytes) -> int | None:
         parsed = json.loads(body)
     except ValueError:
         return None
+    return input_tokens_of_json(parsed)
+
+
+def input_tokens_of_json(parsed: Any) -> int | None:
+    """`input_tokens_of_body` of an answer's JSON already read."""
     if not isinstance(parsed, dict):
         return None
     meta = parsed.get("usageMetadata")

@@ -27,7 +27,7 @@ from gemini_guard.call.http import (
     bare_model,
     config_of,
     embed_items,
-    input_tokens_of_body,
+    input_tokens_of_json,
     location_of,
     route_of,
     shrunk_body,
@@ -85,12 +85,24 @@ class QuietFailure(UpstreamError):
     """A 200 whose answer is unusable (empty, blocked, thinking ate the budget...)."""
 
 
+_UNREAD: Any = object()
+
+
 @dataclass(slots=True)
 class _Answer:
     response: httpx.Response  # status and headers; its stream is `first` + `rest`
     body: bytes | None  # the whole body, when not a stream
     first: bytes = b""
     rest: Iterator[bytes] | AsyncIterator[bytes] | None = None
+    # The body's JSON, read once for the checks, the input tokens and the usage
+    # (reading it three times was a twentieth of the gateway's time per request).
+    parsed: Any = _UNREAD
+
+    def json(self) -> Any:
+        """The body's JSON (None when there is none, or it is not JSON)."""
+        if self.parsed is _UNREAD:
+            self.parsed = _json_or_none(self.body) if self.body else None
+        return self.parsed
 
 
 @dataclass(slots=True)
@@ -105,7 +117,7 @@ class _Call:
 
 
 def _input_tokens(answer: _Answer) -> int | None:
-    return None if answer.body is None else input_tokens_of_body(answer.body)
+    return None if answer.body is None else input_tokens_of_json(answer.json())
 
 
 def _usage(body: bytes | None) -> Usage | None:
@@ -115,6 +127,10 @@ def _usage(body: bytes | None) -> Usage | None:
         parsed = json.loads(body)
     except ValueError:
         return None
+    return _usage_of(parsed)
+
+
+def _usage_of(parsed: Any) -> Usage | None:
     meta = parsed.get("usageMetadata") if isinstance(parsed, dict) else None
     if isinstance(meta, dict):
         return Usage(
@@ -213,16 +229,22 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             body = shrunk_body(
                 body, plan.model, max_output_tokens=self._shrink[0], thinking_budget=self._shrink[1]
             )
-        headers = original.headers.copy()
-        headers.pop("content-length", None)
+        # A list, not httpx's Headers: its lookups and assignments scan and raise, and
+        # building an attempt's headers with them cost more than sending it.
+        headers = [
+            (k, v) for k, v in original.headers.multi_items() if k.lower() != "content-length"
+        ]
+        names = {k.lower() for k, _ in headers}
         key = self._owner.key_for(plan.project)
         if key is not None:
             if call.route.kind == "openai_chat" or (
-                "authorization" in headers and "x-goog-api-key" not in headers
+                "authorization" in names and "x-goog-api-key" not in names
             ):
-                headers["authorization"] = f"Bearer {key}"
+                name, value = "authorization", f"Bearer {key}"
             else:
-                headers["x-goog-api-key"] = key
+                name, value = "x-goog-api-key", key
+            headers = [(k, v) for k, v in headers if k.lower() != name]
+            headers.append((name, value))
         url = original.url
         query = url.query
         target = (path + ("?" + query.decode() if query else "")).encode()
@@ -240,8 +262,17 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 "write": seconds,
                 "pool": seconds,
             }
+        # What httpx would add for `content=`, added here with the body as a ready
+        # stream (httpx's own way costs a scan of the headers per default).
+        if "host" not in names:
+            headers.append(("host", url.netloc.decode("ascii")))
+        headers.append(("content-length", str(len(body))))
         return httpx.Request(
-            original.method, url, headers=headers, content=body, extensions=extensions
+            original.method,
+            url,
+            headers=headers,
+            stream=httpx.ByteStream(body),
+            extensions=extensions,
         )
 
     def _failure(self, response: httpx.Response, body: bytes) -> UpstreamError:
@@ -257,7 +288,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         headers.append((MODEL_HEADER, info.model or ""))
         headers.append((ATTEMPTS_HEADER, str(info.attempt_count)))
         if answer.body is not None:
-            self._owner.finished(info, _usage(answer.body), failed=False)
+            self._owner.finished(info, _usage_of(answer.json()), failed=False)
             return httpx.Response(
                 answer.response.status_code,
                 headers=headers,
@@ -268,13 +299,15 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             answer.response.status_code, headers=headers, stream=stream, request=call.request
         )
 
-    def _check(self, call: _Call, response: httpx.Response, body: bytes) -> UpstreamError | None:
+    def _check(self, call: _Call, answer: _Answer) -> UpstreamError | None:
         """Why this answer is a failed attempt: an error status, or a 200 with no
         usable answer (generateContent's JSON read by `diagnose_response`)."""
+        response, body = answer.response, answer.body or b""
         if response.status_code >= 400:
             return self._failure(response, body)
         if call.route.kind == "generate":
-            quiet = diagnose_response(body)
+            parsed = answer.json()
+            quiet = diagnose_response(parsed if parsed is not None else body)
             if quiet is not None:
                 return QuietFailure(response, body, quiet)
         return None
@@ -350,11 +383,12 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                     body = response.read()
                 finally:
                     response.close()
-                failure = self._check(call, response, body)
+                answer = _Answer(response, body)
+                failure = self._check(call, answer)
                 if failure is not None:
                     last[:] = [failure]
                     raise failure
-                return _Answer(response, body)
+                return answer
             pieces = iter(response.iter_raw())
             try:  # errors (a read timeout included) before the first byte are retried
                 first = next(pieces, b"")
@@ -398,11 +432,12 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                     body = await response.aread()
                 finally:
                     await response.aclose()
-                failure = self._check(call, response, body)
+                answer = _Answer(response, body)
+                failure = self._check(call, answer)
                 if failure is not None:
                     last[:] = [failure]
                     raise failure
-                return _Answer(response, body)
+                return answer
             pieces = aiter(response.aiter_raw())
             try:  # errors (a read timeout included) before the first byte are retried
                 first = await anext(pieces)
@@ -533,7 +568,7 @@ def _stream_text(raw: bytes) -> str:
 def _json_or_none(body: bytes) -> object:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

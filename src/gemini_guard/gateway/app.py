@@ -402,11 +402,14 @@ class Gateway:
                 headers.append(("authorization", f"Bearer {self._upstream_key}"))
             else:
                 headers.append(("x-goog-api-key", self._upstream_key))
+        url = self._url(inbound.path + (f"?{inbound.query}" if inbound.query else ""))
+        # The body as a ready stream with its length: httpx's `content=` would scan the
+        # headers once per default it adds.
+        headers.append(("host", url.netloc.decode("ascii")))
+        if body or request.method in ("POST", "PATCH"):
+            headers.append(("content-length", str(len(body))))
         upstream = httpx.Request(
-            request.method,
-            self._url(inbound.path + (f"?{inbound.query}" if inbound.query else "")),
-            headers=headers,
-            content=body or None,
+            request.method, url, headers=headers, stream=httpx.ByteStream(body)
         )
         try:
             reply = await self._transport.handle_async_request(upstream)
