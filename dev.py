@@ -66,8 +66,12 @@ def demo(args: list[str]) -> None:
 
 def bench(args: list[str]) -> None:
     ensure_venv()
-    # The peers a benchmark measures the Guard against (the `bench` extra: LiteLLM).
-    probe = "import importlib.util as u, sys; sys.exit(u.find_spec('litellm') is None)"
+    # The peers a benchmark measures the Guard against (the `bench` extra: LiteLLM and
+    # its proxy server; the `dev` extra has LiteLLM without the proxy's dependencies).
+    probe = (
+        "import importlib.util as u, sys; "
+        "sys.exit(u.find_spec('litellm') is None or u.find_spec('apscheduler') is None)"
+    )
     if subprocess.call([_exe("python"), "-c", probe], cwd=ROOT):
         _run(_exe("python"), "-m", "pip", "install", "--quiet", "-e", ".[dev,bench]")
     _run(_exe("python"), "-m", "bench", *args)

@@ -1,30 +1,45 @@
-"""What the gateway adds: latency over a direct call, requests per second, memory.
+"""What the gateway adds: latency over a direct call, requests per second, memory; and
+LiteLLM's proxy server in the same place, side by side.
 
-    python -m bench gateway [--requests N] [--soak SECONDS] [--upstream emulator|fixed]
+    python -m bench gateway [--requests N] [--rounds R] [--soak SECONDS]
+                            [--upstream emulator|fixed] [--modes auto,asyncio]
+                            [--no-litellm]
 
 Processes: the upstream (the emulator with the `healthy` scenario, or a minimal server
-that answers a fixed generateContent body at once, to see the gateway's own ceiling),
-`gemini-guard serve` in front of it (one worker), and this process as the client
-(aiohttp, the fastest client measured here). Side by side in one run, per concurrency:
-the same requests sent directly to the upstream and through the gateway; the added
-latency is the difference of the two p50s (and p99s). Then requests per second through
-the gateway at concurrency 64, and the gateway's RSS before and after `--soak` seconds
-at concurrency 200.
+that answers a fixed generateContent body at once, to see each proxy's own ceiling);
+in front of it `gemini-guard serve` (one worker per `--modes` entry: `auto` is
+uvicorn's default, uvloop and httptools when installed; `asyncio` forces asyncio's
+loop and h11) and LiteLLM's proxy server (`litellm --config`, one worker, its defaults,
+the model's `api_base` pointing at the same upstream; the `bench` extra installs it);
+and this process as the client (aiohttp, the fastest client measured here).
+
+Every contender is sent the same generateContent request on the Gemini surface
+(LiteLLM's proxy serves `/v1beta/models/{m}:generateContent` too, with its master key
+as `x-goog-api-key`). Per concurrency and round, the direct request and each contender
+run one after another, in alternating order from round to round (the machine is
+shared: compare within a run); the added latency is a contender's p50 (p99) minus the
+direct p50 (p99) of the same round, and the table shows the median over rounds. Then
+requests per second at concurrency 64 for each, and the gateway's RSS before and after
+`--soak` seconds at concurrency 200 (0: no soak).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import multiprocessing
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -32,8 +47,25 @@ import aiohttp
 from bench.upstream_clients import _serve as serve_fixed
 
 TOKEN = "bench-gateway-token"
+UPSTREAM_KEY = "bench-upstream-key"
+LITELLM_KEY = "sk-bench-litellm-master-key"
 BODY = json.dumps({"contents": [{"role": "user", "parts": [{"text": "Say hi in five words."}]}]})
-PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
+MODEL = "gemini-2.5-flash"
+PATH = f"/v1beta/models/{MODEL}:generateContent"
+LEVELS = (1, 32, 200)
+
+
+@dataclass
+class Contender:
+    name: str
+    url: str
+    key: str
+    process: subprocess.Popen[bytes] | None = None
+    p50: dict[int, list[float]] = field(default_factory=dict)
+    added_p50: dict[int, list[float]] = field(default_factory=dict)
+    added_p99: dict[int, list[float]] = field(default_factory=dict)
+    rps: dict[int, list[float]] = field(default_factory=dict)
+    errors: int = 0
 
 
 def _free_port() -> int:
@@ -44,7 +76,7 @@ def _free_port() -> int:
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode}")
@@ -54,6 +86,22 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes] | None = None) -
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {port}")
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    """LiteLLM's proxy listens before its router is ready: wait for its liveness."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"LiteLLM's proxy exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as reply:
+                if reply.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within 90 s")
 
 
 def _rss_kib(pid: int) -> int:
@@ -107,18 +155,108 @@ async def _load(
     }
 
 
+def _gateway_config(workdir: Path, upstream_port: int) -> Path:
+    config = workdir / "gemini-guard.toml"
+    config.write_text(
+        f'base_url = "http://127.0.0.1:{upstream_port}"\n'
+        f'models = ["{MODEL}"]\n'
+        '[[projects]]\nname = "bench"\napi_key_env = "BENCH_GOOGLE_KEY"\n'
+        "[telemetry]\nlog = false\n"
+        '[[gateway.tokens]]\nname = "bench"\ntoken_env = "BENCH_TOKEN"\n'
+    )
+    return config
+
+
+def _litellm_config(workdir: Path, upstream_port: int) -> Path:
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: gemini/{MODEL}\n"
+        f"      api_base: http://127.0.0.1:{upstream_port}/v1beta\n"
+        f"      api_key: {UPSTREAM_KEY}\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n"
+    )
+    return config
+
+
+def _litellm_command() -> list[str] | None:
+    """LiteLLM's proxy command, or None (printed why) when it is not installed."""
+    # apscheduler: one of the proxy extra's own dependencies (the `dev` extra's LiteLLM
+    # comes without them).
+    missing = [m for m in ("litellm", "apscheduler") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"LiteLLM's proxy is not measured: {', '.join(missing)} not installed; "
+            "pip install 'gemini-guard[bench]'"
+        )
+        return None
+    found = Path(sys.executable).with_name("litellm")
+    command = str(found) if found.exists() else shutil.which("litellm")
+    if command is None:
+        print("LiteLLM's proxy is not measured: no `litellm` command on PATH")
+        return None
+    return [command]
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def _measure(direct: Contender, contenders: list[Contender], *, requests: int, rounds: int) -> None:
+    for level in LEVELS:
+        n = requests if level > 1 else min(requests, 1000)
+        for round_ in range(rounds):
+            order = contenders if round_ % 2 == 0 else contenders[::-1]
+            base = asyncio.run(_load(direct.url, direct.key, requests=n, concurrency=level))
+            direct.errors += int(base["errors"])
+            direct.p50.setdefault(level, []).append(base["p50_ms"])
+            for contender in order:
+                via = asyncio.run(
+                    _load(contender.url, contender.key, requests=n, concurrency=level)
+                )
+                contender.errors += int(via["errors"])
+                contender.added_p50.setdefault(level, []).append(via["p50_ms"] - base["p50_ms"])
+                contender.added_p99.setdefault(level, []).append(via["p99_ms"] - base["p99_ms"])
+                contender.rps.setdefault(level, []).append(via["rps"])
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench gateway")
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--soak", type=float, default=60.0)
     parser.add_argument("--upstream", choices=("emulator", "fixed"), default="emulator")
+    parser.add_argument(
+        "--modes",
+        default="auto",
+        help="gateway processes to measure, comma-separated: auto (uvloop and httptools "
+        "when installed), asyncio (asyncio's loop and h11)",
+    )
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM's proxy out")
     args = parser.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in ("auto", "asyncio") for m in modes):
+        parser.error(f"--modes {args.modes!r}: use auto, asyncio or both (auto,asyncio)")
 
-    upstream_port, gateway_port = _free_port(), _free_port()
+    upstream_port = _free_port()
     children: list[subprocess.Popen[bytes]] = []
     fixed: multiprocessing.context.ForkProcess | None = None
     workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-    env = {**os.environ, "BENCH_GOOGLE_KEY": "bench-upstream-key", "BENCH_TOKEN": TOKEN}
+    env = {
+        **os.environ,
+        "BENCH_GOOGLE_KEY": UPSTREAM_KEY,
+        "BENCH_TOKEN": TOKEN,
+        # LiteLLM reads its price map from the package instead of fetching it.
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
     cli = [sys.executable, "-m", "gemini_guard"]
     try:
         if args.upstream == "emulator":
@@ -140,51 +278,88 @@ def main(argv: list[str]) -> None:
             process.start()
             fixed = process
             sock.close()
-        config = workdir / "gemini-guard.toml"
-        config.write_text(
-            f'base_url = "http://127.0.0.1:{upstream_port}"\n'
-            'models = ["gemini-2.5-flash"]\n'
-            '[[projects]]\nname = "bench"\napi_key_env = "BENCH_GOOGLE_KEY"\n'
-            "[telemetry]\nlog = false\n"
-            '[[gateway.tokens]]\nname = "bench"\ntoken_env = "BENCH_TOKEN"\n'
-        )
-        gateway = subprocess.Popen(
-            [*cli, "serve", "--config", str(config), "--port", str(gateway_port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
-        children.append(gateway)
-        _wait_listening(gateway_port, gateway)
-        direct_url = f"http://127.0.0.1:{upstream_port}{PATH}"
-        via_url = f"http://127.0.0.1:{gateway_port}{PATH}"
-        print(f"upstream: {args.upstream}; {args.requests} requests per cell")
-        print(
-            f"{'concurrency':>11} {'direct p50':>11} {'gateway p50':>12} {'added p50':>10} "
-            f"{'added p99':>10} {'gw req/s':>9} {'errors':>7}"
-        )
-        for level in (1, 32, 200):
-            n = args.requests if level > 1 else min(args.requests, 1000)
-            direct = asyncio.run(
-                _load(direct_url, "bench-upstream-key", requests=n, concurrency=level)
+        config = _gateway_config(workdir, upstream_port)
+        contenders: list[Contender] = []
+        for mode in modes:
+            port = _free_port()
+            extra = [] if mode == "auto" else ["--loop", "asyncio", "--http", "h11"]
+            gateway = subprocess.Popen(
+                [*cli, "serve", "--config", str(config), "--port", str(port), *extra],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
             )
-            via = asyncio.run(_load(via_url, TOKEN, requests=n, concurrency=level))
+            children.append(gateway)
+            _wait_listening(port, gateway)
+            name = "gateway" if len(modes) == 1 else f"gateway ({mode})"
+            contenders.append(
+                Contender(name, f"http://127.0.0.1:{port}{PATH}", TOKEN, process=gateway)
+            )
+        litellm = None if args.no_litellm else _litellm_command()
+        if litellm is not None:
+            port = _free_port()
+            where = ["--host", "127.0.0.1", "--port", str(port)]
+            litellm_config = _litellm_config(workdir, upstream_port)
+            proxy = subprocess.Popen(
+                [*litellm, "--config", str(litellm_config), *where],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                cwd=workdir,
+            )
+            children.append(proxy)
+            _wait_healthy(f"http://127.0.0.1:{port}/health/liveliness", proxy)
+            contenders.append(
+                Contender(
+                    "LiteLLM proxy", f"http://127.0.0.1:{port}{PATH}", LITELLM_KEY, process=proxy
+                )
+            )
+        direct = Contender("direct", f"http://127.0.0.1:{upstream_port}{PATH}", UPSTREAM_KEY)
+        print(
+            f"upstream: {args.upstream}; {args.requests} requests per cell "
+            f"({min(args.requests, 1000)} at concurrency 1), {args.rounds} rounds; "
+            f"load average {_load_average()}"
+        )
+        _measure(direct, contenders, requests=args.requests, rounds=args.rounds)
+        print(
+            f"{'contender':>20} {'concurrency':>11} {'direct p50':>11} {'added p50':>10} "
+            f"{'added p99':>10} {'req/s':>7}"
+        )
+        for level in LEVELS:
+            for contender in contenders:
+                print(
+                    f"{contender.name:>20} {level:>11} {_median(direct.p50[level]):>10.2f}m "
+                    f"{_median(contender.added_p50[level]):>9.2f}m "
+                    f"{_median(contender.added_p99[level]):>9.2f}m "
+                    f"{_median(contender.rps[level]):>7.0f}"
+                )
+        throughput: dict[str, list[float]] = {c.name: [] for c in contenders}
+        for round_ in range(args.rounds):
+            for contender in contenders if round_ % 2 == 0 else contenders[::-1]:
+                result = asyncio.run(
+                    _load(contender.url, contender.key, requests=args.requests, concurrency=64)
+                )
+                contender.errors += int(result["errors"])
+                throughput[contender.name].append(result["rps"])
+        for contender in contenders:
             print(
-                f"{level:>11} {direct['p50_ms']:>10.2f}m {via['p50_ms']:>11.2f}m "
-                f"{via['p50_ms'] - direct['p50_ms']:>9.2f}m "
-                f"{via['p99_ms'] - direct['p99_ms']:>9.2f}m "
-                f"{via['rps']:>9.0f} {via['errors'] + direct['errors']:>7.0f}"
+                f"{contender.name}, one worker, concurrency 64: "
+                f"{_median(throughput[contender.name]):.0f} req/s "
+                f"({contender.errors} errors in the run)"
             )
-        throughput = asyncio.run(_load(via_url, TOKEN, requests=args.requests, concurrency=64))
-        print(f"gateway, one worker, concurrency 64: {throughput['rps']:.0f} req/s")
-        before = _rss_kib(gateway.pid)
-        soak = asyncio.run(_load(via_url, TOKEN, requests=0, concurrency=200, seconds=args.soak))
-        after = _rss_kib(gateway.pid)
-        print(
-            f"RSS {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB after {args.soak:g} s "
-            f"at concurrency 200 ({soak['n']:.0f} requests, {soak['errors']:.0f} errors): "
-            f"{(after - before) / before * 100:+.1f}%"
-        )
+        print(f"load average after the run: {_load_average()}")
+        gateway_process = contenders[0].process
+        if args.soak > 0 and gateway_process is not None:
+            url = contenders[0].url
+            before = _rss_kib(gateway_process.pid)
+            soak = asyncio.run(_load(url, TOKEN, requests=0, concurrency=200, seconds=args.soak))
+            after = _rss_kib(gateway_process.pid)
+            print(
+                f"{contenders[0].name}: RSS {before / 1024:.1f} MiB before, "
+                f"{after / 1024:.1f} MiB after {args.soak:g} s at concurrency 200 "
+                f"({soak['n']:.0f} requests, {soak['errors']:.0f} errors): "
+                f"{(after - before) / before * 100:+.1f}%"
+            )
     finally:
         for child in children:
             child.terminate()
@@ -195,3 +370,4 @@ def main(argv: list[str]) -> None:
         if fixed is not None:
             fixed.terminate()
             fixed.join()
+        shutil.rmtree(workdir, ignore_errors=True)

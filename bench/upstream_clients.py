@@ -24,7 +24,16 @@ import aiohttp
 import httpx
 
 _BODY = json.dumps({"contents": [{"role": "user", "parts": [{"text": "x" * 520}]}]}).encode()
-_ANSWER = json.dumps({"candidates": [{"content": {"parts": [{"text": "y" * 900}]}}]}).encode()
+_ANSWER = json.dumps(
+    {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": "y" * 800}]}, "finishReason": "STOP"}
+        ],
+        # What a real answer reports; LiteLLM's proxy refuses an answer without it.
+        "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 200},
+        "modelVersion": "gemini-2.5-flash",
+    }
+).encode()
 _RESPONSE = (
     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
     + str(len(_ANSWER)).encode()

@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from google import genai
 
     from gemini_guard.cache import ResponseCache
+    from gemini_guard.cache.scope import CacheScope
     from gemini_guard.cache.settings import CacheConfig
     from gemini_guard.call.cache_stage import CacheStage
     from gemini_guard.config import GuardConfig
@@ -579,6 +580,12 @@ class Guard:
     def quota(self) -> QuotaGate:
         """The gate pacing the attempts (`NoQuota` when pacing is off)."""
         return self.engine.quota
+
+    @property
+    def cache_scope(self) -> CacheScope | None:
+        """The scope of this Guard's cached answers (None without a cache): whose
+        answers its entries are, and the credential that gates its hits."""
+        return self._cache_stage.scope if self._cache_stage is not None else None
 
     def close(self) -> None:
         """Close what the Guard opened itself (its response cache, quota limiter,

@@ -26,7 +26,7 @@ from typing import Any
 from google.genai import types
 from pydantic import BaseModel
 
-__all__ = ["decode", "encode", "rebuild", "to_json"]
+__all__ = ["decode", "decode_entry", "encode", "encode_wire", "rebuild", "to_json"]
 
 Response = types.GenerateContentResponse
 
@@ -48,10 +48,33 @@ def encode(*, model: str, responses: Sequence[Response], stream: bool) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def encode_wire(*, model: str, bodies: Sequence[bytes], stream: bool) -> bytes:
+    """A stored entry kept as the API's own JSON (an HTTP-level cache such as the
+    gateway's), so a hit hands back the bytes the API sent."""
+    wire = [b.decode("utf-8") for b in bodies]
+    body = {"model": model, "stream": stream, "wire": wire}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
 def decode(value: bytes) -> tuple[str, bool, list[Response]]:
     """(model, stream, responses) of a stored entry."""
+    model, stream, responses, _ = decode_entry(value)
+    return model, stream, responses
+
+
+def decode_entry(value: bytes) -> tuple[str, bool, list[Response], tuple[bytes, ...] | None]:
+    """(model, stream, responses, the API's JSON of each when kept) of a stored entry.
+
+    The API's JSON is camelCase, which the SDK's models read by their aliases; it is
+    validated (not rebuilt by `rebuild`), as no `model_dump` vouches for its shape."""
     body = json.loads(value)
-    return body["model"], bool(body["stream"]), [rebuild(Response, c) for c in body["chunks"]]
+    wire = body.get("wire")
+    if wire is not None:
+        raw = tuple(t.encode("utf-8") for t in wire)
+        responses = [Response.model_validate_json(r) for r in raw]
+        return body["model"], bool(body["stream"]), responses, raw
+    chunks = [rebuild(Response, c) for c in body["chunks"]]
+    return body["model"], bool(body["stream"]), chunks, None
 
 
 _PLAIN = (str, int, float, bool)

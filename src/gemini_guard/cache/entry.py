@@ -33,11 +33,14 @@ class Entry:
     tokens_saved: int  # per hit
     dollars_saved: float  # per hit
     copiers: tuple[Callable[[], Response], ...]
+    # The API's own JSON of each response, for entries kept at the HTTP level (the
+    # gateway's): a hit sends these bytes as they came.
+    wire: tuple[bytes, ...] | None = None
 
     @classmethod
     def decode(cls, value: bytes) -> Entry:
         """The entry stored as `value`."""
-        model, stream, responses = codec.decode(value)
+        model, stream, responses, wire = codec.decode_entry(value)
         tokens, dollars = 0, 0.0
         for response in responses:
             saved = savings_of(model, response.usage_metadata)
@@ -49,6 +52,7 @@ class Entry:
             tokens_saved=tokens,
             dollars_saved=dollars,
             copiers=tuple(copier(r) for r in responses),
+            wire=wire,
         )
 
     @classmethod
@@ -56,6 +60,11 @@ class Entry:
         """The entry for a completed answer. Built from its stored form rather than from
         `responses`, so a hit gives the same objects whichever store kept it."""
         return cls.decode(codec.encode(model=model, responses=responses, stream=stream))
+
+    @classmethod
+    def encode_wire(cls, *, model: str, bodies: Sequence[bytes], stream: bool) -> Entry:
+        """The entry for an answer as the API sent it (JSON bodies, one per chunk)."""
+        return cls.decode(codec.encode_wire(model=model, bodies=bodies, stream=stream))
 
     def responses(self) -> list[Response]:
         """Fresh copies of the stored responses, the caller's to change."""

@@ -395,6 +395,11 @@ class ResponseCache:
 
     def answer(self, key: str, entry: Entry, *, coalesced: bool) -> tuple[str, list[Response]]:
         """Fresh responses of a stored (or shared) entry, counting it as a hit."""
+        self.count_hit(key, entry, coalesced=coalesced)
+        return entry.model, entry.responses()
+
+    def count_hit(self, key: str, entry: Entry, *, coalesced: bool = False) -> None:
+        """Count `entry` as served (a hit, or a share of a coalesced call) and say so."""
         tokens, dollars = entry.tokens_saved, entry.dollars_saved
         if coalesced:
             self.counters.add(coalesced=1, tokens_saved=tokens, dollars_saved=dollars)
@@ -413,7 +418,6 @@ class ResponseCache:
                     dollars_saved=dollars,
                 )
             )
-        return entry.model, entry.responses()
 
     def lookup(
         self, key: str, *, scope: CacheScope | None = None
@@ -434,6 +438,20 @@ class ResponseCache:
             return None
         entry = await self._aget(key, credential)
         return self._served(key, entry, scope, credential)
+
+    async def alookup_entry(self, key: str, *, scope: CacheScope) -> Entry | None:
+        """The entry stored under `key` for `scope`, counted as a hit, or None (a miss,
+        or the scope's credential is not accepted): for callers that answer with the
+        entry's stored bytes (`Entry.wire`) rather than with SDK objects."""
+        allowed, credential = self._gate(scope)
+        if not allowed:
+            return None
+        entry = await self._aget(key, credential)
+        if entry is None:
+            self._served(key, None, scope, credential)  # notes the credential as unsure
+            return None
+        self.count_hit(key, entry)
+        return entry
 
     def _served(
         self, key: str, entry: Entry | None, scope: CacheScope | None, credential: str | None

@@ -181,6 +181,10 @@ ZH: dict[str, str] = {
         "服务该端口的进程数；它们通过配置中的 store 共享配额。",
     "Seconds requests in flight may take to finish after SIGTERM.":
         "收到 SIGTERM 后，进行中的请求可继续完成的秒数。",
+    "Event loop; auto takes uvloop when it is installed.":
+        "事件循环；auto 在已安装 uvloop 时使用它。",
+    "HTTP/1.1 parser; auto takes httptools when it is installed.":
+        "HTTP/1.1 解析器；auto 在已安装 httptools 时使用它。",
     "--workers {n} with store = memory://: each process would keep its own quota ledger "
     "and together they would overrun it. Set store to a sqlite:/// or redis:// URL, or "
     "use one worker.":

@@ -56,7 +56,29 @@ def _access_log_to_stderr() -> None:
     type=click.IntRange(0, 3600),
     help="Seconds requests in flight may take to finish after SIGTERM.",
 )
-def serve_command(config_path: Path | None, host: str, port: int, workers: int, grace: int) -> None:
+@click.option(
+    "--loop",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    help="Event loop; auto takes uvloop when it is installed.",
+)
+@click.option(
+    "--http",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "h11", "httptools"]),
+    help="HTTP/1.1 parser; auto takes httptools when it is installed.",
+)
+def serve_command(
+    config_path: Path | None,
+    host: str,
+    port: int,
+    workers: int,
+    grace: int,
+    loop: str,
+    http: str,
+) -> None:
     """Serve one guarded Gemini endpoint for every language and tool.
 
     Clients keep their SDK and change its base URL to this server, sending a gateway
@@ -111,7 +133,7 @@ def serve_command(config_path: Path | None, host: str, port: int, workers: int, 
     try:
         if gateway is not None and guard is not None:
             try:
-                run(gateway, sock=sock, grace=grace)
+                run(gateway, sock=sock, grace=grace, loop=loop, http=http)
             finally:
                 guard.close()
         else:
@@ -131,6 +153,8 @@ def serve_command(config_path: Path | None, host: str, port: int, workers: int, 
                 factory=True,
                 fd=sock.fileno(),
                 workers=workers,
+                loop=loop,
+                http=http,
                 lifespan="off",
                 access_log=False,
                 timeout_graceful_shutdown=grace,

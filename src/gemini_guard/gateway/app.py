@@ -36,16 +36,20 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
+from gemini_guard.call.transport import ATTEMPTS_HEADER, MODEL_HEADER, QUIET_HEADER
 from gemini_guard.errors import CallFailed
 from gemini_guard.gateway import auth
 from gemini_guard.gateway.auth import Caller, GatewayRefusal, TokenTable
 from gemini_guard.gateway.budgets import CallerBudgets, Refusal
+from gemini_guard.gateway.cache import CACHE_HEADER, GatewayCache, Lookup
 from gemini_guard.telemetry.spend import Usage
 
 __all__ = ["API_VERSIONS", "Gateway", "ReadyCheck"]
 
 API_VERSIONS = frozenset({"v1", "v1beta", "v1alpha"})
+_API_METHODS = frozenset({"GET", "POST", "PATCH", "DELETE"})
 # Never forwarded: the client's credentials (the upstream has its own), and what
 # describes this hop rather than the request.
 _DROPPED_REQUEST_HEADERS = frozenset(
@@ -64,6 +68,9 @@ _DROPPED_RESPONSE_HEADERS = frozenset(
     {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive"}
 )
 _access = logging.getLogger("gemini_guard.gateway.access")
+# Upstream URLs kept parsed (a path names a model, so there are few); past this many
+# (a client making up paths) they are dropped and parsed again.
+_KEPT_URLS = 1024
 
 # A readiness check: (name, coroutine function returning None when fine, or why not).
 ReadyCheck = tuple[str, Callable[[], Any]]
@@ -77,7 +84,9 @@ class _Inbound:
     path: str
     query: str
     body: bytes
+    parsed: Any
     streaming: bool
+    cacheable: bool  # a generateContent the response cache may answer
 
 
 class _Refused(Exception):
@@ -101,6 +110,7 @@ class Gateway:
     - `transport`: sends each checked request upstream (`base_url` + the same path);
     - `upstream_key`: the Google key to send, when the transport does not put its own;
     - `budgets`: per-token request and dollar budgets (None: none configured);
+    - `cache`: the response cache, per token (None: no cache configured);
     - `ready_checks`: what `/readyz` checks besides the configuration being loaded.
     """
 
@@ -112,6 +122,7 @@ class Gateway:
         base_url: str,
         upstream_key: str | None = None,
         budgets: CallerBudgets | None = None,
+        cache: GatewayCache | None = None,
         max_body_bytes: int = 20 * 1024 * 1024,
         ready_checks: tuple[ReadyCheck, ...] = (),
         metrics: Callable[[], bytes] | None = None,
@@ -123,13 +134,15 @@ class Gateway:
         # gateway's time per request) and adds nothing here.
         self._transport = transport
         self._base_url = base_url.rstrip("/")
+        self._urls: dict[str, httpx.URL] = {}
         self._upstream_key = upstream_key
         self._budgets = budgets
+        self._cache = cache
         self._max_body = max_body_bytes
         self._ready_checks = ready_checks
         self._metrics = metrics
         self._status = status
-        self.app = Starlette(
+        self._starlette = Starlette(
             routes=[
                 Route("/healthz", self._healthz, methods=["GET"]),
                 Route("/readyz", self._readyz, methods=["GET"]),
@@ -148,8 +161,38 @@ class Gateway:
             ]
         )
         # "/nowhere" is a 404 in Gemini's format, not a redirect to "/nowhere/".
-        self.app.router.redirect_slashes = False
-        self.app.add_exception_handler(404, self._not_found)
+        self._starlette.router.redirect_slashes = False
+        self._starlette.add_exception_handler(404, self._not_found)
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await self._dispatch(scope, receive, send)
+
+        # A function, not a bound method: uvicorn tells ASGI 3 apps by that.
+        self.app = app
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI app. The API's routes are dispatched here directly: Starlette's
+        router and middleware cost a tenth of the gateway's time per request (measured
+        with py-spy) and add nothing on this path, whose errors are the gateway's own.
+        Everything else (operations, unknown versions, other methods) is Starlette's."""
+        if scope["type"] == "http" and scope["method"] in _API_METHODS:
+            version, slash, rest = scope["path"][1:].partition("/")
+            if slash and rest and version in API_VERSIONS:
+                openai = rest.startswith("openai/")
+                if not openai or scope["method"] != "PATCH":
+                    request = Request(scope, receive)
+                    if openai:
+                        request.scope["path_params"] = {
+                            "version": version,
+                            "rest": rest.removeprefix("openai/"),
+                        }
+                    else:
+                        request.scope["path_params"] = {"version": version, "rest": rest}
+                    surface = "openai" if openai else "gemini"
+                    response = await self._handle(request, surface=surface)
+                    await response(scope, receive, send)
+                    return
+        await self._starlette(scope, receive, send)
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -220,17 +263,20 @@ class Gateway:
             response = _error_response(refused, openai=surface == "openai")
         except ClientDisconnect:
             response = Response(status_code=499)
+        if not _access.isEnabledFor(logging.INFO):
+            return response
         _access.info(
             "%s",
             json.dumps(
                 {
                     "caller": caller_name,
                     "method": request.method,
-                    "path": request.url.path,
+                    "path": request.scope["path"],
                     "model": inbound.model if inbound else None,
                     "status": response.status_code,
-                    "served_by": response.headers.get("x-gemini-guard-model"),
-                    "attempts": response.headers.get("x-gemini-guard-attempts"),
+                    "served_by": response.headers.get(MODEL_HEADER),
+                    "attempts": response.headers.get(ATTEMPTS_HEADER),
+                    "cache": response.headers.get(CACHE_HEADER),
                     "ms": round((time.perf_counter() - started) * 1000, 2),
                 }
             ),
@@ -246,7 +292,8 @@ class Gateway:
                 f"API version {version} is not served; use v1, v1beta or v1alpha",
                 "GATEWAY_ROUTE_UNKNOWN",
             )
-        query = request.url.query
+        # From the scope: `request.url` would build (and parse) a whole URL.
+        query = request.scope["query_string"].decode("latin-1")
         token = auth.presented_token(request.headers, query)
         if token is None:
             raise _from(auth.missing_token())
@@ -273,19 +320,44 @@ class Gateway:
             path=f"/{version}/{'openai/' if surface == 'openai' else ''}{rest}",
             query=kept,
             body=body,
+            parsed=parsed,
             streaming=streaming,
+            cacheable=surface == "gemini"
+            and model is not None
+            and request.method == "POST"
+            and rest.endswith(":generateContent"),
         )
+
+    def _url(self, target: str) -> httpx.URL:
+        """The upstream URL of `target` (path and query). Parsed URLs are kept: the
+        same few paths come again and again, and parsing one costs ~15 µs."""
+        url = self._urls.get(target)
+        if url is None:
+            if len(self._urls) >= _KEPT_URLS:
+                self._urls.clear()
+            url = self._urls[target] = httpx.URL(self._base_url + target)
+        return url
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._max_body:
             raise self._too_large(int(declared))
-        body = bytearray()
-        async for piece in request.stream():
-            body += piece
-            if len(body) > self._max_body:
-                raise self._too_large(None)
-        return bytes(body)
+        # The ASGI messages read directly: `request.stream()` is an async generator,
+        # and making one (registered with the loop) costs more than the read.
+        pieces: list[bytes] = []
+        size = 0
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            piece = message.get("body", b"")
+            if piece:
+                pieces.append(piece)
+                size += len(piece)
+                if size > self._max_body:
+                    raise self._too_large(None)
+            if not message.get("more_body", False):
+                return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def _too_large(self, size: int | None) -> _Refused:
         told = f"{size:,} bytes" if size is not None else "larger than that"
@@ -298,6 +370,24 @@ class Gateway:
         )
 
     async def _forward(self, request: Request, inbound: _Inbound) -> Response:
+        lookup: Lookup | None = None
+        body = inbound.body
+        if self._cache is not None and inbound.cacheable and inbound.model is not None:
+            lookup = self._cache.plan(inbound.caller, inbound.model, inbound.parsed, body)
+            if lookup is not None:
+                entry = await self._cache.hit(lookup)
+                if entry is not None and entry.wire is not None:
+                    # Answered here: no upstream quota or dollars spent, so no budget.
+                    return Response(
+                        entry.wire[0],
+                        headers={
+                            "content-type": "application/json; charset=UTF-8",
+                            CACHE_HEADER: "hit",
+                            MODEL_HEADER: entry.model,
+                            ATTEMPTS_HEADER: "0",
+                        },
+                    )
+                body = lookup.body
         permit = None
         if self._budgets is not None:
             admitted = await self._budgets.admit(inbound.caller, inbound.model)
@@ -312,17 +402,22 @@ class Gateway:
                 headers.append(("authorization", f"Bearer {self._upstream_key}"))
             else:
                 headers.append(("x-goog-api-key", self._upstream_key))
+        url = self._url(inbound.path + (f"?{inbound.query}" if inbound.query else ""))
+        # The body as a ready stream with its length: httpx's `content=` would scan the
+        # headers once per default it adds.
+        headers.append(("host", url.netloc.decode("ascii")))
+        if body or request.method in ("POST", "PATCH"):
+            headers.append(("content-length", str(len(body))))
         upstream = httpx.Request(
-            request.method,
-            self._base_url + inbound.path + (f"?{inbound.query}" if inbound.query else ""),
-            headers=headers,
-            content=inbound.body or None,
+            request.method, url, headers=headers, stream=httpx.ByteStream(body)
         )
         try:
             reply = await self._transport.handle_async_request(upstream)
         except httpx.TransportError as exc:
             raise _upstream_unreachable(exc) from None
         except CallFailed as error:  # the guarded path gave up: say what it saw
+            if self._cache is not None:
+                await self._cache.failed(inbound.caller, error)
             return _call_failed(error, openai=inbound.surface == "openai")
         finally:
             if self._budgets is not None:
@@ -342,12 +437,24 @@ class Gateway:
             raise _upstream_unreachable(exc) from None
         finally:
             await reply.aclose()
-        if self._budgets is not None and reply.status_code == 200 and inbound.model:
+        if (
+            self._budgets is not None
+            and reply.status_code == 200
+            and inbound.model
+            and self._budgets.counts_dollars(inbound.caller)
+        ):
             self._budgets.spent(inbound.caller, inbound.model, _usage(content, inbound.surface))
         media = reply.headers.get("content-type", "")
         if reply.status_code >= 500 and "json" not in media:
             raise _upstream_garbled(reply.status_code, media)
-        return Response(content, status_code=reply.status_code, headers=dict(kept))
+        relayed = dict(kept)
+        if lookup is not None and self._cache is not None:
+            relayed[CACHE_HEADER] = "miss"
+            if reply.status_code == 200 and inbound.model is not None:
+                quiet = QUIET_HEADER in reply.headers
+                served_by = "" if quiet else reply.headers.get(MODEL_HEADER, "")
+                await self._cache.answered(lookup, inbound.model, served_by, content)
+        return Response(content, status_code=reply.status_code, headers=relayed)
 
 
 async def _relay(reply: httpx.Response) -> AsyncIterator[bytes]:

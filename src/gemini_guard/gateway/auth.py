@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -51,6 +51,9 @@ class Caller:
     rpm: int | None = None
     rpd: int | None = None
     usd_per_day: float | None = None
+    # The hex SHA-256 of the caller's token: what its cache scope is derived from
+    # (never the token itself).
+    key: str = field(default="", repr=False)
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model.removeprefix("models/") in self.models
@@ -100,6 +103,7 @@ class TokenTable:
                 rpm=token.rpm,
                 rpd=token.rpd,
                 usd_per_day=token.usd_per_day,
+                key=digest.hex(),
             )
             entries.append((digest, caller))
         digests = [d for d, _ in entries]

@@ -107,6 +107,10 @@ class CallerBudgets:
         await self._limiter.aconfirm(permit)
         await self._limiter.asettle(permit, sent=True)
 
+    def counts_dollars(self, caller: Caller) -> bool:
+        """Does `caller` have a dollar budget (is an answer's usage worth reading)?"""
+        return caller.name in self._spending
+
     def spent(self, caller: Caller, model: str, usage: Usage | None) -> None:
         spending = self._spending.get(caller.name)
         if spending is not None and usage is not None:

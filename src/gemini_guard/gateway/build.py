@@ -3,7 +3,8 @@
     gateway = build_gateway(load_config("gemini-guard.toml"))
 
 The Guard is the one `guard_from_config` makes (projects, pool, store, retry,
-breakers, cache, telemetry); the gateway sends every checked request through its
+breakers, cache, telemetry); the gateway answers repeats from its response cache
+(`gateway.cache`, per token) and sends every other checked request through its
 HTTP-level path (`call.transport.GuardedTransport`) over aiohttp, to the config's
 `base_url` (Google's endpoint by default).
 """
@@ -23,6 +24,7 @@ from gemini_guard.errors import ConfigError
 from gemini_guard.gateway.app import Gateway
 from gemini_guard.gateway.auth import TokenTable
 from gemini_guard.gateway.budgets import CallerBudgets
+from gemini_guard.gateway.cache import GatewayCache
 from gemini_guard.gateway.status import RecentEvents, status_page
 from gemini_guard.guard import Guard, guard_from_config
 
@@ -67,6 +69,9 @@ def build_gateway(
                 return f"{base_url} did not answer: {type(exc).__name__}"
         return None
 
+    cache = None
+    if guard.cache is not None and guard.cache_scope is not None:
+        cache = GatewayCache(guard.cache, guard.cache_scope)
     recent = RecentEvents()
     guard.telemetry.add_sink(recent)
     metrics = guard.metrics.exposition if guard.metrics is not None else None
@@ -76,6 +81,7 @@ def build_gateway(
         base_url=base_url,
         upstream_key=config.projects[0].api_key(),
         budgets=budgets,
+        cache=cache,
         max_body_bytes=config.gateway.max_body_bytes,
         ready_checks=(("upstream", upstream_reachable),),
         metrics=metrics,

@@ -18,7 +18,7 @@ import uvicorn
 from gemini_guard.emulator.server import bind_socket
 from gemini_guard.gateway.app import Gateway
 
-__all__ = ["GatewayServer", "run", "serve_async"]
+__all__ = ["HTTP_PARSERS", "LOOPS", "GatewayServer", "run", "serve_async"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +38,19 @@ class _Server(uvicorn.Server):
         self.ready.set()
 
 
-def _config(gateway: Gateway, *, log_level: str, grace: int) -> uvicorn.Config:
+# uvicorn's choices: "auto" takes uvloop and httptools when they are installed (the
+# `server` extra installs them), else asyncio's loop and h11.
+LOOPS = ("auto", "asyncio", "uvloop")
+HTTP_PARSERS = ("auto", "h11", "httptools")
+
+
+def _config(
+    gateway: Gateway, *, log_level: str, grace: int, loop: str = "auto", http: str = "auto"
+) -> uvicorn.Config:
     return uvicorn.Config(
         gateway.app,
+        loop=loop,
+        http=http,
         lifespan="off",
         log_level=log_level,
         access_log=False,  # the gateway writes its own, without keys or tokens
@@ -71,8 +81,16 @@ async def serve_async(
         sock.close()
 
 
-def run(gateway: Gateway, *, sock: socket.socket, grace: int = 10) -> None:
+def run(
+    gateway: Gateway,
+    *,
+    sock: socket.socket,
+    grace: int = 10,
+    loop: str = "auto",
+    http: str = "auto",
+) -> None:
     """Serve in the foreground until SIGTERM or Ctrl-C."""
     # uvicorn says only what goes wrong: the command prints its own lines, in the
     # user's language, and the access log is the gateway's own.
-    uvicorn.Server(_config(gateway, log_level="warning", grace=grace)).run(sockets=[sock])
+    config = _config(gateway, log_level="warning", grace=grace, loop=loop, http=http)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,127 @@
+"""The response cache on the gateway's path: a repeated generateContent answered from
+the store, without an upstream call.
+
+It is the Guard's own `ResponseCache` (the configuration's `cache`: the same store,
+policy, TTL, size bound, counters and events), consulted at the HTTP level:
+
+- which requests: `POST .../models/{m}:generateContent` on the Gemini surface (not
+  streams, not the OpenAI-compatible surface), decided by the cache's policy on the
+  request's own fields (by default `generationConfig.temperature` 0). A REST client
+  may mark a request with `labels: {"gemini-guard-cache": "yes" | "no" | "<ttl>"}`;
+  the label is removed before the request is sent upstream;
+- whose answers: each gateway token has its own scope, within the upstream's (the
+  Guard's scope: its project or pool of projects, or its key with `scope = "key"`).
+  Two tokens never share an answer, and neither do two gateways whose upstream
+  projects differ, even on one store. The scope is derived from the token's SHA-256
+  and hashed again with the store's secret: no token is written;
+- under which credential: hits are gated, as in the library, by the upstream key the
+  Guard sends with (when it has one key): a key the API has not yet accepted, or has
+  refused, is not answered from the cache until one of its own calls succeeds. An
+  unknown gateway token is refused before the cache is looked at;
+- what is kept: a 200 from the model asked for (never a fallback's answer, nor an
+  answer the Guard let through as a quiet failure), as the API's own JSON bytes,
+  which a hit sends back as they came.
+
+A hit says `x-gemini-guard-cache: hit` (a looked-up request that went upstream says
+`miss`), `x-gemini-guard-model` (the model that answered it) and
+`x-gemini-guard-attempts: 0`. A hit spends no upstream quota and no dollars, so it is
+not counted against the token's `rpm`, `rpd` or `usd_per_day`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from gemini_guard.cache.entry import Entry
+from gemini_guard.cache.policy import CACHE_LABEL
+from gemini_guard.cache.response import ResponseCache, storable
+from gemini_guard.cache.scope import CacheScope
+from gemini_guard.call.http import config_of
+from gemini_guard.errors import CallFailed
+from gemini_guard.gateway.auth import Caller
+
+__all__ = ["CACHE_HEADER", "GatewayCache", "Lookup"]
+
+CACHE_HEADER = "x-gemini-guard-cache"
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """A cacheable request: its key and TTL, its scope, and the body to send
+    upstream on a miss (the cache's label removed)."""
+
+    key: str
+    ttl: float
+    scope: CacheScope
+    body: bytes
+
+
+class GatewayCache:
+    """The Guard's response cache, per gateway token (see the module docstring)."""
+
+    def __init__(self, cache: ResponseCache, upstream: CacheScope) -> None:
+        self.cache = cache
+        self._upstream = upstream
+        self._scopes: dict[str, CacheScope] = {}
+
+    def scope(self, caller: Caller) -> CacheScope:
+        """`caller`'s scope: its token within the upstream's scope, gated by the
+        upstream's credential."""
+        scope = self._scopes.get(caller.key)
+        if scope is None:
+            upstream = self._upstream
+            scope = self._scopes[caller.key] = CacheScope.tenant(
+                f"{upstream.kind}\x00{upstream.name}\x00{caller.key}",
+                credential=upstream.credential,
+            )
+        return scope
+
+    def plan(self, caller: Caller, model: str, parsed: Any, body: bytes) -> Lookup | None:
+        """How a generateContent request meets the cache (None: not cached)."""
+        if not isinstance(parsed, dict):
+            return None
+        labels = parsed.get("labels")
+        config = config_of(parsed)
+        if isinstance(labels, dict) and CACHE_LABEL in labels:
+            # The API rejects `labels` outside Vertex AI: the cache's own label goes no
+            # further than here.
+            rest = {k: v for k, v in labels.items() if k != CACHE_LABEL}
+            forwarded = {k: v for k, v in parsed.items() if k != "labels"}
+            if rest:
+                forwarded["labels"] = rest
+            body = json.dumps(forwarded, separators=(",", ":"), ensure_ascii=False).encode()
+            config = {**(config or {}), "labels": labels}
+        scope = self.scope(caller)
+        plan = self.cache.plan(model, parsed.get("contents"), config, scope=scope)
+        if plan.key is None:
+            return None
+        return Lookup(plan.key, plan.ttl, scope, body)
+
+    async def hit(self, lookup: Lookup) -> Entry | None:
+        """The stored answer, counted as a hit, or None (counted as a miss)."""
+        entry = await self.cache.alookup_entry(lookup.key, scope=lookup.scope)
+        if entry is None or entry.wire is None or len(entry.wire) != 1:
+            self.cache.miss()
+            return None
+        return entry
+
+    async def answered(self, lookup: Lookup, model: str, served_by: str, content: bytes) -> None:
+        """A 200 came for a cacheable request: the credential is vouched for, and the
+        answer kept when it came from the model asked for."""
+        await self.cache.acredential_accepted(lookup.scope)
+        if served_by != model:
+            return  # a fallback's answer: never pinned for a whole TTL
+        try:
+            entry = Entry.encode_wire(model=model, bodies=[content], stream=False)
+        except ValueError:  # not an answer the SDK can read: nothing worth keeping
+            return
+        if not any(storable(r) for r in entry.responses()):
+            return  # no candidates, or a blocked prompt
+        await self.cache.akeep(lookup.key, entry, lookup.ttl, stream=False)
+
+    async def failed(self, caller: Caller, error: CallFailed) -> None:
+        """The Guard gave up on a request: a refused key stops this caller's hits (and,
+        the refusal being recorded in the store, every scope gated by that key)."""
+        await self.cache.acall_failed(self.scope(caller), error)
