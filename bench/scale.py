@@ -335,9 +335,11 @@ def _calls_table(cells: list[Cell]) -> str:
     for c in cells:
         base = bare.get((c.mode, c.concurrency))
         ratio = f"{c.cpu_us / base.cpu_us:.2f}x" if base else "-"
+        # Below 100 in flight the growth is a few pages, and scaled up it says nothing.
+        rss = f"{c.rss_kib_per_1000:,.0f}" if c.concurrency >= 100 else "-"
         lines.append(
             f"| {c.mode} | {c.concurrency:,} | {c.path} | {c.rps:,.0f} | {c.p50_ms:.1f} "
-            f"| {c.p99_ms:.1f} | {c.cpu_us:,.0f} | {ratio} | {c.rss_kib_per_1000:,.0f} |"
+            f"| {c.p99_ms:.1f} | {c.cpu_us:,.0f} | {ratio} | {rss} |"
         )
     return "\n".join(lines)
 
