@@ -105,10 +105,16 @@ def _hit_info(model: str) -> CallInfo:
 
 
 def _served_by_asked(model: str) -> bool:
+    """Whether the answer is one to keep: the asked model's, and sound (an answer
+    returned although unusable, e.g. thinking ate the budget, is never kept)."""
     from gemini_guard.call.info import last_call
 
     info = last_call()
-    return info is not None and info.model == model.removeprefix("models/")
+    return (
+        info is not None
+        and info.model == model.removeprefix("models/")
+        and info.quiet_failure is None
+    )
 
 
 class CacheStage:

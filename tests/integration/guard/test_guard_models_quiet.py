@@ -235,3 +235,20 @@ def test_a_sync_stream_that_goes_silent_midway_is_broken_off_with_its_text() -> 
 async def _read_all(stream: Any, into: list[str]) -> None:
     async for chunk in stream:
         into.append(chunk.text or "")
+
+
+def test_an_answer_returned_flagged_is_not_cached() -> None:
+    clock = FakeClock()
+    for server in _serve(clock, {"kind": "thinking_exhausted", "probability": 1.0}):
+        guard = _guard(server, clock, cache="memory://")
+        try:
+            for _ in range(2):
+                guard.models.generate_content(
+                    model=FLASH,
+                    contents="hi",
+                    config={"max_output_tokens": 64, "temperature": 0},
+                )
+        finally:
+            guard.close()
+        requests = server.emulator.stats()["totals"]["requests"]
+    assert requests == 4  # twice each time: nothing was served from the cache
