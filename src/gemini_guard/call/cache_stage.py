@@ -275,13 +275,27 @@ class CacheStage:
             return response
         flight = cache.flight(key, self.scope)
         (response, entry), shared = yield from _value(
-            Coalesce(flight, self._miss(plan, model, contents))
+            Coalesce(flight, self._lead(plan, model, contents))
         )
         if not shared or entry is None:  # the leader, or its answer is not storable
             return response
         served, (copy,) = cache.answer(key, entry, coalesced=True)
         self._finish(copy, _hit_info(served))
         return copy
+
+    def _lead(
+        self, plan: CachePlan, model: str, contents: Any
+    ) -> Stage[tuple[Response, Entry | None]]:
+        """The leader of a flight looks again before it calls: between this caller's
+        lookup and its joining the flight, the previous leader may have stored the
+        answer and left (its followers were served; this caller came just after)."""
+        assert plan.key is not None
+        hit = yield from _value(Lookup(plan.key, self.scope))
+        if hit is not None:
+            served, (response,) = hit
+            self._finish(response, _hit_info(served))
+            return response, None
+        return (yield from self._miss(plan, model, contents))
 
     def _miss(
         self, plan: CachePlan, model: str, contents: Any
