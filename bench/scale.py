@@ -99,18 +99,22 @@ def _guard(path: str, client: genai.Client) -> Guard:
     return Guard(client=client, models=[MODEL], log=False)  # "Guard", "guard.client"
 
 
+def _models(path: str, client: genai.Client, guard: Guard | None, *, aio: bool) -> Any:
+    """What a contender calls `generate_content` on."""
+    if guard is None:
+        return client.aio.models if aio else client.models
+    if path == "guard.client":
+        return guard.client.aio.models if aio else guard.client.models
+    return guard.aio.models if aio else guard.models
+
+
 @contextlib.contextmanager
-def _contender(path: str, base_url: str) -> Iterator[tuple[Any, Any]]:
-    """(sync models, async models) of one fresh contender."""
+def _contender(path: str, base_url: str) -> Iterator[Any]:
+    """The sync `models` of one fresh contender."""
     client = _client(base_url)
     guard = None if path == "bare SDK" else _guard(path, client)
     try:
-        if guard is None:
-            yield client.models, client.aio.models
-        elif path == "guard.client":
-            yield guard.client.models, guard.client.aio.models
-        else:
-            yield guard.models, guard.aio.models
+        yield _models(path, client, guard, aio=False)
     finally:
         if guard is not None:
             guard.close()
@@ -235,7 +239,7 @@ def calls(
                     if mode == "async":
                         cell = asyncio.run(_async_contender_cell(path, base_url, level, n))
                     else:
-                        with _contender(path, base_url) as (sync_models, _):
+                        with _contender(path, base_url) as sync_models:
                             cell = _sync_cell(sync_models, path, level, n)
                     turns[path].append(cell)
             for path in paths:
@@ -251,14 +255,7 @@ async def _async_contender_cell(path: str, base_url: str, level: int, n: int) ->
     client = _client(base_url)
     guard = None if path == "bare SDK" else _guard(path, client)
     try:
-        models: Any
-        if guard is None:
-            models = client.aio.models
-        elif path == "guard.client":
-            models = guard.client.aio.models
-        else:
-            models = guard.aio.models
-        return await _async_cell(models, path, level, n)
+        return await _async_cell(_models(path, client, guard, aio=True), path, level, n)
     finally:
         if guard is not None:
             await guard.aclose()

@@ -140,24 +140,17 @@ def _async_ports(
     )
 
 
+def _counted(requests: int) -> dict[str, Any]:
+    # Told only for a call the server counts as several (a batch of embeddings): a
+    # gate that never counts batches need not know the keyword.
+    return {} if requests == 1 else {"requests": requests}
+
+
 def _reserve(effect: Reserve, io: Ports) -> Any:
-    if effect.requests != 1:  # only then: a gate that never counts batches need not know
-        extra: dict[str, Any] = {"exclude": effect.exclude} if effect.exclude else {}
-        return io.reserve(
-            project=effect.project,
-            model=effect.model,
-            tokens=effect.tokens,
-            requests=effect.requests,
-            **extra,
-        )
+    extra = _counted(effect.requests)
     if effect.exclude:  # only a pool's engine excludes: the gate is a pool
-        return io.reserve(
-            project=effect.project,
-            model=effect.model,
-            tokens=effect.tokens,
-            exclude=effect.exclude,
-        )
-    return io.reserve(project=effect.project, model=effect.model, tokens=effect.tokens)
+        extra["exclude"] = effect.exclude
+    return io.reserve(project=effect.project, model=effect.model, tokens=effect.tokens, **extra)
 
 
 def _settle(effect: Settle, io: Ports) -> Any:
@@ -170,16 +163,6 @@ def _settle(effect: Settle, io: Ports) -> Any:
 
 
 def _tally(effect: Tally, io: Ports) -> Any:
-    if effect.requests != 1:
-        return io.tally(
-            project=effect.project,
-            model=effect.model,
-            tokens=effect.tokens,
-            input_tokens=effect.input_tokens,
-            diagnosis=effect.diagnosis,
-            sent_at=effect.sent_at,
-            requests=effect.requests,
-        )
     return io.tally(
         project=effect.project,
         model=effect.model,
@@ -187,6 +170,7 @@ def _tally(effect: Tally, io: Ports) -> Any:
         input_tokens=effect.input_tokens,
         diagnosis=effect.diagnosis,
         sent_at=effect.sent_at,
+        **_counted(effect.requests),
     )
 
 
