@@ -20,10 +20,8 @@ them would survive by accident, not by contract, so the Guard does not.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
-import math
-import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,19 +29,15 @@ import httpx
 from google.genai import types
 
 from gemini_guard.call import (
-    AttemptPlan,
     CallInfo,
     Engine,
     NoQuota,
     QuotaGate,
-    Steps,
-    run_async,
-    run_sync,
 )
-from gemini_guard.call.http import bare_model, location_of
 from gemini_guard.call.info import guard_info, last_call, remember, set_last_call
+from gemini_guard.call.transport import checked_request
 from gemini_guard.clock import Clock, SystemClock
-from gemini_guard.diagnosis import Category, Diagnosis, diagnose, diagnose_response, plainly_usable
+from gemini_guard.diagnosis import Category, diagnose
 from gemini_guard.errors import (
     CallFailed,
     ConfigError,
@@ -70,7 +64,7 @@ from gemini_guard.telemetry import (
 )
 from gemini_guard.telemetry.extras import plug_in
 from gemini_guard.telemetry.spend import Spending, Usage, free_call, usage_of
-from gemini_guard.tiers import TIERS, Limits, count_tokens_quota
+from gemini_guard.tiers import TIERS, Limits
 from gemini_guard.tokens.counter import (
     TokenCounter,
     TokenCounterChoice,
@@ -106,83 +100,8 @@ def _failed_info(error: CallFailed) -> CallInfo:
     )
 
 
-class _QuietAnswer(Exception):
-    """A 200 from the SDK whose answer is unusable (empty, blocked, thinking ate the
-    output budget...): a failed attempt, diagnosed, that keeps the answer."""
-
-    def __init__(self, response: types.GenerateContentResponse, diagnosis: Diagnosis) -> None:
-        super().__init__(diagnosis.message)
-        self.response = response
-        self.diagnosis = diagnosis
-
-
-def _usable_or_raise(response: types.GenerateContentResponse) -> types.GenerateContentResponse:
-    if plainly_usable(response):  # the usual answer: no conversion
-        return response
-    quiet = diagnose_response(response)
-    if quiet is None:
-        return response
-    raise _QuietAnswer(response, quiet)
-
-
-_BLOCKED = (Category.PROMPT_BLOCKED, Category.RESPONSE_BLOCKED)
-
-
-def _given_up(
-    error: CallFailed, last: _QuietAnswer | None
-) -> tuple[types.GenerateContentResponse, CallInfo]:
-    """A call the path gave up on: the answer to return anyway when thinking used
-    the whole output budget even after the retry with less (the answer that came,
-    told in `quiet_failure`); otherwise raises what the caller must see."""
-    category = error.diagnosis.category
-    if last is not None and category is Category.THINKING_EXHAUSTED:
-        sent = [a for a in error.attempts if a.sent]
-        info = CallInfo(
-            call_id="",
-            model=sent[-1].model if sent else None,
-            attempts=error.attempts,
-            elapsed=0.0,
-            requested=error.attempts[0].model if error.attempts else None,
-            quiet_failure=category,
-        )
-        return last.response, info
-    set_last_call(_failed_info(error))
-    if category in _BLOCKED:
-        raise ResponseBlocked(
-            str(error),
-            diagnosis=error.diagnosis,
-            attempts=error.attempts,
-            response=last.response if last is not None else None,
-        ) from None
-    raise error
-
-
-async def _aclose(iterator: object) -> None:
-    """Close a broken-off stream so its connection is let go (never raises)."""
-    close = getattr(iterator, "aclose", None)
-    if close is not None:
-        try:
-            await close()
-        except Exception:  # the stream is being abandoned: nothing to tell
-            _log.debug("closing an abandoned stream failed", exc_info=True)
-
-
 def _bare(model: str) -> str:
     return model.removeprefix("models/")
-
-
-def _input_tokens(response: object) -> int | None:
-    usage = getattr(response, "usage_metadata", None)
-    count = getattr(usage, "prompt_token_count", None)
-    return count if isinstance(count, int) else None
-
-
-def _stream_input_tokens(pair: tuple[object, object]) -> int | None:
-    return _input_tokens(pair[0])
-
-
-def _no_tokens(response: object) -> None:
-    return None
 
 
 def _chunk_text(chunk: types.GenerateContentResponse) -> str:
@@ -199,9 +118,6 @@ def _chunk_text(chunk: types.GenerateContentResponse) -> str:
 
 _TIER_CHOICES: tuple[str, ...] = ("auto", *TIERS)
 _log = logging.getLogger("gemini_guard")
-
-_THINKING_2_5 = re.compile(r"gemini-2\.5")
-_THINKING_LEVELS = re.compile(r"gemini-[3-9]")
 
 
 class Guard:
@@ -322,14 +238,6 @@ class Guard:
         self._guarded_client: genai.Client | None = None
         self._guarded_http: list[Any] = []  # the httpx clients of guard.client
         self.token_counter: TokenCounter = make_token_counter(token_counter, client=client)
-        # The client's own timeout (ms), if it has one. The SDK spends about a
-        # millisecond converting any per-request config, so when the client's timeout
-        # already bounds an attempt the Guard sends no config of its own.
-        self._client_timeout_ms: int | None = getattr(
-            getattr(getattr(client, "_api_client", None), "_http_options", None), "timeout", None
-        )
-        # The last attempt timeout converted for the SDK: (clock seconds, ms or None).
-        self._last_timeout: tuple[float | None, int | None] = (None, None)
         self.chain: tuple[str, ...] = tuple(_bare(m) for m in models)
         self.tier = tier
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -368,10 +276,6 @@ class Guard:
             while self._owned:  # a Guard refused leaves nothing open
                 self._owned.pop().close()
             raise
-        # Clients of the pool's other projects, by API key (made on first use).
-        self._pool_clients: dict[str, genai.Client] = {}
-        # Vertex AI clients for the other locations a chain names (`model@location`).
-        self._location_clients: dict[str, genai.Client] = {}
         self.engine = Engine(
             clock=self.clock,
             retry=retry,
@@ -513,12 +417,7 @@ class Guard:
             ainner = AiohttpTransport()
         except ImportError:
             ainner = None
-        transport = GuardedTransport(
-            self,
-            ainner=ainner,
-            shrink_max_output_tokens=self.engine.retry.shrunk_max_output_tokens,
-            shrink_thinking_budget=self.engine.retry.shrunk_thinking_budget,
-        )
+        transport = GuardedTransport(self, ainner=ainner)
         sync_http = GuardedHttpClient(transport)
         async_http = AsyncGuardedHttpClient(transport)
         self._guarded_http = [sync_http, async_http]
@@ -595,10 +494,6 @@ class Guard:
             self.cache = None
         while self._owned:
             self._owned.pop().close()
-        while self._pool_clients:
-            self._pool_clients.popitem()[1].close()
-        while self._location_clients:
-            self._location_clients.popitem()[1].close()
         for http in self._guarded_http:
             if isinstance(http, httpx.Client):
                 http.close()
@@ -608,8 +503,6 @@ class Guard:
         if self.cache is not None and self._owns_cache:
             await self.cache.aclose()
             self.cache = None
-        for client in [*self._pool_clients.values(), *self._location_clients.values()]:
-            await client.aio.aclose()
         for http in self._guarded_http:
             if isinstance(http, httpx.AsyncClient):
                 await http.aclose()
@@ -671,43 +564,6 @@ class Guard:
             )
         )
 
-    def _client_for(self, plan: AttemptPlan) -> genai.Client:
-        """The client to send `plan` with: the Guard's own, or, when a project pool
-        chose the project, a client with one of that project's keys (taking turns)."""
-        pool = self._pool
-        if pool is None or plan.project is None:
-            location = location_of(plan.model)
-            return self.unguarded_client if location is None else self._client_in(location)
-        key = pool.api_key(plan.project)
-        client = self._pool_clients.get(key)
-        if client is None:
-            from google import genai
-
-            client = genai.Client(api_key=key, http_options=_http_options_of(self.unguarded_client))
-            self._pool_clients[key] = client
-        return client
-
-    def _client_in(self, location: str) -> genai.Client:
-        """The Guard's Vertex AI client moved to `location` (a chain entry such as
-        `gemini-2.5-pro@global`): the same project, credentials and HTTP options. A
-        Gemini API client has no locations: the entry's model is sent as it is."""
-        api = getattr(self.unguarded_client, "_api_client", None)
-        if not getattr(api, "vertexai", False) or getattr(api, "location", None) == location:
-            return self.unguarded_client
-        client = self._location_clients.get(location)
-        if client is None:
-            from google import genai
-
-            client = genai.Client(
-                vertexai=True,
-                project=api.project,  # type: ignore[union-attr]
-                location=location,
-                credentials=getattr(api, "_credentials", None),
-                http_options=_http_options_of(self.unguarded_client),
-            )
-            self._location_clients[location] = client
-        return client
-
     def _tokens(self, model: str, contents: Any, config: Any) -> int:
         """The input tokens to reserve: counted only when a gate paces. Counted for the
         call's model; the fallback models of the chain reserve the same figure."""
@@ -739,70 +595,6 @@ class Guard:
         self.spending.check(model)
         if self.validate is not None:
             self.validate(model, contents, config)
-
-    def _timeout_ms(self, plan: AttemptPlan) -> int | None:
-        timeout = plan.timeout
-        if timeout is None:
-            return None
-        if timeout == self._last_timeout[0]:
-            # Every first attempt carries the policy's own timeout: worked out once.
-            return self._last_timeout[1]
-        ms = self._timeout_ms_of(timeout)
-        self._last_timeout = (timeout, ms)
-        return ms
-
-    def _timeout_ms_of(self, timeout: float) -> int | None:
-        # The HTTP client counts real seconds; the plan counts clock seconds.
-        factor = float(getattr(self.clock, "factor", 1.0))
-        wanted = max(1, math.ceil(timeout / factor * 1000))
-        if self._client_timeout_ms is not None and self._client_timeout_ms <= wanted:
-            return None  # the client's own timeout is as strict: nothing to add
-        return wanted
-
-    def _config(self, config: Any, plan: AttemptPlan, cls: type[Any]) -> Any:
-        """The caller's config for this attempt: its timeout, shrunk if asked."""
-        timeout = self._timeout_ms(plan)
-        if timeout is None and not plan.shrink:
-            return config
-        if config is None:
-            cfg = cls()
-        elif isinstance(config, dict):
-            cfg = cls.model_validate(config)
-        else:
-            cfg = config.model_copy()
-        if timeout is not None:
-            http = cfg.http_options
-            if http is None:
-                http = types.HttpOptions(timeout=timeout)
-            else:
-                http = types.HttpOptions.model_validate(http) if isinstance(http, dict) else http
-                own = http.timeout
-                http = http.model_copy(update={"timeout": min(own, timeout) if own else timeout})
-            cfg = cfg.model_copy(update={"http_options": http})
-        if plan.shrink and isinstance(cfg, types.GenerateContentConfig):
-            cfg = self._shrunk(cfg, plan.model)
-        return cfg
-
-    def _shrunk(self, cfg: types.GenerateContentConfig, model: str) -> types.GenerateContentConfig:
-        policy = self.engine.retry
-        cap = policy.shrunk_max_output_tokens
-        update: dict[str, Any] = {
-            "max_output_tokens": min(cfg.max_output_tokens, cap) if cfg.max_output_tokens else cap
-        }
-        thinking = cfg.thinking_config or types.ThinkingConfig()
-        if thinking.thinking_level is not None or (
-            thinking.thinking_budget is None and _THINKING_LEVELS.search(model)
-        ):
-            update["thinking_config"] = thinking.model_copy(
-                update={"thinking_level": types.ThinkingLevel.LOW}
-            )
-        elif thinking.thinking_budget is not None or _THINKING_2_5.search(model):
-            budget = policy.shrunk_thinking_budget
-            own = thinking.thinking_budget
-            # -1 asks for dynamic thinking; 0 turns it off (already the smallest).
-            new = budget if own is None or own < 0 else min(own, budget)
-            update["thinking_config"] = thinking.model_copy(update={"thinking_budget": new})
-        return cfg.model_copy(update=update)
 
     def _finish(self, response: object, info: CallInfo) -> None:
         set_last_call(info)
@@ -919,7 +711,13 @@ def _pool_of(gate: QuotaGate) -> ProjectPool | None:
 
 
 class GuardedModels:
-    """`guard.models`: `generate_content`, `generate_content_stream`, `count_tokens`."""
+    """`guard.models`: `generate_content`, `generate_content_stream`, `count_tokens`.
+
+    The SDK's own calls on `guard.client`: the request goes through the guarded HTTP
+    path like every other entry point's, and the SDK builds its typed answer from the
+    reply. What this adds is the SDK-shaped part: the response cache's typed stage,
+    `guard_info(response)`, a blocked answer as the SDK's object, and a stream that
+    breaks after its first chunk told as `StreamInterrupted` with the text so far."""
 
     def __init__(self, guard: Guard) -> None:
         self._guard = guard
@@ -946,33 +744,14 @@ class GuardedModels:
     ) -> types.GenerateContentResponse:
         g = self._guard
         g._preflight(model, contents, config)
-        engine = g.engine
-
-        last: list[_QuietAnswer] = []
-
-        def send(plan: AttemptPlan) -> types.GenerateContentResponse:
-            try:
-                return _usable_or_raise(
-                    g._client_for(plan).models.generate_content(
-                        model=bare_model(plan.model),
-                        contents=contents,
-                        config=g._config(config, plan, types.GenerateContentConfig),
-                    )
-                )
-            except _QuietAnswer as quiet:
-                last[:] = [quiet]
-                raise
-
-        steps: Steps[types.GenerateContentResponse] = engine.steps(
-            g._chain(model),
-            tokens=g._tokens(model, contents, config),
-            input_tokens_of=_input_tokens,
-        )
         try:
-            response, info = run_sync(steps, clock=g.clock, quota=engine.quota, send=send)
-        except CallFailed as error:
-            response, info = _given_up(error, last[0] if last else None)  # or raises
-        g._finish(response, info)
+            with checked_request(g._tokens(model, contents, config)):
+                response = g.client.models.generate_content(
+                    model=model, contents=contents, config=config
+                )
+        except ResponseBlocked as blocked:
+            raise _typed_blocked(blocked) from None
+        _told(response)
         return response
 
     def generate_content_stream(
@@ -998,47 +777,29 @@ class GuardedModels:
     ) -> Iterator[types.GenerateContentResponse]:
         g = self._guard
         g._preflight(model, contents, config)
-        engine = g.engine
-        Pair = tuple[types.GenerateContentResponse | None, Iterator[types.GenerateContentResponse]]
-
-        def send(plan: AttemptPlan) -> Pair:
-            stream = iter(
-                g._client_for(plan).models.generate_content_stream(
-                    model=bare_model(plan.model),
-                    contents=contents,
-                    config=g._config(config, plan, types.GenerateContentConfig),
-                )
-            )
-            # Errors before the first chunk are retried and fall back like any call.
-            return next(stream, None), stream
-
-        steps: Steps[Pair] = engine.steps(
-            g._chain(model),
-            tokens=g._tokens(model, contents, config),
-            input_tokens_of=_stream_input_tokens,
+        chunks = iter(
+            g.client.models.generate_content_stream(model=model, contents=contents, config=config)
         )
-        try:
-            (first, rest), info = run_sync(steps, clock=g.clock, quota=engine.quota, send=send)
-        except CallFailed as error:
-            set_last_call(_failed_info(error))
-            raise
-        set_last_call(info)
+        # The request goes out for the first chunk. Failures before it were retried and
+        # fell back on the path; what reaches here is the Guard's error, as it is.
+        with checked_request(g._tokens(model, contents, config)):
+            first = next(chunks, None)
         if first is None:
             return
-        served = info.model or model
+        info = _told(first)
         partial = [_chunk_text(first)]
-        remember(first, info)
-        last = first
         yield first
         try:
-            for chunk in rest:
+            for chunk in chunks:
                 remember(chunk, info)
                 partial.append(_chunk_text(chunk))
-                last = chunk
                 yield chunk
+        except CallFailed:
+            raise  # a stall, told by the path as StreamStalled
         except Exception as exc:
-            raise g._stream_failed(served, info, exc, "".join(partial)) from scrubbed(exc)
-        g._record_usage(last, info)
+            raise g._stream_failed(_served(info, model), info, exc, "".join(partial)) from scrubbed(
+                exc
+            )
 
     def count_tokens(
         self,
@@ -1050,27 +811,10 @@ class GuardedModels:
         """Counted by `model` only (another model's count would be another answer);
         retried, and paced by countTokens' own quota (`tiers.count_tokens_quota`):
         generation's quota never delays it, and it costs nothing."""
-        g = self._guard
-
-        def send(plan: AttemptPlan) -> types.CountTokensResponse:
-            return g.unguarded_client.models.count_tokens(
-                model=bare_model(plan.model),
-                contents=contents,
-                config=g._config(config, plan, types.CountTokensConfig),
-            )
-
-        steps: Steps[types.CountTokensResponse] = g.engine.steps(
-            (_bare(model),),
-            tokens=0,
-            input_tokens_of=_no_tokens,
-            metered_as=count_tokens_quota(_bare(model)),
+        response = self._guard.client.models.count_tokens(
+            model=model, contents=contents, config=config
         )
-        try:
-            response, info = run_sync(steps, clock=g.clock, quota=g.engine.quota, send=send)
-        except CallFailed as error:
-            set_last_call(_failed_info(error))
-            raise
-        g._finish(response, info)
+        _told(response)
         return response
 
 
@@ -1082,7 +826,7 @@ class GuardedAio:
 
 
 class AsyncGuardedModels:
-    """`guard.aio.models`: the same three calls for asyncio."""
+    """`guard.aio.models`: the same three calls for asyncio, on `guard.client.aio`."""
 
     def __init__(self, guard: Guard) -> None:
         self._guard = guard
@@ -1109,33 +853,14 @@ class AsyncGuardedModels:
     ) -> types.GenerateContentResponse:
         g = self._guard
         g._preflight(model, contents, config)
-        engine = g.engine
-
-        last: list[_QuietAnswer] = []
-
-        async def send(plan: AttemptPlan) -> types.GenerateContentResponse:
-            try:
-                return _usable_or_raise(
-                    await g._client_for(plan).aio.models.generate_content(
-                        model=bare_model(plan.model),
-                        contents=contents,
-                        config=g._config(config, plan, types.GenerateContentConfig),
-                    )
-                )
-            except _QuietAnswer as quiet:
-                last[:] = [quiet]
-                raise
-
-        steps: Steps[types.GenerateContentResponse] = engine.steps(
-            g._chain(model),
-            tokens=await g._atokens(model, contents, config),
-            input_tokens_of=_input_tokens,
-        )
         try:
-            response, info = await run_async(steps, clock=g.clock, quota=engine.quota, send=send)
-        except CallFailed as error:
-            response, info = _given_up(error, last[0] if last else None)  # or raises
-        g._finish(response, info)
+            with checked_request(await g._atokens(model, contents, config)):
+                response = await g.client.aio.models.generate_content(
+                    model=model, contents=contents, config=config
+                )
+        except ResponseBlocked as blocked:
+            raise _typed_blocked(blocked) from None
+        _told(response)
         return response
 
     async def generate_content_stream(
@@ -1160,80 +885,41 @@ class AsyncGuardedModels:
     ) -> AsyncIterator[types.GenerateContentResponse]:
         g = self._guard
         g._preflight(model, contents, config)
-        engine = g.engine
-        Pair = tuple[
-            types.GenerateContentResponse | None, AsyncIterator[types.GenerateContentResponse]
-        ]
-
-        async def send(plan: AttemptPlan) -> Pair:
-            stream = await g._client_for(plan).aio.models.generate_content_stream(
-                model=bare_model(plan.model),
-                contents=contents,
-                config=g._config(config, plan, types.GenerateContentConfig),
+        with checked_request(await g._atokens(model, contents, config)):
+            stream = await g.client.aio.models.generate_content_stream(
+                model=model, contents=contents, config=config
             )
-            iterator = aiter(stream)
-            limit = g.engine.retry.first_chunk_timeout
+            chunks = aiter(stream)
+            # The request goes out for the first chunk: its failures (retried and
+            # fallen back on the path) reach the caller of this call.
             try:
-                if limit is None:
-                    return await anext(iterator), iterator
-                return await asyncio.wait_for(anext(iterator), g.real_seconds(limit)), iterator
+                first = await anext(chunks)
             except StopAsyncIteration:
-                return None, iterator
-            except TimeoutError:
-                # Nothing before the first chunk: a failed attempt, retried like any.
-                await _aclose(iterator)
-                raise TimeoutError(
-                    f"{plan.model} sent no first chunk within {limit:g}s (first_chunk_timeout)"
-                ) from None
-
-        steps: Steps[Pair] = engine.steps(
-            g._chain(model),
-            tokens=await g._atokens(model, contents, config),
-            input_tokens_of=_stream_input_tokens,
-        )
-        try:
-            (first, rest), info = await run_async(
-                steps, clock=g.clock, quota=engine.quota, send=send
-            )
-        except CallFailed as error:
-            set_last_call(_failed_info(error))
-            raise
-        set_last_call(info)
-        return self._relay(first, rest, info, info.model or model)
+                first = None
+        return self._relay(first, chunks, model)
 
     async def _relay(
         self,
         first: types.GenerateContentResponse | None,
-        rest: AsyncIterator[types.GenerateContentResponse],
-        info: CallInfo,
-        served: str,
+        chunks: AsyncIterator[types.GenerateContentResponse],
+        model: str,
     ) -> AsyncIterator[types.GenerateContentResponse]:
         if first is None:
             return
+        info = _told(first)
         partial = [_chunk_text(first)]
-        remember(first, info)
-        last = first
         yield first
-        g = self._guard
-        idle = g.engine.retry.stream_idle_timeout
-        gap = None if idle is None else g.real_seconds(idle)
         try:
-            while True:
-                try:
-                    chunk = await (
-                        anext(rest) if gap is None else asyncio.wait_for(anext(rest), gap)
-                    )
-                except StopAsyncIteration:
-                    break
+            async for chunk in chunks:
                 remember(chunk, info)
                 partial.append(_chunk_text(chunk))
-                last = chunk
                 yield chunk
+        except CallFailed:
+            raise  # a stall, told by the path as StreamStalled
         except Exception as exc:
-            if isinstance(exc, TimeoutError):
-                await _aclose(rest)
-            raise g._stream_failed(served, info, exc, "".join(partial)) from scrubbed(exc)
-        g._record_usage(last, info)
+            raise self._guard._stream_failed(
+                _served(info, model), info, exc, "".join(partial)
+            ) from scrubbed(exc)
 
     async def count_tokens(
         self,
@@ -1242,28 +928,36 @@ class AsyncGuardedModels:
         contents: types.ContentListUnion | types.ContentListUnionDict,
         config: types.CountTokensConfigOrDict | None = None,
     ) -> types.CountTokensResponse:
-        g = self._guard
-
-        async def send(plan: AttemptPlan) -> types.CountTokensResponse:
-            return await g.unguarded_client.aio.models.count_tokens(
-                model=bare_model(plan.model),
-                contents=contents,
-                config=g._config(config, plan, types.CountTokensConfig),
-            )
-
-        steps: Steps[types.CountTokensResponse] = g.engine.steps(
-            (_bare(model),),
-            tokens=0,
-            input_tokens_of=_no_tokens,
-            metered_as=count_tokens_quota(_bare(model)),
+        response = await self._guard.client.aio.models.count_tokens(
+            model=model, contents=contents, config=config
         )
-        try:
-            response, info = await run_async(steps, clock=g.clock, quota=g.engine.quota, send=send)
-        except CallFailed as error:
-            set_last_call(_failed_info(error))
-            raise
-        g._finish(response, info)
+        _told(response)
         return response
+
+
+def _told(response: object) -> CallInfo:
+    """Tie the answer the SDK built to the call the path just told `last_call()` of
+    (the path tells it before the SDK sees the answer's first byte)."""
+    info = last_call()
+    if info is None:  # not a call of the path (nothing to tie it to)
+        return CallInfo(call_id="", model=None, attempts=(), elapsed=0.0)
+    remember(response, info)
+    return info
+
+
+def _served(info: CallInfo, model: str) -> str:
+    return info.model or _bare(model)
+
+
+def _typed_blocked(blocked: ResponseBlocked) -> ResponseBlocked:
+    """`ResponseBlocked` with the answer as the SDK's own response object, as the
+    SDK-shaped API returns answers (the HTTP path has only its JSON)."""
+    answer = blocked.response
+    if isinstance(answer, dict):
+        # A shape the SDK does not read stays its JSON, as the path had it.
+        with contextlib.suppress(ValueError):
+            blocked.response = types.GenerateContentResponse.model_validate(answer)
+    return blocked
 
 
 def wrap(client: genai.Client, **options: Any) -> Guard:

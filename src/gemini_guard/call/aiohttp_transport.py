@@ -92,9 +92,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, limit: int = 0) -> None:
         self._limit = limit  # connections per host; 0: no limit (the caller bounds concurrency)
-        self._sessions: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, aiohttp.ClientSession
-        ] = weakref.WeakKeyDictionary()
+        # By a weak reference to their loop: a loop collected lets its session go.
+        self._sessions: dict[weakref.ref[asyncio.AbstractEventLoop], aiohttp.ClientSession] = {}
         self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], aiohttp.ClientSession] | None = (
             None
         )
@@ -105,11 +104,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         last = self._last
         if last is not None and last[0]() is loop and not last[1].closed:
             return last[1]  # the loop of the last request (nearly always)
-        session = self._sessions.get(loop)
+        sessions = self._sessions
+        for ended in [ref for ref in sessions if (other := ref()) is None or other.is_closed()]:
+            _let_go(sessions.pop(ended))
+        key = weakref.ref(loop, lambda ref: _let_go(sessions.pop(ref, None)))
+        session = sessions.get(key)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
             session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
-            self._sessions[loop] = session
+            sessions[key] = session
         self._last = (weakref.ref(loop), session)
         return session
 
@@ -151,12 +154,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             response.status, headers=kept, stream=_Body(response, request), request=request
         )
 
+    def __del__(self) -> None:
+        # Sessions of loops that ended (or a transport never closed): their sockets
+        # go with the transport, as the SDK's own sessions' do, without the warning
+        # aiohttp gives a session collected unclosed.
+        for session in list(self._sessions.values()):
+            _let_go(session)
+
     async def aclose(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        session = self._sessions.pop(loop, None)
+        session = self._sessions.pop(weakref.ref(loop), None)
         self._last = None
         if session is not None:
             await session.close()
+
+
+def _let_go(session: aiohttp.ClientSession | None) -> None:
+    """Close `session`'s connections at once, without its loop: a loop that has ended
+    can no longer await `session.close()`. The session then counts as closed."""
+    connector = session.connector if session is not None else None
+    if connector is not None and not connector.closed:
+        connector._close()  # the synchronous close behind close()

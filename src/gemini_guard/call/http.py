@@ -124,8 +124,9 @@ def _route_of_path(method: str, path: str) -> Route:
     if vertex is not None and method == "POST":
         kind = _ACTIONS.get(vertex["action"] or "")
         if kind is not None:
-            name = f"{vertex['model']}@{vertex['location']}"
-            return Route(kind, name, name)
+            # The request's own location goes unnamed, as a chain entry without one
+            # stays there: `model@location` names only a move to another location.
+            return Route(kind, vertex["model"], vertex["model"])
     match = _MODEL_PATH.match(path)
     if match is not None and method == "POST":
         kind = _ACTIONS.get(match["action"] or "")

@@ -16,6 +16,7 @@ through as they come.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -37,6 +38,7 @@ from gemini_guard.call.http import (
     vertex_host,
     with_model,
 )
+from gemini_guard.call.info import set_last_call
 from gemini_guard.call.parts import joined_response, part_requests
 from gemini_guard.diagnosis import (
     Category,
@@ -58,6 +60,7 @@ __all__ = [
     "GuardedTransport",
     "PathOwner",
     "UpstreamError",
+    "checked_request",
 ]
 
 MODEL_HEADER = "x-gemini-guard-model"
@@ -68,6 +71,26 @@ QUIET_HEADER = "x-gemini-guard-quiet-failure"
 # decodes a compressed body when it reads it).
 _RESIZED = frozenset({b"content-length", b"content-encoding", b"transfer-encoding"})
 _ENCODINGS = frozenset({b"content-encoding", b"transfer-encoding"})
+
+
+# Set by the SDK-shaped API (`guard.models`) around the one request its call sends: it
+# has checked that request and counted its input tokens with the caller's own objects
+# (what `validation=` and `token_counter=` are documented to receive), so the path
+# neither reads them again from the JSON nor counts again.
+_checked_tokens: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "gemini_guard_checked_tokens", default=None
+)
+
+
+@contextlib.contextmanager
+def checked_request(tokens: int) -> Iterator[None]:
+    """The request sent inside this block was checked by its caller and reserves
+    `tokens` input tokens when paced."""
+    token = _checked_tokens.set(tokens)
+    try:
+        yield
+    finally:
+        _checked_tokens.reset(token)
 
 
 class PathOwner(Protocol):
@@ -223,13 +246,10 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         *,
         inner: httpx.BaseTransport | None = None,
         ainner: httpx.AsyncBaseTransport | None = None,
-        shrink_max_output_tokens: int = 2048,
-        shrink_thinking_budget: int = 128,
     ) -> None:
         self._owner = owner
         self._inner = inner if inner is not None else httpx.HTTPTransport()
         self._ainner = ainner if ainner is not None else httpx.AsyncHTTPTransport()
-        self._shrink = (shrink_max_output_tokens, shrink_thinking_budget)
 
     # -- what both drivers share --------------------------------------------------------
 
@@ -240,6 +260,13 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             parsed = None  # not JSON: the server will say what is wrong with it
         route = route_of(request.method, request.url.path, parsed)
         owner = self._owner
+        checked = _checked_tokens.get()
+        if checked is not None and route.kind in ("generate", "stream"):
+            _checked_tokens.set(None)  # for this request only
+            tokens = checked if route.paced and owner.engine.pacing else 0
+            call = _Call(request, route, body, parsed, streams(route, parsed), tokens)
+            call.requests = embed_items(route, parsed)
+            return call
         if route.model is not None and route.kind in ("generate", "stream", "count"):
             contents = parsed.get("contents") if isinstance(parsed, dict) else None
             try:
@@ -275,6 +302,11 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         extensions = dict(original.extensions)
         if plan.timeout is not None:
             seconds = self._owner.real_seconds(plan.timeout)
+            # The caller's own limit (the client's timeout, or the call's config) wins
+            # when it is the stricter.
+            own = (original.extensions.get("timeout") or {}).get("read")
+            if own is not None and own < seconds:
+                seconds = own
             extensions["timeout"] = {
                 "connect": seconds,
                 "read": seconds,
@@ -295,9 +327,13 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         path, body = original.url.raw_path.decode("ascii").partition("?")[0], call.body
         if call.route.model is not None:
             path, body = with_model(path, body, call.route, plan.model)
-        if plan.shrink:
+        if plan.shrink:  # by the owner's retry policy, as it is now
+            policy = self._owner.engine.retry
             body = shrunk_body(
-                body, plan.model, max_output_tokens=self._shrink[0], thinking_budget=self._shrink[1]
+                body,
+                plan.model,
+                max_output_tokens=policy.shrunk_max_output_tokens,
+                thinking_budget=policy.shrunk_thinking_budget,
             )
         headers = original.headers.copy()
         headers.pop("content-length", None)
@@ -338,6 +374,9 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             response.headers[ATTEMPTS_HEADER] = str(info.attempt_count)
             response.request = call.request
             return response
+        # A stream is told to `last_call()` as its first byte comes (its usage, once
+        # it ends): its reader asks which model answers while it reads.
+        set_last_call(info)
         headers = [
             (k, v)
             for k, v in response.headers.multi_items()
@@ -634,6 +673,13 @@ class GuardedHttpClient(_QuickClient, httpx.Client):
             transport=transport, timeout=None, event_hooks={"response": [_known_encoding]}
         )
         self._quick_setup()
+
+    def __del__(self) -> None:
+        # A Guard dropped without close(): its connections go with it, as the SDK's
+        # own clients' do (no socket left for the collector to warn about).
+        with contextlib.suppress(Exception):
+            if not self.is_closed:
+                self.close()
 
 
 class AsyncGuardedHttpClient(_QuickClient, httpx.AsyncClient):

@@ -53,12 +53,7 @@ def build_gateway(
         guard_options["clock"] = clock
     guard = guard_from_config(config, **guard_options)
     base_url = config.base_url or GOOGLE_ENDPOINT
-    transport = GuardedTransport(
-        guard,
-        ainner=AiohttpTransport(),
-        shrink_max_output_tokens=guard.engine.retry.shrunk_max_output_tokens,
-        shrink_thinking_budget=guard.engine.retry.shrunk_thinking_budget,
-    )
+    transport = GuardedTransport(guard, ainner=AiohttpTransport())
     budgets = CallerBudgets(tokens.callers(), store=config.store, clock=guard.clock)
 
     async def upstream_reachable() -> str | None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from google import genai
 from google.genai import types
 
-from gemini_guard.call import AttemptPlan
+from gemini_guard.call.http import shrunk_body
+from gemini_guard.call.transport import GuardedTransport
 from gemini_guard.clock import FakeClock, ScaledClock
 from gemini_guard.errors import ConfigError
 from gemini_guard.guard import Guard, wrap
@@ -31,41 +34,93 @@ def test_the_calls_model_goes_first_then_the_chain(client: genai.Client) -> None
     )
 
 
-def test_attempt_timeout_reaches_the_sdk_in_real_milliseconds(client: genai.Client) -> None:
-    scaled = Guard(client=client, clock=ScaledClock(10))
-    plan = AttemptPlan("gemini-2.5-flash", 1, timeout=5.0)
-    cfg = scaled._config(None, plan, types.GenerateContentConfig)
-    assert cfg.http_options.timeout == 500  # 5 clock seconds at 10x
-    plain = Guard(client=client, clock=FakeClock())
-    cfg = plain._config({"temperature": 0.5}, plan, types.GenerateContentConfig)
-    assert (cfg.http_options.timeout, cfg.temperature) == (5000, 0.5)
-    # the caller's own shorter timeout wins
-    own = types.GenerateContentConfig(http_options=types.HttpOptions(timeout=1200))
-    assert plain._config(own, plan, types.GenerateContentConfig).http_options.timeout == 1200
-    assert own.http_options is not None
-    assert own.http_options.timeout == 1200  # the caller's object is not modified
-    assert plain._config(own, AttemptPlan("m", 1, None), types.GenerateContentConfig) is own
+URL = "https://generativelanguage.googleapis.com/v1beta/models/{}:generateContent"
+ANSWER = {
+    "candidates": [
+        {"content": {"role": "model", "parts": [{"text": "Hi."}]}, "finishReason": "STOP"}
+    ],
+    "usageMetadata": {"promptTokenCount": 2, "candidatesTokenCount": 1},
+}
 
 
-def test_shrunk_attempt_lowers_thinking_and_output(client: genai.Client) -> None:
-    guard = Guard(client=client, clock=FakeClock())
-    plan = AttemptPlan("gemini-2.5-pro", 2, timeout=None, shrink=True)
-    cfg = guard._config(None, plan, types.GenerateContentConfig)
-    assert cfg.max_output_tokens == 2048
-    assert cfg.thinking_config.thinking_budget == 512
-    small = types.GenerateContentConfig(
-        max_output_tokens=100, thinking_config=types.ThinkingConfig(thinking_budget=0)
-    )
-    cfg = guard._config(small, plan, types.GenerateContentConfig)
-    assert (cfg.max_output_tokens, cfg.thinking_config.thinking_budget) == (100, 0)
-    dynamic = {"thinking_config": {"thinking_budget": -1}}
-    cfg = guard._config(dynamic, plan, types.GenerateContentConfig)
-    assert cfg.thinking_config.thinking_budget == 512
-    level = Guard(client=client, clock=FakeClock())._config(
-        None, AttemptPlan("gemini-3-pro-preview", 2, None, shrink=True), types.GenerateContentConfig
-    )
-    assert level.thinking_config.thinking_level == types.ThinkingLevel.LOW
-    assert level.thinking_config.thinking_budget is None
+class Upstream(httpx.BaseTransport):
+    """Answers every attempt at once and keeps it: what the path sent, as sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.sent.append(request)
+        return httpx.Response(200, json=ANSWER)
+
+
+def _send(guard: Guard, timeout: float | None = None, config: object = None) -> httpx.Request:
+    """One generateContent through `guard`'s path; the attempt the upstream received."""
+    upstream = Upstream()
+    transport = GuardedTransport(guard, inner=upstream)
+    body: dict[str, object] = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    if config is not None:
+        body["generationConfig"] = config
+    with httpx.Client(transport=transport, timeout=timeout) as http:
+        answer = http.post(URL.format("gemini-2.5-flash"), json=body)
+    assert answer.status_code == 200
+    (sent,) = upstream.sent
+    return sent
+
+
+def test_attempt_timeout_reaches_the_wire_in_real_seconds(client: genai.Client) -> None:
+    scaled = Guard(client=client, clock=ScaledClock(10), log=False)
+    assert _send(scaled).extensions["timeout"]["read"] == 6.0  # 60 clock seconds at 10x
+    plain = Guard(client=client, clock=FakeClock(), log=False)
+    assert _send(plain).extensions["timeout"]["read"] == 60.0
+    # the caller's own shorter timeout (the client's, or the call's config) wins
+    assert _send(plain, timeout=1.2).extensions["timeout"]["read"] == 1.2
+    assert _send(plain, timeout=300.0).extensions["timeout"]["read"] == 60.0
+
+
+def test_shrunk_attempt_lowers_thinking_and_output() -> None:
+    def shrunk(model: str, config: dict[str, object] | None) -> dict[str, object]:
+        body = json.dumps({"generationConfig": config} if config is not None else {})
+        out = shrunk_body(body.encode(), model, max_output_tokens=2048, thinking_budget=512)
+        config_out = json.loads(out)["generationConfig"]
+        assert isinstance(config_out, dict)
+        return config_out
+
+    cfg = shrunk("gemini-2.5-pro", None)
+    assert (cfg["maxOutputTokens"], cfg["thinkingConfig"]) == (2048, {"thinkingBudget": 512})
+    small = {"maxOutputTokens": 100, "thinkingConfig": {"thinkingBudget": 0}}
+    cfg = shrunk("gemini-2.5-pro", small)
+    assert (cfg["maxOutputTokens"], cfg["thinkingConfig"]) == (100, {"thinkingBudget": 0})
+    cfg = shrunk("gemini-2.5-pro", {"thinkingConfig": {"thinkingBudget": -1}})
+    assert cfg["thinkingConfig"] == {"thinkingBudget": 512}  # dynamic thinking, capped
+    cfg = shrunk("gemini-3-pro-preview", None)
+    assert cfg["thinkingConfig"] == {"thinkingLevel": "LOW"}
+
+
+def test_the_guard_shrinks_the_retry_after_a_deadline(client: genai.Client) -> None:
+    """A 504 is retried once with less thinking and a capped answer (the body the
+    upstream received says so), on the same model."""
+
+    class Deadline(Upstream):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            request.read()
+            self.sent.append(request)
+            if len(self.sent) == 1:
+                error = {"code": 504, "message": "Deadline expired", "status": "DEADLINE_EXCEEDED"}
+                return httpx.Response(504, json={"error": error})
+            return httpx.Response(200, json=ANSWER)
+
+    guard = Guard(client=client, clock=FakeClock(), log=False, quota=False)
+    upstream = Deadline()
+    with httpx.Client(transport=GuardedTransport(guard, inner=upstream)) as http:
+        body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+        assert http.post(URL.format("gemini-2.5-pro"), json=body).status_code == 200
+    first, second = (json.loads(r.content) for r in upstream.sent)
+    assert "generationConfig" not in first
+    assert second["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 512}
+    assert second["generationConfig"]["maxOutputTokens"] == 2048
+    assert upstream.sent[1].url.path.endswith("/gemini-2.5-pro:generateContent")
 
 
 def test_bad_options_are_config_errors(client: genai.Client) -> None:
@@ -87,18 +142,14 @@ def test_wrap_keeps_the_client(client: genai.Client) -> None:
     assert guard.tier == "tier1"
 
 
-def test_a_client_timeout_as_strict_as_the_attempts_needs_no_per_request_config() -> None:
+def test_a_client_timeout_as_strict_as_the_attempts_is_kept() -> None:
     client = genai.Client(
         api_key="AIzaSyFAKEFAKEFAKEFAKEFAKEFAKEFAKE1234567",
         http_options=types.HttpOptions(timeout=30_000),
     )
     try:
-        guard = Guard(client=client, clock=FakeClock())
-        plan = AttemptPlan("gemini-2.5-flash", 1, timeout=60.0)
-        assert guard._config(None, plan, types.GenerateContentConfig) is None
-        # a call's deadline can still make one attempt's limit stricter
-        tight = AttemptPlan("gemini-2.5-flash", 3, timeout=4.0)
-        cfg = guard._config(None, tight, types.GenerateContentConfig)
-        assert cfg.http_options.timeout == 4000
+        guard = Guard(client=client, clock=FakeClock(), log=False)
+        # The SDK hands every request the client's 30 s: the policy's 60 s is looser.
+        assert _send(guard, timeout=30.0).extensions["timeout"]["read"] == 30.0
     finally:
         client.close()
