@@ -514,6 +514,12 @@ class Guard:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    async def __aenter__(self) -> Guard:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     @property
     def retry(self) -> RetryPolicy:
         return self.engine.retry

@@ -15,8 +15,9 @@ a refused connection is `httpx.ConnectError`, a timeout `httpx.ConnectTimeout` /
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import aiohttp
@@ -92,8 +93,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, limit: int = 0) -> None:
         self._limit = limit  # connections per host; 0: no limit (the caller bounds concurrency)
-        # By a weak reference to their loop: a loop collected lets its session go.
-        self._sessions: dict[weakref.ref[asyncio.AbstractEventLoop], aiohttp.ClientSession] = {}
+        self._sessions: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, aiohttp.ClientSession
+        ] = weakref.WeakKeyDictionary()
+        # Per loop, what closes its session when the loop ends (see `_closed_with_loop`).
+        self._closers: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncGenerator[None, None]
+        ] = weakref.WeakKeyDictionary()
         self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], aiohttp.ClientSession] | None = (
             None
         )
@@ -104,15 +110,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         last = self._last
         if last is not None and last[0]() is loop and not last[1].closed:
             return last[1]  # the loop of the last request (nearly always)
-        sessions = self._sessions
-        for ended in [ref for ref in sessions if (other := ref()) is None or other.is_closed()]:
-            _let_go(sessions.pop(ended))
-        key = weakref.ref(loop, lambda ref: _let_go(sessions.pop(ref, None)))
-        session = sessions.get(key)
+        session = self._sessions.get(loop)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
             session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
-            sessions[key] = session
+            self._sessions[loop] = session
+            self._closers[loop] = _closed_with_loop(session)
         self._last = (weakref.ref(loop), session)
         return session
 
@@ -154,27 +157,38 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             response.status, headers=kept, stream=_Body(response, request), request=request
         )
 
-    def __del__(self) -> None:
-        # Sessions of loops that ended (or a transport never closed): their sockets
-        # go with the transport, as the SDK's own sessions' do, without the warning
-        # aiohttp gives a session collected unclosed.
-        for session in list(self._sessions.values()):
-            _let_go(session)
-
     async def aclose(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        session = self._sessions.pop(weakref.ref(loop), None)
+        session = self._sessions.pop(loop, None)
+        closer = self._closers.pop(loop, None)
         self._last = None
         if session is not None:
             await session.close()
+        if closer is not None:
+            await closer.aclose()
 
 
-def _let_go(session: aiohttp.ClientSession | None) -> None:
-    """Close `session`'s connections at once, without its loop: a loop that has ended
-    can no longer await `session.close()`. The session then counts as closed."""
-    connector = session.connector if session is not None else None
-    if connector is not None and not connector.closed:
-        connector._close()  # the synchronous close behind close()
+def _closed_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """An async generator, started, whose end closes `session`. A loop keeps the async
+    generators started on it and closes them as it shuts down (`asyncio.run` does, and
+    so do uvloop and the test runner's loops), so a session left open by its owner (a
+    Guard used inside `asyncio.run` and closed after it, or never) is closed properly
+    on its own loop instead of being collected later with its sockets open. Keep the
+    generator: the loop holds it only weakly."""
+
+    async def closer() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if not session.closed:
+                await session.close()
+
+    started = closer()
+    # Run it to its `yield` now (nothing to await before it): that first step is what
+    # registers it with the running loop.
+    with contextlib.suppress(StopIteration):
+        started.asend(None).send(None)
+    return started

@@ -113,7 +113,9 @@ def test_a_route_read_once_is_the_same_route_and_the_memory_stays_bounded() -> N
     assert first == Route("generate", "gemini-2.5-flash", "gemini-2.5-flash")
     vertex = "/v1/projects/p/locations/global/publishers/google/models/gemini-2.5-pro:countTokens"
     assert route_of("POST", vertex, None) == Route(
-        "count", "gemini-2.5-pro@global", "gemini-2.5-pro@global"
+        "count",
+        "gemini-2.5-pro",
+        "gemini-2.5-pro",  # in the request's own location
     )
     assert route_of("GET", path, None).kind == "other"  # the method counts too
     for i in range(3 * http._MOST_ROUTES):
