@@ -7,7 +7,9 @@
     async for chunk in await guard.aio.models.generate_content_stream(model=..., contents=...): ...
 
 Same arguments as the SDK, same return types (the SDK's own response objects, not
-copies or subclasses). Which model answered and how many attempts it took is told
+copies or subclasses): `guard.models` makes its calls on `guard.client`, a real
+`genai.Client` whose HTTP goes through the Guard's path (`gemini_guard.call`), so the SDK
+builds every answer from the reply as it would for a bare call. Which model answered and how many attempts it took is told
 without touching those objects:
 - `response.model_version` is the server's own answer (set by the SDK);
 - `gemini_guard.guard_info(response)` returns the `CallInfo` of the call that produced
