@@ -254,19 +254,20 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     # -- what both drivers share --------------------------------------------------------
 
     def _prepare(self, request: httpx.Request, body: bytes) -> _Call:
+        owner = self._owner
+        checked = _checked_tokens.get()
+        if checked is not None:
+            _checked_tokens.set(None)  # for this request only
+            # A Gemini or Vertex path names its model and action: no body to read.
+            route = route_of(request.method, request.url.path, None)
+            if route.kind in ("generate", "stream"):
+                tokens = checked if route.paced and owner.engine.pacing else 0
+                return _Call(request, route, body, None, route.kind == "stream", tokens)
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = None  # not JSON: the server will say what is wrong with it
         route = route_of(request.method, request.url.path, parsed)
-        owner = self._owner
-        checked = _checked_tokens.get()
-        if checked is not None and route.kind in ("generate", "stream"):
-            _checked_tokens.set(None)  # for this request only
-            tokens = checked if route.paced and owner.engine.pacing else 0
-            call = _Call(request, route, body, parsed, streams(route, parsed), tokens)
-            call.requests = embed_items(route, parsed)
-            return call
         if route.model is not None and route.kind in ("generate", "stream", "count"):
             contents = parsed.get("contents") if isinstance(parsed, dict) else None
             try:
