@@ -9,8 +9,8 @@
 Same arguments as the SDK, same return types (the SDK's own response objects, not
 copies or subclasses): `guard.models` makes its calls on `guard.client`, a real
 `genai.Client` whose HTTP goes through the Guard's path (`gemini_guard.call`), so the SDK
-builds every answer from the reply as it would for a bare call. Which model answered and how many attempts it took is told
-without touching those objects:
+builds every answer from the reply as it would for a bare call. Which model answered
+and how many attempts it took is told without touching those objects:
 - `response.model_version` is the server's own answer (set by the SDK);
 - `gemini_guard.guard_info(response)` returns the `CallInfo` of the call that produced
   `response` (model, attempts, elapsed), kept in a weak side table;
@@ -449,11 +449,12 @@ class Guard:
             return None
         return pool.api_key(project)
 
-    def check_request(self, model: str, contents: Any, config: Any) -> None:
-        """Before a wire request is sent: the budget, and the local checks on its
-        contents and config (read into the SDK's types; a shape they do not read
-        is left to the server)."""
-        self.spending.check(model)
+    def check_request(self, model: str, contents: Any, config: Any, *, priced: bool = True) -> None:
+        """Before a wire request is sent: the daily budget (for a request that is
+        priced: countTokens is free), and the local checks on its contents and config
+        (read into the SDK's types; a shape they do not read is left to the server)."""
+        if priced:
+            self.spending.check(model)
         if self.validate is None:
             return
         text = _plain_text(contents) if not config else None

@@ -100,7 +100,9 @@ class PathOwner(Protocol):
 
     def chain_for(self, model: str) -> tuple[str, ...]: ...
     def key_for(self, project: str | None) -> str | None: ...
-    def check_request(self, model: str, contents: Any, config: Any) -> None: ...
+    def check_request(
+        self, model: str, contents: Any, config: Any, *, priced: bool = True
+    ) -> None: ...
     def finished(self, info: CallInfo, usage: Usage | None, *, failed: bool) -> None: ...
     def real_seconds(self, clock_seconds: float) -> float: ...
 
@@ -271,7 +273,12 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         if route.model is not None and route.kind in ("generate", "stream", "count"):
             contents = parsed.get("contents") if isinstance(parsed, dict) else None
             try:
-                owner.check_request(bare_model(route.model), contents, config_of(parsed))
+                owner.check_request(
+                    bare_model(route.model),
+                    contents,
+                    config_of(parsed),
+                    priced=route.kind != "count",  # countTokens costs nothing
+                )
             except CallFailed as refused:  # nothing was sent: the SDK's 400 shape too
                 raise sdk_error(refused) from None
         tokens = 0

@@ -184,3 +184,25 @@ def test_a_daily_budget_refuses_before_sending(clock: FakeClock) -> None:
         clock.set_time(error.resets_at + 1)
         guard.models.generate_content(model=PRO, contents="a new day")
         guard.close()
+
+
+def test_a_spent_budget_still_counts_tokens(clock: FakeClock) -> None:
+    """countTokens costs nothing: a day's spent budget refuses generation, not counts."""
+    with serve("healthy", clock=clock) as server:
+        guard = Guard(
+            client=emulator_client(server, KEY),
+            models=[PRO],
+            clock=clock,
+            log=False,
+            daily_budget_usd=1e-9,
+        )
+        guard.models.generate_content(model=PRO, contents="the only call today")
+        with pytest.raises(BudgetExceeded):
+            guard.models.generate_content(model=PRO, contents="one too many")
+        counted = guard.models.count_tokens(model=PRO, contents="how long is this?")
+        assert counted.total_tokens
+        async_counted = asyncio.run(
+            guard.aio.models.count_tokens(model=PRO, contents="and this one?")
+        )
+        assert async_counted.total_tokens
+        guard.close()
