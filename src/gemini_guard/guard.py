@@ -95,13 +95,6 @@ __all__ = ["Guard", "guard_from_config", "guard_info", "last_call", "wrap"]
 Validator = Callable[[str, Any, Any], None]
 
 
-def _failed_info(error: CallFailed) -> CallInfo:
-    requested = error.attempts[0].model if error.attempts else None
-    return CallInfo(
-        call_id="", model=None, attempts=error.attempts, elapsed=0.0, requested=requested
-    )
-
-
 def _bare(model: str) -> str:
     return model.removeprefix("models/")
 

@@ -161,16 +161,22 @@ def test_each_success_carries_its_usage_and_price(clock: FakeClock) -> None:
     assert list(report.by_day) == ["2025-12-31"]  # FakeClock's 2026-01-01 00:00 UTC, Pacific
 
 
+def _budget_spent(server: EmulatorServer, clock: FakeClock) -> Guard:
+    """A Guard whose day's budget its first call (made here) has spent."""
+    guard = Guard(
+        client=emulator_client(server, KEY),
+        models=[PRO],
+        clock=clock,
+        log=False,
+        daily_budget_usd=1e-9,  # the first call spends it
+    )
+    guard.models.generate_content(model=PRO, contents="the only call today")
+    return guard
+
+
 def test_a_daily_budget_refuses_before_sending(clock: FakeClock) -> None:
     with serve("healthy", clock=clock) as server:
-        guard = Guard(
-            client=emulator_client(server, KEY),
-            models=[PRO],
-            clock=clock,
-            log=False,
-            daily_budget_usd=1e-9,  # the first call spends it
-        )
-        guard.models.generate_content(model=PRO, contents="the only call today")
+        guard = _budget_spent(server, clock)
         with pytest.raises(BudgetExceeded) as caught:
             guard.models.generate_content(model=PRO, contents="one too many")
         error = caught.value
@@ -189,14 +195,7 @@ def test_a_daily_budget_refuses_before_sending(clock: FakeClock) -> None:
 def test_a_spent_budget_still_counts_tokens(clock: FakeClock) -> None:
     """countTokens costs nothing: a day's spent budget refuses generation, not counts."""
     with serve("healthy", clock=clock) as server:
-        guard = Guard(
-            client=emulator_client(server, KEY),
-            models=[PRO],
-            clock=clock,
-            log=False,
-            daily_budget_usd=1e-9,
-        )
-        guard.models.generate_content(model=PRO, contents="the only call today")
+        guard = _budget_spent(server, clock)
         with pytest.raises(BudgetExceeded):
             guard.models.generate_content(model=PRO, contents="one too many")
         counted = guard.models.count_tokens(model=PRO, contents="how long is this?")
