@@ -118,35 +118,38 @@ def earliest_start(
     not_before: float,
     budget: Budget,
     tokens: int,
+    first: int = 0,
 ) -> float:
     """The earliest start `t >= not_before` at which a slot of `tokens` fits.
 
-    `ends` are the ends of the booked slots in ascending order, `tokens_of` their
-    tokens (same order), `total_tokens` their sum. Slots with `end + period <= t` are
-    out of the window starting at `t`; the caller may or may not have dropped them.
+    `ends[first:]` are the ends of the booked slots in ascending order, `tokens_of`
+    their tokens (same order), `total_tokens` their sum; what lies before `first` is
+    not counted. Slots with `end + period <= t` are out of the window starting at
+    `t`; the caller may or may not have dropped them.
     A request bigger than the whole token budget waits until the window is empty
     (callers reject those beforehand when the limit is known to be hard).
     """
     period = budget.period
     t = not_before
-    n = len(ends)
-    if budget.requests is not None and n:
+    n = len(ends) - first
+    if budget.requests is not None and n > 0:
         # The window may hold `requests - 1` others: the oldest `n - requests + 1`
         # must have left it. Ends are sorted, so that is one index.
         must_leave = n - max(budget.requests, 1) + 1
         if must_leave > 0:
-            leave_at = ends[must_leave - 1] + period
+            leave_at = ends[first + must_leave - 1] + period
             if leave_at > t:
                 t = leave_at
-    if budget.tokens is not None and tokens_of:
+    if budget.tokens is not None and n > 0:
         room_for_others = max(budget.tokens, tokens) - tokens
         remaining = total_tokens
-        for end, slot_tokens in zip(ends, tokens_of, strict=True):
+        for index in range(first, len(ends)):
             if remaining <= room_for_others:
                 break
+            end = ends[index]
             if end + period > t:
                 t = end + period
-            remaining -= slot_tokens
+            remaining -= tokens_of[index]
     return t
 
 
@@ -244,7 +247,14 @@ class SlotBook:
     The in-process form of the ledger, used by the memory store directly and by the
     SQLite store on the rows of one transaction. Memory is bounded: slots leave the
     book once `end + period` has passed, so it holds at most the limit's worth of
-    slots per window plus the ones queued ahead.
+    slots per window plus the ones queued ahead (twice that while the lists wait to
+    be compacted).
+
+    Slots that left are first only counted out (`head`: the lists' first `head`
+    entries are gone) and cut from the lists once they are half of them. Cutting
+    the front of a list moves all the rest: at tier-3 rates a window holds tens of
+    thousands of slots and one leaves on nearly every booking, so cutting each time
+    made a booking cost grow with the window.
 
     `book` runs on every request: it is written for speed (locals, early outs, no
     objects built but the answer).
@@ -254,6 +264,7 @@ class SlotBook:
         "days",
         "ends",
         "flight_ends",
+        "head",
         "held_ends",
         "ids",
         "in_flight",
@@ -266,7 +277,8 @@ class SlotBook:
         self.ends: list[float] = []
         self.ids: list[str] = []
         self.tokens: list[int] = []
-        self.total_tokens = 0
+        self.head = 0  # the first `head` slots of the lists have left the book
+        self.total_tokens = 0  # of the slots still in the book
         self.last_start = float("-inf")
         self.days = DayBook()
         # Slots not yet answered: id -> (hold them until, planned start), and a heap
@@ -277,23 +289,31 @@ class SlotBook:
         self.held_ends: dict[str, float] = {}
 
     def __len__(self) -> int:
-        return len(self.ends)
+        return len(self.ends) - self.head
 
     def drop_expired(self, now: float, period: float) -> None:
         """Forget slots that can no longer share a window with any start >= now."""
-        ends = self.ends
-        if not ends or ends[0] + period > now:
+        ends, head = self.ends, self.head
+        if head == len(ends) or ends[head] + period > now:
             return
-        gone = bisect_right(ends, now - period)
+        gone = bisect_right(ends, now - period, lo=head)
         # bisect works on `now - period`; float rounding may differ from the exact
         # rule by one slot, so step back while the rule says it still counts.
-        while gone and ends[gone - 1] + period > now:
+        while gone > head and ends[gone - 1] + period > now:
             gone -= 1
-        if gone:
-            self.total_tokens -= sum(self.tokens[:gone])
-            del ends[:gone]
-            del self.ids[:gone]
-            del self.tokens[:gone]
+        if gone > head:
+            self.total_tokens -= sum(self.tokens[head:gone])
+            self.head = gone
+            if gone >= 64 and 2 * gone >= len(ends):
+                self._compact()
+
+    def _compact(self) -> None:
+        """Cut the slots that left from the lists (see the class docstring)."""
+        head = self.head
+        del self.ends[:head]
+        del self.ids[:head]
+        del self.tokens[:head]
+        self.head = 0
 
     def insert(
         self,
@@ -308,6 +328,11 @@ class SlotBook:
         ends = self.ends
         # The usual case: the newest slot ends last.
         at = len(ends) if not ends or end >= ends[-1] else bisect_right(ends, end)
+        if at < self.head:
+            # An answer slower than the whole window, back at its true end among the
+            # slots that left: cut those first so that it counts, as it did before.
+            self._compact()
+            at = bisect_right(ends, end)
         ends.insert(at, end)
         self.ids.insert(at, slot_id)
         self.tokens.insert(at, tokens)
@@ -343,22 +368,22 @@ class SlotBook:
 
     def _index(self, slot_id: str, end_hint: float) -> int:
         """Where a slot is in the book (-1: not there); `end_hint` is where to look first."""
-        ids, ends = self.ids, self.ends
+        ids, ends, head = self.ids, self.ends, self.head
         if self.held_ends:
             end_hint = self.held_ends.get(slot_id, end_hint)
-        high = bisect_right(ends, end_hint)
+        high = bisect_right(ends, end_hint, lo=head)
         # Look at the hint first (the usual case): the slots ending exactly then, from
         # the newest. At high rates many end at the same moment, so this range, not
         # the whole window, is what a busy book searches.
-        low = bisect_left(ends, end_hint, hi=high)
+        low = bisect_left(ends, end_hint, lo=head, hi=high)
         for index in range(high - 1, low - 1, -1):
             if ids[index] == slot_id:
                 return index
         for index in (high, low - 1):  # float rounding: one step either side
-            if 0 <= index < len(ids) and ids[index] == slot_id:
+            if head <= index < len(ids) and ids[index] == slot_id:
                 return index
-        try:  # the slot moved since the hint was taken: anywhere
-            return ids.index(slot_id)
+        try:  # the slot moved since the hint was taken: anywhere still in the book
+            return ids.index(slot_id, head)
         except ValueError:
             return -1
 
@@ -396,11 +421,13 @@ class SlotBook:
             self.hold_late(now)
         period = budget.period
         ends = self.ends
-        if ends and ends[0] + period <= now:
+        head = self.head
+        if head < len(ends) and ends[head] + period <= now:
             self.drop_expired(now, period)
+            head = self.head
         last = self.last_start
         start = now if now > last else last
-        n = len(ends)
+        n = len(ends) - head
         requests = budget.requests
         max_tokens = budget.tokens
         if (requests is not None and n >= (requests if requests > 1 else 1)) or (
@@ -414,6 +441,7 @@ class SlotBook:
                 not_before=start,
                 budget=budget,
                 tokens=tokens,
+                first=head,
             )
         days = self.days
         day, day_end = days.day_of(start)
@@ -466,9 +494,9 @@ class SlotBook:
         """
         if self.flight_ends and self.flight_ends[0][0] < now:
             self.hold_late(now)
-        ids = self.ids
+        ids, head = self.ids, self.head
         last = len(ids) - 1
-        if last >= 0 and ids[last] == slot_id:
+        if last >= head and ids[last] == slot_id:
             # The usual case: the newest slot of the book, and the book has room for
             # it on top of every other slot. Update it where it stands: the same
             # result as the remove and insert below, without rebuilding the lists.
@@ -477,12 +505,12 @@ class SlotBook:
             requests, max_tokens = budget.requests, budget.tokens
             end = now + allowance
             if (
-                (requests is None or last < (requests if requests > 1 else 1))
+                (requests is None or last - head < (requests if requests > 1 else 1))
                 and (
                     max_tokens is None
                     or self.total_tokens - own <= (max_tokens if max_tokens > own else own) - own
                 )
-                and (last == 0 or ends[last - 1] <= end)
+                and (last == head or ends[last - 1] <= end)
             ):
                 ends[last] = end
                 if self.held_ends:
@@ -498,14 +526,17 @@ class SlotBook:
         in_flight = self.in_flight
         period = budget.period
         requests, max_tokens = budget.requests, budget.tokens
-        if (requests is None or len(self.ends) < max(requests, 1)) and (
+        if (requests is None or len(self) < max(requests, 1)) and (
             max_tokens is None or self.total_tokens <= max(max_tokens, tokens) - tokens
         ):
             wait = 0.0  # fits even counting every slot of the book: no need to sort them out
         else:
+            first = self.head
             others = [
                 (end, count)
-                for end, count, other in zip(self.ends, self.tokens, self.ids, strict=True)
+                for end, count, other in zip(
+                    self.ends[first:], self.tokens[first:], self.ids[first:], strict=True
+                )
                 if end + period > now and (other not in in_flight or in_flight[other][1] <= now)
             ]
             wait = max(0.0, confirm_wait(others, now=now, budget=budget, tokens=tokens))
@@ -529,9 +560,9 @@ class SlotBook:
         """Record how a booked slot ended: released (not sent), or answered at `end`."""
         ids = self.ids
         last = len(ids) - 1
-        if sent and last >= 0 and ids[last] == slot_id:
+        if sent and last >= self.head and ids[last] == slot_id:
             ends = self.ends
-            if last == 0 or ends[last - 1] <= end:
+            if last == self.head or ends[last - 1] <= end:
                 # The usual case: the newest slot answered and still ends last. Update
                 # it where it stands (the same result as the remove and insert below).
                 self.in_flight.pop(slot_id, None)

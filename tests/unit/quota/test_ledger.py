@@ -172,3 +172,83 @@ def test_confirm_and_settle_of_the_newest_slot(allowance_a: float, budget: Budge
     assert book.total_tokens == 23
     assert "b" not in book.in_flight
     assert book.days.days[day][:2] == [2, 23]
+
+
+def test_earliest_start_counts_nothing_before_first() -> None:
+    # The first two slots have left the book (a SlotBook's head): not counted, even
+    # though a plain read of the lists would see four slots in a 3-request window.
+    ends, tokens_of = [1.0, 2.0, 30.0, 40.0], [500, 500, 10, 10]
+    budget = Budget(requests=3, tokens=100)
+    start = earliest_start(
+        ends, tokens_of, total_tokens=20, not_before=50.0, budget=budget, tokens=50, first=2
+    )
+    assert start == 50.0
+    # The same lists counted from the start: full until the second slot leaves.
+    full = earliest_start(
+        ends, tokens_of, total_tokens=1020, not_before=50.0, budget=budget, tokens=50
+    )
+    assert full == 2.0 + 60.0
+
+
+class _EagerBook(SlotBook):
+    """The book as it was: slots that leave are cut from the lists at once."""
+
+    def drop_expired(self, now: float, period: float) -> None:
+        super().drop_expired(now, period)
+        self._compact()
+
+
+def _live(book: SlotBook) -> tuple[list[float], list[str], list[int], int]:
+    first = book.head
+    return book.ends[first:], book.ids[first:], book.tokens[first:], book.total_tokens
+
+
+def test_a_busy_book_answers_as_if_every_slot_that_left_were_cut_at_once() -> None:
+    import random
+
+    rng = random.Random(7)
+    budget = Budget(requests=300, tokens=300 * 120)
+    lazy, eager = SlotBook(), _EagerBook()
+    now = 0.0
+    open_slots: list[tuple[str, float, int]] = []
+    most_left = 0
+    for step in range(6000):
+        now += rng.choice((0.05, 0.1, 0.2, 0.5))
+        tokens = rng.randint(1, 200)
+        slot_id = f"s{step}"
+        answers = [
+            book.book(
+                slot_id=slot_id, now=now, budget=budget, tokens=tokens, allowance=2.0, deadline=None
+            )
+            for book in (lazy, eager)
+        ]
+        assert answers[0] == answers[1]
+        granted = answers[0]
+        assert isinstance(granted, Granted)
+        open_slots.append((slot_id, granted.start + 2.0, granted.day))
+        if len(open_slots) > 5 or rng.random() < 0.3:
+            slot_id, end_hint, day = open_slots.pop(rng.randrange(len(open_slots)))
+            sent = rng.random() < 0.9
+            late = rng.choice((0.0, 1.0, 90.0))  # 90 s: an answer slower than the window
+            waits = [
+                book.confirm(
+                    slot_id=slot_id, end_hint=end_hint, now=now, budget=budget, allowance=2.0
+                )
+                for book in (lazy, eager)
+            ]
+            assert waits[0] == waits[1]
+            for book in (lazy, eager):
+                book.settle(
+                    slot_id=slot_id,
+                    end_hint=now + 2.0,
+                    day=day,
+                    sent=sent,
+                    end=now + 1.0 - late,
+                    tokens=tokens,
+                )
+        assert _live(lazy) == _live(eager)
+        assert len(lazy) == len(eager)
+        # Memory stays bounded: what has left is at most what is in the book (+ 64).
+        assert lazy.head <= max(len(lazy), 64)
+        most_left = max(most_left, lazy.head)
+    assert most_left >= 64  # the run did count slots out long before cutting them
