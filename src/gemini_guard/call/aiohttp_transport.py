@@ -113,7 +113,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._sessions.get(loop)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
-            session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+            # No cookie jar: the transport carries many callers' requests, and a cookie
+            # an answer set for one of them would go with every later caller's request.
+            session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
+            )
             self._sessions[loop] = session
             self._closers[loop] = _closed_with_loop(session)
         self._last = (weakref.ref(loop), session)

@@ -14,6 +14,7 @@ from google.genai import errors, types
 from gemini_guard.call.aiohttp_transport import AiohttpTransport
 from gemini_guard.clock import FakeClock
 from gemini_guard.emulator import EmulatorServer, serve_async
+from tests.support.cookie_upstream import cookie_upstream
 
 BODY = {"contents": [{"role": "user", "parts": [{"text": "Name a river."}]}]}
 
@@ -98,3 +99,21 @@ async def test_the_sdk_runs_unchanged_over_it(emulator: EmulatorServer) -> None:
     assert answer.text
     assert "".join(c.text or "" for c in chunks) == answer.text
     assert raised.value.code == 404
+
+
+async def test_a_cookie_one_answer_sets_is_not_sent_with_later_requests() -> None:
+    # The transport carries many callers' requests (the gateway's, a Guard's): a cookie
+    # the upstream set for one of them must not ride along with the next. (Called
+    # directly: an httpx client would keep the cookie itself, and closing one closes
+    # the transport.)
+    async with cookie_upstream() as upstream:
+        transport = AiohttpTransport()
+        url = f"{upstream.base_url}/v1beta/models/m:generateContent"
+        try:
+            for _caller in range(2):
+                answer = await transport.handle_async_request(httpx.Request("POST", url))
+                await answer.aread()
+                assert "upstream_session" in answer.headers["set-cookie"]
+        finally:
+            await transport.aclose()
+    assert upstream.cookies_seen == [None, None]
