@@ -66,7 +66,12 @@ class Mode(enum.Enum):
         ([], {"temperature": 0}),
         (["a", types.Part(text="b")], {"temperature": 0}),
         ([{"role": "user", "parts": [{"text": "hi"}]}], {"temperature": 0}),
-        ("hi", types.GenerateContentConfig(temperature=0, tools=[{"code_execution": {}}])),
+        (
+            "hi",
+            types.GenerateContentConfig(
+                temperature=0, tools=[types.Tool(code_execution=types.ToolCodeExecution())]
+            ),
+        ),
         (
             "hi",
             types.GenerateContentConfig(
