@@ -3,7 +3,7 @@ LiteLLM's proxy server in the same place, side by side.
 
     python -m bench gateway [--requests N] [--rounds R] [--soak SECONDS]
                             [--upstream emulator|fixed] [--modes auto,asyncio]
-                            [--no-litellm]
+                            [--no-litellm] [--baseline SRC]
 
 Processes: the upstream (the emulator with the `healthy` scenario, or a minimal server
 that answers a fixed generateContent body at once, to see each proxy's own ceiling);
@@ -21,6 +21,12 @@ shared: compare within a run); the added latency is a contender's p50 (p99) minu
 direct p50 (p99) of the same round, and the table shows the median over rounds. Then
 requests per second at concurrency 64 for each, and the gateway's RSS before and after
 `--soak` seconds at concurrency 200 (0: no soak).
+
+`--baseline SRC` adds one more gateway, the same configuration served from another
+source tree (a checkout's `src/` folder, e.g. `git worktree add /tmp/old <commit>`):
+a change measured against the code before it, side by side in one run. The requests
+per second table also gives each proxy process's CPU time per request (user + system,
+from /proc), which a noisy machine disturbs less than a rate.
 """
 
 from __future__ import annotations
@@ -65,6 +71,7 @@ class Contender:
     added_p50: dict[int, list[float]] = field(default_factory=dict)
     added_p99: dict[int, list[float]] = field(default_factory=dict)
     rps: dict[int, list[float]] = field(default_factory=dict)
+    cpu_us: list[float] = field(default_factory=list)  # per request, at concurrency 64
     errors: int = 0
 
 
@@ -102,6 +109,12 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer 200 within 90 s")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system time of process `pid` so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_kib(pid: int) -> int:
@@ -241,10 +254,22 @@ def main(argv: list[str]) -> None:
         "when installed), asyncio (asyncio's loop and h11)",
     )
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM's proxy out")
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        type=Path,
+        help="also serve the gateway from this source tree (a checkout's src/ folder), "
+        "measured in the same run",
+    )
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or any(m not in ("auto", "asyncio") for m in modes):
         parser.error(f"--modes {args.modes!r}: use auto, asyncio or both (auto,asyncio)")
+    if args.baseline is not None and not (args.baseline / "gemini_guard").is_dir():
+        parser.error(
+            f"--baseline {args.baseline}: no gemini_guard package there; give a "
+            "checkout's src/ folder"
+        )
 
     upstream_port = _free_port()
     children: list[subprocess.Popen[bytes]] = []
@@ -280,18 +305,24 @@ def main(argv: list[str]) -> None:
             sock.close()
         config = _gateway_config(workdir, upstream_port)
         contenders: list[Contender] = []
-        for mode in modes:
+        served = [(mode, None) for mode in modes]
+        if args.baseline is not None:
+            served.append((modes[0], args.baseline.resolve()))
+        for mode, source in served:
             port = _free_port()
             extra = [] if mode == "auto" else ["--loop", "asyncio", "--http", "h11"]
+            gateway_env = env if source is None else {**env, "PYTHONPATH": str(source)}
             gateway = subprocess.Popen(
                 [*cli, "serve", "--config", str(config), "--port", str(port), *extra],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                env=env,
+                env=gateway_env,
             )
             children.append(gateway)
             _wait_listening(port, gateway)
             name = "gateway" if len(modes) == 1 else f"gateway ({mode})"
+            if source is not None:
+                name += " baseline"
             contenders.append(
                 Contender(name, f"http://127.0.0.1:{port}{PATH}", TOKEN, process=gateway)
             )
@@ -336,15 +367,26 @@ def main(argv: list[str]) -> None:
         throughput: dict[str, list[float]] = {c.name: [] for c in contenders}
         for round_ in range(args.rounds):
             for contender in contenders if round_ % 2 == 0 else contenders[::-1]:
+                pid = contender.process.pid if contender.process is not None else None
+                cpu_before = _cpu_seconds(pid) if pid is not None else 0.0
                 result = asyncio.run(
                     _load(contender.url, contender.key, requests=args.requests, concurrency=64)
                 )
+                if pid is not None:
+                    # The warm-up requests count too: the CPU is read around the whole load.
+                    sent = result["n"] + min(64, 16)
+                    contender.cpu_us.append((_cpu_seconds(pid) - cpu_before) / sent * 1e6)
                 contender.errors += int(result["errors"])
                 throughput[contender.name].append(result["rps"])
         for contender in contenders:
+            cpu = (
+                f", {_median(contender.cpu_us):,.0f} µs CPU per request (whole process)"
+                if contender.cpu_us
+                else ""
+            )
             print(
                 f"{contender.name}, one worker, concurrency 64: "
-                f"{_median(throughput[contender.name]):.0f} req/s "
+                f"{_median(throughput[contender.name]):,.0f} req/s{cpu} "
                 f"({contender.errors} errors in the run)"
             )
         print(f"load average after the run: {_load_average()}")
