@@ -33,6 +33,7 @@ __all__ = [
     "REDACTED",
     "known_secrets",
     "redact",
+    "redacted",
     "register_environment",
     "register_secret",
     "register_secrets",
@@ -115,6 +116,12 @@ def redact(text: str) -> str:
     text = _GOOGLE_KEY.sub(REDACTED, text)
     text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
     return _OAUTH_TOKEN.sub(REDACTED, text)
+
+
+def redacted(value: Any) -> Any:
+    """`value` (a string, or a mapping, list or tuple holding strings) as a copy with
+    every string in it redacted; anything else comes back as it is."""
+    return _clean(value)
 
 
 def _clean(value: Any, depth: int = 0) -> Any:
