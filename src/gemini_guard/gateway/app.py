@@ -265,22 +265,22 @@ class Gateway:
             response = Response(status_code=499)
         if not _access.isEnabledFor(logging.INFO):
             return response
-        _access.info(
-            "%s",
-            json.dumps(
-                {
-                    "caller": caller_name,
-                    "method": request.method,
-                    "path": request.scope["path"],
-                    "model": inbound.model if inbound else None,
-                    "status": response.status_code,
-                    "served_by": response.headers.get(MODEL_HEADER),
-                    "attempts": response.headers.get(ATTEMPTS_HEADER),
-                    "cache": response.headers.get(CACHE_HEADER),
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                }
-            ),
+        line = json.dumps(
+            {
+                "caller": caller_name,
+                "method": request.method,
+                "path": request.scope["path"],
+                "model": inbound.model if inbound else None,
+                "status": response.status_code,
+                "served_by": response.headers.get(MODEL_HEADER),
+                "attempts": response.headers.get(ATTEMPTS_HEADER),
+                "cache": response.headers.get(CACHE_HEADER),
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            }
         )
+        # The record made directly: `Logger.info` would walk the stack to find the
+        # caller's file and line (a fifth of the line's cost), which no one reads here.
+        _access.handle(_access.makeRecord(_access.name, logging.INFO, __file__, 0, line, (), None))
         return response
 
     async def _intake(self, request: Request, surface: str) -> _Inbound:

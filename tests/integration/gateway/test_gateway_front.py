@@ -7,6 +7,8 @@ on its own.
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -210,3 +212,29 @@ async def test_an_upstream_that_is_down_is_a_502_that_says_so() -> None:
         await gateway.aclose()
     assert reply.status_code == 502
     assert "did not answer" in reply.json()["error"]["message"]
+
+
+async def test_the_access_log_has_one_line_per_request_without_tokens_or_prompts(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"{stack.gateway.base_url}/v1beta/models/gemini-2.5-flash:generateContent"
+    prompt = "a prompt the log must not hold"
+    body = {"contents": [{"parts": [{"text": prompt}]}]}
+    with caplog.at_level(logging.INFO, logger="gemini_guard.gateway.access"):
+        async with httpx.AsyncClient() as http:
+            served = await http.post(url, json=body, headers={"x-goog-api-key": TEAM})
+            refused = await http.post(url, json=body, headers={"x-goog-api-key": "gg-unknown-1234"})
+    assert (served.status_code, refused.status_code) == (200, 403)
+    records = [r for r in caplog.records if r.name == "gemini_guard.gateway.access"]
+    lines = [json.loads(r.getMessage()) for r in records]
+    assert [(line["caller"], line["status"], line["model"]) for line in lines] == [
+        ("team", 200, "gemini-2.5-flash"),
+        ("-", 403, None),
+    ]
+    assert lines[0]["path"] == "/v1beta/models/gemini-2.5-flash:generateContent"
+    assert lines[0]["ms"] > 0
+    text = "\n".join(r.getMessage() for r in records)
+    assert TEAM not in text
+    assert "gg-unknown-1234" not in text
+    assert prompt not in text
+    assert UPSTREAM_KEY not in text
