@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ def _config(
         lifespan="off",
         log_level=log_level,
         access_log=False,  # the gateway writes its own, without keys or tokens
+        # X-Forwarded-For / -Proto rewrite the client's address and scheme, which the
+        # gateway never reads; the middleware cost ~4% of a request here.
+        proxy_headers=False,
         timeout_graceful_shutdown=grace,
     )
 
@@ -93,4 +97,19 @@ def run(
     # uvicorn says only what goes wrong: the command prints its own lines, in the
     # user's language, and the access log is the gateway's own.
     config = _config(gateway, log_level="warning", grace=grace, loop=loop, http=http)
+    _collect_less()
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _collect_less() -> None:
+    """Garbage collection tuned for a server process that serves and does little else.
+
+    What was built to start (the configuration, the SDK's and pydantic's types, the
+    routes) lives as long as the process: frozen, the collector stops walking it over
+    and over. A request makes and drops a few hundred objects, nearly all freed by
+    reference counting; at the default threshold (700) the young generation was
+    collected every few requests. Measured with `python -m bench gateway --baseline`:
+    both together cut the gateway's CPU per request by about a tenth."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
