@@ -220,6 +220,24 @@ def _plainly_usable(answer: dict[str, Any]) -> bool:
     return False
 
 
+async def read_body(response: httpx.Response) -> bytes:
+    """`await response.aread()`, in one step when the response's stream can hand its
+    body over whole (`read_whole`: the aiohttp transport's streams can), which skips
+    httpx's four layers of async generators (measured with `python -m bench gateway
+    --baseline`: 357 -> 342 µs of the gateway's CPU per request). The response is
+    left as `aread` leaves it (its content set, its stream consumed), so a later
+    `aread` or `.content` gives the same bytes."""
+    read_whole = getattr(response.stream, "read_whole", None)
+    if read_whole is None or hasattr(response, "_content") or response.is_stream_consumed:
+        return await response.aread()
+    body: bytes = await read_whole()
+    # What `aread` sets: a private attribute of httpx (stable since 0.18); the public
+    # way to set it is the slow one this function exists to skip.
+    response._content = body
+    response.is_stream_consumed = True
+    return body
+
+
 def _with_extensions(request: httpx.Request, extensions: dict[str, Any]) -> httpx.Request:
     """`request` with other extensions (an attempt's timeout), sharing its URL, headers
     and read body: a copy that parses and encodes nothing again."""
@@ -527,7 +545,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             response = await self._ainner.handle_async_request(attempt)
             if response.status_code >= 400 or not call.streamed:
                 try:
-                    answer = _Answer(response, await response.aread())
+                    answer = _Answer(response, await read_body(response))
                 finally:
                     await response.aclose()
                 failure = self._check(call, answer)

@@ -12,6 +12,7 @@ from google import genai
 from google.genai import errors, types
 
 from gemini_guard.call.aiohttp_transport import AiohttpTransport
+from gemini_guard.call.transport import read_body
 from gemini_guard.clock import FakeClock
 from gemini_guard.emulator import EmulatorServer, serve_async
 from tests.support.cookie_upstream import cookie_upstream
@@ -117,3 +118,30 @@ async def test_a_cookie_one_answer_sets_is_not_sent_with_later_requests() -> Non
         finally:
             await transport.aclose()
     assert upstream.cookies_seen == [None, None]
+
+
+async def test_a_body_read_in_one_step_is_left_as_aread_leaves_it(
+    emulator: EmulatorServer,
+) -> None:
+    url = f"{emulator.base_url}/v1beta/models/gemini-2.5-flash:generateContent"
+    request = httpx.Request("POST", url, json=BODY, headers={"x-goog-api-key": "k"})
+    transport = AiohttpTransport()
+    try:
+        plain = await transport.handle_async_request(request)
+        expected = await plain.aread()
+        quick = await transport.handle_async_request(request)
+        body = await read_body(quick)
+        # What the guarded path's later readers see: the same bytes, however they ask.
+        assert body == await quick.aread() == quick.content
+        assert json.loads(body)["candidates"] == json.loads(expected)["candidates"]
+        assert quick.is_stream_consumed
+        await quick.aclose()
+        await plain.aclose()
+    finally:
+        await transport.aclose()
+
+
+async def test_a_body_of_any_other_transport_is_read_as_httpx_reads_it() -> None:
+    answer = httpx.Response(200, stream=httpx.ByteStream(b'{"ok": true}'))
+    assert await read_body(answer) == b'{"ok": true}'
+    assert answer.content == b'{"ok": true}'
