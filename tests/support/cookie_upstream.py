@@ -33,6 +33,7 @@ async def cookie_upstream() -> AsyncIterator[CookieUpstream]:
         upstream.cookies_seen.append(request.headers.get("Cookie"))
         response = web.json_response(ANSWER)
         response.set_cookie("upstream_session", f"caller-{len(upstream.cookies_seen)}")
+        response.set_cookie("upstream_region", "west")  # two: a relay must keep both
         return response
 
     app = web.Application()

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from gemini_guard.call.engine import Engine
 
 __all__ = [
+    "PARSED_BODY",
     "AsyncGuardedHttpClient",
     "GuardedHttpClient",
     "GuardedTransport",
@@ -62,6 +63,12 @@ __all__ = [
     "UpstreamError",
     "checked_request",
 ]
+
+# A request extension: `(body, parsed)`, the request's body and its JSON as its sender
+# already parsed it (the gateway parses every body to check it), so the path does not
+# parse it again. Used only while the body is that same body: a request made from this
+# one (a part of a split batch) carries the extension but not the body.
+PARSED_BODY = "gemini_guard.parsed_body"
 
 MODEL_HEADER = "x-gemini-guard-model"
 ATTEMPTS_HEADER = "x-gemini-guard-attempts"
@@ -283,10 +290,13 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             if route.kind in ("generate", "stream"):
                 tokens = checked if route.paced and owner.engine.pacing else 0
                 return _Call(request, route, body, None, route.kind == "stream", tokens)
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None  # not JSON: the server will say what is wrong with it
+        given = request.extensions.get(PARSED_BODY)
+        parsed = given[1] if given is not None and given[0] is body else _UNREAD
+        if parsed is _UNREAD:
+            try:
+                parsed = json.loads(body) if body else None
+            except ValueError:
+                parsed = None  # not JSON: the server will say what is wrong with it
         route = route_of(request.method, request.url.path, parsed)
         if route.model is not None and route.kind in ("generate", "stream", "count"):
             contents = parsed.get("contents") if isinstance(parsed, dict) else None

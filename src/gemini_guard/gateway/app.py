@@ -38,7 +38,12 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gemini_guard.call.transport import ATTEMPTS_HEADER, MODEL_HEADER, QUIET_HEADER
+from gemini_guard.call.transport import (
+    ATTEMPTS_HEADER,
+    MODEL_HEADER,
+    PARSED_BODY,
+    QUIET_HEADER,
+)
 from gemini_guard.errors import CallFailed
 from gemini_guard.gateway import auth
 from gemini_guard.gateway.auth import Caller, GatewayRefusal, TokenTable
@@ -245,13 +250,13 @@ class Gateway:
 
     # -- the two surfaces -----------------------------------------------------------
 
-    async def _gemini(self, request: Request) -> Response:
+    async def _gemini(self, request: Request) -> Response | _Relayed:
         return await self._handle(request, surface="gemini")
 
-    async def _openai(self, request: Request) -> Response:
+    async def _openai(self, request: Request) -> Response | _Relayed:
         return await self._handle(request, surface="openai")
 
-    async def _handle(self, request: Request, *, surface: str) -> Response:
+    async def _handle(self, request: Request, *, surface: str) -> Response | _Relayed:
         started = time.perf_counter()
         caller_name = "-"
         inbound: _Inbound | None = None
@@ -369,7 +374,7 @@ class Gateway:
             "GATEWAY_BODY_TOO_LARGE",
         )
 
-    async def _forward(self, request: Request, inbound: _Inbound) -> Response:
+    async def _forward(self, request: Request, inbound: _Inbound) -> Response | _Relayed:
         lookup: Lookup | None = None
         body = inbound.body
         if self._cache is not None and inbound.cacheable and inbound.model is not None:
@@ -409,7 +414,12 @@ class Gateway:
         if body or request.method in ("POST", "PATCH"):
             headers.append(("content-length", str(len(body))))
         upstream = httpx.Request(
-            request.method, url, headers=headers, stream=httpx.ByteStream(body)
+            request.method,
+            url,
+            headers=headers,
+            stream=httpx.ByteStream(body),
+            # The body as parsed by the intake (unless the cache stage rewrote it).
+            extensions={PARSED_BODY: (body, inbound.parsed)} if body is inbound.body else None,
         )
         try:
             reply = await self._transport.handle_async_request(upstream)
@@ -422,12 +432,12 @@ class Gateway:
         finally:
             if self._budgets is not None:
                 await self._budgets.sent(permit)
-        kept = [
-            (k, v)
-            for k, v in reply.headers.multi_items()
-            if k.lower() not in _DROPPED_RESPONSE_HEADERS
-        ]
         if inbound.streaming and reply.status_code == 200:
+            kept = [
+                (k, v)
+                for k, v in reply.headers.multi_items()
+                if k.lower() not in _DROPPED_RESPONSE_HEADERS
+            ]
             return StreamingResponse(
                 _relay(reply), status_code=reply.status_code, headers=dict(kept)
             )
@@ -447,14 +457,46 @@ class Gateway:
         media = reply.headers.get("content-type", "")
         if reply.status_code >= 500 and "json" not in media:
             raise _upstream_garbled(reply.status_code, media)
-        relayed = dict(kept)
+        relayed = _Relayed(reply, content)
         if lookup is not None and self._cache is not None:
-            relayed[CACHE_HEADER] = "miss"
+            relayed.raw_headers.append((CACHE_HEADER.encode(), b"miss"))
             if reply.status_code == 200 and inbound.model is not None:
                 quiet = QUIET_HEADER in reply.headers
                 served_by = "" if quiet else reply.headers.get(MODEL_HEADER, "")
                 await self._cache.answered(lookup, inbound.model, served_by, content)
-        return Response(content, status_code=reply.status_code, headers=relayed)
+        return relayed
+
+
+_DROPPED_RAW = frozenset(name.encode() for name in _DROPPED_RESPONSE_HEADERS)
+
+
+class _Relayed:
+    """An upstream answer relayed whole, sent as its two ASGI messages. Its headers go
+    as the upstream's raw bytes (every one, a repeated Set-Cookie too): a Starlette
+    `Response` would decode, check and encode each of them again."""
+
+    __slots__ = ("body", "raw_headers", "status_code")
+
+    def __init__(self, reply: httpx.Response, body: bytes) -> None:
+        self.status_code = reply.status_code
+        self.body = body
+        self.raw_headers = [
+            (name.lower(), value)
+            for name, value in reply.headers.raw
+            if name.lower() not in _DROPPED_RAW
+        ]
+        self.raw_headers.append((b"content-length", str(len(body)).encode()))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers by lowercase name (the last of a repeated one), for the log."""
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": self.body})
 
 
 async def _relay(reply: httpx.Response) -> AsyncIterator[bytes]:

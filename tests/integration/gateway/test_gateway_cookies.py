@@ -27,6 +27,12 @@ async def test_an_upstream_cookie_is_not_sent_with_the_next_callers_request() ->
                             url, json=BODY, headers={"x-goog-api-key": TOKEN}
                         )
                     assert answer.status_code == 200, answer.text
+                    # Relayed as they came: both cookies, in two Set-Cookie headers.
+                    cookies = answer.headers.get_list("set-cookie")
+                    assert [c.split("=")[0] for c in cookies] == [
+                        "upstream_session",
+                        "upstream_region",
+                    ]
         finally:
             await gateway.aclose()
             await guard.aclose()
