@@ -270,6 +270,7 @@ class Gateway:
             response = Response(status_code=499)
         if not _access.isEnabledFor(logging.INFO):
             return response
+        served_by, attempts, cache = _told(response)
         line = json.dumps(
             {
                 "caller": caller_name,
@@ -277,9 +278,9 @@ class Gateway:
                 "path": request.scope["path"],
                 "model": inbound.model if inbound else None,
                 "status": response.status_code,
-                "served_by": response.headers.get(MODEL_HEADER),
-                "attempts": response.headers.get(ATTEMPTS_HEADER),
-                "cache": response.headers.get(CACHE_HEADER),
+                "served_by": served_by,
+                "attempts": attempts,
+                "cache": cache,
                 "ms": round((time.perf_counter() - started) * 1000, 2),
             }
         )
@@ -468,6 +469,16 @@ class Gateway:
 
 
 _DROPPED_RAW = frozenset(name.encode() for name in _DROPPED_RESPONSE_HEADERS)
+_TOLD = {MODEL_HEADER.encode(): 0, ATTEMPTS_HEADER.encode(): 1, CACHE_HEADER.encode(): 2}
+
+
+def _told(response: Response | _Relayed) -> tuple[str | None, str | None, str | None]:
+    """What an answer's headers tell the access log: the model that answered, the
+    attempts, the cache's verdict."""
+    if isinstance(response, _Relayed):
+        return response.told()
+    headers = response.headers
+    return headers.get(MODEL_HEADER), headers.get(ATTEMPTS_HEADER), headers.get(CACHE_HEADER)
 
 
 class _Relayed:
@@ -487,10 +498,14 @@ class _Relayed:
         ]
         self.raw_headers.append((b"content-length", str(len(body)).encode()))
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """The headers by lowercase name (the last of a repeated one), for the log."""
-        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers}
+    def told(self) -> tuple[str | None, str | None, str | None]:
+        """The model, attempts and cache headers, for the access log."""
+        found: list[str | None] = [None, None, None]
+        for name, value in self.raw_headers:
+            where = _TOLD.get(name)
+            if where is not None:
+                found[where] = value.decode("latin-1")
+        return found[0], found[1], found[2]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(

@@ -4,6 +4,8 @@ by changing its base URL. The emulator is the upstream."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -65,6 +67,26 @@ async def test_an_sdk_behind_the_gateway_is_answered_by_the_fallback(pro_down: S
     # A breaker keeps the dead model from being asked again and again.
     assert pro_down.upstream(PRO)["requests"] <= 8
     assert pro_down.upstream(FLASH)["admitted"] == 2
+
+
+async def test_the_access_log_tells_which_model_answered_and_after_how_many_attempts(
+    pro_down: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"{pro_down.gateway.base_url}/v1beta/models/{PRO}:generateContent"
+    body = {"contents": [{"parts": [{"text": "hi"}]}]}
+    with caplog.at_level(logging.INFO, logger="gemini_guard.gateway.access"):
+        async with httpx.AsyncClient() as http:
+            answer = await http.post(url, json=body, headers={"x-goog-api-key": TOKEN})
+    assert answer.status_code == 200
+    [line] = [
+        json.loads(r.getMessage())
+        for r in caplog.records
+        if r.name == "gemini_guard.gateway.access"
+    ]
+    assert (line["model"], line["served_by"]) == (PRO, FLASH)
+    assert line["attempts"] == answer.headers["x-gemini-guard-attempts"]
+    assert int(line["attempts"]) >= 2  # pro failed, then flash answered
+    assert line["cache"] is None  # no cache configured
 
 
 async def test_the_openai_sdk_behind_the_gateway_falls_back_too(pro_down: Stack) -> None:
