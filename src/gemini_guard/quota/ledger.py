@@ -24,6 +24,7 @@ Per-day quotas (RPD, TPD) use fixed windows: the Pacific calendar day of the sta
 from __future__ import annotations
 
 import heapq
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -247,11 +248,11 @@ class SlotBook:
     The in-process form of the ledger, used by the memory store directly and by the
     SQLite store on the rows of one transaction. Memory is bounded: slots leave the
     book once `end + period` has passed, so it holds at most the limit's worth of
-    slots per window plus the ones queued ahead (twice that while the lists wait to
-    be compacted).
+    slots per window plus the ones queued ahead (a third more while the lists wait
+    to be compacted).
 
     Slots that left are first only counted out (`head`: the lists' first `head`
-    entries are gone) and cut from the lists once they are half of them. Cutting
+    entries are gone) and cut from the lists once they are a quarter of them. Cutting
     the front of a list moves all the rest: at tier-3 rates a window holds tens of
     thousands of slots and one leaves on nearly every booking, so cutting each time
     made a booking cost grow with the window.
@@ -274,7 +275,9 @@ class SlotBook:
     )
 
     def __init__(self) -> None:
-        self.ends: list[float] = []
+        # Ends as machine floats: a window at tier-3 rates holds hundreds of thousands
+        # of slots, and a Python float in a list costs four times the 8 bytes.
+        self.ends: array[float] = array("d")
         self.ids: list[str] = []
         self.tokens: list[int] = []
         self.head = 0  # the first `head` slots of the lists have left the book
@@ -304,7 +307,7 @@ class SlotBook:
         if gone > head:
             self.total_tokens -= sum(self.tokens[head:gone])
             self.head = gone
-            if gone >= 64 and 2 * gone >= len(ends):
+            if gone >= 64 and 4 * gone >= len(ends):
                 self._compact()
 
     def _compact(self) -> None:

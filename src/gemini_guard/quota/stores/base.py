@@ -152,7 +152,7 @@ class QuotaStore(Protocol):
 
 def usage_of_book(
     key: QuotaKey,
-    ends: list[float],
+    ends: Sequence[float],
     tokens_of: list[int],
     day_counts: list[int] | None,
     *,
