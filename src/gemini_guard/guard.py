@@ -23,6 +23,7 @@ them would survive by accident, not by contract, so the Guard does not.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -566,7 +567,7 @@ class Guard:
             )
         )
 
-    def _tokens(self, model: str, contents: Any, config: Any) -> int:
+    def _tokens(self, model: str, contents: Any, config: Any) -> int | Callable[[], int]:
         """The input tokens to reserve: counted only when a gate paces. Counted for the
         call's model; the fallback models of the chain reserve the same figure."""
         engine = self.engine
@@ -575,18 +576,20 @@ class Guard:
         model = _bare(model)
         if not engine.paces(model):
             # Nothing to reserve against yet: the attempt is tallied with the
-            # server's own count from its answer, so no countTokens request.
-            return estimate(contents)
+            # server's own count from its answer, so no countTokens request, and the
+            # local estimate is made only if the answer does not count (see
+            # `Engine.steps`).
+            return functools.partial(estimate, contents)
         return self.token_counter.count(model, contents, config)
 
-    async def _atokens(self, model: str, contents: Any, config: Any) -> int:
+    async def _atokens(self, model: str, contents: Any, config: Any) -> int | Callable[[], int]:
         """`_tokens` for asyncio callers (an "api" count is a request)."""
         engine = self.engine
         if not engine.pacing:
             return 0
         model = _bare(model)
         if not engine.paces(model):
-            return estimate(contents)
+            return functools.partial(estimate, contents)
         return await self.token_counter.acount(model, contents, config)
 
     def spend(self) -> SpendReport:

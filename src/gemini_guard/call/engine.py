@@ -132,6 +132,14 @@ def _admitted(outcome: Outcome[Any] | None) -> tuple[Admission, BreakerTransitio
     return value
 
 
+def _estimated(call: _Call[Any]) -> int:
+    """The call's input tokens, estimated once, when first needed."""
+    tokens = call.tokens
+    if not isinstance(tokens, int):
+        tokens = call.tokens = tokens()
+    return tokens
+
+
 class _Call(CallRecord, Generic[T]):
     """One call: its record, plus what it was asked and what holds for all its turns."""
 
@@ -152,7 +160,7 @@ class _Call(CallRecord, Generic[T]):
     def __init__(self, call_id: str, started: float, chain: tuple[str, ...]) -> None:
         super().__init__(call_id, started)
         self.chain = chain
-        self.tokens = 0
+        self.tokens: int | Callable[[], int] = 0  # see `_estimated`
         self.requests = 1  # what the server counts the call as (a batch: its items)
         self.metered_as: str | None = None
         self.input_tokens_of: Callable[[T], int | None] = _no_count
@@ -339,14 +347,18 @@ class Engine:
         self,
         chain: tuple[str, ...],
         *,
-        tokens: int,
+        tokens: int | Callable[[], int],
         input_tokens_of: Callable[[T], int | None],
         use_quota: bool = True,
         requests: int = 1,
         metered_as: str | None = None,
     ) -> Steps[T]:
         """The logic of one call over `chain`, as a generator of effects (see module doc).
-        `requests`: how many requests the server counts the call as (a batch of
+        `tokens`: the input tokens the call reserves, or a function estimating them,
+        called only when they are needed (a reservation, or the tally of an attempt
+        whose answer did not count them): on `tier="auto"` before any limit is known
+        nothing is reserved and a good answer counts its own tokens, so the estimate
+        is never made. `requests`: how many requests the server counts the call as (a batch of
         embeddings: one per item); the quota gate reserves that many. `metered_as`:
         the name of the quota, breaker and parking a one-model call answers to when
         it is not its model's (countTokens: `tiers.count_tokens_quota(model)`), so
@@ -487,7 +499,8 @@ class Engine:
         """A permit from the quota gate, or None: the model's turn is over (its day is
         spent, or its wait is too long)."""
         model = turn.model
-        reserved = yield Reserve(self.project, turn.meter, call.tokens, turn.exclude, call.requests)
+        tokens = _estimated(call)
+        reserved = yield Reserve(self.project, turn.meter, tokens, turn.exclude, call.requests)
         assert reserved is not None
         error = reserved.error
         if error is None:
@@ -619,8 +632,9 @@ class Engine:
         if permit is not None:
             yield Settle(permit, True, used, diagnosis)
         elif call.tallying is not None:
+            tokens = used if used is not None else _estimated(call)
             yield Tally(
-                self.project, turn.meter, call.tokens, used, diagnosis, turn.began, call.requests
+                self.project, turn.meter, tokens, used, diagnosis, turn.began, call.requests
             )
         now = self.clock.time()
         if call.shared:

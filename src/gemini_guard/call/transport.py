@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
@@ -84,15 +85,16 @@ _ENCODINGS = frozenset({b"content-encoding", b"transfer-encoding"})
 # has checked that request and counted its input tokens with the caller's own objects
 # (what `validation=` and `token_counter=` are documented to receive), so the path
 # neither reads them again from the JSON nor counts again.
-_checked_tokens: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+_checked_tokens: contextvars.ContextVar[int | Callable[[], int] | None] = contextvars.ContextVar(
     "gemini_guard_checked_tokens", default=None
 )
 
 
 @contextlib.contextmanager
-def checked_request(tokens: int) -> Iterator[None]:
+def checked_request(tokens: int | Callable[[], int]) -> Iterator[None]:
     """The request sent inside this block was checked by its caller and reserves
-    `tokens` input tokens when paced."""
+    `tokens` input tokens when paced (or what the function gives, asked only when
+    needed: see `Engine.steps`)."""
     token = _checked_tokens.set(tokens)
     try:
         yield
@@ -155,7 +157,7 @@ class _Call:
     body: bytes
     parsed: Any
     streamed: bool
-    tokens: int
+    tokens: int | Callable[[], int]
     requests: int = 1  # what the server counts the call as (a batch: its items)
 
 
@@ -309,10 +311,11 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 )
             except CallFailed as refused:  # nothing was sent: the SDK's 400 shape too
                 raise sdk_error(refused) from None
-        tokens = 0
+        estimate: int | Callable[[], int] = 0
         if route.paced and owner.engine.pacing:
-            tokens = estimated_input_tokens(route, parsed)
-        call = _Call(request, route, body, parsed, streams(route, parsed), tokens)
+            # Made only if the engine needs it (see `Engine.steps`).
+            estimate = functools.partial(estimated_input_tokens, route, parsed)
+        call = _Call(request, route, body, parsed, streams(route, parsed), estimate)
         call.requests = embed_items(route, parsed)
         return call
 

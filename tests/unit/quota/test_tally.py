@@ -7,14 +7,19 @@ hold those attempts: once a 429 reveals the limit, pacing starts from the real u
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
-from gemini_guard.call import NoQuota, TallyingGate
+from google.genai import types
+
+from gemini_guard.call import Engine, NoQuota, TallyingGate, run_sync
 from gemini_guard.clock import FakeClock
 from gemini_guard.diagnosis import diagnose
+from gemini_guard.policies import BreakerPolicy, MemoryBreakerStore, RetryPolicy
 from gemini_guard.quota import QuotaLimiter
 from gemini_guard.quota.events import Metric
-from tests.unit.guard._script import quota
+from gemini_guard.telemetry import Telemetry
+from tests.unit.guard._script import Script, ok, quota
 
 FLASH = "gemini-2.5-flash"
 
@@ -121,3 +126,46 @@ async def test_async_learning_writes_shared_levels_off_the_event_loop(tmp_path: 
     assert noting.threads  # the level was written...
     assert threading.get_ident() not in noting.threads  # ...not from the loop's thread
     await limiter.aclose()
+
+
+def _engine(clock: FakeClock, limiter: QuotaLimiter) -> Engine:
+    return Engine(
+        clock=clock,
+        retry=RetryPolicy(jitter="none", server_delay_jitter=0.0),
+        breaker=BreakerPolicy(),
+        breaker_store=MemoryBreakerStore(),
+        telemetry=Telemetry(),
+        quota=limiter,
+        rng=random.Random(7),
+    )
+
+
+def test_the_token_estimate_is_made_only_when_a_reservation_or_a_tally_needs_it() -> None:
+    clock = FakeClock()
+    limiter = QuotaLimiter(clock=clock, tier="auto")
+    estimates: list[str] = []
+
+    def estimate() -> int:
+        estimates.append("made")
+        return 30
+
+    def run(outcomes: dict[str, list[object]]) -> None:
+        steps = _engine(clock, limiter).steps((FLASH,), tokens=estimate, input_tokens_of=_counted)
+        run_sync(steps, clock=clock, quota=limiter, send=Script(outcomes).send)
+
+    # Nothing known yet, and the answer counts its own tokens: no estimate at all.
+    run({FLASH: [ok(FLASH, prompt_tokens=12)]})
+    assert estimates == []
+    # A refused attempt has no count: the tally takes the estimate (made once).
+    run({FLASH: [quota(per="Minute", delay="1s"), ok(FLASH, prompt_tokens=12)]})
+    assert estimates == ["made"]
+    assert limiter.paces("default", FLASH)  # the 429 told the limit
+    # Now the model is paced: every call reserves, so every call estimates.
+    estimates.clear()
+    run({FLASH: [ok(FLASH, prompt_tokens=12)]})
+    assert estimates == ["made"]
+
+
+def _counted(response: types.GenerateContentResponse) -> int | None:
+    usage = response.usage_metadata
+    return usage.prompt_token_count if usage else None
