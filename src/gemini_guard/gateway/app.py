@@ -434,14 +434,9 @@ class Gateway:
             if self._budgets is not None:
                 await self._budgets.sent(permit)
         if inbound.streaming and reply.status_code == 200:
-            kept = [
-                (k, v)
-                for k, v in reply.headers.multi_items()
-                if k.lower() not in _DROPPED_RESPONSE_HEADERS
-            ]
-            return StreamingResponse(
-                _relay(reply), status_code=reply.status_code, headers=dict(kept)
-            )
+            streamed = StreamingResponse(_relay(reply), status_code=reply.status_code)
+            streamed.raw_headers = _raw_kept(reply)  # every one, as for a whole answer
+            return streamed
         try:
             content = await reply.aread()
         except httpx.TransportError as exc:
@@ -472,6 +467,15 @@ _DROPPED_RAW = frozenset(name.encode() for name in _DROPPED_RESPONSE_HEADERS)
 _TOLD = {MODEL_HEADER.encode(): 0, ATTEMPTS_HEADER.encode(): 1, CACHE_HEADER.encode(): 2}
 
 
+def _raw_kept(reply: httpx.Response) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers to relay, as raw bytes, a repeated one kept each time."""
+    return [
+        (name.lower(), value)
+        for name, value in reply.headers.raw
+        if name.lower() not in _DROPPED_RAW
+    ]
+
+
 def _told(response: Response | _Relayed) -> tuple[str | None, str | None, str | None]:
     """What an answer's headers tell the access log: the model that answered, the
     attempts, the cache's verdict."""
@@ -491,11 +495,7 @@ class _Relayed:
     def __init__(self, reply: httpx.Response, body: bytes) -> None:
         self.status_code = reply.status_code
         self.body = body
-        self.raw_headers = [
-            (name.lower(), value)
-            for name, value in reply.headers.raw
-            if name.lower() not in _DROPPED_RAW
-        ]
+        self.raw_headers = _raw_kept(reply)
         self.raw_headers.append((b"content-length", str(len(body)).encode()))
 
     def told(self) -> tuple[str | None, str | None, str | None]:
