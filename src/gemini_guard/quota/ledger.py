@@ -264,9 +264,9 @@ class SlotBook:
     __slots__ = (
         "days",
         "ends",
+        "flight_at",
         "flight_ends",
         "head",
-        "held_ends",
         "ids",
         "in_flight",
         "last_start",
@@ -288,8 +288,10 @@ class SlotBook:
         # of (when to look at it, id, its end then) to find the late ones fast.
         self.in_flight: dict[str, tuple[float, float]] = {}
         self.flight_ends: list[tuple[float, str, float]] = []
-        # Where held slots stand now: their callers' hints still name the end booked.
-        self.held_ends: dict[str, float] = {}
+        # Where each unanswered slot ends now. Its caller names it by the end it was
+        # booked at, but confirming and holding move it; without this, finding it
+        # again meant a scan of the whole window (tens of thousands of slots).
+        self.flight_at: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self.ends) - self.head
@@ -341,6 +343,7 @@ class SlotBook:
         self.tokens.insert(at, tokens)
         self.total_tokens += tokens
         if in_flight:
+            self.flight_at[slot_id] = end
             if slot_id not in self.in_flight:
                 self.in_flight[slot_id] = (end + MAX_FLIGHT, end if start is None else start)
             heapq.heappush(self.flight_ends, (end if recheck is None else recheck, slot_id, end))
@@ -356,6 +359,7 @@ class SlotBook:
             index = self._index(slot_id, end)
             if index < 0:
                 del self.in_flight[slot_id]
+                self.flight_at.pop(slot_id, None)
                 continue
             if self.ends[index] != end:
                 # A stale entry: the slot has moved since (confirm planned it again,
@@ -365,15 +369,14 @@ class SlotBook:
                 continue
             if held[0] <= now:
                 del self.in_flight[slot_id]  # given up: the slot ends as it stands
+                self.flight_at.pop(slot_id, None)
                 continue
             self.insert(slot_id, now, self._pop(index), in_flight=True, recheck=now + HOLD_STEP)
-            self.held_ends[slot_id] = now
 
     def _index(self, slot_id: str, end_hint: float) -> int:
         """Where a slot is in the book (-1: not there); `end_hint` is where to look first."""
         ids, ends, head = self.ids, self.ends, self.head
-        if self.held_ends:
-            end_hint = self.held_ends.get(slot_id, end_hint)
+        end_hint = self.flight_at.get(slot_id, end_hint)
         high = bisect_right(ends, end_hint, lo=head)
         # Look at the hint first (the usual case): the slots ending exactly then, from
         # the newest. At high rates many end at the same moment, so this range, not
@@ -396,8 +399,7 @@ class SlotBook:
         return None if index < 0 else self._pop(index)
 
     def _pop(self, index: int) -> int:
-        if self.held_ends:
-            self.held_ends.pop(self.ids[index], None)
+        self.flight_at.pop(self.ids[index], None)
         del self.ends[index]
         del self.ids[index]
         tokens = self.tokens.pop(index)
@@ -464,6 +466,7 @@ class SlotBook:
             self.tokens.append(tokens)
             self.total_tokens += tokens
             self.in_flight[slot_id] = (end + MAX_FLIGHT, start)
+            self.flight_at[slot_id] = end
             heapq.heappush(heap, (end, slot_id, end))
         else:
             self.insert(slot_id, end, tokens, in_flight=True, start=start)
@@ -516,8 +519,7 @@ class SlotBook:
                 and (last == head or ends[last - 1] <= end)
             ):
                 ends[last] = end
-                if self.held_ends:
-                    self.held_ends.pop(slot_id, None)
+                self.flight_at[slot_id] = end
                 held = self.in_flight.get(slot_id)
                 self.in_flight[slot_id] = (end + MAX_FLIGHT if held is None else held[0], now)
                 heapq.heappush(self.flight_ends, (end, slot_id, end))
@@ -569,8 +571,7 @@ class SlotBook:
                 # The usual case: the newest slot answered and still ends last. Update
                 # it where it stands (the same result as the remove and insert below).
                 self.in_flight.pop(slot_id, None)
-                if self.held_ends:
-                    self.held_ends.pop(slot_id, None)
+                self.flight_at.pop(slot_id, None)
                 token_list = self.tokens
                 old = token_list[last]
                 ends[last] = end

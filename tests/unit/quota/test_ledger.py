@@ -253,3 +253,68 @@ def test_a_busy_book_answers_as_if_every_slot_that_left_were_cut_at_once() -> No
         assert lazy.head < max(len(lazy) / 3 + 1, 64)
         most_left = max(most_left, lazy.head)
     assert most_left >= 48  # the run did count slots out long before cutting them
+
+
+class _NoScan(list[str]):
+    """A book's ids that fail the test if the window is searched from end to end."""
+
+    def index(self, *args: object) -> int:
+        raise AssertionError("a slot was looked for in the whole window")
+
+
+def test_a_moved_slot_is_found_where_it_ends_now_not_by_scanning_the_window() -> None:
+    # As the limiter calls the book: confirm and settle name the slot by the end it
+    # was booked at, but confirm moved it (sent later than planned), and a late
+    # answer moved it again (held in flight). Each must still be found where it
+    # stands: a scan of a tier-3 window (tens of thousands of slots) costs 0.1 ms.
+    import random
+
+    rng = random.Random(3)
+    book = SlotBook()
+    book.ids = _NoScan()
+    budget = Budget(requests=100_000)
+    now, booked_end, confirmed = 0.0, {}, set()
+    open_slots: list[tuple[str, int]] = []
+    for step in range(3000):
+        now += rng.choice((0.0, 0.001, 0.05))
+        slot_id = f"s{step}"
+        granted = book.book(
+            slot_id=slot_id, now=now, budget=budget, tokens=5, allowance=0.2, deadline=None
+        )
+        assert isinstance(granted, Granted)
+        booked_end[slot_id] = granted.start + 0.2
+        open_slots.append((slot_id, granted.day))
+        rng.shuffle(open_slots)
+        if len(open_slots) > 100:
+            slot_id, day = open_slots.pop()
+            if slot_id not in confirmed:
+                wait = book.confirm(
+                    slot_id=slot_id,
+                    end_hint=booked_end[slot_id],
+                    now=now,
+                    budget=budget,
+                    allowance=0.3,
+                )
+                assert wait == 0.0
+            book.settle(
+                slot_id=slot_id,
+                end_hint=booked_end[slot_id],
+                day=day,
+                sent=True,
+                end=now,
+                tokens=7,
+            )
+        for slot_id, _ in open_slots[:3]:
+            if slot_id not in confirmed:
+                confirmed.add(slot_id)
+                book.confirm(
+                    slot_id=slot_id,
+                    end_hint=booked_end[slot_id],
+                    now=now,
+                    budget=budget,
+                    allowance=0.3,
+                )
+    assert len(book) == 3000  # nothing lost nor counted twice
+    assert len(book.in_flight) == 100
+    assert book.total_tokens == 2900 * 7 + 100 * 5
+    assert list(book.ends) == sorted(book.ends)

@@ -200,6 +200,7 @@ class SQLiteStore:
             book.total_tokens += tokens
             if hold_until > 0:
                 in_flight[slot_id] = (hold_until, start_at)
+                book.flight_at[slot_id] = end
         row = db.execute(
             "SELECT last_start FROM quota_ledgers WHERE project = ? AND model = ?",
             (key.project, key.model),
