@@ -6,6 +6,7 @@ they come in, and its asyncio sessions close with the loop that opened them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import warnings
 from collections.abc import Iterator
@@ -109,3 +110,59 @@ def test_sessions_close_with_the_loop_that_opened_them(server: EmulatorServer) -
         del guard
         gc.collect()
     assert [str(w.message) for w in caught if w.category is ResourceWarning] == []
+
+
+@contextlib.contextmanager
+def _cycles() -> Iterator[list[str]]:
+    """The HTTP objects the block leaves in reference cycles: freed only by the
+    collector, whose passes then cost every call of a busy process."""
+    left: list[str] = []
+    gc.collect()
+    gc.garbage.clear()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield left
+        gc.collect()
+    finally:
+        gc.set_debug(0)
+        left.extend(
+            f"{type(o).__module__}.{type(o).__qualname__}"
+            for o in gc.garbage
+            if type(o).__module__.split(".")[0] in ("httpx", "aiohttp", "gemini_guard")
+        )
+        gc.garbage.clear()
+
+
+def test_answers_leave_no_reference_cycle(server: EmulatorServer) -> None:
+    guard = _guard(server)
+
+    def sync_calls() -> None:
+        assert guard.models.generate_content(model=FLASH, contents="Say hello.").text
+        assert guard.client.models.generate_content(model=FLASH, contents="Say hello.").text
+        chunks = guard.client.models.generate_content_stream(model=FLASH, contents="Count.")
+        assert "".join(chunk.text or "" for chunk in chunks)
+
+    async def async_calls() -> None:
+        answer = await guard.aio.models.generate_content(model=FLASH, contents="Say hello.")
+        assert answer.text
+        models = guard.client.aio.models
+        assert (await models.generate_content(model=FLASH, contents="Say hello.")).text
+        text = ""
+        async for chunk in await models.generate_content_stream(model=FLASH, contents="Count."):
+            text += chunk.text or ""
+        assert text
+
+    async def measured_async() -> list[str]:
+        await async_calls()  # first calls build what lives on (this loop's sessions)
+        with _cycles() as left:
+            await async_calls()
+        return left
+
+    try:
+        sync_calls()
+        with _cycles() as left:
+            sync_calls()
+        assert left == []
+        assert asyncio.run(measured_async()) == []
+    finally:
+        guard.close()
