@@ -194,8 +194,15 @@ class Gateway:
                     else:
                         request.scope["path_params"] = {"version": version, "rest": rest}
                     surface = "openai" if openai else "gemini"
-                    response = await self._handle(request, surface=surface)
-                    await response(scope, receive, send)
+                    started = time.perf_counter()
+                    answered = await self._answer(request, surface)
+                    try:
+                        await answered[0](scope, receive, send)
+                    finally:
+                        # The access line once the answer has gone out: the gateway's
+                        # own bookkeeping, kept off the caller's wait (its `ms` is
+                        # the whole exchange, a stream's included).
+                        self._log(request, started, *answered)
                     return
         await self._starlette(scope, receive, send)
 
@@ -257,23 +264,41 @@ class Gateway:
         return await self._handle(request, surface="openai")
 
     async def _handle(self, request: Request, *, surface: str) -> Response | _Relayed:
+        """A request Starlette routed here (it sends the answer afterwards)."""
         started = time.perf_counter()
-        caller_name = "-"
+        answered = await self._answer(request, surface)
+        self._log(request, started, *answered)
+        return answered[0]
+
+    async def _answer(
+        self, request: Request, surface: str
+    ) -> tuple[Response | _Relayed, _Inbound | None]:
+        """The answer to one API request, and what the intake made of it (None when
+        the request was refused before that)."""
         inbound: _Inbound | None = None
         try:
             inbound = await self._intake(request, surface)
-            caller_name = inbound.caller.name
             response = await self._forward(request, inbound)
         except _Refused as refused:
             response = _error_response(refused, openai=surface == "openai")
         except ClientDisconnect:
             response = Response(status_code=499)
+        return response, inbound
+
+    @staticmethod
+    def _log(
+        request: Request,
+        started: float,
+        response: Response | _Relayed,
+        inbound: _Inbound | None,
+    ) -> None:
+        """The access line: who called, what for, how it ended (no key, token or prompt)."""
         if not _access.isEnabledFor(logging.INFO):
-            return response
+            return
         served_by, attempts, cache = _told(response)
         line = json.dumps(
             {
-                "caller": caller_name,
+                "caller": inbound.caller.name if inbound else "-",
                 "method": request.method,
                 "path": request.scope["path"],
                 "model": inbound.model if inbound else None,
@@ -287,7 +312,6 @@ class Gateway:
         # The record made directly: `Logger.info` would walk the stack to find the
         # caller's file and line (a fifth of the line's cost), which no one reads here.
         _access.handle(_access.makeRecord(_access.name, logging.INFO, __file__, 0, line, (), None))
-        return response
 
     async def _intake(self, request: Request, surface: str) -> _Inbound:
         version = request.path_params["version"]

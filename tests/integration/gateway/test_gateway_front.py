@@ -238,3 +238,28 @@ async def test_the_access_log_has_one_line_per_request_without_tokens_or_prompts
     assert "gg-unknown-1234" not in text
     assert prompt not in text
     assert UPSTREAM_KEY not in text
+
+
+async def test_a_stream_has_its_access_line_once_it_has_been_relayed(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"{stack.gateway.base_url}/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    body = {"contents": [{"parts": [{"text": "Count to five."}]}]}
+    with caplog.at_level(logging.INFO, logger="gemini_guard.gateway.access"):
+        async with (
+            httpx.AsyncClient() as http,
+            http.stream(
+                "POST", url, params={"alt": "sse"}, json=body, headers={"x-goog-api-key": TEAM}
+            ) as reply,
+        ):
+            events = [line async for line in reply.aiter_lines() if line.startswith("data:")]
+    assert reply.status_code == 200
+    assert len(events) > 1
+    lines = [
+        json.loads(r.getMessage())
+        for r in caplog.records
+        if r.name == "gemini_guard.gateway.access"
+    ]
+    assert [(line["caller"], line["status"], line["model"]) for line in lines] == [
+        ("team", 200, "gemini-2.5-flash")
+    ]
