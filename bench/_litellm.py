@@ -23,6 +23,7 @@ on a 429 in a group of several deployments), so it does not matter here.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -42,9 +43,20 @@ def available() -> str | None:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
         import litellm  # noqa: F401
-        from litellm.router_python_host import PythonHost  # noqa: F401
     except ImportError as exc:
         return f"litellm is not installed ({exc}): pip install 'gemini-guard[bench]'"
+    try:
+        from litellm.router_python_host import PythonHost  # noqa: F401
+    except ImportError:
+        # Seen on 2026-12-05: pip resolves the bench extra's `litellm[proxy]` to 1.108.7,
+        # which lacks the module (1.109.3 and 1.110.2 have it; their proxy extra needs a
+        # `litellm-proxy` package the index does not carry).
+        return (
+            f"LiteLLM {importlib.metadata.version('litellm')} has no "
+            "litellm.router_python_host, which puts the Router's sleeps on the "
+            "emulator's clock; `pip install -U litellm` (without the [proxy] extra) "
+            "installs a release that has it"
+        )
     # Its loggers print every failed call with a traceback; the tables tell the story.
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
