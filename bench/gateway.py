@@ -19,8 +19,8 @@ as `x-goog-api-key`). Per concurrency and round, the direct request and each con
 run one after another, in alternating order from round to round (the machine is
 shared: compare within a run); the added latency is a contender's p50 (p99) minus the
 direct p50 (p99) of the same round, and the table shows the median over rounds. Then
-requests per second at concurrency 64 for each, and the gateway's RSS before and after
-`--soak` seconds at concurrency 200 (0: no soak).
+requests per second at concurrency 64 for each, and each gateway's RSS before and after
+`--soak` seconds at concurrency 200 (0: no soak), one after the other.
 
 `--baseline SRC` adds one more gateway, the same configuration served from another
 source tree (a checkout's `src/` folder, e.g. `git worktree add /tmp/old <commit>`):
@@ -390,14 +390,17 @@ def main(argv: list[str]) -> None:
                 f"({contender.errors} errors in the run)"
             )
         print(f"load average after the run: {_load_average()}")
-        gateway_process = contenders[0].process
-        if args.soak > 0 and gateway_process is not None:
-            url = contenders[0].url
-            before = _rss_kib(gateway_process.pid)
-            soak = asyncio.run(_load(url, TOKEN, requests=0, concurrency=200, seconds=args.soak))
-            after = _rss_kib(gateway_process.pid)
+        # Each gateway soaked in turn (the baseline too, for a side-by-side figure).
+        soaked = [c for c in contenders if c.process is not None and c.name.startswith("gateway")]
+        for contender in soaked if args.soak > 0 else []:
+            assert contender.process is not None
+            before = _rss_kib(contender.process.pid)
+            soak = asyncio.run(
+                _load(contender.url, TOKEN, requests=0, concurrency=200, seconds=args.soak)
+            )
+            after = _rss_kib(contender.process.pid)
             print(
-                f"{contenders[0].name}: RSS {before / 1024:.1f} MiB before, "
+                f"{contender.name}: RSS {before / 1024:.1f} MiB before, "
                 f"{after / 1024:.1f} MiB after {args.soak:g} s at concurrency 200 "
                 f"({soak['n']:.0f} requests, {soak['errors']:.0f} errors): "
                 f"{(after - before) / before * 100:+.1f}%"

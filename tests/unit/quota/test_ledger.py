@@ -318,3 +318,50 @@ def test_a_moved_slot_is_found_where_it_ends_now_not_by_scanning_the_window() ->
     assert len(book.in_flight) == 100
     assert book.total_tokens == 2900 * 7 + 100 * 5
     assert list(book.ends) == sorted(book.ends)
+
+
+def test_recording_an_answered_slot_is_booking_and_settling_it_under_a_shared_id() -> None:
+    # Attempts sent without a permit (tier "auto" before any limit is known) are
+    # recorded once answered, in batches. No caller names them again, so the book
+    # keeps them under one id: at thousands of requests a second, an id per slot was
+    # most of the memory of the minute's window.
+    import random
+
+    rng = random.Random(5)
+    recorded, booked = SlotBook(), SlotBook()
+    now = 0.0
+    for step in range(2000):
+        now += rng.choice((0.0, 0.01, 0.4))
+        start = now - rng.choice((0.0, 0.2, 3.0))  # batches arrive out of order too
+        end = start + rng.choice((0.0, 0.5))
+        tokens = rng.randrange(1, 900)
+        if step == 1950:  # the server said the day is spent: nothing more counts
+            for book in (recorded, booked):
+                book.days.mark_spent(book.days.day_of(now)[0])
+        recorded.record(start=start, end=end, tokens=tokens, period=60.0)
+        granted = booked.book(
+            slot_id=f"s{step}",
+            now=start,
+            budget=Budget(),
+            tokens=tokens,
+            allowance=0.0,
+            deadline=None,
+        )
+        if isinstance(granted, Granted):
+            booked.settle(
+                slot_id=f"s{step}",
+                end_hint=granted.start,
+                day=granted.day,
+                sent=True,
+                end=end,
+                tokens=tokens,
+            )
+    assert list(recorded.ends) == list(booked.ends)
+    assert recorded.tokens == booked.tokens
+    assert (recorded.head, recorded.total_tokens) == (booked.head, booked.total_tokens)
+    assert recorded.days.days == booked.days.days
+    assert recorded.last_start == booked.last_start
+    assert not recorded.in_flight
+    assert not recorded.flight_at
+    assert len(recorded) > 100
+    assert len({id(slot_id) for slot_id in recorded.ids}) == 1

@@ -114,30 +114,15 @@ class MemoryStore:
         self.settle(reservation, sent=sent, end=end, tokens=tokens)
 
     def record_answered(self, slots: Sequence[Reservation]) -> None:
-        # The very booking and settling of `acquire` and `settle`, under one lock.
+        # What booking with no limits and settling would do, under one lock.
         with self._lock:
             books = self._books
+            period = NO_LIMITS.period
             for slot in slots:
                 book = books.get(slot.key)
                 if book is None:
                     book = books[slot.key] = SlotBook()
-                result = book.book(
-                    slot_id=slot.slot_id,
-                    now=slot.start,
-                    budget=NO_LIMITS,
-                    tokens=slot.tokens,
-                    allowance=0.0,
-                    deadline=None,
-                )
-                if isinstance(result, Granted):
-                    book.settle(
-                        slot_id=slot.slot_id,
-                        end_hint=result.start,
-                        day=result.day,
-                        sent=True,
-                        end=slot.end,
-                        tokens=slot.tokens,
-                    )
+                book.record(start=slot.start, end=slot.end, tokens=slot.tokens, period=period)
 
     async def arecord_answered(self, slots: Sequence[Reservation]) -> None:
         self.record_answered(slots)
