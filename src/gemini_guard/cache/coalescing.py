@@ -72,11 +72,11 @@ class AsyncCoalescer:
 
     def __init__(self) -> None:
         self._tasks: dict[tuple[int, str], asyncio.Task[Any]] = {}
+        self._followers = 0
 
     async def run(self, key: str, call: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         slot = (id(asyncio.get_running_loop()), key)
         task = self._tasks.get(slot)
-        shared = task is not None
         if task is None:
 
             async def lead() -> T:
@@ -86,8 +86,18 @@ class AsyncCoalescer:
                     del self._tasks[slot]
 
             task = self._tasks[slot] = asyncio.ensure_future(lead())
-        value: T = await asyncio.shield(task)
-        return value, shared
+            value: T = await asyncio.shield(task)
+            return value, False
+        self._followers += 1
+        try:
+            value = await asyncio.shield(task)
+        finally:
+            self._followers -= 1
+        return value, True
 
     def in_flight(self) -> int:
         return len(self._tasks)
+
+    def waiting(self) -> int:
+        """Callers waiting now on another caller's call (followers)."""
+        return self._followers

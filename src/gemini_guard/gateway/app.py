@@ -38,6 +38,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from gemini_guard.cache.entry import Entry
 from gemini_guard.call.transport import (
     ATTEMPTS_HEADER,
     MODEL_HEADER,
@@ -400,24 +401,48 @@ class Gateway:
         )
 
     async def _forward(self, request: Request, inbound: _Inbound) -> Response | _Relayed:
-        lookup: Lookup | None = None
-        body = inbound.body
-        if self._cache is not None and inbound.cacheable and inbound.model is not None:
-            lookup = self._cache.plan(inbound.caller, inbound.model, inbound.parsed, body)
-            if lookup is not None:
-                entry = await self._cache.hit(lookup)
-                if entry is not None and entry.wire is not None:
-                    # Answered here: no upstream quota or dollars spent, so no budget.
-                    return Response(
-                        entry.wire[0],
-                        headers={
-                            "content-type": "application/json; charset=UTF-8",
-                            CACHE_HEADER: "hit",
-                            MODEL_HEADER: entry.model,
-                            ATTEMPTS_HEADER: "0",
-                        },
-                    )
-                body = lookup.body
+        cache = self._cache
+        lookup = None
+        if cache is not None and inbound.cacheable and inbound.model is not None:
+            lookup = cache.plan(inbound.caller, inbound.model, inbound.parsed, inbound.body)
+        if cache is None or lookup is None:
+            return (await self._send(request, inbound, None))[0]
+        entry = await cache.hit(lookup)
+        if entry is not None:
+            return _from_cache(entry)
+        if not cache.coalesces:
+            cache.missed()
+            return (await self._send(request, inbound, lookup))[0]
+        (answer, kept), shared = await cache.coalesce(
+            lookup, lambda: self._lead(request, inbound, lookup)
+        )
+        if not shared:
+            return answer
+        # Answered by an identical request's upstream call: like a hit, it spent no
+        # upstream quota or dollars of this request's own.
+        if kept is not None:
+            cache.shared(lookup, kept)
+        return answer.shared() if isinstance(answer, _Relayed) else answer
+
+    async def _lead(
+        self, request: Request, inbound: _Inbound, lookup: Lookup
+    ) -> tuple[Response | _Relayed, Entry | None]:
+        """The upstream call of a flight of identical requests. Its leader looks again
+        first: the previous flight may have kept the answer and ended between this
+        request's lookup and its start."""
+        assert self._cache is not None
+        entry = await self._cache.hit(lookup)
+        if entry is not None:
+            return _from_cache(entry), entry
+        self._cache.missed()
+        return await self._send(request, inbound, lookup)
+
+    async def _send(
+        self, request: Request, inbound: _Inbound, lookup: Lookup | None
+    ) -> tuple[Response | _Relayed, Entry | None]:
+        """The request sent on the guarded path, and the cache entry its answer made
+        (None when it was not kept)."""
+        body = inbound.body if lookup is None else lookup.body
         permit = None
         if self._budgets is not None:
             admitted = await self._budgets.admit(inbound.caller, inbound.model)
@@ -453,14 +478,14 @@ class Gateway:
         except CallFailed as error:  # the guarded path gave up: say what it saw
             if self._cache is not None:
                 await self._cache.failed(inbound.caller, error)
-            return _call_failed(error, openai=inbound.surface == "openai")
+            return _call_failed(error, openai=inbound.surface == "openai"), None
         finally:
             if self._budgets is not None:
                 await self._budgets.sent(permit)
         if inbound.streaming and reply.status_code == 200:
             streamed = StreamingResponse(_relay(reply), status_code=reply.status_code)
             streamed.raw_headers = _raw_kept(reply)  # every one, as for a whole answer
-            return streamed
+            return streamed, None
         try:
             content = await reply.aread()
         except httpx.TransportError as exc:
@@ -478,16 +503,32 @@ class Gateway:
         if reply.status_code >= 500 and "json" not in media:
             raise _upstream_garbled(reply.status_code, media)
         relayed = _Relayed(reply, content)
+        kept = None
         if lookup is not None and self._cache is not None:
-            relayed.raw_headers.append((CACHE_HEADER.encode(), b"miss"))
+            relayed.raw_headers.append((_CACHE_RAW, b"miss"))
             if reply.status_code == 200 and inbound.model is not None:
                 quiet = QUIET_HEADER in reply.headers
                 served_by = "" if quiet else reply.headers.get(MODEL_HEADER, "")
-                await self._cache.answered(lookup, inbound.model, served_by, content)
-        return relayed
+                kept = await self._cache.answered(lookup, inbound.model, served_by, content)
+        return relayed, kept
+
+
+def _from_cache(entry: Entry) -> Response:
+    """A stored answer, as the API's own bytes."""
+    assert entry.wire is not None
+    return Response(
+        entry.wire[0],
+        headers={
+            "content-type": "application/json; charset=UTF-8",
+            CACHE_HEADER: "hit",
+            MODEL_HEADER: entry.model,
+            ATTEMPTS_HEADER: "0",
+        },
+    )
 
 
 _DROPPED_RAW = frozenset(name.encode() for name in _DROPPED_RESPONSE_HEADERS)
+_CACHE_RAW = CACHE_HEADER.encode()
 _TOLD = {MODEL_HEADER.encode(): 0, ATTEMPTS_HEADER.encode(): 1, CACHE_HEADER.encode(): 2}
 
 
@@ -530,6 +571,17 @@ class _Relayed:
             if where is not None:
                 found[where] = value.decode("latin-1")
         return found[0], found[1], found[2]
+
+    def shared(self) -> _Relayed:
+        """The same answer for a request that shared this one's upstream call."""
+        copy = _Relayed.__new__(_Relayed)
+        copy.status_code = self.status_code
+        copy.body = self.body
+        copy.raw_headers = [
+            (name, b"coalesced" if name == _CACHE_RAW else value)
+            for name, value in self.raw_headers
+        ]
+        return copy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(

@@ -20,19 +20,24 @@ policy, TTL, size bound, counters and events), consulted at the HTTP level:
   unknown gateway token is refused before the cache is looked at;
 - what is kept: a 200 from the model asked for (never a fallback's answer, nor an
   answer the Guard let through as a quiet failure), as the API's own JSON bytes,
-  which a hit sends back as they came.
+  which a hit sends back as they came;
+- identical requests at once: while one is upstream, the identical requests of the
+  same scope that miss wait for its answer instead of sending their own (the cache's
+  `coalesce` option, on by default), and get that answer, or its error.
 
 A hit says `x-gemini-guard-cache: hit` (a looked-up request that went upstream says
-`miss`), `x-gemini-guard-model` (the model that answered it) and
-`x-gemini-guard-attempts: 0`. A hit spends no upstream quota and no dollars, so it is
-not counted against the token's `rpm`, `rpd` or `usd_per_day`.
+`miss`, one that shared another's answer `coalesced`), `x-gemini-guard-model` (the
+model that answered it) and `x-gemini-guard-attempts: 0`. A hit or a shared answer
+spends no upstream quota and no dollars, so it is not counted against the token's
+`rpm`, `rpd` or `usd_per_day`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.policy import CACHE_LABEL
@@ -45,6 +50,8 @@ from gemini_guard.gateway.auth import Caller
 __all__ = ["CACHE_HEADER", "GatewayCache", "Lookup"]
 
 CACHE_HEADER = "x-gemini-guard-cache"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,27 +106,49 @@ class GatewayCache:
             return None
         return Lookup(plan.key, plan.ttl, scope, body)
 
+    @property
+    def coalesces(self) -> bool:
+        """Whether identical requests in flight together share one upstream request."""
+        return self.cache.config.coalesce
+
     async def hit(self, lookup: Lookup) -> Entry | None:
-        """The stored answer, counted as a hit, or None (counted as a miss)."""
+        """The stored answer, counted as a hit, or None."""
         entry = await self.cache.alookup_entry(lookup.key, scope=lookup.scope)
         if entry is None or entry.wire is None or len(entry.wire) != 1:
-            self.cache.miss()
             return None
         return entry
 
-    async def answered(self, lookup: Lookup, model: str, served_by: str, content: bytes) -> None:
+    def missed(self) -> None:
+        """A cacheable request goes upstream: counted as a miss."""
+        self.cache.miss()
+
+    async def coalesce(self, lookup: Lookup, call: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """`call`'s outcome, made once for the identical requests of one scope that are
+        in flight together, and whether this request shared another's. The call runs
+        as a task of its own: a caller that goes away does not cancel it for the rest."""
+        flight = self.cache.flight(lookup.key, lookup.scope)
+        return await self.cache.async_coalescer.run(flight, call)
+
+    def shared(self, lookup: Lookup, entry: Entry) -> None:
+        """A request answered by an identical request's upstream call: counted as such."""
+        self.cache.count_hit(lookup.key, entry, coalesced=True)
+
+    async def answered(
+        self, lookup: Lookup, model: str, served_by: str, content: bytes
+    ) -> Entry | None:
         """A 200 came for a cacheable request: the credential is vouched for, and the
-        answer kept when it came from the model asked for."""
+        answer kept when it came from the model asked for (the entry kept, or None)."""
         await self.cache.acredential_accepted(lookup.scope)
         if served_by != model:
-            return  # a fallback's answer: never pinned for a whole TTL
+            return None  # a fallback's answer: never pinned for a whole TTL
         try:
             entry = Entry.encode_wire(model=model, bodies=[content], stream=False)
         except ValueError:  # not an answer the SDK can read: nothing worth keeping
-            return
+            return None
         if not any(storable(r) for r in entry.responses()):
-            return  # no candidates, or a blocked prompt
+            return None  # no candidates, or a blocked prompt
         await self.cache.akeep(lookup.key, entry, lookup.ttl, stream=False)
+        return entry
 
     async def failed(self, caller: Caller, error: CallFailed) -> None:
         """The Guard gave up on a request: a refused key stops this caller's hits (and,
