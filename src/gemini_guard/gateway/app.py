@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -49,7 +49,7 @@ from gemini_guard.errors import CallFailed
 from gemini_guard.gateway import auth
 from gemini_guard.gateway.auth import Caller, GatewayRefusal, TokenTable
 from gemini_guard.gateway.budgets import CallerBudgets, Refusal
-from gemini_guard.gateway.cache import CACHE_HEADER, GatewayCache, Lookup
+from gemini_guard.gateway.cache import CACHE_HEADER, GatewayCache, Lookup, sse_events
 from gemini_guard.telemetry.spend import Usage
 
 __all__ = ["API_VERSIONS", "Gateway", "ReadyCheck"]
@@ -92,7 +92,9 @@ class _Inbound:
     body: bytes
     parsed: Any
     streaming: bool
-    cacheable: bool  # a generateContent the response cache may answer
+    # A generateContent, or a streamGenerateContent as server-sent events, that the
+    # response cache may answer.
+    cacheable: bool
 
 
 class _Refused(Exception):
@@ -341,9 +343,8 @@ class Gateway:
             surface == "openai" and isinstance(parsed, dict) and bool(parsed.get("stream"))
         )
         # The client's own key never travels on: strip `key=` from the query.
-        kept = urlencode(
-            [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "key"]
-        )
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = urlencode([(k, v) for k, v in pairs if k != "key"])
         return _Inbound(
             caller=caller,
             surface=surface,
@@ -356,7 +357,7 @@ class Gateway:
             cacheable=surface == "gemini"
             and model is not None
             and request.method == "POST"
-            and rest.endswith(":generateContent"),
+            and (rest.endswith(":generateContent") or (streaming and ("alt", "sse") in pairs)),
         )
 
     def _url(self, target: str) -> httpx.URL:
@@ -404,13 +405,20 @@ class Gateway:
         cache = self._cache
         lookup = None
         if cache is not None and inbound.cacheable and inbound.model is not None:
-            lookup = cache.plan(inbound.caller, inbound.model, inbound.parsed, inbound.body)
+            lookup = cache.plan(
+                inbound.caller,
+                inbound.model,
+                inbound.parsed,
+                inbound.body,
+                stream=inbound.streaming,
+            )
         if cache is None or lookup is None:
             return (await self._send(request, inbound, None))[0]
         entry = await cache.hit(lookup)
         if entry is not None:
-            return _from_cache(entry)
-        if not cache.coalesces:
+            return _from_cache(entry, stream=lookup.stream)
+        # A stream is not coalesced: each is read at its own client's pace.
+        if lookup.stream or not cache.coalesces:
             cache.missed()
             return (await self._send(request, inbound, lookup))[0]
         (answer, kept), shared = await cache.coalesce(
@@ -433,7 +441,7 @@ class Gateway:
         assert self._cache is not None
         entry = await self._cache.hit(lookup)
         if entry is not None:
-            return _from_cache(entry), entry
+            return _from_cache(entry, stream=False), entry
         self._cache.missed()
         return await self._send(request, inbound, lookup)
 
@@ -483,8 +491,14 @@ class Gateway:
             if self._budgets is not None:
                 await self._budgets.sent(permit)
         if inbound.streaming and reply.status_code == 200:
-            streamed = StreamingResponse(_relay(reply), status_code=reply.status_code)
+            pieces = _relay(reply)
+            if lookup is not None and inbound.model is not None:
+                served_by = reply.headers.get(MODEL_HEADER, "")
+                pieces = self._kept(pieces, lookup, inbound.model, served_by)
+            streamed = StreamingResponse(pieces, status_code=reply.status_code)
             streamed.raw_headers = _raw_kept(reply)  # every one, as for a whole answer
+            if lookup is not None:
+                streamed.raw_headers.append((_CACHE_RAW, b"miss"))
             return streamed, None
         try:
             content = await reply.aread()
@@ -509,17 +523,40 @@ class Gateway:
             if reply.status_code == 200 and inbound.model is not None:
                 quiet = QUIET_HEADER in reply.headers
                 served_by = "" if quiet else reply.headers.get(MODEL_HEADER, "")
-                kept = await self._cache.answered(lookup, inbound.model, served_by, content)
+                kept = await self._cache.answered(lookup, inbound.model, served_by, [content])
         return relayed, kept
 
+    async def _kept(
+        self, pieces: AsyncGenerator[bytes, None], lookup: Lookup, model: str, served_by: str
+    ) -> AsyncGenerator[bytes, None]:
+        """A stream relayed as it comes, and kept once it has come whole."""
+        assert self._cache is not None
+        seen: list[bytes] = []
+        try:
+            async for piece in pieces:
+                seen.append(piece)
+                yield piece
+        finally:
+            # A client that went away stops the relay here: the upstream is closed at
+            # once (which cancels its request), and nothing half-read is kept.
+            await pieces.aclose()
+        bodies = sse_events(b"".join(seen))
+        if bodies is not None:
+            await self._cache.answered(lookup, model, served_by, bodies)
 
-def _from_cache(entry: Entry) -> Response:
-    """A stored answer, as the API's own bytes."""
+
+def _from_cache(entry: Entry, *, stream: bool) -> Response:
+    """A stored answer, as the API's own bytes (a stream's chunks as server-sent
+    events, all at once)."""
     assert entry.wire is not None
+    if stream:
+        body, media = b"".join(b"data: " + w + b"\r\n\r\n" for w in entry.wire), "text/event-stream"
+    else:
+        body, media = entry.wire[0], "application/json; charset=UTF-8"
     return Response(
-        entry.wire[0],
+        body,
         headers={
-            "content-type": "application/json; charset=UTF-8",
+            "content-type": media,
             CACHE_HEADER: "hit",
             MODEL_HEADER: entry.model,
             ATTEMPTS_HEADER: "0",
@@ -590,7 +627,7 @@ class _Relayed:
         await send({"type": "http.response.body", "body": self.body})
 
 
-async def _relay(reply: httpx.Response) -> AsyncIterator[bytes]:
+async def _relay(reply: httpx.Response) -> AsyncGenerator[bytes, None]:
     """The upstream stream, piece by piece; closing it (a client that went away)
     closes the upstream connection, which cancels the upstream request."""
     try:

@@ -1,14 +1,16 @@
-"""The response cache on the gateway's path: a repeated generateContent answered from
-the store, without an upstream call.
+"""The response cache on the gateway's path: a repeated generateContent (or stream)
+answered from the store, without an upstream call.
 
 It is the Guard's own `ResponseCache` (the configuration's `cache`: the same store,
 policy, TTL, size bound, counters and events), consulted at the HTTP level:
 
-- which requests: `POST .../models/{m}:generateContent` on the Gemini surface (not
-  streams, not the OpenAI-compatible surface), decided by the cache's policy on the
-  request's own fields (by default `generationConfig.temperature` 0). A REST client
-  may mark a request with `labels: {"gemini-guard-cache": "yes" | "no" | "<ttl>"}`;
-  the label is removed before the request is sent upstream;
+- which requests: `POST .../models/{m}:generateContent` and
+  `:streamGenerateContent?alt=sse` on the Gemini surface (not the OpenAI-compatible
+  surface), decided by the cache's policy on the request's own fields (by default
+  `generationConfig.temperature` 0; streams only with the cache's `streams` option,
+  on by default). A REST client may mark a request with
+  `labels: {"gemini-guard-cache": "yes" | "no" | "<ttl>"}`; the label is removed
+  before the request is sent upstream;
 - whose answers: each gateway token has its own scope, within the upstream's (the
   Guard's scope: its project or pool of projects, or its key with `scope = "key"`).
   Two tokens never share an answer, and neither do two gateways whose upstream
@@ -20,10 +22,13 @@ policy, TTL, size bound, counters and events), consulted at the HTTP level:
   unknown gateway token is refused before the cache is looked at;
 - what is kept: a 200 from the model asked for (never a fallback's answer, nor an
   answer the Guard let through as a quiet failure), as the API's own JSON bytes,
-  which a hit sends back as they came;
+  which a hit sends back as they came; a stream once it has come whole (its last
+  chunk says why it finished), kept apart from the whole answer to the same request
+  and replayed as the same server-sent events;
 - identical requests at once: while one is upstream, the identical requests of the
   same scope that miss wait for its answer instead of sending their own (the cache's
-  `coalesce` option, on by default), and get that answer, or its error.
+  `coalesce` option, on by default), and get that answer, or its error. Streams are
+  not coalesced: each goes at its own reader's pace.
 
 A hit says `x-gemini-guard-cache: hit` (a looked-up request that went upstream says
 `miss`, one that shared another's answer `coalesced`), `x-gemini-guard-model` (the
@@ -35,7 +40,7 @@ spends no upstream quota and no dollars, so it is not counted against the token'
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -47,11 +52,12 @@ from gemini_guard.call.http import config_of
 from gemini_guard.errors import CallFailed
 from gemini_guard.gateway.auth import Caller
 
-__all__ = ["CACHE_HEADER", "GatewayCache", "Lookup"]
+__all__ = ["CACHE_HEADER", "GatewayCache", "Lookup", "sse_events"]
 
 CACHE_HEADER = "x-gemini-guard-cache"
 
 T = TypeVar("T")
+_STREAM = "~sse"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,7 @@ class Lookup:
     ttl: float
     scope: CacheScope
     body: bytes
+    stream: bool  # server-sent events: kept and replayed chunk by chunk
 
 
 class GatewayCache:
@@ -85,8 +92,11 @@ class GatewayCache:
             )
         return scope
 
-    def plan(self, caller: Caller, model: str, parsed: Any, body: bytes) -> Lookup | None:
-        """How a generateContent request meets the cache (None: not cached)."""
+    def plan(
+        self, caller: Caller, model: str, parsed: Any, body: bytes, *, stream: bool = False
+    ) -> Lookup | None:
+        """How a generateContent request (`stream`: streamGenerateContent as server-sent
+        events) meets the cache (None: not cached)."""
         if not isinstance(parsed, dict):
             return None
         labels = parsed.get("labels")
@@ -101,10 +111,12 @@ class GatewayCache:
             body = json.dumps(forwarded, separators=(",", ":"), ensure_ascii=False).encode()
             config = {**(config or {}), "labels": labels}
         scope = self.scope(caller)
-        plan = self.cache.plan(model, parsed.get("contents"), config, scope=scope)
+        plan = self.cache.plan(model, parsed.get("contents"), config, stream=stream, scope=scope)
         if plan.key is None:
             return None
-        return Lookup(plan.key, plan.ttl, scope, body)
+        # A stream's answer is kept under a name of its own: a whole answer is one body,
+        # a stream's several, and neither is served for the other.
+        return Lookup(plan.key + _STREAM if stream else plan.key, plan.ttl, scope, body, stream)
 
     @property
     def coalesces(self) -> bool:
@@ -114,7 +126,7 @@ class GatewayCache:
     async def hit(self, lookup: Lookup) -> Entry | None:
         """The stored answer, counted as a hit, or None."""
         entry = await self.cache.alookup_entry(lookup.key, scope=lookup.scope)
-        if entry is None or entry.wire is None or len(entry.wire) != 1:
+        if entry is None or not entry.wire or (not lookup.stream and len(entry.wire) != 1):
             return None
         return entry
 
@@ -134,23 +146,46 @@ class GatewayCache:
         self.cache.count_hit(lookup.key, entry, coalesced=True)
 
     async def answered(
-        self, lookup: Lookup, model: str, served_by: str, content: bytes
+        self, lookup: Lookup, model: str, served_by: str, bodies: Sequence[bytes]
     ) -> Entry | None:
-        """A 200 came for a cacheable request: the credential is vouched for, and the
-        answer kept when it came from the model asked for (the entry kept, or None)."""
+        """A 200 came for a cacheable request (`bodies`: its JSON, or a whole stream's
+        chunks): the credential is vouched for, and the answer kept when it came from
+        the model asked for (the entry kept, or None)."""
         await self.cache.acredential_accepted(lookup.scope)
         if served_by != model:
             return None  # a fallback's answer: never pinned for a whole TTL
         try:
-            entry = Entry.encode_wire(model=model, bodies=[content], stream=False)
+            entry = Entry.encode_wire(model=model, bodies=bodies, stream=lookup.stream)
         except ValueError:  # not an answer the SDK can read: nothing worth keeping
             return None
-        if not any(storable(r) for r in entry.responses()):
+        responses = entry.responses()
+        if not any(storable(r) for r in responses):
             return None  # no candidates, or a blocked prompt
-        await self.cache.akeep(lookup.key, entry, lookup.ttl, stream=False)
+        if lookup.stream and not _finished(responses[-1]):
+            return None  # a stream that ended early (an error event, say)
+        await self.cache.akeep(lookup.key, entry, lookup.ttl, stream=lookup.stream)
         return entry
 
     async def failed(self, caller: Caller, error: CallFailed) -> None:
         """The Guard gave up on a request: a refused key stops this caller's hits (and,
         the refusal being recorded in the store, every scope gated by that key)."""
         await self.cache.acall_failed(self.scope(caller), error)
+
+
+def sse_events(data: bytes) -> list[bytes] | None:
+    """The data of each server-sent event in `data` (the JSON of each chunk of a
+    stream), or None when `data` ends inside an event or holds none."""
+    text = data.replace(b"\r\n", b"\n")
+    if not text.endswith(b"\n\n"):
+        return None
+    bodies = []
+    for event in text.split(b"\n\n"):
+        lines = [line[5:] for line in event.split(b"\n") if line.startswith(b"data:")]
+        if lines:
+            bodies.append(b"\n".join(line[1:] if line[:1] == b" " else line for line in lines))
+    return bodies or None
+
+
+def _finished(response: Any) -> bool:
+    candidates = response.candidates
+    return bool(candidates) and candidates[0].finish_reason is not None

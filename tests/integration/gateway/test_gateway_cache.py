@@ -18,6 +18,7 @@ from google.genai import types
 from gemini_guard.clock import FakeClock
 from gemini_guard.emulator import EmulatorServer, serve_async
 from gemini_guard.gateway.build import build_gateway
+from gemini_guard.gateway.cache import sse_events
 from gemini_guard.gateway.server import GatewayServer
 from gemini_guard.gateway.server import serve_async as serve_gateway
 from tests.integration.gateway.conftest import (
@@ -252,3 +253,85 @@ async def test_a_fallback_answer_is_not_kept() -> None:
         assert reply.headers["x-gemini-guard-cache"] == "miss"
     assert seen(server, FLASH) == 2  # each answered by the fallback, none from the cache
     assert json.loads(replies[0].content)["modelVersion"] == FLASH
+
+
+async def stream(running: GatewayServer, *, token: str = TOKEN) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=running.base_url) as http:
+        return await http.post(
+            f"/v1beta/models/{FLASH}:streamGenerateContent?alt=sse",
+            json=ASK,
+            headers={"x-goog-api-key": token},
+        )
+
+
+def texts(reply: httpx.Response) -> list[str]:
+    """The text of each chunk of a stream of server-sent events."""
+    events = sse_events(reply.content)
+    assert events is not None, reply.content
+    return [json.loads(e)["candidates"][0]["content"]["parts"][0]["text"] for e in events]
+
+
+async def test_a_repeated_stream_is_replayed_from_the_cache(emulator: EmulatorServer) -> None:
+    async with gateway(emulator) as running:
+        first = await stream(running)
+        client = genai.Client(
+            api_key=TOKEN, http_options=types.HttpOptions(base_url=running.base_url)
+        )
+        try:
+            chunks = [
+                chunk
+                async for chunk in await client.aio.models.generate_content_stream(
+                    model=FLASH,
+                    contents="What is 2 + 2?",
+                    config=types.GenerateContentConfig(temperature=0.0),
+                )
+            ]
+        finally:
+            await client.aio.aclose()
+            client.close()
+        again = await stream(running, token=OTHER_TOKEN)  # another token: its own scope
+    assert first.status_code == 200
+    assert first.headers["x-gemini-guard-cache"] == "miss"
+    assert len(texts(first)) > 1  # a real stream, several chunks
+    # The SDK reads the replay as the stream it was: the same chunks, in order.
+    assert [c.text for c in chunks] == texts(first)
+    assert chunks[-1].candidates
+    assert chunks[-1].candidates[0].finish_reason == "STOP"
+    headers = chunks[0].sdk_http_response.headers if chunks[0].sdk_http_response else {}
+    assert (headers or {}).get("x-gemini-guard-cache") == "hit"
+    assert again.headers["x-gemini-guard-cache"] == "miss"
+    assert seen(emulator) == 2
+
+
+async def test_a_stream_and_a_whole_answer_are_not_served_for_each_other(
+    emulator: EmulatorServer,
+) -> None:
+    async with gateway(emulator) as running:
+        whole = await ask(running)
+        streamed = await stream(running)
+        whole_again = await ask(running)
+        streamed_again = await stream(running)
+    verdicts = [r.headers["x-gemini-guard-cache"] for r in (whole, streamed)]
+    assert verdicts == ["miss", "miss"]
+    assert whole_again.headers["x-gemini-guard-cache"] == "hit"
+    assert whole_again.json() == whole.json()
+    assert streamed_again.headers["x-gemini-guard-cache"] == "hit"
+    assert streamed_again.headers["content-type"].startswith("text/event-stream")
+    assert texts(streamed_again) == texts(streamed)
+    assert seen(emulator) == 2
+
+
+async def test_a_stream_that_ends_in_an_error_is_not_kept() -> None:
+    scenario = {
+        **SCENARIO,
+        "faults": [{"kind": "stream_error", "models": [FLASH], "after_chunks": 1}],
+    }
+    async with serve_async(scenario, clock=FakeClock()) as server, gateway(server) as running:
+        replies = [await stream(running) for _ in range(2)]
+    for reply in replies:
+        assert reply.status_code == 200  # the error came after the first byte
+        assert reply.headers["x-gemini-guard-cache"] == "miss"
+        events = sse_events(reply.content)
+        assert events is not None
+        assert "error" in json.loads(events[-1])
+    assert seen(server) == 2

@@ -8,6 +8,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -170,9 +171,11 @@ async def test_two_gateways_sharing_redis_hold_one_quota(redis_server: RedisServ
                 await guard.aclose()
 
 
-async def test_a_client_gone_mid_stream_closes_the_upstream_connection() -> None:
+@pytest.mark.parametrize("cached", [False, True], ids=["plain", "cacheable"])
+async def test_a_client_gone_mid_stream_closes_the_upstream_connection(cached: bool) -> None:
     # The upstream sends one chunk, then goes quiet for 30 s: a client that leaves
     # after the first chunk must not leave the gateway holding the upstream request.
+    # A cacheable stream is relayed through the cache's recorder: the same holds.
     scenario = {
         "name": "slow-stream",
         "quotas": False,
@@ -188,15 +191,19 @@ async def test_a_client_gone_mid_stream_closes_the_upstream_connection() -> None
             }
         ],
     }
-    async for stack in gateway_stack(scenario, SystemClock()):
+    extra: dict[str, Any] = {"cache": "memory://"} if cached else {}
+    async for stack in gateway_stack(scenario, SystemClock(), **extra):
         upstream = stack.emulator.emulator.connections
         url = f"{stack.gateway.base_url}/v1beta/models/{FLASH}:streamGenerateContent?alt=sse"
-        body = {"contents": [{"parts": [{"text": "tell me a long story"}]}]}
+        body: dict[str, Any] = {"contents": [{"parts": [{"text": "tell me a long story"}]}]}
+        if cached:
+            body["generationConfig"] = {"temperature": 0}
         async with (
             httpx.AsyncClient(headers={"x-goog-api-key": TOKEN}) as http,
             http.stream("POST", url, json=body) as reply,
         ):
             assert reply.status_code == 200
+            assert reply.headers.get("x-gemini-guard-cache") == ("miss" if cached else None)
             first = await anext(aiter(reply.aiter_lines()))
             assert first.startswith("data: ")
             assert len(upstream) == 1  # the gateway's request, held open upstream
