@@ -10,13 +10,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-ANSWER = {
-    "candidates": [
-        {"content": {"role": "model", "parts": [{"text": "Four."}]}, "finishReason": "STOP"}
-    ],
-    "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 1, "totalTokenCount": 8},
-    "modelVersion": "gemini-2.5-flash",
-}
+from tests.support.cookie_upstream import ANSWER
 
 
 @dataclass

@@ -36,6 +36,7 @@ ASK = {
     "contents": [{"role": "user", "parts": [{"text": "What is 2 + 2?"}]}],
     "generationConfig": {"temperature": 0},
 }
+COOL = types.GenerateContentConfig(temperature=0.0)  # what the cache's policy takes
 SCENARIO = {
     "name": "gateway-cache",
     "default_tier": "tier1",
@@ -102,6 +103,17 @@ async def gateway(
         await guard.aclose()
 
 
+@asynccontextmanager
+async def sdk(running: GatewayServer) -> AsyncIterator[genai.Client]:
+    """The SDK pointed at the gateway, with a gateway token as its key."""
+    client = genai.Client(api_key=TOKEN, http_options=types.HttpOptions(base_url=running.base_url))
+    try:
+        yield client
+    finally:
+        await client.aio.aclose()
+        client.close()
+
+
 async def ask(
     running: GatewayServer, body: dict[str, Any] = ASK, *, token: str = TOKEN, model: str = FLASH
 ) -> httpx.Response:
@@ -120,18 +132,10 @@ async def test_a_repeat_is_answered_by_the_cache_without_an_upstream_request(
         first = await ask(running)
         second = await ask(running)
         # Another client, another JSON spelling of the same request: the SDK.
-        client = genai.Client(
-            api_key=TOKEN, http_options=types.HttpOptions(base_url=running.base_url)
-        )
-        try:
+        async with sdk(running) as client:
             third = await client.aio.models.generate_content(
-                model=FLASH,
-                contents="What is 2 + 2?",
-                config=types.GenerateContentConfig(temperature=0.0),
+                model=FLASH, contents="What is 2 + 2?", config=COOL
             )
-        finally:
-            await client.aio.aclose()
-            client.close()
     assert first.status_code == second.status_code == 200
     assert first.headers["x-gemini-guard-cache"] == "miss"
     assert second.headers["x-gemini-guard-cache"] == "hit"
@@ -274,21 +278,13 @@ def texts(reply: httpx.Response) -> list[str]:
 async def test_a_repeated_stream_is_replayed_from_the_cache(emulator: EmulatorServer) -> None:
     async with gateway(emulator) as running:
         first = await stream(running)
-        client = genai.Client(
-            api_key=TOKEN, http_options=types.HttpOptions(base_url=running.base_url)
-        )
-        try:
+        async with sdk(running) as client:
             chunks = [
                 chunk
                 async for chunk in await client.aio.models.generate_content_stream(
-                    model=FLASH,
-                    contents="What is 2 + 2?",
-                    config=types.GenerateContentConfig(temperature=0.0),
+                    model=FLASH, contents="What is 2 + 2?", config=COOL
                 )
             ]
-        finally:
-            await client.aio.aclose()
-            client.close()
         again = await stream(running, token=OTHER_TOKEN)  # another token: its own scope
     assert first.status_code == 200
     assert first.headers["x-gemini-guard-cache"] == "miss"
