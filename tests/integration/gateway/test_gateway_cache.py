@@ -299,10 +299,12 @@ async def test_a_repeated_stream_is_replayed_from_the_cache(emulator: EmulatorSe
     assert seen(emulator) == 2
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
 async def test_a_stream_and_a_whole_answer_are_not_served_for_each_other(
-    emulator: EmulatorServer,
+    emulator: EmulatorServer, tmp_path: Path, kind: str
 ) -> None:
-    async with gateway(emulator) as running:
+    store = "memory://" if kind == "memory" else f"sqlite:///{tmp_path / 'cache.db'}"
+    async with gateway(emulator, store) as running:
         whole = await ask(running)
         streamed = await stream(running)
         whole_again = await ask(running)
