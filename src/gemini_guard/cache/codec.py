@@ -48,11 +48,16 @@ def encode(*, model: str, responses: Sequence[Response], stream: bool) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def encode_wire(*, model: str, bodies: Sequence[bytes], stream: bool) -> bytes:
+def encode_wire(
+    *, model: str, bodies: Sequence[bytes], stream: bool, openai: bool = False
+) -> bytes:
     """A stored entry kept as the API's own JSON (an HTTP-level cache such as the
-    gateway's), so a hit hands back the bytes the API sent."""
+    gateway's), so a hit hands back the bytes the API sent. `openai`: the answer of
+    Gemini's OpenAI-compatible surface, which no SDK type of Gemini's reads."""
     wire = [b.decode("utf-8") for b in bodies]
-    body = {"model": model, "stream": stream, "wire": wire}
+    body: dict[str, Any] = {"model": model, "stream": stream, "wire": wire}
+    if openai:
+        body["surface"] = "openai"
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -71,6 +76,8 @@ def decode_entry(value: bytes) -> tuple[str, bool, list[Response], tuple[bytes, 
     wire = body.get("wire")
     if wire is not None:
         raw = tuple(t.encode("utf-8") for t in wire)
+        if body.get("surface") == "openai":
+            return body["model"], bool(body["stream"]), [], raw
         responses = [Response.model_validate_json(r) for r in raw]
         return body["model"], bool(body["stream"]), responses, raw
     chunks = [rebuild(Response, c) for c in body["chunks"]]

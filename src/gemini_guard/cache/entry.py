@@ -9,6 +9,7 @@ makes fresh copies of the responses (`gemini_guard.cache.copying`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,9 @@ class Entry:
         for response in responses:
             saved = savings_of(model, response.usage_metadata)
             tokens, dollars = tokens + saved.tokens, dollars + saved.dollars
+        if wire and not responses:  # an OpenAI-compatible answer: its own usage fields
+            saved = savings_of(model, _openai_usage(wire[-1]))
+            tokens, dollars = saved.tokens, saved.dollars
         return cls(
             model=model,
             stream=stream,
@@ -62,10 +66,31 @@ class Entry:
         return cls.decode(codec.encode(model=model, responses=responses, stream=stream))
 
     @classmethod
-    def encode_wire(cls, *, model: str, bodies: Sequence[bytes], stream: bool) -> Entry:
-        """The entry for an answer as the API sent it (JSON bodies, one per chunk)."""
-        return cls.decode(codec.encode_wire(model=model, bodies=bodies, stream=stream))
+    def encode_wire(
+        cls, *, model: str, bodies: Sequence[bytes], stream: bool, openai: bool = False
+    ) -> Entry:
+        """The entry for an answer as the API sent it (JSON bodies, one per chunk;
+        `openai`: of the OpenAI-compatible surface, kept as bytes only)."""
+        return cls.decode(
+            codec.encode_wire(model=model, bodies=bodies, stream=stream, openai=openai)
+        )
 
     def responses(self) -> list[Response]:
         """Fresh copies of the stored responses, the caller's to change."""
         return [make() for make in self.copiers]
+
+
+def _openai_usage(body: bytes) -> types.GenerateContentResponseUsageMetadata:
+    """A chat completion's `usage`, in the names Gemini's usage metadata has."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    usage = answer.get("usage") if isinstance(answer, dict) else None
+    if not isinstance(usage, dict):
+        usage = {}
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    return types.GenerateContentResponseUsageMetadata(
+        prompt_token_count=prompt if isinstance(prompt, int) else None,
+        candidates_token_count=completion if isinstance(completion, int) else None,
+    )

@@ -41,8 +41,8 @@ from gemini_guard.cache.coalescing import AsyncCoalescer, Coalescer
 from gemini_guard.cache.context import ContextCaching, ContextPlanner
 from gemini_guard.cache.entry import Entry
 from gemini_guard.cache.events import CacheHit, CacheStored
-from gemini_guard.cache.keys import request_key
-from gemini_guard.cache.policy import decide, split_label
+from gemini_guard.cache.keys import digest, request_key
+from gemini_guard.cache.policy import CallOptions, decide, split_label
 from gemini_guard.cache.scope import CacheScope, ScopeKeys, refuses_credential
 from gemini_guard.cache.settings import CacheConfig
 from gemini_guard.cache.stats import CacheStats, Counters, SharedCounters
@@ -213,21 +213,42 @@ class ResponseCache:
         scope: CacheScope | None = None,
     ) -> CachePlan:
         config, label = split_label(config)
-        ttl = decide(config, label, policy=self.config.policy, default_ttl=self.config.ttl)
-        if ttl is None or (stream and not self.config.streams) or self._damaged:
-            self.counters.add(skipped=1)
+        ttl_namespace = self._ttl_namespace(config, label, stream=stream, scope=scope)
+        if ttl_namespace is None:
             return CachePlan(config, None, 0.0)
-        try:
-            namespace = self.keys.scope_id(scope if scope is not None else self.scope)
-        except StoreError as exc:
-            # No secret, no key: the call goes upstream and nothing is kept.
-            self.counters.add(skipped=1)
-            self._store_failed(exc, "response cache unavailable, the call is sent")
-            return CachePlan(config, None, 0.0)
+        ttl, namespace = ttl_namespace
         key = request_key(project=namespace, model=model, contents=contents, config=config)
         if key is None:
             self.counters.add(skipped=1)
         return CachePlan(config, key, ttl)
+
+    def plan_exact(self, payload: str, temperature: Any, *, scope: CacheScope) -> CachePlan:
+        """How a request known by its exact JSON `payload` meets the cache: for an HTTP
+        surface whose requests have no canonical form here (Gemini's OpenAI-compatible
+        one). The policy reads `temperature`; its key is the payload's digest."""
+        config = {"temperature": temperature}
+        ttl_namespace = self._ttl_namespace(config, CallOptions(), stream=False, scope=scope)
+        if ttl_namespace is None:
+            return CachePlan(config, None, 0.0)
+        ttl, namespace = ttl_namespace
+        return CachePlan(config, f"{namespace}/{digest(namespace, payload)}", ttl)
+
+    def _ttl_namespace(
+        self, config: Any, label: CallOptions, *, stream: bool, scope: CacheScope | None
+    ) -> tuple[float, str] | None:
+        """The TTL of a request the policy takes, and the digest its keys start with;
+        None (counted as skipped) when it is not cached."""
+        ttl = decide(config, label, policy=self.config.policy, default_ttl=self.config.ttl)
+        if ttl is None or (stream and not self.config.streams) or self._damaged:
+            self.counters.add(skipped=1)
+            return None
+        try:
+            return ttl, self.keys.scope_id(scope if scope is not None else self.scope)
+        except StoreError as exc:
+            # No secret, no key: the call goes upstream and nothing is kept.
+            self.counters.add(skipped=1)
+            self._store_failed(exc, "response cache unavailable, the call is sent")
+            return None
 
     def scope_key(self, scope: CacheScope, model: str, contents: Any, config: Any) -> str | None:
         """The stored key of a request in `scope` (None when it cannot be cached)."""

@@ -92,8 +92,8 @@ class _Inbound:
     body: bytes
     parsed: Any
     streaming: bool
-    # A generateContent, or a streamGenerateContent as server-sent events, that the
-    # response cache may answer.
+    # A generateContent, a streamGenerateContent as server-sent events, or a chat
+    # completion (not streamed) that the response cache may answer.
     cacheable: bool
 
 
@@ -354,10 +354,13 @@ class Gateway:
             body=body,
             parsed=parsed,
             streaming=streaming,
-            cacheable=surface == "gemini"
-            and model is not None
+            cacheable=model is not None
             and request.method == "POST"
-            and (rest.endswith(":generateContent") or (streaming and ("alt", "sse") in pairs)),
+            and (
+                rest.endswith(":generateContent") or (streaming and ("alt", "sse") in pairs)
+                if surface == "gemini"
+                else rest == "chat/completions" and not streaming
+            ),
         )
 
     def _url(self, target: str) -> httpx.URL:
@@ -405,13 +408,16 @@ class Gateway:
         cache = self._cache
         lookup = None
         if cache is not None and inbound.cacheable and inbound.model is not None:
-            lookup = cache.plan(
-                inbound.caller,
-                inbound.model,
-                inbound.parsed,
-                inbound.body,
-                stream=inbound.streaming,
-            )
+            if inbound.surface == "openai":
+                lookup = cache.plan_openai(inbound.caller, inbound.parsed, inbound.body)
+            else:
+                lookup = cache.plan(
+                    inbound.caller,
+                    inbound.model,
+                    inbound.parsed,
+                    inbound.body,
+                    stream=inbound.streaming,
+                )
         if cache is None or lookup is None:
             return (await self._send(request, inbound, None))[0]
         entry = await cache.hit(lookup)

@@ -5,10 +5,11 @@ It is the Guard's own `ResponseCache` (the configuration's `cache`: the same sto
 policy, TTL, size bound, counters and events), consulted at the HTTP level:
 
 - which requests: `POST .../models/{m}:generateContent` and
-  `:streamGenerateContent?alt=sse` on the Gemini surface (not the OpenAI-compatible
-  surface), decided by the cache's policy on the request's own fields (by default
-  `generationConfig.temperature` 0; streams only with the cache's `streams` option,
-  on by default). A REST client may mark a request with
+  `:streamGenerateContent?alt=sse` on the Gemini surface, and `chat/completions` not
+  streamed on the OpenAI-compatible one (known by its exact JSON; an answer of one
+  surface is never served on the other), decided by the cache's policy on the
+  request's own fields (by default temperature 0; streams only with the cache's
+  `streams` option, on by default). A REST client may mark a request with
   `labels: {"gemini-guard-cache": "yes" | "no" | "<ttl>"}`; the label is removed
   before the request is sent upstream;
 - whose answers: each gateway token has its own scope, within the upstream's (the
@@ -70,6 +71,7 @@ class Lookup:
     scope: CacheScope
     body: bytes
     stream: bool  # server-sent events: kept and replayed chunk by chunk
+    openai: bool = False  # a chat completion of the OpenAI-compatible surface
 
 
 class GatewayCache:
@@ -118,6 +120,19 @@ class GatewayCache:
         # a stream's several, and neither is served for the other.
         return Lookup(plan.key + _STREAM if stream else plan.key, plan.ttl, scope, body, stream)
 
+    def plan_openai(self, caller: Caller, parsed: Any, body: bytes) -> Lookup | None:
+        """How a chat completion of the OpenAI-compatible surface meets the cache (None:
+        not cached). Not streamed ones. The policy reads its `temperature`; its key is
+        the request's exact JSON (keys sorted), the model in it included."""
+        if not isinstance(parsed, dict) or parsed.get("stream"):
+            return None
+        payload = json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        scope = self.scope(caller)
+        plan = self.cache.plan_exact(f"openai\x00{payload}", parsed.get("temperature"), scope=scope)
+        if plan.key is None:
+            return None
+        return Lookup(plan.key, plan.ttl, scope, body, stream=False, openai=True)
+
     @property
     def coalesces(self) -> bool:
         """Whether identical requests in flight together share one upstream request."""
@@ -154,6 +169,12 @@ class GatewayCache:
         await self.cache.acredential_accepted(lookup.scope)
         if served_by != model:
             return None  # a fallback's answer: never pinned for a whole TTL
+        if lookup.openai:
+            if not _completed(bodies[0]):
+                return None  # no choice, or one that did not finish
+            entry = Entry.encode_wire(model=model, bodies=bodies, stream=False, openai=True)
+            await self.cache.akeep(lookup.key, entry, lookup.ttl, stream=False)
+            return entry
         try:
             entry = Entry.encode_wire(model=model, bodies=bodies, stream=lookup.stream)
         except ValueError:  # not an answer the SDK can read: nothing worth keeping
@@ -189,3 +210,15 @@ def sse_events(data: bytes) -> list[bytes] | None:
 def _finished(response: Any) -> bool:
     candidates = response.candidates
     return bool(candidates) and candidates[0].finish_reason is not None
+
+
+def _completed(body: bytes) -> bool:
+    """A chat completion with a first choice that has a message and finished."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    choices = answer.get("choices") if isinstance(answer, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return False
+    return isinstance(choices[0].get("message"), dict) and bool(choices[0].get("finish_reason"))

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from google import genai
 from google.genai import types
+from openai.types.chat import ChatCompletionMessageParam
 
 from gemini_guard.clock import FakeClock
 from gemini_guard.emulator import EmulatorServer, serve_async
@@ -333,3 +335,27 @@ async def test_a_stream_that_ends_in_an_error_is_not_kept() -> None:
         assert events is not None
         assert "error" in json.loads(events[-1])
     assert seen(server) == 2
+
+
+async def test_a_repeated_chat_completion_is_answered_by_the_cache(
+    emulator: EmulatorServer,
+) -> None:
+    question: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is 2 + 2?"}]
+    async with gateway(emulator) as running:
+        client = openai.AsyncOpenAI(
+            api_key=TOKEN, base_url=f"{running.base_url}/v1beta/openai/", max_retries=0
+        )
+        async with client:
+            create = client.chat.completions.with_raw_response.create
+            first = await create(model=FLASH, messages=question, temperature=0)
+            second = await create(model=FLASH, messages=question, temperature=0)
+            warm = await create(model=FLASH, messages=question, temperature=0.7)
+        gemini = await ask(running)  # the same question on the Gemini surface
+    assert first.headers["x-gemini-guard-cache"] == "miss"
+    assert second.headers["x-gemini-guard-cache"] == "hit"
+    assert second.headers["x-gemini-guard-model"] == FLASH
+    assert second.http_response.content == first.http_response.content  # as it came
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert "x-gemini-guard-cache" not in warm.headers  # the policy: temperature 0 only
+    assert gemini.headers["x-gemini-guard-cache"] == "miss"  # each surface its own answers
+    assert seen(emulator) == 3

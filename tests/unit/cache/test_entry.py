@@ -58,3 +58,28 @@ def test_each_hit_gets_its_own_objects() -> None:
     assert second.text == "ab"
     assert second.candidates is not None
     assert len(second.candidates) == 1
+
+
+def test_a_chat_completion_is_kept_as_bytes_with_its_savings() -> None:
+    completion = (
+        b'{"id":"c1","object":"chat.completion","model":"gemini-2.5-flash",'
+        b'"choices":[{"index":0,"message":{"role":"assistant","content":"4"},'
+        b'"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3}}'
+    )
+    entry = Entry.encode_wire(model=FLASH, bodies=[completion], stream=False, openai=True)
+    again = Entry.decode(entry.value)  # as read back from a store
+    expected = savings_of(
+        FLASH,
+        types.GenerateContentResponseUsageMetadata(prompt_token_count=12, candidates_token_count=3),
+    )
+    for kept in (entry, again):
+        assert kept.wire == (completion,)  # the bytes the API sent
+        assert kept.responses() == []  # no Gemini SDK object stands for it
+        assert (kept.tokens_saved, kept.dollars_saved) == (15, expected.dollars)
+    assert expected.dollars > 0
+
+
+def test_a_chat_completion_without_usage_saves_nothing_counted() -> None:
+    for body in (b'{"choices":[]}', b'{"usage":[1]}', b"[]"):
+        entry = Entry.encode_wire(model=FLASH, bodies=[body], stream=False, openai=True)
+        assert (entry.tokens_saved, entry.dollars_saved) == (0, 0.0)
