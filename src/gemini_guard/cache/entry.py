@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.genai import types
 
@@ -47,7 +48,7 @@ class Entry:
             saved = savings_of(model, response.usage_metadata)
             tokens, dollars = tokens + saved.tokens, dollars + saved.dollars
         if wire and not responses:  # an OpenAI-compatible answer: its own usage fields
-            saved = savings_of(model, _openai_usage(wire[-1]))
+            saved = savings_of(model, _openai_usage(wire))
             tokens, dollars = saved.tokens, saved.dollars
         return cls(
             model=model,
@@ -80,15 +81,19 @@ class Entry:
         return [make() for make in self.copiers]
 
 
-def _openai_usage(body: bytes) -> types.GenerateContentResponseUsageMetadata:
-    """A chat completion's `usage`, in the names Gemini's usage metadata has."""
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        answer = None
-    usage = answer.get("usage") if isinstance(answer, dict) else None
-    if not isinstance(usage, dict):
-        usage = {}
+def _openai_usage(bodies: Sequence[bytes]) -> types.GenerateContentResponseUsageMetadata:
+    """A chat completion's `usage` (a stream's: its last chunk that has one), in the
+    names Gemini's usage metadata has."""
+    usage: dict[str, Any] = {}
+    for body in reversed(bodies):
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            continue
+        found = answer.get("usage") if isinstance(answer, dict) else None
+        if isinstance(found, dict):
+            usage = found
+            break
     prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
     return types.GenerateContentResponseUsageMetadata(
         prompt_token_count=prompt if isinstance(prompt, int) else None,

@@ -93,7 +93,7 @@ class _Inbound:
     parsed: Any
     streaming: bool
     # A generateContent, a streamGenerateContent as server-sent events, or a chat
-    # completion (not streamed) that the response cache may answer.
+    # completion that the response cache may answer.
     cacheable: bool
 
 
@@ -359,7 +359,7 @@ class Gateway:
             and (
                 rest.endswith(":generateContent") or (streaming and ("alt", "sse") in pairs)
                 if surface == "gemini"
-                else rest == "chat/completions" and not streaming
+                else rest == "chat/completions"
             ),
         )
 

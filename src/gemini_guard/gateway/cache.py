@@ -5,9 +5,9 @@ It is the Guard's own `ResponseCache` (the configuration's `cache`: the same sto
 policy, TTL, size bound, counters and events), consulted at the HTTP level:
 
 - which requests: `POST .../models/{m}:generateContent` and
-  `:streamGenerateContent?alt=sse` on the Gemini surface, and `chat/completions` not
-  streamed on the OpenAI-compatible one (known by its exact JSON; an answer of one
-  surface is never served on the other), decided by the cache's policy on the
+  `:streamGenerateContent?alt=sse` on the Gemini surface, and `chat/completions`
+  (streamed or not) on the OpenAI-compatible one (known by its exact JSON; an answer
+  of one surface is never served on the other), decided by the cache's policy on the
   request's own fields (by default temperature 0; streams only with the cache's
   `streams` option, on by default). A REST client may mark a request with
   `labels: {"gemini-guard-cache": "yes" | "no" | "<ttl>"}`; the label is removed
@@ -122,16 +122,17 @@ class GatewayCache:
 
     def plan_openai(self, caller: Caller, parsed: Any, body: bytes) -> Lookup | None:
         """How a chat completion of the OpenAI-compatible surface meets the cache (None:
-        not cached). Not streamed ones. The policy reads its `temperature`; its key is
-        the request's exact JSON (keys sorted), the model in it included."""
-        if not isinstance(parsed, dict) or parsed.get("stream"):
+        not cached). The policy reads its `temperature`; its key is the request's exact
+        JSON (keys sorted), the model and `stream` in it included."""
+        if not isinstance(parsed, dict):
             return None
         payload = json.dumps(parsed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         scope = self.scope(caller)
         plan = self.cache.plan_exact(f"openai\x00{payload}", parsed.get("temperature"), scope=scope)
         if plan.key is None:
             return None
-        return Lookup(plan.key, plan.ttl, scope, body, stream=False, openai=True)
+        stream = parsed.get("stream") is True
+        return Lookup(plan.key, plan.ttl, scope, body, stream=stream, openai=True)
 
     @property
     def coalesces(self) -> bool:
@@ -170,9 +171,9 @@ class GatewayCache:
         if served_by != model:
             return None  # a fallback's answer: never pinned for a whole TTL
         if lookup.openai:
-            if not _completed(bodies[0]):
-                return None  # no choice, or one that did not finish
-            entry = Entry.encode_wire(model=model, bodies=bodies, stream=False, openai=True)
+            if not (_chat_stream_done(bodies) if lookup.stream else _completed(bodies[0])):
+                return None  # no choice, one that did not finish, or a stream cut short
+            entry = Entry.encode_wire(model=model, bodies=bodies, stream=lookup.stream, openai=True)
             await self.cache.akeep(lookup.key, entry, lookup.ttl, stream=False)
             return entry
         try:
@@ -214,11 +215,39 @@ def _finished(response: Any) -> bool:
 
 def _completed(body: bytes) -> bool:
     """A chat completion with a first choice that has a message and finished."""
+    choice = _first_choice(body)
+    return (
+        choice is not None
+        and isinstance(choice.get("message"), dict)
+        and bool(choice.get("finish_reason"))
+    )
+
+
+def _chat_stream_done(bodies: Sequence[bytes]) -> bool:
+    """A streamed chat completion that came whole: its chunks, one of them finishing
+    the first choice, then `[DONE]`, and no error event among them."""
+    if len(bodies) < 2 or bodies[-1].strip() != b"[DONE]":
+        return False
+    finished = False
+    for body in bodies[:-1]:
+        try:
+            chunk = json.loads(body)
+        except ValueError:
+            return False
+        if not isinstance(chunk, dict) or "error" in chunk:
+            return False
+        choice = _first_choice(body)
+        finished = finished or (choice is not None and bool(choice.get("finish_reason")))
+    return finished
+
+
+def _first_choice(body: bytes) -> dict[str, Any] | None:
     try:
         answer = json.loads(body)
     except ValueError:
-        return False
+        return None
     choices = answer.get("choices") if isinstance(answer, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return False
-    return isinstance(choices[0].get("message"), dict) and bool(choices[0].get("finish_reason"))
+        return None
+    choice: dict[str, Any] = choices[0]
+    return choice

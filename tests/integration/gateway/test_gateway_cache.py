@@ -359,3 +359,67 @@ async def test_a_repeated_chat_completion_is_answered_by_the_cache(
     assert "x-gemini-guard-cache" not in warm.headers  # the policy: temperature 0 only
     assert gemini.headers["x-gemini-guard-cache"] == "miss"  # each surface its own answers
     assert seen(emulator) == 3
+
+
+async def chat_stream(running: GatewayServer) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=running.base_url) as http:
+        return await http.post(
+            "/v1beta/openai/chat/completions",
+            json={
+                "model": FLASH,
+                "messages": [{"role": "user", "content": "What is 2 + 2?"}],
+                "temperature": 0,
+                "stream": True,
+            },
+            headers={"authorization": f"Bearer {TOKEN}"},
+        )
+
+
+async def test_a_repeated_streamed_chat_completion_is_replayed_from_the_cache(
+    emulator: EmulatorServer,
+) -> None:
+    async with gateway(emulator) as running:
+        first = await chat_stream(running)
+        second = await chat_stream(running)
+        client = openai.AsyncOpenAI(
+            api_key=TOKEN, base_url=f"{running.base_url}/v1beta/openai/", max_retries=0
+        )
+        async with client:
+            question: list[ChatCompletionMessageParam] = [
+                {"role": "user", "content": "What is 2 + 2?"}
+            ]
+            raw = await client.chat.completions.with_raw_response.create(
+                model=FLASH, messages=question, temperature=0, stream=True
+            )
+            pieces = [
+                chunk.choices[0].delta.content or "" async for chunk in raw.parse() if chunk.choices
+            ]
+    events = sse_events(first.content)
+    assert events is not None
+    assert events[-1] == b"[DONE]"
+    assert [r.headers["x-gemini-guard-cache"] for r in (first, second)] == ["miss", "hit"]
+    assert sse_events(second.content) == events  # the same events, in order
+    assert raw.headers["x-gemini-guard-cache"] == "hit"
+    said = "".join(
+        json.loads(e)["choices"][0]["delta"].get("content") or ""
+        for e in events[:-1]
+        if json.loads(e)["choices"]
+    )
+    assert "".join(pieces) == said  # the OpenAI SDK reads the replay as a stream
+    assert seen(emulator) == 1
+
+
+async def test_a_streamed_chat_completion_ending_in_an_error_is_not_kept() -> None:
+    scenario = {
+        **SCENARIO,
+        "faults": [{"kind": "stream_error", "models": [FLASH], "after_chunks": 1}],
+    }
+    async with serve_async(scenario, clock=FakeClock()) as server, gateway(server) as running:
+        replies = [await chat_stream(running) for _ in range(2)]
+    for reply in replies:
+        assert reply.status_code == 200
+        assert reply.headers["x-gemini-guard-cache"] == "miss"
+        events = sse_events(reply.content)
+        assert events is not None
+        assert any(e.startswith(b'{"error"') for e in events)  # then [DONE], as sent
+    assert seen(server) == 2

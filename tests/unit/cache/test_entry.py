@@ -83,3 +83,14 @@ def test_a_chat_completion_without_usage_saves_nothing_counted() -> None:
     for body in (b'{"choices":[]}', b'{"usage":[1]}', b"[]"):
         entry = Entry.encode_wire(model=FLASH, bodies=[body], stream=False, openai=True)
         assert (entry.tokens_saved, entry.dollars_saved) == (0, 0.0)
+
+
+def test_a_streamed_chat_completion_saves_what_its_usage_chunk_says() -> None:
+    chunks = [
+        b'{"choices":[{"index":0,"delta":{"content":"4"},"finish_reason":"stop"}]}',
+        b'{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3}}',
+        b"[DONE]",
+    ]
+    entry = Entry.encode_wire(model=FLASH, bodies=chunks, stream=True, openai=True)
+    assert entry.wire == tuple(chunks)
+    assert entry.tokens_saved == 15
