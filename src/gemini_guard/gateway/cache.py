@@ -174,7 +174,7 @@ class GatewayCache:
             if not (_chat_stream_done(bodies) if lookup.stream else _completed(bodies[0])):
                 return None  # no choice, one that did not finish, or a stream cut short
             entry = Entry.encode_wire(model=model, bodies=bodies, stream=lookup.stream, openai=True)
-            await self.cache.akeep(lookup.key, entry, lookup.ttl, stream=False)
+            await self.cache.akeep(lookup.key, entry, lookup.ttl, stream=lookup.stream)
             return entry
         try:
             entry = Entry.encode_wire(model=model, bodies=bodies, stream=lookup.stream)
@@ -215,7 +215,7 @@ def _finished(response: Any) -> bool:
 
 def _completed(body: bytes) -> bool:
     """A chat completion with a first choice that has a message and finished."""
-    choice = _first_choice(body)
+    choice = _first_choice(_json_or_none(body))
     return (
         choice is not None
         and isinstance(choice.get("message"), dict)
@@ -230,22 +230,22 @@ def _chat_stream_done(bodies: Sequence[bytes]) -> bool:
         return False
     finished = False
     for body in bodies[:-1]:
-        try:
-            chunk = json.loads(body)
-        except ValueError:
-            return False
+        chunk = _json_or_none(body)
         if not isinstance(chunk, dict) or "error" in chunk:
             return False
-        choice = _first_choice(body)
+        choice = _first_choice(chunk)
         finished = finished or (choice is not None and bool(choice.get("finish_reason")))
     return finished
 
 
-def _first_choice(body: bytes) -> dict[str, Any] | None:
+def _json_or_none(body: bytes) -> Any:
     try:
-        answer = json.loads(body)
+        return json.loads(body)
     except ValueError:
         return None
+
+
+def _first_choice(answer: Any) -> dict[str, Any] | None:
     choices = answer.get("choices") if isinstance(answer, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         return None
