@@ -407,6 +407,9 @@ def test_emulate_serving(how: str) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):  # else a failure here leaks to the next test
+            if pipe is not None:
+                pipe.close()
     assert proc.returncode == 0, err
     assert_chinese(Ran(("emulate",), how, 0, "".join(seen) + out, err))
 
@@ -448,6 +451,9 @@ def test_serve(how: str, emulator: EmulatorServer, workdir: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):  # else a failure here leaks to the next test
+            if pipe is not None:
+                pipe.close()
     assert proc.returncode == 0, err
     assert "网关" in seen[0]
     assert_chinese(Ran(("serve",), how, 0, "".join(seen) + out, err))

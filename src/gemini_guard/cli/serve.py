@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
@@ -18,7 +19,12 @@ from gemini_guard.cli._i18n import _
 __all__ = ["serve_command"]
 
 
+# Set on SIGTERM until uvicorn takes the signals over (see `gateway.server.run`).
+_stop_asked = threading.Event()
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
+    _stop_asked.set()
     raise KeyboardInterrupt
 
 
@@ -133,10 +139,10 @@ def serve_command(
     try:
         if gateway is not None and guard is not None:
             try:
-                run(gateway, sock=sock, grace=grace, loop=loop, http=http)
+                run(gateway, sock=sock, grace=grace, loop=loop, http=http, stop_asked=_stop_asked)
             finally:
                 guard.close()
-        else:
+        elif not _stop_asked.is_set():  # a SIGTERM lost in a finalizer still counts
             import uvicorn
 
             if config.source and config.source != "defaults":

@@ -7,9 +7,11 @@ What happens here, in order, before anything is sent upstream:
    `Authorization: Bearer` or `?key=` (401 when missing, 403 when unknown);
 3. the body: refused with 413 past the size limit before it is read whole, with 400
    when it is not JSON;
-4. the model: one the token may use (403), and the token's own budgets (429);
+4. the model: one the token may use (403);
 5. the response cache, when one is configured (`gemini_guard.gateway.cache`): a
-   repeat is answered from the store, an identical request in flight is waited for;
+   repeat is answered from the store, an identical request in flight is waited for
+   (neither spends the token's budgets);
+6. the token's own budgets (429);
 then the request goes to the upstream `transport` (an httpx transport: the guarded
 path in production; any transport in tests) with the client's credential removed, and
 the answer is relayed as it arrives (a stream stays a stream). Refusals are in

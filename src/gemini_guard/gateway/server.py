@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import socket
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -30,12 +31,17 @@ class GatewayServer:
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, stop_asked: threading.Event | None = None) -> None:
         super().__init__(config)
         self.ready = asyncio.Event()
+        self._stop_asked = stop_asked
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        # A stop asked before uvicorn took the signals over (see `run`): shut down now,
+        # as uvicorn would have on the signal.
+        if self._stop_asked is not None and self._stop_asked.is_set():
+            self.should_exit = True
         self.ready.set()
 
 
@@ -92,13 +98,20 @@ def run(
     grace: int = 10,
     loop: str = "auto",
     http: str = "auto",
+    stop_asked: threading.Event | None = None,
 ) -> None:
-    """Serve in the foreground until SIGTERM or Ctrl-C."""
+    """Serve in the foreground until SIGTERM or Ctrl-C.
+
+    `stop_asked`: set by the caller's own signal handler, which stands until uvicorn
+    installs its handlers when it starts serving. A signal raises KeyboardInterrupt in
+    whatever code runs at that moment, and when that is a finalizer Python prints the
+    exception and goes on: the server, once started, stops at once if the event is set,
+    so such a signal is not lost."""
     # uvicorn says only what goes wrong: the command prints its own lines, in the
     # user's language, and the access log is the gateway's own.
     config = _config(gateway, log_level="warning", grace=grace, loop=loop, http=http)
     _collect_less()
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config, stop_asked).run(sockets=[sock])
 
 
 def _collect_less() -> None:
