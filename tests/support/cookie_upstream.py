@@ -10,13 +10,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-ANSWER = {
-    "candidates": [
-        {"content": {"role": "model", "parts": [{"text": "Hi."}]}, "finishReason": "STOP"}
-    ],
-    "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1, "totalTokenCount": 4},
-    "modelVersion": "gemini-2.5-flash",
-}
+from tests.support.loopback_app import ANSWER, serve_on_loopback
 
 
 @dataclass
@@ -38,13 +32,6 @@ async def cookie_upstream() -> AsyncIterator[CookieUpstream]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    upstream.base_url = f"http://localhost:{port}"
-    try:
+    async with serve_on_loopback(app) as port:
+        upstream.base_url = f"http://localhost:{port}"
         yield upstream
-    finally:
-        await runner.cleanup()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.support.cookie_upstream import ANSWER
+from tests.support.loopback_app import ANSWER, serve_on_loopback
 
 
 @dataclass
@@ -31,16 +31,12 @@ async def held_upstream() -> AsyncIterator[HeldUpstream]:
 
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    upstream.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
-        yield upstream
-    finally:
-        upstream.release.set()
-        await runner.cleanup()
+    async with serve_on_loopback(app) as port:
+        upstream.base_url = f"http://127.0.0.1:{port}"
+        try:
+            yield upstream
+        finally:
+            upstream.release.set()  # no answer left waiting when the server closes
 
 
 async def until(condition: Callable[[], bool], what: Callable[[], str]) -> None:

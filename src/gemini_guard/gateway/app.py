@@ -576,7 +576,7 @@ def _from_cache(entry: Entry, *, stream: bool) -> Response:
 
 _DROPPED_RAW = frozenset(name.encode() for name in _DROPPED_RESPONSE_HEADERS)
 _CACHE_RAW = CACHE_HEADER.encode()
-_TOLD = {MODEL_HEADER.encode(): 0, ATTEMPTS_HEADER.encode(): 1, CACHE_HEADER.encode(): 2}
+_TOLD = {MODEL_HEADER.encode(): 0, ATTEMPTS_HEADER.encode(): 1, _CACHE_RAW: 2}
 
 
 def _raw_kept(reply: httpx.Response) -> list[tuple[bytes, bytes]]:

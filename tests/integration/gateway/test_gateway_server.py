@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from gemini_guard.clock import FakeClock
 from gemini_guard.emulator.server import bind_socket
@@ -17,21 +19,18 @@ from gemini_guard.gateway.server import _config, _Server
 from tests.integration.gateway.conftest import gateway_config
 
 
-async def _serve(stop_asked: threading.Event) -> tuple[bool, bool]:
-    """(whether the server ended by itself, whether it had started). It is given up
-    to 20 s to start and then a few of its main loop's ticks (0.1 s each) to end."""
+@asynccontextmanager
+async def _serving(
+    stop_asked: threading.Event,
+) -> AsyncIterator[tuple[_Server, asyncio.Task[None]]]:
+    """The gateway's server, started (up to 20 s) and shut down after the block."""
     gateway, guard = build_gateway(gateway_config("http://127.0.0.1:9"), clock=FakeClock())
     sock = bind_socket("127.0.0.1", 0)
     server = _Server(_config(gateway, log_level="warning", grace=1), stop_asked)
     serving = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:
-        await asyncio.wait(
-            {serving, asyncio.ensure_future(server.ready.wait())},
-            timeout=20,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        done, _ = await asyncio.wait({serving}, timeout=0.5)
-        return bool(done), server.ready.is_set()
+        await asyncio.wait_for(server.ready.wait(), timeout=20)
+        yield server, serving
     finally:
         server.should_exit = True
         await serving
@@ -43,10 +42,13 @@ async def _serve(stop_asked: threading.Event) -> tuple[bool, bool]:
 async def test_a_stop_asked_before_the_start_ends_the_server_once_started() -> None:
     asked = threading.Event()
     asked.set()
-    assert await _serve(asked) == (True, True)
+    async with _serving(asked) as (_, serving):
+        await asyncio.wait_for(asyncio.shield(serving), timeout=20)  # it ends by itself
 
 
 async def test_without_a_stop_the_server_keeps_serving() -> None:
-    ended, started = await _serve(threading.Event())
-    assert started
-    assert not ended
+    async with _serving(threading.Event()) as (server, serving):
+        # Its startup, where a stop asked earlier is acted on, is over: nothing told it
+        # to exit, so its loop serves on.
+        assert not server.should_exit
+        assert not serving.done()
