@@ -15,13 +15,14 @@ a refused connection is `httpx.ConnectError`, a timeout `httpx.ConnectTimeout` /
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import aiohttp
 import httpx
+
+from gemini_guard.call.loop_bound import closed_with_loop
 
 __all__ = ["AiohttpTransport"]
 
@@ -105,7 +106,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._sessions: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, aiohttp.ClientSession
         ] = weakref.WeakKeyDictionary()
-        # Per loop, what closes its session when the loop ends (see `_closed_with_loop`).
+        # Per loop, what closes its session when the loop ends (`closed_with_loop`).
         self._closers: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, AsyncGenerator[None, None]
         ] = weakref.WeakKeyDictionary()
@@ -128,7 +129,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
             )
             self._sessions[loop] = session
-            self._closers[loop] = _closed_with_loop(session)
+            self._closers[loop] = closed_with_loop(session.close)
         self._last = (weakref.ref(loop), session)
         return session
 
@@ -182,26 +183,3 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
         if closer is not None:
             await closer.aclose()
-
-
-def _closed_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
-    """An async generator, started, whose end closes `session`. A loop keeps the async
-    generators started on it and closes them as it shuts down (`asyncio.run` does, and
-    so do uvloop and the test runner's loops), so a session left open by its owner (a
-    Guard used inside `asyncio.run` and closed after it, or never) is closed properly
-    on its own loop instead of being collected later with its sockets open. Keep the
-    generator: the loop holds it only weakly."""
-
-    async def closer() -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            if not session.closed:
-                await session.close()
-
-    started = closer()
-    # Run it to its `yield` now (nothing to await before it): that first step is what
-    # registers it with the running loop.
-    with contextlib.suppress(StopIteration):
-        started.asend(None).send(None)
-    return started

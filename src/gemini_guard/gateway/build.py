@@ -5,8 +5,8 @@
 The Guard is the one `guard_from_config` makes (projects, pool, store, retry,
 breakers, cache, telemetry); the gateway answers repeats from its response cache
 (`gateway.cache`, per token) and sends every other checked request through its
-HTTP-level path (`call.transport.GuardedTransport`) over aiohttp, to the config's
-`base_url` (Google's endpoint by default).
+HTTP-level path (`call.transport.GuardedTransport`) over its own HTTP/1.1 client
+(`call.wire_transport`), to the config's `base_url` (Google's endpoint by default).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from gemini_guard.call.aiohttp_transport import AiohttpTransport
 from gemini_guard.call.transport import GuardedTransport
+from gemini_guard.call.wire_transport import WireTransport
 from gemini_guard.clock import Clock
 from gemini_guard.config import GuardConfig, load_config
 from gemini_guard.errors import ConfigError
@@ -53,11 +53,11 @@ def build_gateway(
         guard_options["clock"] = clock
     guard = guard_from_config(config, **guard_options)
     base_url = config.base_url or GOOGLE_ENDPOINT
-    transport = GuardedTransport(guard, ainner=AiohttpTransport())
+    transport = GuardedTransport(guard, ainner=WireTransport())
     budgets = CallerBudgets(tokens.callers(), store=config.store, clock=guard.clock)
 
     async def upstream_reachable() -> str | None:
-        async with httpx.AsyncClient(transport=AiohttpTransport(), timeout=3.0) as http:
+        async with httpx.AsyncClient(transport=WireTransport(), timeout=3.0) as http:
             try:
                 await http.get(f"{base_url}/v1beta/models", params={"pageSize": 1})
             except httpx.TransportError as exc:
