@@ -47,6 +47,7 @@ _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 # A reader this far behind pauses the socket until it catches up.
 _PAUSE_AT = 1 << 20
 _HTTP_11 = b"HTTP/1.1"
+_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
 
 
 class _Exchange:
@@ -57,6 +58,7 @@ class _Exchange:
         "chunks",
         "complete",
         "error",
+        "framed",
         "headers",
         "loop",
         "read_timeout",
@@ -79,6 +81,8 @@ class _Exchange:
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0
         self.complete = False
+        # Its length given, or sent in chunks; else its body ends when the connection does.
+        self.framed = True
         self.error: httpx.TransportError | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.whole = False  # read whole: never paused
@@ -163,7 +167,12 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         self._pool.forget(self)
         exchange = self.exchange
-        if exchange is not None:
+        if exchange is not None and exchange.status and not exchange.framed and exc is None:
+            # An answer with neither a length nor chunks (HTTP/1.0's way) ends here.
+            exchange.complete = True
+            self.exchange = None
+            exchange.wake()
+        elif exchange is not None:
             why = "before it sent an answer" if not exchange.status else "mid-answer"
             exchange.fail(
                 httpx.RemoteProtocolError(
@@ -183,10 +192,19 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         exchange = self.exchange
-        if exchange is not None:
-            exchange.status = self._parser.get_status_code()
-            self._keep_alive = self._parser.should_keep_alive()
-            exchange.wake()
+        if exchange is None:
+            return
+        status = self._parser.get_status_code()
+        if status < 200:
+            # An interim answer (100 Continue, 103 Early Hints): the real one follows.
+            exchange.headers.clear()
+            exchange.reason = b""
+            return
+        exchange.status = status
+        self._keep_alive = self._parser.should_keep_alive()
+        if status not in (204, 304):
+            exchange.framed = any(name.lower() in _FRAMING for name, _ in exchange.headers)
+        exchange.wake()
 
     def on_body(self, body: bytes) -> None:
         exchange = self.exchange
@@ -201,8 +219,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         exchange = self.exchange
-        if exchange is None:
-            return
+        if exchange is None or not exchange.status:
+            return  # an interim answer's end: the real one is still to come
         exchange.complete = True
         self.exchange = None
         exchange.wake()

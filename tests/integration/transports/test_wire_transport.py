@@ -27,6 +27,10 @@ class Upstream:
     requests: list[bytes] = field(default_factory=list)
 
 
+class ThenClose(bytes):
+    """An answer after which the upstream closes the connection."""
+
+
 async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
     """One request's head and body, or None when the client closed the connection."""
     try:
@@ -55,7 +59,7 @@ async def upstream(
     ssl_context: ssl.SSLContext | None = None,
 ) -> AsyncIterator[Upstream]:
     """A keep-alive HTTP/1.1 server on loopback: `answer(request, upstream)` gives the
-    bytes to send (None: close the connection)."""
+    bytes to send (None: close the connection instead; `ThenClose`: close after)."""
     scheme = "https" if ssl_context is not None else "http"
     state = Upstream(base_url="")
 
@@ -69,6 +73,8 @@ async def upstream(
                     break
                 writer.write(sent)
                 await writer.drain()
+                if isinstance(sent, ThenClose):
+                    break
         except ConnectionError:
             pass
         finally:
@@ -194,6 +200,29 @@ async def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
     async with upstream(garbage) as up, httpx.AsyncClient(transport=WireTransport()) as client:
         with pytest.raises(httpx.RemoteProtocolError, match=r"not valid HTTP/1\.1"):
             await client.post(f"{up.base_url}/x", json={})
+
+
+async def test_an_interim_answer_is_skipped_for_the_real_one() -> None:
+    async def early_hints(request: bytes, state: Upstream) -> bytes:
+        return b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n" + _answer(b'{"ok": 1}')
+
+    async with upstream(early_hints) as up, httpx.AsyncClient(transport=WireTransport()) as c:
+        answers = [await c.post(f"{up.base_url}/x", json={}) for _ in range(2)]
+    assert [(a.status_code, a.json()) for a in answers] == [(200, {"ok": 1})] * 2
+    assert "link" not in answers[0].headers
+    assert up.connections == 1
+
+
+async def test_an_answer_that_ends_with_its_connection_is_whole() -> None:
+    # No length and no chunks: HTTP/1.0's way, which some proxies' error pages still use.
+    async def until_close(request: bytes, state: Upstream) -> bytes:
+        page = b"HTTP/1.0 502 Bad Gateway\r\ncontent-type: text/html\r\n\r\n<html>down</html>"
+        return ThenClose(page)
+
+    async with upstream(until_close) as up, httpx.AsyncClient(transport=WireTransport()) as c:
+        answers = [await c.post(f"{up.base_url}/x", json={}) for _ in range(2)]
+    assert [(a.status_code, a.text) for a in answers] == [(502, "<html>down</html>")] * 2
+    assert up.connections == 2  # not kept: its end was the connection's
 
 
 async def test_a_compressed_answer_is_decoded_by_httpx_however_it_is_read() -> None:
