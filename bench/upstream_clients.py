@@ -1,12 +1,14 @@
 """Which asyncio HTTP client should carry a gateway's upstream requests?
 
-    python -m bench upstream_clients [--requests N] [--concurrency 1,32,200]
+    python -m bench upstream_clients [--requests N] [--concurrency 1,32,200] [--loop uvloop]
 
 Each client sends the same POST (a 600-byte JSON body, as a short generateContent) to
 a minimal keep-alive HTTP/1.1 server in its own process, which answers a fixed 1 KB
 JSON at once: what is measured is the client's own cost, not the server's. For each
-client and concurrency: requests per second, p50/p99 latency and the client process's
-CPU per request, side by side in one run (the machine is shared; compare within a run).
+client and concurrency (the plain clients, and the guarded path's two httpx transports
+called as the gateway calls them): requests per second, p50/p99 latency and the client
+process's CPU per request, side by side in one run (the machine is shared; compare
+within a run).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 import httpx
+
+from gemini_guard.call.aiohttp_transport import AiohttpTransport
+from gemini_guard.call.transport import read_body
+from gemini_guard.call.wire_transport import WireTransport
 
 _BODY = json.dumps({"contents": [{"role": "user", "parts": [{"text": "x" * 520}]}]}).encode()
 _ANSWER = json.dumps(
@@ -151,6 +157,27 @@ async def _run(
                     await _measure(aiohttp_send, requests=requests, concurrency=level),
                 )
             )
+        # The two httpx transports the guarded path can send through, called as the
+        # gateway calls them (no httpx client around them) and read as it reads.
+        for name, transport in (
+            ("AiohttpTransport", AiohttpTransport()),
+            ("WireTransport", WireTransport()),
+        ):
+
+            async def through(transport: httpx.AsyncBaseTransport = transport) -> None:
+                request = httpx.Request(
+                    "POST", url, headers=headers, stream=httpx.ByteStream(_BODY)
+                )
+                response = await transport.handle_async_request(request)
+                await read_body(response)
+                await response.aclose()
+
+            try:
+                rows.append(
+                    (name, level, await _measure(through, requests=requests, concurrency=level))
+                )
+            finally:
+                await transport.aclose()
     return rows
 
 
@@ -158,6 +185,12 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench upstream_clients")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", default="1,32,200")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the clients' event loop (the gateway serves on uvloop when installed)",
+    )
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.concurrency.split(",")]
     sock = socket.socket()
@@ -167,9 +200,15 @@ def main(argv: list[str]) -> None:
     server = multiprocessing.get_context("fork").Process(target=_serve, args=(sock,), daemon=True)
     server.start()
     try:
-        rows = asyncio.run(
-            _run(f"http://127.0.0.1:{port}/v1beta/models/m:generateContent", args.requests, levels)
+        run = _run(
+            f"http://127.0.0.1:{port}/v1beta/models/m:generateContent", args.requests, levels
         )
+        if args.loop == "uvloop":
+            import uvloop
+
+            rows = uvloop.run(run)
+        else:
+            rows = asyncio.run(run)
     finally:
         server.terminate()
         server.join()
