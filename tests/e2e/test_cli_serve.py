@@ -176,11 +176,15 @@ def test_workers_share_quota_state_and_one_metrics_view(
             statuses = [http.post(url, json=body).status_code for _ in range(6)]
             scrapes = [http.get(f"{base_url}/metrics").text for _ in range(4)]
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=60)
+        _out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
     assert statuses == [200] * 6
+    # Each worker writes its own access lines, all of them by the time it has stopped.
+    access = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert [entry["status"] for entry in access] == [200] * 6
+    assert {entry["caller"] for entry in access} == {"app"}
     line = 'gemini_guard_requests_total{category="none",model="gemini-2.5-flash",outcome="success"}'
     # Whichever worker answers the scrape, it counts the requests of both.
     for text in scrapes:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -26,16 +24,6 @@ _stop_asked = threading.Event()
 def _stop(signum: int, frame: FrameType | None) -> None:
     _stop_asked.set()
     raise KeyboardInterrupt
-
-
-def _access_log_to_stderr() -> None:
-    """One JSON line per request on stderr (no key, token or prompt is in them)."""
-    access = logging.getLogger("gemini_guard.gateway.access")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
-    access.propagate = False
 
 
 @main.command("serve", cls=GuardCommand)
@@ -91,6 +79,7 @@ def serve_command(
     token as their API key; the Google keys stay here. Runs until SIGTERM or Ctrl-C,
     its normal end (exit code 0)."""
     from gemini_guard.emulator.server import bind_socket
+    from gemini_guard.gateway.access_log import stderr_access_log
     from gemini_guard.gateway.build import build_gateway
     from gemini_guard.gateway.server import run
 
@@ -105,7 +94,11 @@ def serve_command(
             )
         )
     # Everything that can be wrong with the configuration is said before listening.
-    gateway, guard = build_gateway(config) if workers == 1 else (None, None)
+    # One JSON line per request on stderr (no key, token or prompt is in them); each
+    # worker process writes its own (`app_from_environment`).
+    gateway, guard = (
+        build_gateway(config, access_log=stderr_access_log()) if workers == 1 else (None, None)
+    )
     if workers > 1:
         from gemini_guard.gateway.auth import TokenTable
 
@@ -127,7 +120,6 @@ def serve_command(
     shown = f"[{host}]" if ":" in host else host
     base_url = f"http://{shown}:{bound}"
     signal.signal(signal.SIGTERM, _stop)
-    _access_log_to_stderr()
     click.echo(_("gateway listening on {url}", url=base_url))
     click.echo(
         _(

@@ -21,6 +21,7 @@ from gemini_guard.call.wire_transport import WireTransport
 from gemini_guard.clock import Clock
 from gemini_guard.config import GuardConfig, load_config
 from gemini_guard.errors import ConfigError
+from gemini_guard.gateway.access_log import AccessLog, stderr_access_log
 from gemini_guard.gateway.app import Gateway
 from gemini_guard.gateway.auth import TokenTable
 from gemini_guard.gateway.budgets import CallerBudgets
@@ -38,9 +39,12 @@ def build_gateway(
     *,
     clock: Clock | None = None,
     environ: dict[str, str] | None = None,
+    access_log: AccessLog | None = None,
     **guard_options: Any,
 ) -> tuple[Gateway, Guard]:
-    """The gateway of `config` and the Guard behind it (close both when done)."""
+    """The gateway of `config` and the Guard behind it (close both when done).
+    `access_log`: where its access lines go (None: the `gemini_guard.gateway.access`
+    logger)."""
     tokens = TokenTable.from_section(
         config.gateway, environ=dict(os.environ if environ is None else environ)
     )
@@ -81,6 +85,7 @@ def build_gateway(
         ready_checks=(("upstream", upstream_reachable),),
         metrics=metrics,
         status=lambda: status_page(recent),
+        access_log=access_log,
     )
     return gateway, guard
 
@@ -88,5 +93,5 @@ def build_gateway(
 def app_from_environment() -> Any:
     """The ASGI app for `uvicorn --factory` (several workers): the configuration
     named by GEMINI_GUARD_CONFIG."""
-    gateway, _guard = build_gateway(load_config())
+    gateway, _guard = build_gateway(load_config(), access_log=stderr_access_log())
     return gateway.app
