@@ -224,6 +224,12 @@ class _Connection(asyncio.Protocol):
         exchange.complete = True
         self.exchange = None
         exchange.wake()
+        if self._paused and not self.closed:
+            # The answer is all here (what its reader has yet to take is buffered): the
+            # next request's answer must be read.
+            self._paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
         if self._keep_alive and not self.closed:
             self._pool.release(self)
         else:
@@ -237,9 +243,9 @@ class _Connection(asyncio.Protocol):
         self.transport.write(data)
 
     def taken(self, exchange: _Exchange) -> None:
-        """The reader took what was buffered: read on if reading was paused."""
+        """The reader took what was buffered: read on if reading was paused for it."""
         exchange.buffered = 0
-        if self._paused and not self.closed:
+        if self._paused and self.exchange is exchange and not self.closed:
             self._paused = False
             assert self.transport is not None
             self.transport.resume_reading()

@@ -182,6 +182,28 @@ async def test_a_large_answer_read_slowly_arrives_whole() -> None:
     assert up.connections == 1
 
 
+async def test_a_large_answer_left_unread_does_not_stall_its_connection() -> None:
+    # One byte over the megabyte at which reading pauses: the pause and the answer's
+    # end come in the same read. Left unread, the connection still reads the next answer.
+    payload = b"z" * ((1 << 20) + 1)
+
+    async def big_then_small(request: bytes, state: Upstream) -> bytes:
+        return _answer(payload if len(state.requests) == 1 else b"{}")
+
+    timeout = httpx.Timeout(5, read=2)
+    async with (
+        upstream(big_then_small) as up,
+        httpx.AsyncClient(transport=WireTransport(), timeout=timeout) as client,
+    ):
+        async with client.stream("POST", f"{up.base_url}/x", json={}) as streamed:
+            assert streamed.status_code == 200
+            for _ in range(200):  # let the answer arrive, unread
+                await asyncio.sleep(0)
+        small = await client.post(f"{up.base_url}/x", json={})
+    assert small.content == b"{}"
+    assert up.connections == 1
+
+
 async def test_an_upstream_that_does_not_answer_is_a_read_timeout() -> None:
     async def never(request: bytes, state: Upstream) -> bytes | None:
         await asyncio.Event().wait()
