@@ -168,11 +168,12 @@ async def _load(
     }
 
 
-def _gateway_config(workdir: Path, upstream_port: int) -> Path:
+def _gateway_config(workdir: Path, upstream_port: int, store: str | None = None) -> Path:
     config = workdir / "gemini-guard.toml"
     config.write_text(
         f'base_url = "http://127.0.0.1:{upstream_port}"\n'
-        f'models = ["{MODEL}"]\n'
+        + (f'store = "{store}"\n' if store else "")
+        + f'models = ["{MODEL}"]\n'
         '[[projects]]\nname = "bench"\napi_key_env = "BENCH_GOOGLE_KEY"\n'
         "[telemetry]\nlog = false\n"
         '[[gateway.tokens]]\nname = "bench"\ntoken_env = "BENCH_TOKEN"\n'
@@ -255,6 +256,12 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM's proxy out")
     parser.add_argument(
+        "--store",
+        default=None,
+        help="the gateways' store URL (e.g. redis://127.0.0.1:6379/15, as replicas share "
+        "one); default: memory://",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="SRC",
         type=Path,
@@ -303,7 +310,7 @@ def main(argv: list[str]) -> None:
             process.start()
             fixed = process
             sock.close()
-        config = _gateway_config(workdir, upstream_port)
+        config = _gateway_config(workdir, upstream_port, args.store)
         contenders: list[Contender] = []
         served = [(mode, None) for mode in modes]
         if args.baseline is not None:
