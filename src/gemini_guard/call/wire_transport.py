@@ -44,6 +44,7 @@ __all__ = ["WireTransport"]
 # Hop-by-hop or recomputed here: the body's length is set from the body itself.
 _DROPPED_REQUEST_HEADERS = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "OPTIONS"})
 # A reader this far behind pauses the socket until it catches up.
 _PAUSE_AT = 1 << 20
 _HTTP_11 = b"HTTP/1.1"
@@ -132,6 +133,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.exchange: _Exchange | None = None
         self.closed = False
+        # The upstream closed it before answering the request sent on it.
+        self.closed_by_upstream = False
         self.idle_since = 0.0
         self._keep_alive = True
         self._paused = False
@@ -164,6 +167,7 @@ class _Connection(asyncio.Protocol):
         return False  # close: a half-closed upstream is a closed one
 
     def connection_lost(self, exc: Exception | None) -> None:
+        closed_by_us = self.closed
         self.closed = True
         self._pool.forget(self)
         exchange = self.exchange
@@ -173,6 +177,7 @@ class _Connection(asyncio.Protocol):
             self.exchange = None
             exchange.wake()
         elif exchange is not None:
+            self.closed_by_upstream = not closed_by_us and not exchange.status
             why = "before it sent an answer" if not exchange.status else "mid-answer"
             exchange.fail(
                 httpx.RemoteProtocolError(
@@ -391,16 +396,30 @@ class WireTransport(httpx.AsyncBaseTransport):
         origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
         pool = self._pool(loop)
         connection = pool.idle(origin)
-        if connection is None:
-            connection = await self._connect(loop, pool, origin, request, timeouts.get("connect"))
-        exchange = _Exchange(loop, request, timeouts.get("read"))
-        connection.send(exchange, data)
-        try:
-            while not exchange.status:
-                await exchange.changed()
-        except BaseException:
-            connection.close()  # a timeout, a cancel: the answer can't be waited for
-            raise
+        while True:
+            kept = connection is not None
+            if connection is None:
+                connection = await self._connect(
+                    loop, pool, origin, request, timeouts.get("connect")
+                )
+            exchange = _Exchange(loop, request, timeouts.get("read"))
+            connection.send(exchange, data)
+            try:
+                while not exchange.status:
+                    await exchange.changed()
+            except httpx.RemoteProtocolError:
+                connection.close()
+                if kept and connection.closed_by_upstream and request.method in _IDEMPOTENT:
+                    # A kept connection the upstream closed as the request went out
+                    # (an idle timeout): once more, on a new one. Not a POST: the
+                    # upstream may have acted on it (the guarded path decides that).
+                    connection = None
+                    continue
+                raise
+            except BaseException:
+                connection.close()  # a timeout, a cancel: the answer can't be waited for
+                raise
+            break
         headers = exchange.headers
         encoded = any(name.lower() == b"content-encoding" for name, _ in headers)
         stream = (_Answer if encoded else _WholeAnswer)(connection, exchange)

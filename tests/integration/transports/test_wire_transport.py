@@ -145,6 +145,24 @@ async def test_a_connection_the_upstream_closed_while_idle_is_not_reused() -> No
     assert up.connections == 3
 
 
+async def test_a_kept_connection_closed_as_a_get_goes_out_is_tried_once_more() -> None:
+    # The upstream drops a kept connection (an idle timeout) just as a request arrives
+    # on it: a GET is sent again on a new connection; a POST, which the upstream may
+    # have acted on, fails as it came (the guarded path decides whether to retry).
+    async def drop_the_second(request: bytes, state: Upstream) -> bytes | None:
+        return None if len(state.requests) in (2, 5) else _answer(b'{"ok": 1}')
+
+    async with upstream(drop_the_second) as up, httpx.AsyncClient(transport=WireTransport()) as c:
+        first = await c.get(f"{up.base_url}/v1beta/models")
+        again = await c.get(f"{up.base_url}/v1beta/models")
+        await c.get(f"{up.base_url}/v1beta/models")  # on the new connection, kept
+        with pytest.raises(httpx.RemoteProtocolError, match="before it sent an answer"):
+            await c.post(f"{up.base_url}/x", json={})
+    assert (first.json(), again.json()) == ({"ok": 1}, {"ok": 1})
+    assert up.connections == 2
+    assert len(up.requests) == 5
+
+
 async def test_an_answer_abandoned_midway_closes_its_connection() -> None:
     async def stream_then_hold(request: bytes, state: Upstream) -> bytes | None:
         if len(state.requests) == 1:
