@@ -119,16 +119,19 @@ def serve_command(
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     base_url = f"http://{shown}:{bound}"
-    signal.signal(signal.SIGTERM, _stop)
-    click.echo(_("gateway listening on {url}", url=base_url))
-    click.echo(
-        _(
-            "Point an SDK at it with a gateway token as the API key, e.g. "
-            "GOOGLE_GEMINI_BASE_URL={url} GEMINI_API_KEY=<token>",
-            url=base_url,
-        )
-    )
     try:
+        # From here a SIGTERM is a KeyboardInterrupt wherever it lands (the lines
+        # below included: a caller may stop the server as soon as it reads them), and
+        # it ends here, as a stop.
+        signal.signal(signal.SIGTERM, _stop)
+        click.echo(_("gateway listening on {url}", url=base_url))
+        click.echo(
+            _(
+                "Point an SDK at it with a gateway token as the API key, e.g. "
+                "GOOGLE_GEMINI_BASE_URL={url} GEMINI_API_KEY=<token>",
+                url=base_url,
+            )
+        )
         if gateway is not None and guard is not None:
             try:
                 run(gateway, sock=sock, grace=grace, loop=loop, http=http, stop_asked=_stop_asked)
