@@ -1,8 +1,9 @@
 """Async calls ask shared breaker stores (SQLite, Redis) without blocking the event loop.
 
 The engine yields a breaker kept in a shared store as `Admit` / `Record` effects; the
-async driver awaits the store's `aload` / `aupdate`, which run the driver's I/O in a
-worker thread. A store that dies after the answer came must not lose the answer.
+async driver awaits the store's `aload` / `aupdate`, which run SQLite's I/O in a worker
+thread and Redis's on redis-py's asyncio client. A store that dies after the answer
+came must not lose the answer.
 """
 
 from __future__ import annotations

@@ -298,3 +298,70 @@ def test_corrupt_sqlite_state_is_a_store_error(tmp_path: Path) -> None:
             store.load("p/m")
     finally:
         store.close()
+
+
+def _commands(server: RedisServer) -> dict[str, int]:
+    """Redis's own count of the commands it has run, by name."""
+    import redis
+
+    client = redis.Redis.from_url(server.url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): int(row["calls"]) for name, row in stats.items()}
+
+
+def _ran(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    ran = {name: after[name] - before.get(name, 0) for name in after}
+    # Leaving out the counting itself and new connections' handshakes.
+    return {name: n for name, n in ran.items() if n and name not in ("info", "hello")}
+
+
+@pytest.mark.redis
+async def test_a_redis_breaker_call_costs_one_read_and_one_swap(
+    redis_server: RedisServer,
+) -> None:
+    # A call admits (a read), then records its end (a swap expecting what was read):
+    # two round trips, sync or async, where a read and a WATCH transaction took four.
+    store = RedisBreakerStore.from_url(f"{redis_server.url}?on_outage=fail", clock=FakeClock())
+    breaker = Breaker("p/gemini-2.5-flash", policy=BreakerPolicy(), store=store)
+    now = 1_700_000_000.0
+    try:
+        breaker.record(now, None)  # the script is loaded once
+        before = _commands(redis_server)
+        assert breaker.admit(now + 1)[0].allowed
+        breaker.record(now + 1, None)
+        between = _commands(redis_server)
+        assert (await breaker.aadmit(now + 2))[0].allowed
+        await breaker.arecord(now + 2, None)
+        after = _commands(redis_server)
+        snapshot = store.load("p/gemini-2.5-flash")
+    finally:
+        await store.aclose()
+    # Sent: the admission's GET and one EVALSHA (Redis counts the GET and SET its
+    # script runs too); no WATCH, MULTI or EXEC.
+    assert _ran(before, between) == {"get": 2, "set": 1, "evalsha": 1}
+    assert _ran(between, after) == {"get": 2, "set": 1, "evalsha": 1}
+    assert snapshot is not None
+    assert [t for t, _failed in snapshot.outcomes] == [now, now + 1, now + 2]
+
+
+@pytest.mark.redis
+def test_a_redis_that_forgot_the_swap_script_still_records(redis_server: RedisServer) -> None:
+    import redis
+
+    store = RedisBreakerStore.from_url(f"{redis_server.url}?on_outage=fail", clock=FakeClock())
+    breaker = Breaker("p/gemini-2.5-pro", policy=BreakerPolicy(), store=store)
+    now = 1_700_000_000.0
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        breaker.record(now, OverloadedError)
+        admin.script_flush()  # as a restarted Redis would have
+        breaker.record(now + 1, OverloadedError)
+        snapshot = store.load("p/gemini-2.5-pro")
+    finally:
+        admin.close()
+        store.close()
+    assert snapshot is not None
+    assert snapshot.failures == (now, now + 1)

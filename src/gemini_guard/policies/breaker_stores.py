@@ -11,11 +11,15 @@ breaker keeps its snapshots in a table / keys of its own beside the quota ledger
 both take the last half-open probe or lose each other's failures:
 - SQLite: `BEGIN IMMEDIATE` (the write lock is taken before reading), read, apply
   `change`, write, `COMMIT`; WAL and a busy timeout let processes queue.
-- Redis: optimistic `WATCH key` / `GET` / `MULTI` / `SET` / `EXEC`, run again when
-  another client changed the key in between. `change` is pure, so running it twice
-  is harmless. Keys are hash-tagged (`gg:breaker:{project/model}`) for Redis Cluster
-  and expire a day after their last change (a breaker idle that long is closed in
-  all but name).
+- Redis: compare and swap. `change` is applied to the state this process last read
+  or wrote for the key, and a short script writes the result only if the key still
+  holds that state; if not, it returns what the key holds, and `change` runs again on
+  that. `change` is pure, so running it twice is harmless. A breaker admits, then
+  records, so a call costs one GET and one script (the `WATCH` / `GET` / `MULTI` /
+  `SET` / `EXEC` this replaced cost four round trips a call). asyncio callers use
+  redis-py's asyncio client (no worker thread). Keys are hash-tagged
+  (`gg:breaker:{project/model}`) for Redis Cluster and expire a day after their last
+  change (a breaker idle that long is closed in all but name).
 
 A Redis that stops answering degrades to a local in-memory store (a warning on the
 "gemini_guard" logger; retried every `retry_after` clock seconds: `stores.outage`),
@@ -26,6 +30,7 @@ since a breaker store outage must not fail calls that a healthy model could serv
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -64,6 +69,19 @@ def open_breaker_store(url: str, *, clock: Clock | None = None) -> BreakerStore:
     if parsed.kind == "sqlite":
         return SQLiteBreakerStore.from_url(parsed)
     return RedisBreakerStore.from_url(parsed, clock=clock)
+
+
+def _raw(value: object) -> bytes | None:
+    """A state as the client read it (bytes: the clients do not decode answers)."""
+    if value is None or isinstance(value, bytes):
+        return value
+    raise StoreError(f"a breaker state read from Redis is {type(value).__name__}, not bytes")
+
+
+def _swap_args(name: str, expected: bytes | None, new: bytes) -> list[str | bytes | int]:
+    if expected is None:
+        return [name, b"0", b"", new, _TTL]
+    return [name, b"1", expected, new, _TTL]
 
 
 def _dump(snapshot: BreakerSnapshot) -> str:
@@ -142,11 +160,22 @@ class SQLiteBreakerStore:
 
 
 _TTL = 86_400  # seconds a breaker key outlives its last change
-_MAX_RACES = 100  # WATCH conflicts in a row before giving up
+_MAX_RACES = 100  # lost swaps in a row before giving up
+# KEYS[1]: the breaker's key; ARGV: 1 if a state is expected (0: none), the expected
+# state, the new state, its time to live. {1} when swapped, else {0, what the key holds}.
+_SWAP = """
+local current = redis.call('GET', KEYS[1])
+if (ARGV[1] == '0' and not current) or (ARGV[1] == '1' and current == ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
+  return {1}
+end
+return {0, current}
+"""
+_SWAP_SHA = hashlib.sha1(_SWAP.encode()).hexdigest()
 
 
 class RedisBreakerStore:
-    """Breaker snapshots in Redis, one JSON string per breaker, updated under WATCH."""
+    """Breaker snapshots in Redis, one JSON string per breaker, swapped by a script."""
 
     def __init__(
         self,
@@ -172,7 +201,10 @@ class RedisBreakerStore:
         self._backend = RedisBackend(parsed)
         self._client = self._backend.client
         self._error = self._backend.error
-        self._watch_error: type[Exception] = self._backend.redis.WatchError
+        self._no_script = self._backend.no_script
+        # Per breaker, the state (as stored) this process last read or wrote: what the
+        # next swap expects to find.
+        self._seen: dict[str, bytes | None] = {}
         self._prefix = parsed.prefix
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._url = parsed.shown  # no credentials
@@ -226,11 +258,12 @@ class RedisBreakerStore:
     def load(self, key: str) -> BreakerSnapshot | None:
         if self._use_redis():
             try:
-                raw = self._client.get(self._name(key))
+                raw = _raw(self._client.get(self._name(key)))
             except self._error as exc:
                 self._outage_began(exc)
             else:
                 self._recovered()
+                self._seen[key] = raw
                 return _parse(raw, self._url)
         return self._local.load(key)
 
@@ -247,29 +280,74 @@ class RedisBreakerStore:
 
     def _update(self, key: str, change: Change) -> BreakerSnapshot:
         name = self._name(key)
-        watch_error = self._watch_error
-        with self._client.pipeline() as pipe:
-            for _ in range(_MAX_RACES):
-                try:
-                    pipe.watch(name)  # type: ignore[no-untyped-call]
-                    new = change(_parse(pipe.get(name), self._url))
-                    pipe.multi()
-                    pipe.set(name, _dump(new), ex=_TTL)
-                    pipe.execute()
-                    return new
-                except watch_error:
-                    continue  # another client changed it: read again
-        raise StoreError(
+        seen = self._seen
+        expected = seen[key] if key in seen else _raw(self._client.get(name))
+        for _ in range(_MAX_RACES):
+            new = change(_parse(expected, self._url))
+            raw = _dump(new).encode()
+            args = _swap_args(name, expected, raw)
+            try:
+                answer = self._client.evalsha(_SWAP_SHA, 1, *args)
+            except self._no_script:  # a restarted or flushed Redis forgot the script
+                answer = self._client.eval(_SWAP, 1, *args)
+            if answer[0] == 1:
+                self._seen[key] = raw
+                return new
+            expected = _raw(answer[1])  # another process changed it: `change` that
+        raise self._raced(key)
+
+    # asyncio callers: redis-py's asyncio client for the running loop, so a call does
+    # not wait for a worker thread (and one outage state serves both kinds of caller).
+    async def aload(self, key: str) -> BreakerSnapshot | None:
+        if self._use_redis():
+            try:
+                raw = _raw(await self._backend.async_client().get(self._name(key)))
+            except self._error as exc:
+                self._outage_began(exc)
+            else:
+                self._recovered()
+                self._seen[key] = raw
+                return _parse(raw, self._url)
+        return self._local.load(key)
+
+    async def aupdate(self, key: str, change: Change) -> BreakerSnapshot:
+        if self._use_redis():
+            try:
+                new = await self._aupdate(key, change)
+            except self._error as exc:
+                self._outage_began(exc)
+            else:
+                self._recovered()
+                return new
+        return self._local.update(key, change)
+
+    async def _aupdate(self, key: str, change: Change) -> BreakerSnapshot:
+        client = self._backend.async_client()
+        name = self._name(key)
+        seen = self._seen
+        expected = seen[key] if key in seen else _raw(await client.get(name))
+        for _ in range(_MAX_RACES):
+            new = change(_parse(expected, self._url))
+            raw = _dump(new).encode()
+            args = _swap_args(name, expected, raw)
+            try:
+                answer = await client.evalsha(_SWAP_SHA, 1, *args)
+            except self._no_script:
+                answer = await client.eval(_SWAP, 1, *args)
+            if answer[0] == 1:
+                self._seen[key] = raw
+                return new
+            expected = _raw(answer[1])
+        raise self._raced(key)
+
+    def _raced(self, key: str) -> StoreError:
+        return StoreError(
             f"breaker {key!r} in {self._url} changed under us {_MAX_RACES} times in a row"
         )
 
-    # The sync client in a worker thread: async callers do not block their loop,
-    # and one connection pool and one outage state serve both kinds of caller.
-    async def aload(self, key: str) -> BreakerSnapshot | None:
-        return await asyncio.to_thread(self.load, key)
-
-    async def aupdate(self, key: str, change: Change) -> BreakerSnapshot:
-        return await asyncio.to_thread(self.update, key, change)
-
     def close(self) -> None:
         self._backend.close()
+
+    async def aclose(self) -> None:
+        """`close`, awaiting the asyncio client of the running loop."""
+        await self._backend.aclose()
