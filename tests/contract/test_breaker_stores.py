@@ -7,6 +7,7 @@ plain wall-clock numbers handed to the pure breaker functions: nothing sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import sqlite3
 import threading
@@ -365,3 +366,25 @@ def test_a_redis_that_forgot_the_swap_script_still_records(redis_server: RedisSe
         store.close()
     assert snapshot is not None
     assert snapshot.failures == (now, now + 1)
+
+
+@pytest.mark.redis
+async def test_a_process_s_calls_in_flight_together_swap_one_at_a_time(
+    redis_server: RedisServer,
+) -> None:
+    # 50 records at once on one handle: every one kept, each swapped at its first try
+    # (calls racing each other in one process would fail their swaps and go round).
+    store = RedisBreakerStore.from_url(f"{redis_server.url}?on_outage=fail", clock=FakeClock())
+    breaker = Breaker("p/gemini-2.5-flash-lite", policy=BreakerPolicy(), store=store)
+    now = 1_700_000_000.0
+    try:
+        await breaker.arecord(now, None)
+        before = _commands(redis_server)
+        await asyncio.gather(*(breaker.arecord(now + 1 + i / 100, None) for i in range(50)))
+        after = _commands(redis_server)
+        snapshot = await store.aload("p/gemini-2.5-flash-lite")
+    finally:
+        await store.aclose()
+    assert _ran(before, after)["evalsha"] == 50
+    assert snapshot is not None
+    assert len(snapshot.outcomes) == 51
