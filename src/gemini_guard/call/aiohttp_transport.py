@@ -14,15 +14,13 @@ a refused connection is `httpx.ConnectError`, a timeout `httpx.ConnectTimeout` /
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 import aiohttp
 import httpx
 
-from gemini_guard.call.loop_bound import closed_with_loop
+from gemini_guard.call.loop_bound import PerLoop
 
 __all__ = ["AiohttpTransport"]
 
@@ -103,35 +101,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, limit: int = 0) -> None:
         self._limit = limit  # connections per host; 0: no limit (the caller bounds concurrency)
-        self._sessions: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, aiohttp.ClientSession
-        ] = weakref.WeakKeyDictionary()
-        # Per loop, what closes its session when the loop ends (`closed_with_loop`).
-        self._closers: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, AsyncGenerator[None, None]
-        ] = weakref.WeakKeyDictionary()
-        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], aiohttp.ClientSession] | None = (
-            None
+        self._sessions = PerLoop(
+            self._new_session, aiohttp.ClientSession.close, lambda session: not session.closed
         )
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
-    def _session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        last = self._last
-        if last is not None and last[0]() is loop and not last[1].closed:
-            return last[1]  # the loop of the last request (nearly always)
-        session = self._sessions.get(loop)
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
-            # No cookie jar: the transport carries many callers' requests, and a cookie
-            # an answer set for one of them would go with every later caller's request.
-            session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
-            )
-            self._sessions[loop] = session
-            self._closers[loop] = closed_with_loop(session.close)
-        self._last = (weakref.ref(loop), session)
-        return session
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit)
+        # No cookie jar: the transport carries many callers' requests, and a cookie an
+        # answer set for one of them would go with every later caller's request.
+        return aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, cookie_jar=aiohttp.DummyCookieJar()
+        )
 
     def _timeout(self, timeouts: dict[str, float | None]) -> aiohttp.ClientTimeout:
         key = (timeouts.get("connect"), timeouts.get("read"))
@@ -154,7 +135,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             if k.lower() not in _DROPPED_REQUEST_HEADERS
         ]
         with _httpx_errors(request, connecting=True):
-            response = await self._session().request(
+            response = await self._sessions.get().request(
                 request.method,
                 str(request.url),
                 headers=headers,
@@ -172,14 +153,4 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        session = self._sessions.pop(loop, None)
-        closer = self._closers.pop(loop, None)
-        self._last = None
-        if session is not None:
-            await session.close()
-        if closer is not None:
-            await closer.aclose()
+        await self._sessions.aclose()

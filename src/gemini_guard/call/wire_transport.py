@@ -32,15 +32,14 @@ import asyncio
 import collections
 import ssl
 import time
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import cast
 
 import certifi
 import httptools
 import httpx
 
-from gemini_guard.call.loop_bound import closed_with_loop
+from gemini_guard.call.loop_bound import PerLoop
 
 __all__ = ["WireTransport"]
 
@@ -61,6 +60,7 @@ class _Exchange:
         "buffered",
         "chunks",
         "complete",
+        "encoded",
         "error",
         "framed",
         "headers",
@@ -87,6 +87,7 @@ class _Exchange:
         self.complete = False
         # Its length given, or sent in chunks; else its body ends when the connection does.
         self.framed = True
+        self.encoded = False  # compressed: httpx decodes it as it is read
         self.error: httpx.TransportError | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.whole = False  # read whole: never paused
@@ -210,8 +211,14 @@ class _Connection(asyncio.Protocol):
             return
         exchange.status = status
         self._keep_alive = self._parser.should_keep_alive()
-        if status not in (204, 304):
-            exchange.framed = any(name.lower() in _FRAMING for name, _ in exchange.headers)
+        framed = status in (204, 304)  # no body to frame
+        for name, _ in exchange.headers:
+            lowered = name.lower()
+            if lowered in _FRAMING:
+                framed = True
+            elif lowered == b"content-encoding":
+                exchange.encoded = True
+        exchange.framed = framed
         exchange.wake()
 
     def on_body(self, body: bytes) -> None:
@@ -362,27 +369,8 @@ class WireTransport(httpx.AsyncBaseTransport):
     def __init__(
         self, *, keepalive_seconds: float = 15.0, ssl_context: ssl.SSLContext | None = None
     ) -> None:
-        self._keepalive = keepalive_seconds
         self._ssl = ssl_context
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = (
-            weakref.WeakKeyDictionary()
-        )
-        # Per loop, what closes its pool when the loop ends (`closed_with_loop`).
-        self._closers: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, AsyncGenerator[None, None]
-        ] = weakref.WeakKeyDictionary()
-        self._last: tuple[weakref.ref[asyncio.AbstractEventLoop], _Pool] | None = None
-
-    def _pool(self, loop: asyncio.AbstractEventLoop) -> _Pool:
-        last = self._last
-        if last is not None and last[0]() is loop:
-            return last[1]  # the loop of the last request (nearly always)
-        pool = self._pools.get(loop)
-        if pool is None:
-            pool = self._pools[loop] = _Pool(self._keepalive)
-            self._closers[loop] = closed_with_loop(pool.close)
-        self._last = (weakref.ref(loop), pool)
-        return pool
+        self._pools = PerLoop(lambda: _Pool(keepalive_seconds), _Pool.close)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "HEAD":
@@ -397,7 +385,7 @@ class WireTransport(httpx.AsyncBaseTransport):
         url = request.url
         scheme = url.scheme
         origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80))
-        pool = self._pool(loop)
+        pool = self._pools.get()
         connection = pool.idle(origin)
         while True:
             kept = connection is not None
@@ -423,12 +411,10 @@ class WireTransport(httpx.AsyncBaseTransport):
                 connection.close()  # a timeout, a cancel: the answer can't be waited for
                 raise
             break
-        headers = exchange.headers
-        encoded = any(name.lower() == b"content-encoding" for name, _ in headers)
-        stream = (_Answer if encoded else _WholeAnswer)(connection, exchange)
+        stream = (_Answer if exchange.encoded else _WholeAnswer)(connection, exchange)
         return httpx.Response(
             exchange.status,
-            headers=headers,
+            headers=exchange.headers,
             stream=stream,
             request=request,
             extensions={"http_version": _HTTP_11, "reason_phrase": exchange.reason},
@@ -471,17 +457,7 @@ class WireTransport(httpx.AsyncBaseTransport):
         return connection
 
     async def aclose(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        pool = self._pools.pop(loop, None)
-        closer = self._closers.pop(loop, None)
-        self._last = None
-        if pool is not None:
-            await pool.close()
-        if closer is not None:
-            await closer.aclose()
+        await self._pools.aclose()
 
 
 def _request_bytes(request: httpx.Request, body: bytes) -> bytes:
