@@ -81,7 +81,7 @@ def serve_command(
     from gemini_guard.emulator.server import bind_socket
     from gemini_guard.gateway.access_log import stderr_access_log
     from gemini_guard.gateway.build import build_gateway
-    from gemini_guard.gateway.server import run
+    from gemini_guard.gateway.server import run, uvicorn_options
 
     config = load_cli_config(config_path)
     if workers > 1 and config.store.startswith("memory://"):
@@ -154,12 +154,7 @@ def serve_command(
                 factory=True,
                 fd=sock.fileno(),
                 workers=workers,
-                loop=loop,
-                http=http,
-                lifespan="off",
-                access_log=False,
-                timeout_graceful_shutdown=grace,
-                log_level="warning",
+                **uvicorn_options(grace=grace, loop=loop, http=http),
             )
     except KeyboardInterrupt:
         pass

@@ -219,11 +219,11 @@ class Gateway:
         await self._starlette(scope, receive, send)
 
     async def aclose(self) -> None:
+        if self._access_log is not None:
+            self._access_log.flush()  # first: what is logged is kept whatever fails next
         await self._transport.aclose()
         if self._budgets is not None:
             self._budgets.close()
-        if self._access_log is not None:
-            self._access_log.flush()
 
     # -- operations ---------------------------------------------------------------
 

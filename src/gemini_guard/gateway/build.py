@@ -12,9 +12,11 @@ HTTP-level path (`call.transport.GuardedTransport`) over its own HTTP/1.1 client
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gemini_guard.call.transport import GuardedTransport
 from gemini_guard.call.wire_transport import WireTransport
@@ -29,7 +31,7 @@ from gemini_guard.gateway.cache import GatewayCache
 from gemini_guard.gateway.status import RecentEvents, status_page
 from gemini_guard.guard import Guard, guard_from_config
 
-__all__ = ["GOOGLE_ENDPOINT", "app_from_environment", "build_gateway"]
+__all__ = ["GOOGLE_ENDPOINT", "app_from_environment", "build_gateway", "closed_at_shutdown"]
 
 GOOGLE_ENDPOINT = "https://generativelanguage.googleapis.com"
 
@@ -92,6 +94,36 @@ def build_gateway(
 
 def app_from_environment() -> Any:
     """The ASGI app for `uvicorn --factory` (several workers): the configuration
-    named by GEMINI_GUARD_CONFIG."""
-    gateway, _guard = build_gateway(load_config(), access_log=stderr_access_log())
-    return gateway.app
+    named by GEMINI_GUARD_CONFIG. It closes its gateway and Guard when the server shuts
+    down (the ASGI lifespan's shutdown), which writes the access lines and quota
+    tallies still pending: a worker stopped by SIGTERM ends by that signal once uvicorn
+    has shut down, so nothing registered to run at exit would."""
+    gateway, guard = build_gateway(load_config(), access_log=stderr_access_log())
+    return closed_at_shutdown(gateway.app, gateway.aclose, guard.aclose)
+
+
+def closed_at_shutdown(app: ASGIApp, *closers: Callable[[], Awaitable[None]]) -> ASGIApp:
+    """`app`, with `closers` run, in order, at the ASGI lifespan's shutdown."""
+
+    async def served(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                failed = []
+                for close in closers:
+                    try:
+                        await close()
+                    except Exception as exc:  # the others are still closed
+                        failed.append(f"{type(exc).__name__}: {exc}")
+                if failed:
+                    await send({"type": "lifespan.shutdown.failed", "message": "; ".join(failed)})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return served

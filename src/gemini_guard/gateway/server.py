@@ -14,13 +14,15 @@ import socket
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
 from gemini_guard.emulator.server import bind_socket
 from gemini_guard.gateway.app import Gateway
+from gemini_guard.gateway.joined_writes import HTTP_PARSERS, joined_protocol
 
-__all__ = ["HTTP_PARSERS", "LOOPS", "GatewayServer", "run", "serve_async"]
+__all__ = ["HTTP_PARSERS", "LOOPS", "GatewayServer", "run", "serve_async", "uvicorn_options"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,27 +47,34 @@ class _Server(uvicorn.Server):
         self.ready.set()
 
 
-# uvicorn's choices: "auto" takes uvloop and httptools when they are installed (the
-# `server` extra installs them), else asyncio's loop and h11.
+# uvicorn's choices: "auto" takes uvloop when it is installed (the `server` extra
+# installs it), else asyncio's loop.
 LOOPS = ("auto", "asyncio", "uvloop")
-HTTP_PARSERS = ("auto", "h11", "httptools")
+
+
+def uvicorn_options(*, grace: int, loop: str = "auto", http: str = "auto") -> dict[str, Any]:
+    """How uvicorn serves the gateway, in one process or several (`--workers`)."""
+    return {
+        "loop": loop,
+        "http": joined_protocol(http),
+        # The app's lifespan: at shutdown a worker's app closes its gateway and Guard
+        # (`build.app_from_environment`).
+        "lifespan": "on",
+        # uvicorn says only what goes wrong: the access log is the gateway's own,
+        # without keys or tokens.
+        "log_level": "warning",
+        "access_log": False,
+        # X-Forwarded-For / -Proto rewrite the client's address and scheme, which the
+        # gateway never reads; the middleware cost ~4% of a request here.
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": grace,
+    }
 
 
 def _config(
-    gateway: Gateway, *, log_level: str, grace: int, loop: str = "auto", http: str = "auto"
+    gateway: Gateway, *, grace: int, loop: str = "auto", http: str = "auto"
 ) -> uvicorn.Config:
-    return uvicorn.Config(
-        gateway.app,
-        loop=loop,
-        http=http,
-        lifespan="off",
-        log_level=log_level,
-        access_log=False,  # the gateway writes its own, without keys or tokens
-        # X-Forwarded-For / -Proto rewrite the client's address and scheme, which the
-        # gateway never reads; the middleware cost ~4% of a request here.
-        proxy_headers=False,
-        timeout_graceful_shutdown=grace,
-    )
+    return uvicorn.Config(gateway.app, **uvicorn_options(grace=grace, loop=loop, http=http))
 
 
 @contextlib.asynccontextmanager
@@ -75,7 +84,7 @@ async def serve_async(
     """Serve `gateway` on the running loop; yields once it accepts connections."""
     sock = bind_socket(host, port)
     bound = int(sock.getsockname()[1])
-    server = _Server(_config(gateway, log_level="warning", grace=grace))
+    server = _Server(_config(gateway, grace=grace))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     ready = asyncio.create_task(server.ready.wait())
     try:
@@ -107,9 +116,7 @@ def run(
     whatever code runs at that moment, and when that is a finalizer Python prints the
     exception and goes on: the server, once started, stops at once if the event is set,
     so such a signal is not lost."""
-    # uvicorn says only what goes wrong: the command prints its own lines, in the
-    # user's language, and the access log is the gateway's own.
-    config = _config(gateway, log_level="warning", grace=grace, loop=loop, http=http)
+    config = _config(gateway, grace=grace, loop=loop, http=http)
     _collect_less()
     _Server(config, stop_asked).run(sockets=[sock])
 
