@@ -75,6 +75,7 @@ _DROPPED_REQUEST_HEADERS = frozenset(
         "accept-encoding",
     }
 )
+_DROPPED_REQUEST_RAW = frozenset(name.encode() for name in _DROPPED_REQUEST_HEADERS)
 _DROPPED_RESPONSE_HEADERS = frozenset(
     {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive"}
 )
@@ -153,6 +154,7 @@ class Gateway:
         self._base_url = base_url.rstrip("/")
         self._urls: dict[str, httpx.URL] = {}
         self._upstream_key = upstream_key
+        self._upstream_key_raw = (upstream_key or "").encode("latin-1")
         self._budgets = budgets
         self._cache = cache
         self._max_body = max_body_bytes
@@ -479,20 +481,24 @@ class Gateway:
             if isinstance(admitted, Refusal):
                 raise _over_budget(admitted)
             permit = admitted
+        # The client's headers as they came, bytes (httpx takes them without encoding
+        # them again).
         headers = [
-            (k, v) for k, v in request.headers.items() if k.lower() not in _DROPPED_REQUEST_HEADERS
+            (name, value)
+            for name, value in request.scope["headers"]
+            if name.lower() not in _DROPPED_REQUEST_RAW
         ]
         if self._upstream_key is not None:
             if inbound.surface == "openai":
-                headers.append(("authorization", f"Bearer {self._upstream_key}"))
+                headers.append((b"authorization", b"Bearer " + self._upstream_key_raw))
             else:
-                headers.append(("x-goog-api-key", self._upstream_key))
+                headers.append((b"x-goog-api-key", self._upstream_key_raw))
         url = self._url(inbound.path + (f"?{inbound.query}" if inbound.query else ""))
         # The body as a ready stream with its length: httpx's `content=` would scan the
         # headers once per default it adds.
-        headers.append(("host", url.netloc.decode("ascii")))
+        headers.append((b"host", url.netloc))
         if body or request.method in ("POST", "PATCH"):
-            headers.append(("content-length", str(len(body))))
+            headers.append((b"content-length", b"%d" % len(body)))
         upstream = httpx.Request(
             request.method,
             url,
@@ -501,6 +507,9 @@ class Gateway:
             # The body as parsed by the intake (unless the cache stage rewrote it).
             extensions={PARSED_BODY: (body, inbound.parsed)} if body is inbound.body else None,
         )
+        # Read now, in one step: the guarded path's and the wire's `aread` then find it
+        # read, instead of each going through httpx's async iteration of the stream.
+        upstream.read()
         try:
             reply = await self._transport.handle_async_request(upstream)
         except httpx.TransportError as exc:
