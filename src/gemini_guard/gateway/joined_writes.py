@@ -34,7 +34,13 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["HTTP_PARSERS", "HeadWithBody", "joined_protocol"]
+__all__ = [
+    "HTTP_PARSERS",
+    "HeadWithBody",
+    "JoinedH11Protocol",
+    "JoinedHttpToolsProtocol",
+    "joined_protocol",
+]
 
 # uvicorn's choices: "auto" takes httptools when it is installed (the `server` extra
 # installs it), else h11.
