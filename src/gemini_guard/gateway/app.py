@@ -49,7 +49,7 @@ from gemini_guard.call.transport import (
     PARSED_BODY,
     QUIET_HEADER,
 )
-from gemini_guard.errors import CallFailed
+from gemini_guard.errors import CallFailed, ConfigError
 from gemini_guard.gateway import auth
 from gemini_guard.gateway.access_log import AccessLog
 from gemini_guard.gateway.auth import Caller, GatewayRefusal, TokenTable
@@ -153,8 +153,14 @@ class Gateway:
         self._transport = transport
         self._base_url = base_url.rstrip("/")
         self._urls: dict[str, httpx.URL] = {}
+        if upstream_key is not None and not upstream_key.isascii():
+            # An HTTP header can't carry it (a quote or space pasted with the key?).
+            raise ConfigError(
+                "the upstream API key holds a character that is not ASCII: set its "
+                "environment variable again to the key exactly as Google shows it"
+            )
         self._upstream_key = upstream_key
-        self._upstream_key_raw = (upstream_key or "").encode("latin-1")
+        self._upstream_key_raw = (upstream_key or "").encode("ascii")
         self._budgets = budgets
         self._cache = cache
         self._max_body = max_body_bytes
