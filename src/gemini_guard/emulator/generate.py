@@ -21,6 +21,7 @@ from typing import Any
 from gemini_guard.emulator.request_body import field
 from gemini_guard.tokens import (
     CHARS_PER_TOKEN,
+    TextTally,
     estimate_text_tokens,
     estimate_tokens,
     truncate_to_tokens,
@@ -93,14 +94,21 @@ def _rng(*parts: str) -> random.Random:
 
 
 def _prose(rng: random.Random, target_tokens: int) -> str:
-    words: list[str] = []
-    text = ""
-    while estimate_text_tokens(text) < target_tokens:
-        sentence = [rng.choice(_WORDS) for _ in range(rng.randint(6, 12))]
-        sentence[0] = sentence[0].capitalize()
-        words.append(" ".join(sentence) + ".")
-        text = " ".join(words)
-    return text
+    return _counted_prose(rng, target_tokens)[0]
+
+
+def _counted_prose(rng: random.Random, target_tokens: int) -> tuple[str, int]:
+    """Sentences of `_WORDS` until their estimate reaches `target_tokens`, and that estimate."""
+    sentences: list[str] = []
+    tally = TextTally()
+    while tally.tokens < target_tokens:
+        words = [rng.choice(_WORDS) for _ in range(rng.randint(6, 12))]
+        words[0] = words[0].capitalize()
+        sentence = " ".join(words) + "."
+        # The joining space goes with the sentence after it: a word's run starts there.
+        tally.add(" " + sentence if sentences else sentence)
+        sentences.append(sentence)
+    return " ".join(sentences), tally.tokens
 
 
 def _from_schema(schema: Any, rng: random.Random, depth: int = 0) -> Any:
@@ -141,9 +149,9 @@ def _candidate_text(
         schema = field(config, "responseJsonSchema") or field(config, "responseSchema")
         value = _from_schema(schema, rng) if schema else {"answer": _prose(rng, 12)}
         text = json.dumps(value, ensure_ascii=False)
+        tokens = estimate_text_tokens(text)
     else:
-        text = _prose(rng, 12 + rng.randrange(60))
-    tokens = estimate_text_tokens(text)
+        text, tokens = _counted_prose(rng, 12 + rng.randrange(60))
     if max_tokens is not None and tokens > max_tokens:
         text = truncate_to_tokens(text, max_tokens)
         return Candidate(text, estimate_text_tokens(text), "MAX_TOKENS")

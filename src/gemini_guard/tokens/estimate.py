@@ -43,6 +43,7 @@ __all__ = [
     "MAX_TOKENS_PER_CHAR",
     "MEDIA_PART_TOKENS",
     "TextCounts",
+    "TextTally",
     "count_text",
     "estimate_text_tokens",
     "estimate_tokens",
@@ -205,7 +206,10 @@ def estimate_text_tokens(text: str) -> int:
         return 0
     # `count_text(text).tokens` without building the TextCounts (this runs on every
     # paced call): the same sum, in the same order, so the same float.
-    c, extra = _counts(text)
+    return _tokens(*_counts(text))
+
+
+def _tokens(c: list[int], extra: int) -> int:
     cost = (
         c[_H] * HAN
         + c[_K] * KANA
@@ -220,6 +224,32 @@ def estimate_text_tokens(text: str) -> int:
         + c[_I] * INDENT
     )
     return math.ceil(cost - 1e-9)
+
+
+class TextTally:
+    """The estimate of a text written piece by piece, each piece read once.
+
+    Estimating the whole text again after each piece costs time in the square of its
+    length (the emulator writes its answers a sentence at a time until they reach a
+    length in tokens). A piece must start where a run of the whole text starts: after
+    punctuation or a line break, or at the space before a word; then `tokens` is
+    `estimate_text_tokens` of the pieces joined.
+    """
+
+    __slots__ = ("_counts", "_extra")
+
+    def __init__(self) -> None:
+        self._counts = [0] * len(_FIELDS)
+        self._extra = 0
+
+    def add(self, piece: str) -> None:
+        counts, extra = _counts(piece)
+        self._counts = [a + b for a, b in zip(self._counts, counts, strict=True)]
+        self._extra += extra
+
+    @property
+    def tokens(self) -> int:
+        return _tokens(self._counts, self._extra)
 
 
 def truncate_to_tokens(text: str, max_tokens: int) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 
+from gemini_guard.emulator import generate as generate_module
 from gemini_guard.emulator.generate import generate, request_tokens, response_json, split_for_stream
 from gemini_guard.tokens import estimate_text_tokens, estimate_tokens
 
@@ -87,3 +89,24 @@ def test_stream_chunks_reassemble_to_the_whole_answer_with_usage_last() -> None:
     assert all("usageMetadata" not in c for c in chunks[:-1])
     assert chunks[-1]["usageMetadata"] == whole["usageMetadata"]
     assert {c["finishReason"] for c in chunks[-1]["candidates"]} == {"STOP"}
+
+
+def _prose_by_whole_estimates(rng: random.Random, target_tokens: int) -> str:
+    """The answer's prose as first written: the whole text estimated after each sentence."""
+    words: list[str] = []
+    text = ""
+    while estimate_text_tokens(text) < target_tokens:
+        sentence = [rng.choice(generate_module._WORDS) for _ in range(rng.randint(6, 12))]
+        sentence[0] = sentence[0].capitalize()
+        words.append(" ".join(sentence) + ".")
+        text = " ".join(words)
+    return text
+
+
+def test_prose_is_the_text_it_was_when_the_whole_was_estimated_after_each_sentence() -> None:
+    # Answers are deterministic across versions too: a recorded run replays the same.
+    for seed in range(300):
+        target = seed % 90
+        ours, tokens = generate_module._counted_prose(random.Random(seed), target)
+        assert ours == _prose_by_whole_estimates(random.Random(seed), target)
+        assert tokens == estimate_text_tokens(ours) >= target

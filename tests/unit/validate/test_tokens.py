@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import string
 from pathlib import Path
@@ -14,10 +15,12 @@ from hypothesis import strategies as st
 from gemini_guard.tokens import (
     MAX_TOKENS_PER_CHAR,
     MEDIA_PART_TOKENS,
+    TextTally,
     count_text,
     estimate_text_tokens,
     estimate_tokens,
 )
+from gemini_guard.tokens import estimate as estimate_module
 
 CALIBRATION = Path(__file__).parents[2] / "fixtures" / "token-calibration.json"
 
@@ -123,3 +126,31 @@ _PIECES = [*"ab Z9\n\t.,!?-_", *"中文字かなカナ한국어，。éàüß", 
 def test_the_fast_estimate_is_the_estimate_of_the_counts(text: str) -> None:
     # estimate_text_tokens skips building TextCounts on the hot path: same figure.
     assert estimate_text_tokens(text) == (count_text(text).tokens if text else 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list("ab Zq.,\n\t 0197中文かな한국어Мир!?")) | st.characters(),
+        max_size=120,
+    ),
+    cuts=st.lists(st.integers(min_value=0), max_size=8),
+)
+def test_a_tally_of_pieces_cut_where_runs_start_is_the_whole_texts_estimate(
+    text: str, cuts: list[int]
+) -> None:
+    starts = [m.start() for m in estimate_module._RUNS.finditer(text)]
+    bounds = sorted({starts[i % len(starts)] for i in cuts} | {0, len(text)}) if starts else [0]
+    tally = TextTally()
+    assert tally.tokens == 0
+    for begin, end in itertools.pairwise(bounds):
+        tally.add(text[begin:end])
+    assert tally.tokens == estimate_text_tokens(text)
+
+
+def test_a_tally_cut_inside_a_run_is_not_the_whole_texts_estimate() -> None:
+    # Why pieces must start where runs start: "ab" is one word, "a" + "b" two.
+    tally = TextTally()
+    tally.add("a")
+    tally.add("b")
+    assert (tally.tokens, estimate_text_tokens("ab")) == (2, 1)
