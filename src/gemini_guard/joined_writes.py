@@ -1,4 +1,5 @@
-"""A response's head goes out with its body, in one write.
+"""A response's head goes out with its body, in one write (the gateway's and the
+emulator's servers).
 
 uvicorn's protocols write a response's status line and headers as soon as the app
 starts the response, and its body as a second write. Each write is a system call, and

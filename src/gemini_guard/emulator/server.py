@@ -5,9 +5,12 @@
 - `serve_async(...)`: the same as an async context manager, on the running loop.
 - `run(...)`: serve in the foreground until Ctrl-C (the CLI).
 
-The server uses uvicorn's h11 protocol with one addition: it lets the emulator find
-the socket a request came on, so a "drop" fault closes that very connection and the
-client sees a real connection error, not a response.
+The server uses uvicorn's HTTP protocol, httptools when installed (the `server` extra),
+writing each answer's head with its body (`gemini_guard.joined_writes`), with one
+addition: it lets the emulator find the socket a request came on, so a "drop" fault
+closes that very connection and the client sees a real connection error, not a
+response. On h11, the emulator spent half its time per request in HTTP framing and
+answered about 2,200 requests a second (concurrency 64); on httptools, 4,000.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gemini_guard.clock import Clock
 from gemini_guard.emulator.app import Emulator
 from gemini_guard.emulator.scenario import Scenario
+from gemini_guard.joined_writes import joined_protocol
 
 __all__ = ["EmulatorServer", "bind_socket", "run", "serve", "serve_async"]
 
@@ -43,17 +46,19 @@ class EmulatorServer:
     emulator: Emulator
 
 
-def _protocol_for(emulator: Emulator) -> type[H11Protocol]:
+def _protocol_for(emulator: Emulator) -> type[asyncio.Protocol]:
     registry = emulator.connections
+    base: Any = joined_protocol("auto")
 
-    class _Protocol(H11Protocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    class _Protocol(base):  # type: ignore[misc]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
+            self._socket_transport = transport
             if self.client is not None:
                 registry[self.client] = transport
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self.client is not None and registry.get(self.client) is self.transport:
+            if self.client is not None and registry.get(self.client) is self._socket_transport:
                 del registry[self.client]
             super().connection_lost(exc)
 
@@ -114,6 +119,7 @@ def _prepare(
         emu.app,
         http=_protocol_for(emu),
         lifespan="off",
+        proxy_headers=False,
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=2,
@@ -196,6 +202,7 @@ def run(
         emulator.app,
         http=_protocol_for(emulator),
         lifespan="off",
+        proxy_headers=False,
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=2,

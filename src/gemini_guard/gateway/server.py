@@ -20,7 +20,7 @@ import uvicorn
 
 from gemini_guard.emulator.server import bind_socket
 from gemini_guard.gateway.app import Gateway
-from gemini_guard.gateway.joined_writes import HTTP_PARSERS, joined_protocol
+from gemini_guard.joined_writes import HTTP_PARSERS, joined_protocol
 
 __all__ = ["HTTP_PARSERS", "LOOPS", "GatewayServer", "run", "serve_async", "uvicorn_options"]
 

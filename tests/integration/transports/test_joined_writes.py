@@ -11,93 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from socket import IPPROTO_TCP, TCP_NODELAY
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from gemini_guard.emulator.server import bind_socket
-from gemini_guard.gateway.joined_writes import (
+from gemini_guard.gateway.server import uvicorn_options
+from gemini_guard.joined_writes import (
     HeadWithBody,
     JoinedH11Protocol,
     JoinedHttpToolsProtocol,
     joined_protocol,
 )
-from gemini_guard.gateway.server import _Server, uvicorn_options
+from tests.support.recorded_writes import serving_recorded
 
 PARSERS = ["h11", "httptools"]
-
-
-class _Recording(asyncio.Transport):
-    """A real transport, each write it is asked for recorded on its way."""
-
-    def __init__(self, transport: asyncio.Transport, writes: list[bytes]) -> None:
-        super().__init__()
-        self._real = transport
-        self._writes = writes
-
-    def write(self, data: Any) -> None:
-        if data:  # an empty write sends nothing (h11 makes one to end a message)
-            self._writes.append(bytes(data))
-        self._real.write(data)
-
-    def __getattribute__(self, name: str) -> Any:
-        if name in ("write", "_real", "_writes", "__class__", "__dict__"):
-            return object.__getattribute__(self, name)
-        return getattr(object.__getattribute__(self, "_real"), name)
-
-
-def _watched(
-    parser: str, writes: list[bytes], delays: list[int] | None = None
-) -> type[asyncio.Protocol]:
-    """The gateway's protocol for `parser`, on a transport that records its writes
-    (and in `delays`, whether each connection's socket has Nagle's algorithm on)."""
-    base: Any = joined_protocol(parser)
-
-    class Watched(base):  # type: ignore[misc]
-        def connection_made(self, transport: asyncio.Transport) -> None:
-            super().connection_made(_Recording(transport, writes))
-            if delays is not None:
-                sock = transport.get_extra_info("socket")
-                delays.append(0 if sock.getsockopt(IPPROTO_TCP, TCP_NODELAY) else 1)
-
-    return Watched
-
-
-@asynccontextmanager
-async def _serving(
-    app: Any,
-    parser: str,
-    writes: list[bytes],
-    *,
-    delays: list[int] | None = None,
-    by_descriptor: bool = False,
-) -> AsyncIterator[str]:
-    """`app` served by uvicorn on the gateway's protocol. `by_descriptor`: uvicorn is
-    handed the listening socket's descriptor, as `serve --workers` hands it."""
-    sock = bind_socket("127.0.0.1", 0)
-    config = uvicorn.Config(
-        app,
-        fd=sock.fileno() if by_descriptor else None,
-        http=_watched(parser, writes, delays),
-        lifespan="off",
-        log_level="warning",
-        timeout_graceful_shutdown=2,  # an answer stuck in a failed test ends the server too
-    )
-    server = _Server(config)
-    serving = asyncio.ensure_future(server.serve(sockets=None if by_descriptor else [sock]))
-    try:
-        await asyncio.wait_for(server.ready.wait(), timeout=20)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await serving
-        sock.close()
 
 
 async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,7 +43,10 @@ async def _hello(scope: Scope, receive: Receive, send: Send) -> None:
 @pytest.mark.parametrize("parser", PARSERS)
 async def test_each_whole_answer_is_one_write_of_its_head_and_body(parser: str) -> None:
     writes: list[bytes] = []
-    async with _serving(_hello, parser, writes) as url, httpx.AsyncClient() as client:
+    async with (
+        serving_recorded(_hello, joined_protocol(parser), writes) as url,
+        httpx.AsyncClient() as client,
+    ):
         for path in ("/one", "/two", "/three"):  # one kept connection, three answers
             answer = await client.get(url + path)
             assert answer.status_code == 200
@@ -146,7 +77,10 @@ async def test_a_stream_gets_its_head_before_its_first_piece_is_made(parser: str
         await send({"type": "http.response.body", "body": b"data: 2\n\n"})
 
     writes: list[bytes] = []
-    async with _serving(stream, parser, writes) as url, httpx.AsyncClient() as client:
+    async with (
+        serving_recorded(stream, joined_protocol(parser), writes) as url,
+        httpx.AsyncClient() as client,
+    ):
         async with asyncio.timeout(10):
             async with client.stream("GET", url + "/events") as answer:
                 assert answer.status_code == 200
@@ -160,7 +94,10 @@ async def test_a_stream_gets_its_head_before_its_first_piece_is_made(parser: str
 @pytest.mark.parametrize("parser", PARSERS)
 async def test_an_answer_to_head_is_written_without_a_body(parser: str) -> None:
     writes: list[bytes] = []
-    async with _serving(_hello, parser, writes) as url, httpx.AsyncClient() as client:
+    async with (
+        serving_recorded(_hello, joined_protocol(parser), writes) as url,
+        httpx.AsyncClient() as client,
+    ):
         async with asyncio.timeout(10):
             answer = await client.head(url + "/x")
             assert answer.status_code == 200
@@ -175,7 +112,7 @@ async def test_an_error_written_as_the_connection_closes_reaches_the_client(
     parser: str,
 ) -> None:
     writes: list[bytes] = []
-    async with _serving(_hello, parser, writes) as url:
+    async with serving_recorded(_hello, joined_protocol(parser), writes) as url:
         port = int(url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"NOT HTTP AT ALL\r\n\r\n")  # uvicorn answers 400 and closes
@@ -194,7 +131,9 @@ async def test_connections_of_a_socket_handed_over_by_descriptor_do_not_delay_wr
     client's delayed ACK."""
     writes: list[bytes] = []
     delays: list[int] = []
-    served = _serving(_hello, parser, writes, delays=delays, by_descriptor=True)
+    served = serving_recorded(
+        _hello, joined_protocol(parser), writes, delays=delays, by_descriptor=True
+    )
     async with served as url, httpx.AsyncClient() as client:
         assert (await client.get(url + "/a")).text == "hello, /a"
     assert delays == [0]
