@@ -20,7 +20,9 @@ run one after another, in alternating order from round to round (the machine is
 shared: compare within a run); the added latency is a contender's p50 (p99) minus the
 direct p50 (p99) of the same round, and the table shows the median over rounds. Then
 requests per second at concurrency 64 for each, and each gateway's RSS before and after
-`--soak` seconds at concurrency 200 (0: no soak), one after the other.
+`--soak` seconds at concurrency 200 (0: no soak), one after the other. Each load starts
+once every server process is idle (LiteLLM's proxy used a quarter of a core in the
+half second after a load at concurrency 200 ended).
 
 `--baseline SRC` adds one more gateway, the same configuration served from another
 source tree (a checkout's `src/` folder, e.g. `git worktree add /tmp/old <commit>`):
@@ -115,6 +117,33 @@ def _cpu_seconds(pid: int) -> float:
     """User + system time of process `pid` so far (/proc/PID/stat, fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _settle(pids: list[int], *, window: float = 0.25, limit: float = 30.0) -> bool:
+    """Wait until the servers are idle: under a twentieth of a core together over
+    `window` seconds. A proxy may go on working after its load ends (its logging,
+    requests its client gave up on), on the cores the next contender's load needs.
+    False when they were still busy after `limit` seconds."""
+    deadline = time.monotonic() + limit
+    while True:
+        before = sum(_cpu_seconds(pid) for pid in pids)
+        time.sleep(window)
+        if sum(_cpu_seconds(pid) for pid in pids) - before < window / 20:
+            return True
+        if time.monotonic() > deadline:
+            return False
+
+
+@dataclass
+class Servers:
+    """The server processes of a run, let go quiet before each load."""
+
+    pids: list[int]
+    busy: int = 0  # loads started with the servers still busy after the wait
+
+    def settle(self) -> None:
+        if not _settle(self.pids):
+            self.busy += 1
 
 
 def _rss_kib(pid: int) -> int:
@@ -224,15 +253,24 @@ def _load_average() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def _measure(direct: Contender, contenders: list[Contender], *, requests: int, rounds: int) -> None:
+def _measure(
+    direct: Contender,
+    contenders: list[Contender],
+    servers: Servers,
+    *,
+    requests: int,
+    rounds: int,
+) -> None:
     for level in LEVELS:
         n = requests if level > 1 else min(requests, 1000)
         for round_ in range(rounds):
             order = contenders if round_ % 2 == 0 else contenders[::-1]
+            servers.settle()
             base = asyncio.run(_load(direct.url, direct.key, requests=n, concurrency=level))
             direct.errors += int(base["errors"])
             direct.p50.setdefault(level, []).append(base["p50_ms"])
             for contender in order:
+                servers.settle()
                 via = asyncio.run(
                     _load(contender.url, contender.key, requests=n, concurrency=level)
                 )
@@ -358,7 +396,10 @@ def main(argv: list[str]) -> None:
             f"({min(args.requests, 1000)} at concurrency 1), {args.rounds} rounds; "
             f"load average {_load_average()}"
         )
-        _measure(direct, contenders, requests=args.requests, rounds=args.rounds)
+        servers = Servers([child.pid for child in children])
+        if fixed is not None and fixed.pid is not None:
+            servers.pids.append(fixed.pid)
+        _measure(direct, contenders, servers, requests=args.requests, rounds=args.rounds)
         print(
             f"{'contender':>20} {'concurrency':>11} {'direct p50':>11} {'added p50':>10} "
             f"{'added p99':>10} {'req/s':>7}"
@@ -375,6 +416,7 @@ def main(argv: list[str]) -> None:
         for round_ in range(args.rounds):
             for contender in contenders if round_ % 2 == 0 else contenders[::-1]:
                 pid = contender.process.pid if contender.process is not None else None
+                servers.settle()
                 cpu_before = _cpu_seconds(pid) if pid is not None else 0.0
                 result = asyncio.run(
                     _load(contender.url, contender.key, requests=args.requests, concurrency=64)
@@ -397,10 +439,13 @@ def main(argv: list[str]) -> None:
                 f"({contender.errors} errors in the run)"
             )
         print(f"load average after the run: {_load_average()}")
+        if servers.busy:
+            print(f"{servers.busy} loads began with a server still busy after 30 s of waiting")
         # Each gateway soaked in turn (the baseline too, for a side-by-side figure).
         soaked = [c for c in contenders if c.process is not None and c.name.startswith("gateway")]
         for contender in soaked if args.soak > 0 else []:
             assert contender.process is not None
+            servers.settle()
             before = _rss_kib(contender.process.pid)
             soak = asyncio.run(
                 _load(contender.url, TOKEN, requests=0, concurrency=200, seconds=args.soak)
