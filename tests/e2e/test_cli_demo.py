@@ -17,9 +17,9 @@ def _row(output: str, name: str) -> list[str]:
     raise AssertionError(f"no {name!r} row in:\n{output}")
 
 
-def test_demo_shows_the_guard_losing_nothing_where_the_guide_loses() -> None:
+def test_demo_shows_the_guard_losing_nothing_where_the_guide_loses(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("gemini-guard")
-    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "TMPDIR": str(tmp_path)}
     env.pop("GEMINI_API_KEY", None)
     env.pop("GOOGLE_API_KEY", None)  # the demo needs no key
     done = subprocess.run(
@@ -40,6 +40,12 @@ def test_demo_shows_the_guard_losing_nothing_where_the_guide_loses() -> None:
     # The Guard honours the server's delays: fewer 429s than the guide's blind loop.
     assert int(guard[4]) < int(guide[4])
     assert "emulated time" in done.stdout
+    # The report it names is kept, in the one folder the run made.
+    (folder,) = tmp_path.iterdir()
+    shown = "".join(done.stdout.split())  # a long path may be wrapped
+    reports = [f for f in folder.iterdir() if f.name != "events.jsonl"]
+    assert len(reports) == 1
+    assert f"run:{reports[0]}" in shown
     if int(guide[1]) > 0:
         assert f"gave up on {guide[1]} prompts" in done.stdout.replace("\n", " ")
 
@@ -85,9 +91,9 @@ def test_demo_builds_its_guard_from_config_and_rejects_a_bad_one(tmp_path: Path)
     assert "'gold'" in refused.stderr
 
 
-def test_demo_json_and_the_deprecated_speed_spelling() -> None:
+def test_demo_json_and_the_deprecated_speed_spelling(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("gemini-guard")
-    env = {**os.environ, "NO_COLOR": "1"}
+    env = {**os.environ, "NO_COLOR": "1", "TMPDIR": str(tmp_path)}
     env.pop("GEMINI_API_KEY", None)
     done = subprocess.run(
         [str(exe), "demo", "--prompts", "8", "--concurrency", "4", "--speed", "600", "--json"],
@@ -98,6 +104,7 @@ def test_demo_json_and_the_deprecated_speed_spelling() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    assert list(tmp_path.iterdir()) == []  # no report: its events' folder is gone too
     assert "--speed is deprecated; use --time-scale" in done.stderr
     payload = json.loads(done.stdout)
     assert payload["time_scale"] == 600

@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import random
+import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -582,10 +583,17 @@ def demo(
         )
     wall = SystemClock()  # the real time the demo takes, shown to the user
     started = wall.monotonic()
-    events = Path(tempfile.mkdtemp(prefix="gemini-guard-demo-")) / "events.jsonl"
-    results = asyncio.run(
-        _demo(prompts, concurrency, speed, config, events, show_progress=not as_json)
-    )
+    # The Guard's events, for the report the table ends with (kept for the user to
+    # open); `--json` writes no report, so its folder goes once the run ends.
+    folder = Path(tempfile.mkdtemp(prefix="gemini-guard-demo-"))
+    events = folder / "events.jsonl"
+    try:
+        results = asyncio.run(
+            _demo(prompts, concurrency, speed, config, events, show_progress=not as_json)
+        )
+    finally:
+        if as_json:
+            shutil.rmtree(folder, ignore_errors=True)
     real = wall.monotonic() - started
     if as_json:
         payload = {
