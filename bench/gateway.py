@@ -19,7 +19,9 @@ as `x-goog-api-key`). Per concurrency and round, the direct request and each con
 run one after another, in alternating order from round to round (the machine is
 shared: compare within a run); the added latency is a contender's p50 (p99) minus the
 direct p50 (p99) of the same round, and the table shows the median over rounds. Then
-requests per second at concurrency 64 for each, and each gateway's RSS before and after
+requests per second at concurrency 64 for the upstream alone (with the emulator's CPU
+time per request: the machine the proxies run on is shared with it) and for each
+contender, and each gateway's RSS before and after
 `--soak` seconds at concurrency 200 (0: no soak), one after the other. Each load starts
 once every server process is idle (LiteLLM's proxy used a quarter of a core in the
 half second after a load at concurrency 200 ended).
@@ -328,6 +330,7 @@ def main(argv: list[str]) -> None:
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     }
     cli = [sys.executable, "-m", "gemini_guard"]
+    emulator: subprocess.Popen[bytes] | None = None
     try:
         if args.upstream == "emulator":
             emulator = subprocess.Popen(
@@ -390,7 +393,12 @@ def main(argv: list[str]) -> None:
                     "LiteLLM proxy", f"http://127.0.0.1:{port}{PATH}", LITELLM_KEY, process=proxy
                 )
             )
-        direct = Contender("direct", f"http://127.0.0.1:{upstream_port}{PATH}", UPSTREAM_KEY)
+        direct = Contender(
+            "the upstream, direct",
+            f"http://127.0.0.1:{upstream_port}{PATH}",
+            UPSTREAM_KEY,
+            process=emulator,
+        )
         print(
             f"upstream: {args.upstream}; {args.requests} requests per cell "
             f"({min(args.requests, 1000)} at concurrency 1), {args.rounds} rounds; "
@@ -412,9 +420,12 @@ def main(argv: list[str]) -> None:
                     f"{_median(contender.added_p99[level]):>9.2f}m "
                     f"{_median(contender.rps[level]):>7.0f}"
                 )
-        throughput: dict[str, list[float]] = {c.name: [] for c in contenders}
+        # The upstream alone too: its own rate and CPU are what the proxies share the
+        # machine with.
+        loaded = [direct, *contenders]
+        throughput: dict[str, list[float]] = {c.name: [] for c in loaded}
         for round_ in range(args.rounds):
-            for contender in contenders if round_ % 2 == 0 else contenders[::-1]:
+            for contender in loaded if round_ % 2 == 0 else loaded[::-1]:
                 pid = contender.process.pid if contender.process is not None else None
                 servers.settle()
                 cpu_before = _cpu_seconds(pid) if pid is not None else 0.0
@@ -427,7 +438,7 @@ def main(argv: list[str]) -> None:
                     contender.cpu_us.append((_cpu_seconds(pid) - cpu_before) / sent * 1e6)
                 contender.errors += int(result["errors"])
                 throughput[contender.name].append(result["rps"])
-        for contender in contenders:
+        for contender in loaded:
             cpu = (
                 f", {_median(contender.cpu_us):,.0f} µs CPU per request (whole process)"
                 if contender.cpu_us
