@@ -102,7 +102,7 @@ def _record(line: str) -> None:
     if HEADING not in text:
         intro = (
             f"\n{HEADING}\n\n`python -m bench emulator_throughput`: generateContent on loopback"
-            " against `gemini-guard emulate --scenario healthy` (one uvicorn worker, h11,"
+            " against `gemini-guard emulate --scenario healthy` (one uvicorn worker,"
             " no quotas), driven by httpx clients in another process.\n\n" + header
         )
         text = text.rstrip("\n") + "\n" + intro
