@@ -21,10 +21,10 @@ shared: compare within a run); the added latency is a contender's p50 (p99) minu
 direct p50 (p99) of the same round, and the table shows the median over rounds. Then
 requests per second at concurrency 64 for the upstream alone (with the emulator's CPU
 time per request: the machine the proxies run on is shared with it) and for each
-contender, and each gateway's RSS before and after
-`--soak` seconds at concurrency 200 (0: no soak), one after the other. Each load starts
-once every server process is idle (LiteLLM's proxy used a quarter of a core in the
-half second after a load at concurrency 200 ended).
+contender, and each gateway's RSS before and after `--soak` seconds at concurrency 200
+(0: no soak), one after the other. Each load starts once every server process is idle
+(LiteLLM's proxy used a quarter of a core in the half second after a load at
+concurrency 200 ended).
 
 `--baseline SRC` adds one more gateway, the same configuration served from another
 source tree (a checkout's `src/` folder, e.g. `git worktree add /tmp/old <commit>`):
