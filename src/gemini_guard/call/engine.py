@@ -152,6 +152,7 @@ class _Call(CallRecord, Generic[T]):
         "metered_as",
         "requests",
         "shared",
+        "shrinks",
         "tallying",
         "tokens",
         "use_quota",
@@ -168,6 +169,7 @@ class _Call(CallRecord, Generic[T]):
         self.line_up = False
         self.listening = False
         self.shared = False
+        self.shrinks = True  # see `Engine.steps`
         self.tallying: TallyingGate | None = None
         self.deadline_at: float | None = None
 
@@ -352,6 +354,7 @@ class Engine:
         use_quota: bool = True,
         requests: int = 1,
         metered_as: str | None = None,
+        shrinks: bool = True,
     ) -> Steps[T]:
         """The logic of one call over `chain`, as a generator of effects (see module doc).
         `tokens`: the input tokens the call reserves, or a function estimating them,
@@ -362,7 +365,9 @@ class Engine:
         embeddings: one per item); the quota gate reserves that many. `metered_as`:
         the name of the quota, breaker and parking a one-model call answers to when
         it is not its model's (countTokens: `tiers.count_tokens_quota(model)`), so
-        that the model's generation quota neither delays nor blocks it."""
+        that the model's generation quota neither delays nor blocks it. `shrinks`: a
+        retry after a deadline may ask for less (the policy's `shrink_on_deadline`);
+        False for a call with no generation settings to shrink, retried as it was."""
         if metered_as is not None and len(chain) != 1:
             raise ValueError("metered_as= is for a call of one model")
         if not chain:
@@ -372,6 +377,7 @@ class Engine:
         call.tokens = tokens
         call.requests = requests
         call.metered_as = metered_as
+        call.shrinks = shrinks
         call.input_tokens_of = input_tokens_of
         # No gate, nothing to reserve: skip the round trips through the driver.
         call.use_quota = use_quota and self.pacing
@@ -713,7 +719,8 @@ class Engine:
         )
         decision = decide_after_failure(
             diagnosis,
-            progress=ModelProgress(failures=turn.failures, shrunk=turn.shrunk),
+            # A call with nothing to shrink is as one whose smaller retry is spent.
+            progress=ModelProgress(failures=turn.failures, shrunk=turn.shrunk or not call.shrinks),
             policy=self.retry,
             has_next=nxt is not None,
             budget_allows=self.budget.allows_retry(turn.key),

@@ -95,6 +95,13 @@ class Route:
         return self.kind in ("generate", "stream", "openai_chat")
 
     @property
+    def shrinks(self) -> bool:
+        """Whether a retry after a deadline can ask for less (`shrunk_body`): only
+        generateContent's body has a generationConfig; the embedding calls refuse one
+        (400 "Unknown name"), and the OpenAI-compatible chat names its limits otherwise."""
+        return self.kind in ("generate", "stream")
+
+    @property
     def streamed(self) -> bool:
         return self.kind == "stream"
 

@@ -335,6 +335,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
             use_quota=(route.paced or route.meter is not None) and route.model is not None,
             requests=call.requests,
             metered_as=route.meter,
+            shrinks=route.shrinks,
         )
 
     def _attempt_request(self, call: _Call, plan: AttemptPlan) -> httpx.Request:

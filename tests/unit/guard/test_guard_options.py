@@ -123,6 +123,70 @@ def test_the_guard_shrinks_the_retry_after_a_deadline(client: genai.Client) -> N
     assert upstream.sent[1].url.path.endswith("/gemini-2.5-pro:generateContent")
 
 
+class _DeadlineFirst(Upstream):
+    """A 504 for the first attempt, then the answer `ok` for every other."""
+
+    def __init__(self, ok: object) -> None:
+        super().__init__()
+        self.ok = ok
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.sent.append(request)
+        if len(self.sent) == 1:
+            error = {"code": 504, "message": "Deadline expired", "status": "DEADLINE_EXCEEDED"}
+            return httpx.Response(504, json={"error": error})
+        return httpx.Response(200, json=self.ok)
+
+
+EMBEDDING = {"embedding": {"values": [0.1, 0.2]}}
+EMBEDDINGS = {"embeddings": [{"values": [0.1, 0.2]}]}
+CHAT = {
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi."}}],
+    "usage": {"prompt_tokens": 2, "completion_tokens": 1},
+}
+BASE = "https://generativelanguage.googleapis.com/v1beta"
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "ok"),
+    [
+        (
+            f"{BASE}/models/gemini-embedding-001:embedContent",
+            {"content": {"parts": [{"text": "hi"}]}},
+            EMBEDDING,
+        ),
+        (
+            f"{BASE}/models/gemini-embedding-001:batchEmbedContents",
+            {
+                "requests": [
+                    {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "hi"}]}}
+                ]
+            },
+            EMBEDDINGS,
+        ),
+        (
+            f"{BASE}/openai/chat/completions",
+            {"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "hi"}]},
+            CHAT,
+        ),
+    ],
+    ids=["embedContent", "batchEmbedContents", "openai-chat"],
+)
+def test_a_request_without_generation_config_is_retried_as_it_was_after_a_deadline(
+    client: genai.Client, url: str, body: dict[str, object], ok: object
+) -> None:
+    """Only generateContent's body has a generationConfig to shrink: an embedding
+    request that gained one was refused (400, "Unknown name generationConfig"), and
+    the OpenAI-compatible chat names its limits otherwise."""
+    guard = Guard(client=client, clock=FakeClock(), log=False, quota=False)
+    upstream = _DeadlineFirst(ok)
+    with httpx.Client(transport=GuardedTransport(guard, inner=upstream)) as http:
+        assert http.post(url, json=body).status_code == 200
+    first, second = (json.loads(r.content) for r in upstream.sent)
+    assert first == second == body
+
+
 def test_bad_options_are_config_errors(client: genai.Client) -> None:
     with pytest.raises(ConfigError, match="tier 'gold'"):
         Guard(client=client, tier="gold")
