@@ -98,31 +98,6 @@ def test_shrunk_attempt_lowers_thinking_and_output() -> None:
     assert cfg["thinkingConfig"] == {"thinkingLevel": "LOW"}
 
 
-def test_the_guard_shrinks_the_retry_after_a_deadline(client: genai.Client) -> None:
-    """A 504 is retried once with less thinking and a capped answer (the body the
-    upstream received says so), on the same model."""
-
-    class Deadline(Upstream):
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
-            request.read()
-            self.sent.append(request)
-            if len(self.sent) == 1:
-                error = {"code": 504, "message": "Deadline expired", "status": "DEADLINE_EXCEEDED"}
-                return httpx.Response(504, json={"error": error})
-            return httpx.Response(200, json=ANSWER)
-
-    guard = Guard(client=client, clock=FakeClock(), log=False, quota=False)
-    upstream = Deadline()
-    with httpx.Client(transport=GuardedTransport(guard, inner=upstream)) as http:
-        body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
-        assert http.post(URL.format("gemini-2.5-pro"), json=body).status_code == 200
-    first, second = (json.loads(r.content) for r in upstream.sent)
-    assert "generationConfig" not in first
-    assert second["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 512}
-    assert second["generationConfig"]["maxOutputTokens"] == 2048
-    assert upstream.sent[1].url.path.endswith("/gemini-2.5-pro:generateContent")
-
-
 class _DeadlineFirst(Upstream):
     """A 504 for the first attempt, then the answer `ok` for every other."""
 
@@ -137,6 +112,22 @@ class _DeadlineFirst(Upstream):
             error = {"code": 504, "message": "Deadline expired", "status": "DEADLINE_EXCEEDED"}
             return httpx.Response(504, json={"error": error})
         return httpx.Response(200, json=self.ok)
+
+
+def test_the_guard_shrinks_the_retry_after_a_deadline(client: genai.Client) -> None:
+    """A 504 is retried once with less thinking and a capped answer (the body the
+    upstream received says so), on the same model."""
+
+    guard = Guard(client=client, clock=FakeClock(), log=False, quota=False)
+    upstream = _DeadlineFirst(ANSWER)
+    with httpx.Client(transport=GuardedTransport(guard, inner=upstream)) as http:
+        body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+        assert http.post(URL.format("gemini-2.5-pro"), json=body).status_code == 200
+    first, second = (json.loads(r.content) for r in upstream.sent)
+    assert "generationConfig" not in first
+    assert second["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 512}
+    assert second["generationConfig"]["maxOutputTokens"] == 2048
+    assert upstream.sent[1].url.path.endswith("/gemini-2.5-pro:generateContent")
 
 
 EMBEDDING = {"embedding": {"values": [0.1, 0.2]}}
