@@ -231,9 +231,10 @@ class TextTally:
 
     Estimating the whole text again after each piece costs time in the square of its
     length (the emulator writes its answers a sentence at a time until they reach a
-    length in tokens). A piece must start where a run of the whole text starts: after
-    punctuation or a line break, or at the space before a word; then `tokens` is
-    `estimate_text_tokens` of the pieces joined.
+    length in tokens). No run the estimate prices (a word with the space before it, a
+    run of digits, of line breaks, of one script...) may be split between two pieces:
+    a sentence that follows a full stop, its joining space in front of its first word,
+    is a piece. Then `tokens` is `estimate_text_tokens` of the pieces joined.
     """
 
     __slots__ = ("_counts", "_extra")
