@@ -104,6 +104,21 @@ def _url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def _config(emulator: Emulator, log_level: str) -> uvicorn.Config:
+    """How uvicorn serves the emulator, in a thread, on a loop or in the foreground."""
+    return uvicorn.Config(
+        emulator.app,
+        http=_protocol_for(emulator),
+        lifespan="off",
+        # X-Forwarded-* rewrite the client's address, which the "drop" fault's registry
+        # is keyed by; the middleware only costs time here.
+        proxy_headers=False,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+
+
 def _prepare(
     scenario: ScenarioLike,
     clock: Clock | None,
@@ -115,16 +130,7 @@ def _prepare(
 ) -> tuple[Emulator, _Server, socket.socket, int]:
     emu = emulator if emulator is not None else Emulator(scenario, clock=clock, log_path=log_path)
     sock = bind_socket(host, port)
-    config = uvicorn.Config(
-        emu.app,
-        http=_protocol_for(emu),
-        lifespan="off",
-        proxy_headers=False,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )
-    return emu, _Server(config), sock, int(sock.getsockname()[1])
+    return emu, _Server(_config(emu, log_level)), sock, int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -198,13 +204,4 @@ def run(
     log_level: str = "info",
 ) -> None:
     """Serve `emulator` on `sock` in the foreground until interrupted (Ctrl-C)."""
-    config = uvicorn.Config(
-        emulator.app,
-        http=_protocol_for(emulator),
-        lifespan="off",
-        proxy_headers=False,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(_config(emulator, log_level)).run(sockets=[sock])
